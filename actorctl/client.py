@@ -1,0 +1,103 @@
+"""A synchronous client for actord's control socket (DEALER, one request at a time)."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from typing import Any
+
+import zmq
+
+from actors.wire import MAX_CLIENT_MESSAGE, WireError, pack, unpack
+from actors.wire.api import PROTOCOL_VERSION
+
+__all__ = ["DEFAULT_ADDRESS", "CallTimeout", "Client", "DaemonError", "Unreachable"]
+
+DEFAULT_ADDRESS = "ipc:///run/actord/actord.sock"
+
+
+class DaemonError(Exception):
+    """The daemon answered with an error."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{message} ({code})")
+        self.code = code
+        self.message = message
+
+
+class Unreachable(Exception):
+    """Nothing answers at the address."""
+
+
+class CallTimeout(Exception):
+    """The daemon did not answer in time (it may still complete the request)."""
+
+
+class Client:
+    """Calls methods on one daemon. Not thread-safe: one per thread."""
+
+    def __init__(self, address: str = DEFAULT_ADDRESS, timeout: float = 10.0,
+                 context: zmq.Context | None = None) -> None:
+        self.address = address
+        self.timeout = timeout
+        self._context = context or zmq.Context.instance()
+        self._socket: zmq.Socket | None = None
+
+    def _connect(self) -> zmq.Socket:
+        if self._socket is None:
+            if self.address.startswith("ipc://") and not os.path.exists(self.address[6:]):
+                raise Unreachable(f"cannot reach actord at {self.address}: no such socket (is actord running?)")
+            sock = self._context.socket(zmq.DEALER)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.IMMEDIATE, 1)
+            sock.setsockopt(zmq.MAXMSGSIZE, MAX_CLIENT_MESSAGE)
+            sock.connect(self.address)
+            self._socket = sock
+        return self._socket
+
+    def call(self, method: str, params: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
+        """Call `method`; its result, or raise DaemonError, Unreachable or CallTimeout."""
+        return self.call_raw({"v": PROTOCOL_VERSION, "method": method, "params": params or {}}, timeout)
+
+    def call_raw(self, request: dict[str, Any], timeout: float | None = None) -> Any:
+        """Send a request map (an `id` is added) and wait for its reply."""
+        limit = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        sock = self._connect()
+        request_id = uuid.uuid4().hex
+        sock.setsockopt(zmq.SNDTIMEO, max(1, int(limit * 1000)))
+        try:
+            sock.send(pack({**request, "id": request_id}))
+        except zmq.Again:
+            self.close()
+            raise Unreachable(f"cannot reach actord at {self.address} within {limit:g}s") from None
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not sock.poll(int(remaining * 1000) + 1):
+                self.close()
+                raise CallTimeout(
+                    f"actord at {self.address} did not answer {request.get('method')} within {limit:g}s; "
+                    "it may still complete it (check 'actorctl containers list' or 'actorctl events')"
+                )
+            try:
+                reply = unpack(sock.recv())
+            except WireError:
+                continue
+            if reply.get("id") != request_id:
+                continue  # a late reply to an earlier call
+            if reply.get("ok"):
+                return reply.get("result")
+            error = reply.get("error") or {}
+            raise DaemonError(str(error.get("code", "internal")), str(error.get("message", "request failed")))
+
+    def close(self) -> None:
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.close()

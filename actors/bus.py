@@ -1,0 +1,270 @@
+"""The IO thread: the only owner of the daemon's ZeroMQ sockets.
+
+Actors never share a socket. Each actor owns one PUSH socket (created in its own
+thread) connected to `inproc://actord.bus`; it sends two frames, the name of the
+destination and a msgpack message. This thread decodes and validates every
+message and hands it to the named actor with `tell`, so actors exchange msgpack
+over inproc while pykka keeps their mailboxes. Messages addressed to "bus" are
+for this thread: replies for clients, events to publish, fds to poll.
+
+External sockets:
+  ROUTER  ipc://<state>/actord.sock   client requests and replies
+  XPUB    ipc://<state>/events.sock   the event stream (topic frame + msgpack body)
+  PULL    ipc://<state>/shim.sock     exit reports from shims
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import pykka
+import zmq
+
+from actors.wire import MAX_CLIENT_MESSAGE, MAX_SHIM_MESSAGE, ApiError, ErrorCode, WireError, pack, unpack
+from actors.wire.api import error_reply, parse_request
+from actors.wire.messages import make, validate
+
+__all__ = ["BUS_ADDRESS", "WELCOME", "Bus", "BusSender"]
+
+logger = logging.getLogger(__name__)
+
+BUS_ADDRESS = "inproc://actord.bus"
+WELCOME = b"\x00welcome"
+"""Sent by the event socket to each new subscriber: proof that the pipe is attached."""
+
+TICK_SECONDS = 1.0
+
+
+class BusSender:
+    """An actor's own PUSH socket to the bus; create it in the actor's thread."""
+
+    def __init__(self, context: zmq.Context) -> None:
+        self._socket = context.socket(zmq.PUSH)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.setsockopt(zmq.SNDHWM, 0)
+        self._socket.connect(BUS_ADDRESS)
+
+    def send(self, destination: str, message: dict[str, Any]) -> None:
+        self._socket.send_multipart([destination.encode(), pack(message)])
+
+    def close(self) -> None:
+        self._socket.close()
+
+
+class Bus(threading.Thread):
+    """Moves messages between sockets and actors; never blocks on an actor."""
+
+    def __init__(
+        self,
+        context: zmq.Context,
+        *,
+        control_address: str,
+        events_address: str,
+        shim_address: str,
+        events_hwm: int = 10000,
+    ) -> None:
+        super().__init__(name="zmq-io", daemon=True)
+        self.context = context
+        self.control_address = control_address
+        self.events_address = events_address
+        self.shim_address = shim_address
+        self.events_hwm = events_hwm
+        self.actors: dict[str, pykka.ActorRef[Any]] = {}
+        self.ready = threading.Event()
+        self.error: BaseException | None = None
+        self._watched: set[int] = set()
+
+    def register(self, name: str, ref: pykka.ActorRef[Any]) -> None:
+        """Make an actor reachable by name; call before `start()`."""
+        self.actors[name] = ref
+
+    def stop(self) -> None:
+        """Ask the thread to close its sockets and end (callable from any thread)."""
+        sender = BusSender(self.context)
+        sender.send("bus", make("stop"))
+        sender.close()
+        self.join(timeout=5)
+
+    def run(self) -> None:
+        try:
+            self._bind()
+        except BaseException as exc:
+            self.error = exc
+            self.ready.set()
+            return
+        self.ready.set()
+        try:
+            self._loop()
+        except Exception:
+            logger.exception("the IO thread failed")
+        finally:
+            for sock in (self.router, self.xpub, self.shims, self.inbox):
+                sock.close(linger=0)
+
+    def _bind(self) -> None:
+        self.inbox = self.context.socket(zmq.PULL)
+        self.inbox.setsockopt(zmq.RCVHWM, 0)
+        self.inbox.bind(BUS_ADDRESS)
+
+        self.router = self.context.socket(zmq.ROUTER)
+        self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self.router.setsockopt(zmq.MAXMSGSIZE, MAX_CLIENT_MESSAGE)
+        self.router.setsockopt(zmq.LINGER, 0)
+        self.router.setsockopt(zmq.SNDHWM, 1000)
+        self.router.setsockopt(zmq.RCVHWM, 1000)
+        self.router.bind(self.control_address)
+
+        self.xpub = self.context.socket(zmq.XPUB)
+        self.xpub.setsockopt(zmq.XPUB_WELCOME_MSG, WELCOME)
+        self.xpub.setsockopt(zmq.SNDHWM, self.events_hwm)
+        self.xpub.setsockopt(zmq.LINGER, 0)
+        self.xpub.bind(self.events_address)
+
+        self.shims = self.context.socket(zmq.PULL)
+        self.shims.setsockopt(zmq.MAXMSGSIZE, MAX_SHIM_MESSAGE)
+        self.shims.setsockopt(zmq.LINGER, 0)
+        self.shims.bind(self.shim_address)
+
+        self.poller = zmq.Poller()
+        for sock in (self.inbox, self.router, self.xpub, self.shims):
+            self.poller.register(sock, zmq.POLLIN)
+
+    def _loop(self) -> None:
+        next_tick = time.monotonic() + TICK_SECONDS
+        while True:
+            timeout_ms = max(0, int((next_tick - time.monotonic()) * 1000))
+            for item, _ in self.poller.poll(timeout_ms):
+                if item is self.inbox:
+                    if not self._drain_inbox():
+                        return
+                elif item is self.router:
+                    self._drain_router()
+                elif item is self.shims:
+                    self._drain_shims()
+                elif item is self.xpub:
+                    self._drain_subscriptions()
+                elif isinstance(item, int):
+                    self._fd_ready(item)
+            if time.monotonic() >= next_tick:
+                next_tick = time.monotonic() + TICK_SECONDS
+                self._tell("eventlog", make("tick"))
+
+    def _tell(self, name: str, message: dict[str, Any]) -> None:
+        ref = self.actors.get(name)
+        if ref is None:
+            logger.error("message %s for unknown actor %r dropped", message.get("type"), name)
+            return
+        try:
+            ref.tell(message)
+        except pykka.ActorDeadError:
+            logger.error("actor %s is dead; message %s dropped", name, message.get("type"))
+
+    def _drain_inbox(self) -> bool:
+        while True:
+            try:
+                frames = self.inbox.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return True
+            if len(frames) != 2:
+                logger.error("malformed internal message of %d frames dropped", len(frames))
+                continue
+            destination = frames[0].decode()
+            try:
+                message = validate(unpack(frames[1], limit=1 << 30))
+            except WireError as exc:
+                logger.error("invalid internal message for %s dropped: %s", destination, exc)
+                continue
+            if destination != "bus":
+                self._tell(destination, message)
+            elif message["type"] == "stop":
+                return False
+            else:
+                self._handle_own(message)
+
+    def _handle_own(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if kind == "reply":
+            self._send_reply(message["route"], message["body"])
+        elif kind == "publish":
+            try:
+                self.xpub.send_multipart(
+                    [message["topic"].encode(), pack(message["event"])], zmq.NOBLOCK
+                )
+            except zmq.Again:
+                logger.debug("event %s not published: subscribers are full", message["topic"])
+        elif kind == "watch_fd":
+            fd = message["fd"]
+            if fd not in self._watched:
+                self._watched.add(fd)
+                self.poller.register(fd, zmq.POLLIN)
+        else:
+            logger.error("message %s is not for the bus", kind)
+
+    def _fd_ready(self, fd: int) -> None:
+        self.poller.unregister(fd)
+        self._watched.discard(fd)
+        self._tell("monitor", make("fd_ready", fd=fd))
+
+    def _send_reply(self, route: bytes, body: dict[str, Any]) -> None:
+        try:
+            self.router.send_multipart([route, pack(body)], zmq.NOBLOCK)
+        except (zmq.Again, zmq.ZMQError) as exc:
+            logger.debug("reply %s not delivered: %s", body.get("id"), exc)
+
+    def _drain_router(self) -> None:
+        while True:
+            try:
+                frames = self.router.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if len(frames) != 2:
+                if frames:
+                    self._send_reply(
+                        frames[0],
+                        error_reply(None, ApiError(ErrorCode.BAD_REQUEST, "a request is one frame")),
+                    )
+                continue
+            route, body = frames
+            request_id = None
+            try:
+                decoded = unpack(body)
+                raw_id = decoded.get("id")
+                request_id = raw_id if isinstance(raw_id, str) and len(raw_id) <= 128 else None
+                request_id, method, params = parse_request(decoded)
+            except WireError as exc:
+                self._send_reply(route, error_reply(None, ApiError(ErrorCode.BAD_REQUEST, str(exc))))
+                continue
+            except ApiError as exc:
+                self._send_reply(route, error_reply(request_id, exc))
+                continue
+            self._tell(
+                "supervisor",
+                make("request", route=route, id=request_id, method=method, params=params),
+            )
+
+    def _drain_shims(self) -> None:
+        while True:
+            try:
+                frames = self.shims.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                if len(frames) != 1:
+                    raise WireError("a shim report is one frame")
+                message = validate(unpack(frames[0], limit=MAX_SHIM_MESSAGE))
+                if message["type"] != "shim_exit":
+                    raise WireError(f"shims may not send {message['type']}")
+            except WireError as exc:
+                logger.warning("bad shim report dropped: %s", exc)
+                continue
+            self._tell("monitor", message)
+
+    def _drain_subscriptions(self) -> None:
+        while True:
+            try:
+                self.xpub.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return

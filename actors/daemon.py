@@ -1,0 +1,215 @@
+"""`actord`: the daemon's entry point and its assembly of actors and sockets.
+
+Start-up order matters: the state dir lock is taken before any socket is bound
+(a second bind on an ipc path would silently steal the first daemon's socket),
+the spawner is started before any actor thread exists, and the bus binds
+before it dispatches.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+import pykka
+import zmq
+from setproctitle import setproctitle
+
+from actors import __version__
+from actors.bus import Bus
+from actors.eventlog import EventLog
+from actors.monitor import Monitor
+from actors.statedir import StateDir
+from actors.supervisor import Supervisor
+from actors.wire.api import PROTOCOL_VERSION
+from actors.worker import Worker
+from actors.worker.runtime import Runtime
+from shimproc.spawner import Spawner
+
+__all__ = ["main"]
+
+logger = logging.getLogger("actord")
+
+DEFAULT_STATE_DIR = "/run/actord"
+
+
+class StartupError(click.ClickException):
+    """A reason the daemon cannot start; exits 1 with the message."""
+
+
+def lock_state_dir(state: StateDir) -> int:
+    """Hold an exclusive flock on the state dir for the daemon's lifetime."""
+    fd = os.open(state.lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise StartupError(f"another actord (pid {holder}) is running on {state.root}") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def runtime_version(binary: str) -> str:
+    try:
+        done = subprocess.run([binary, "--version"], capture_output=True, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise StartupError(f"the runtime {binary!r} does not run: {exc}") from None
+    return done.stdout.decode(errors="replace").splitlines()[0].strip()
+
+
+class Daemon:
+    """One running actord: its lock, spawner, bus and actors."""
+
+    def __init__(self, state: StateDir, *, listen: str | None, workers: int,
+                 start_timeout: float, retain_count: int, runtime: str, events_hwm: int) -> None:
+        self.state = state
+        self.control_address = listen or state.ipc(state.control_socket)
+        self.events_address = state.ipc(state.events_socket)
+        self.shim_address = state.ipc(state.shim_socket)
+        state.ipc(state.spawner_socket)
+        self.workers = workers
+        self.start_timeout = start_timeout
+        self.retain_count = retain_count
+        self.runtime_binary = runtime
+        self.events_hwm = events_hwm
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        os.umask(0o077)
+        self.state.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.state.root, 0o700)
+        lock_fd = lock_state_dir(self.state)
+        try:
+            self._run()
+        finally:
+            os.close(lock_fd)
+
+    def _run(self) -> None:
+        binary = shutil.which(self.runtime_binary)
+        if binary is None:
+            raise StartupError(f"the runtime {self.runtime_binary!r} is not installed (try: apt-get install runc)")
+        info = {
+            "version": __version__,
+            "protocol": PROTOCOL_VERSION,
+            "runtime": runtime_version(binary),
+            "state_dir": str(self.state.root),
+            "events_address": self.events_address,
+            "pid": os.getpid(),
+        }
+        self.state.containers.mkdir(mode=0o700, exist_ok=True)
+        self.state.runtime_root.mkdir(mode=0o700, exist_ok=True)
+        for stale in (self.state.control_socket, self.state.events_socket, self.state.shim_socket):
+            stale.unlink(missing_ok=True)
+
+        spawner = Spawner(self.state.spawner_socket, f"actor-shim-spawner {self.state.root}")
+        spawner.start()
+        context = zmq.Context()
+        context.setsockopt(zmq.LINGER, 0)
+        bus = Bus(context, control_address=self.control_address, events_address=self.events_address,
+                  shim_address=self.shim_address, events_hwm=self.events_hwm)
+        runtime = Runtime(binary, self.state.runtime_root)
+        worker_names = [f"worker-{n}" for n in range(self.workers)]
+        try:
+            bus.register("eventlog", EventLog.start(context, self.state.event_log, self.retain_count))
+            bus.register("monitor", Monitor.start(context))
+            for name in worker_names:
+                bus.register(name, Worker.start(
+                    context, name, state=self.state, runtime=runtime, spawner=spawner,
+                    start_timeout=self.start_timeout, report_address=self.shim_address,
+                ))
+            bus.register("supervisor", Supervisor.start(context, state=self.state, workers=worker_names, info=info))
+            bus.start()
+            bus.ready.wait()
+            if bus.error is not None:
+                raise StartupError(f"cannot bind the daemon's sockets: {bus.error}")
+            for sock in (self.state.control_socket, self.state.events_socket, self.state.shim_socket):
+                if sock.exists():
+                    os.chmod(sock, 0o600)
+            logger.info("actord %s serving %s (runtime %s, %d workers)",
+                        __version__, self.control_address, info["runtime"], self.workers)
+            self._wait_for_signal()
+            logger.info("stopping; containers keep running")
+        finally:
+            if bus.is_alive():
+                bus.stop()
+            pykka.ActorRegistry.stop_all(timeout=5)
+            context.term()
+            spawner.stop()
+            for sock in (self.state.control_socket, self.state.events_socket, self.state.shim_socket):
+                sock.unlink(missing_ok=True)
+
+    def _wait_for_signal(self) -> None:
+        def first(signum: int, _: Any) -> None:
+            logger.info("received %s", signal.Signals(signum).name)
+            self.stopping.set()
+            signal.signal(signal.SIGINT, second)
+
+        def second(signum: int, _: Any) -> None:
+            logger.warning("second %s: exiting at once", signal.Signals(signum).name)
+            os._exit(130)
+
+        signal.signal(signal.SIGTERM, first)
+        signal.signal(signal.SIGINT, first)
+        while not self.stopping.wait(1.0):
+            pass
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="actord")
+def cli() -> None:
+    """actord: a container supervisor. Runs OCI bundles through runc, one shim per process."""
+
+
+@cli.command()
+@click.option("--state-dir", default=DEFAULT_STATE_DIR, show_default=True, type=click.Path(file_okay=False),
+              help="Where containers, sockets and the event log live (keep it short: ipc paths are limited to 107 bytes).")
+@click.option("--listen", default=None, metavar="ADDRESS",
+              help="Control socket address  [default: ipc://<state-dir>/actord.sock]")
+@click.option("--workers", default=10, show_default=True, type=click.IntRange(1, 256),
+              help="Worker actors that run container starts and other runtime calls.")
+@click.option("--start-timeout", default=30.0, show_default=True, type=click.FloatRange(0.1, 3600),
+              help="Seconds a container start (shim, runc create, runc start) may take.")
+@click.option("--retain-count", default=500, show_default=True, type=click.IntRange(1, 10_000_000),
+              help="How many past events to keep for replay.")
+@click.option("--runtime", default="runc", show_default=True, help="The OCI runtime binary.")
+@click.option("--events-hwm", default=10000, show_default=True, type=click.IntRange(1, 10_000_000),
+              help="Events queued per slow subscriber before the PUB socket drops (subscribers then replay).")
+@click.option("--debug", is_flag=True, help="Log debug messages.")
+def start(state_dir: str, listen: str | None, workers: int, start_timeout: float, retain_count: int,
+          runtime: str, events_hwm: int, debug: bool) -> None:
+    """Run the daemon in the foreground until SIGTERM or SIGINT.
+
+    Containers keep running when the daemon stops: their shims outlive it.
+    """
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    state = StateDir(state_dir)
+    setproctitle(f"actord {state.root}")
+    try:
+        daemon = Daemon(state, listen=listen, workers=workers, start_timeout=start_timeout,
+                        retain_count=retain_count, runtime=runtime, events_hwm=events_hwm)
+    except ValueError as exc:
+        raise StartupError(str(exc)) from None
+    daemon.run()
+
+
+def main() -> None:
+    cli(prog_name="actord")
+
+
+if __name__ == "__main__":
+    main()

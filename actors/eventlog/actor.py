@@ -1,0 +1,122 @@
+"""The EventLog actor.
+
+Every event gets the next sequence number (which only grows, across restarts
+too), goes to the log file, then out on the PUB socket. Subscribers that miss
+some (a PUB drops at its high-water mark) fill the gap with `events.replay`;
+the heartbeat carries the last number so a lost tail is noticed as well.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from actors.base import BusActor
+from actors.eventlog.store import EventStore
+from actors.wire import MAX_CLIENT_MESSAGE, ApiError, pack
+from actors.wire.api import Params, error_reply, ok_reply
+
+__all__ = ["EventLog", "event_topic"]
+
+REPLAY_PAGE = 1000
+REPLAY_BUDGET = MAX_CLIENT_MESSAGE // 2
+"""Bytes of events per reply page, well under the message limit."""
+
+
+def event_topic(event: dict[str, Any]) -> str:
+    if event["type"] == "heartbeat":
+        return "daemon/heartbeat"
+    return f"container/{event['id']}/{event['type']}"
+
+
+class EventLog(BusActor):
+    def __init__(self, context: zmq.Context, path: Path, retain: int) -> None:
+        super().__init__(context)
+        self.path = path
+        self.retain = retain
+        self.boot = uuid.uuid4().hex
+        self.store: EventStore | None = None
+
+    def on_start(self) -> None:
+        super().on_start()
+        self.store = EventStore(self.path, self.retain)
+
+    def on_stop(self) -> None:
+        if self.store is not None:
+            self.store.close()
+        super().on_stop()
+
+    def on_emit(self, message: dict[str, Any]) -> None:
+        assert self.store is not None
+        event = {
+            "seq": self.store.last_seq + 1,
+            "type": message["event"],
+            "id": message["id"],
+            "pid": message.get("pid"),
+            "status": message.get("status"),
+            "timestamp": time.time(),
+            "boot": self.boot,
+        }
+        self.store.append(event)
+        self.send("bus", "publish", topic=event_topic(event), event=event)
+
+    def on_tick(self, _: dict[str, Any]) -> None:
+        assert self.store is not None
+        heartbeat = {
+            "type": "heartbeat",
+            "seq": self.store.last_seq,
+            "boot": self.boot,
+            "timestamp": time.time(),
+        }
+        self.send("bus", "publish", topic="daemon/heartbeat", event=heartbeat)
+
+    def on_replay(self, message: dict[str, Any]) -> None:
+        assert self.store is not None
+        route, request_id = message["route"], message["request_id"]
+        try:
+            result = self._replay(Params(message["params"]))
+        except ApiError as exc:
+            body = error_reply(request_id, exc)
+        else:
+            body = ok_reply(request_id, result)
+        self.send("bus", "reply", route=route, body=body)
+
+    def _replay(self, params: Params) -> dict[str, Any]:
+        assert self.store is not None
+        after = params.integer("after", low=0)
+        since = params.number("since")
+        container_id = params.container_id("id", required=False)
+        limit = params.integer("limit", low=1, high=REPLAY_PAGE) or REPLAY_PAGE
+        start = after or 0
+        events: list[dict[str, Any]] = []
+        size = 0
+        more = False
+        for event in self.store.after(start):
+            if since is not None and event["timestamp"] < since:
+                continue
+            if container_id is not None and event["id"] != container_id:
+                continue
+            encoded = len(pack(event))
+            if len(events) >= limit or size + encoded > REPLAY_BUDGET:
+                more = True
+                break
+            events.append(event)
+            size += encoded
+        if not more:
+            through = self.store.last_seq
+        else:
+            through = events[-1]["seq"] if events else start
+        return {
+            "events": events,
+            "first_seq": self.store.first_seq,
+            "last_seq": self.store.last_seq,
+            "through": through,
+            "more": more,
+            "truncated": after is not None and after + 1 < self.store.first_seq,
+            "boot": self.boot,
+        }
+

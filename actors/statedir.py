@@ -1,0 +1,108 @@
+"""Where things live in the state dir, and how files there are written safely.
+
+    <root>/actord.lock           flock held by the running daemon
+    <root>/actord.sock           control socket (ROUTER)
+    <root>/events.sock           event stream (PUB)
+    <root>/shim.sock             shim reports (PULL)
+    <root>/spawner.sock          the pre-warmed shim spawner
+    <root>/events.log            event log (msgpack records)
+    <root>/runc/                 runc's own state (--root)
+    <root>/containers/<id>/container.json
+    <root>/containers/<id>/<process>/{process.json, pid, log.json, exit.json, stdout.log, stderr.log}
+
+Both the daemon and the shim import this module, so it stays free of heavy imports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = ["IPC_PATH_MAX", "StateDir", "read_json", "write_json_atomic"]
+
+IPC_PATH_MAX = 107
+"""sizeof(sockaddr_un.sun_path) - 1: longer ipc paths cannot be bound."""
+
+
+class StateDir:
+    """Paths under one daemon's state directory."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(os.path.abspath(root))
+
+    @property
+    def lock_file(self) -> Path:
+        return self.root / "actord.lock"
+
+    @property
+    def control_socket(self) -> Path:
+        return self.root / "actord.sock"
+
+    @property
+    def events_socket(self) -> Path:
+        return self.root / "events.sock"
+
+    @property
+    def shim_socket(self) -> Path:
+        return self.root / "shim.sock"
+
+    @property
+    def spawner_socket(self) -> Path:
+        return self.root / "spawner.sock"
+
+    @property
+    def event_log(self) -> Path:
+        return self.root / "events.log"
+
+    @property
+    def runtime_root(self) -> Path:
+        return self.root / "runc"
+
+    @property
+    def containers(self) -> Path:
+        return self.root / "containers"
+
+    def container(self, container_id: str) -> Path:
+        return self.containers / container_id
+
+    def process(self, container_id: str, process_id: str) -> Path:
+        return self.containers / container_id / process_id
+
+    def ipc(self, path: Path) -> str:
+        """The `ipc://` address of a socket file, refusing paths the kernel cannot bind."""
+        if len(str(path)) > IPC_PATH_MAX:
+            raise ValueError(
+                f"socket path {path} is {len(str(path))} bytes; ipc paths are limited to "
+                f"{IPC_PATH_MAX}: choose a shorter --state-dir"
+            )
+        return f"ipc://{path}"
+
+
+def write_json_atomic(path: Path, data: Any, *, durable: bool = True) -> None:
+    """Write a JSON file so that readers see the old or the new content, never a torn one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    payload = json.dumps(data, separators=(",", ":")).encode()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, payload)
+        if durable:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+    if durable:
+        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON file; `None` when it is missing or damaged."""
+    try:
+        return json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None

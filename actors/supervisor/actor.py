@@ -1,0 +1,112 @@
+"""The Supervisor actor.
+
+Every client request becomes a task here, and every state change happens here,
+one message at a time. The Supervisor never blocks: runtime calls go to the
+worker pool and come back as `start_done` / `runtime_done` messages, and the
+reply to the client is sent when they do (a deferred reply).
+
+The handlers live one task type per module (as containerd v0.2's supervisor
+folder): `start`, `exit`, `signal`, `query`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+import zmq
+
+from actors.base import BusActor
+from actors.statedir import StateDir
+from actors.supervisor import exit as exit_task
+from actors.supervisor import query, signal as signal_task, start
+from actors.supervisor.deferred import DEFERRED
+from actors.supervisor.pool import WorkerPool
+from actors.supervisor.state import Container
+from actors.wire import ApiError, ErrorCode
+from actors.wire.api import error_reply, ok_reply
+
+__all__ = ["Supervisor"]
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[["Supervisor", dict[str, Any]], Any]
+
+REQUEST_HANDLERS: dict[str, Handler] = {
+    "version": query.version,
+    "containers.list": query.list_containers,
+    "containers.state": query.state,
+    "containers.start": start.request,
+    "containers.signal": signal_task.request,
+    "events.replay": query.replay,
+}
+
+
+class Supervisor(BusActor):
+    def __init__(
+        self, context: zmq.Context, *, state: StateDir, workers: list[str], info: dict[str, Any]
+    ) -> None:
+        super().__init__(context)
+        self.state = state
+        self.info = info
+        self.containers: dict[str, Container] = {}
+        self.tokens: dict[str, tuple[str, str]] = {}
+        """process token -> (container id, process id), for every live or starting process."""
+        self.early_exits: dict[str, int] = {}
+        """Exits that arrived before their process finished starting."""
+        self.tombstones: dict[str, str] = {}
+        """container id -> init token of a container whose shim is still cleaning up."""
+        self.parked: dict[str, dict[str, Any]] = {}
+        """container id -> start task waiting for that id's tombstone to clear."""
+        self.pool = WorkerPool(workers, lambda to, kind, members: self.send(to, kind, **members))
+
+    def on_stop(self) -> None:
+        for container in self.containers.values():
+            for process in container.processes.values():
+                process.close()
+        super().on_stop()
+
+    def reply(self, route: bytes | None, request_id: str | None, result: Any = None,
+              error: ApiError | None = None) -> None:
+        if route is None:
+            return
+        body = error_reply(request_id, error) if error is not None else ok_reply(request_id, result)
+        self.send("bus", "reply", route=route, body=body)
+
+    def emit(self, event: str, container_id: str, pid: str | None = None, status: int | None = None) -> None:
+        self.send("eventlog", "emit", event=event, id=container_id, pid=pid, status=status)
+
+    def find(self, container_id: str) -> Container:
+        container = self.containers.get(container_id)
+        if container is None or not container.listed:
+            raise ApiError(ErrorCode.NOT_FOUND, f"container {container_id} not found")
+        return container
+
+    def on_request(self, request: dict[str, Any]) -> None:
+        route, request_id = request["route"], request["id"]
+        handler = REQUEST_HANDLERS[request["method"]]
+        try:
+            result = handler(self, request)
+        except ApiError as exc:
+            self.reply(route, request_id, error=exc)
+        except Exception as exc:
+            logger.exception("request %s failed", request["method"])
+            self.reply(route, request_id, error=ApiError(ErrorCode.INTERNAL, f"internal error: {type(exc).__name__}"))
+        else:
+            if result is not DEFERRED:
+                self.reply(route, request_id, result)
+
+    def on_start_done(self, message: dict[str, Any]) -> None:
+        self.pool.done(message["worker"])
+        start.done(self, message)
+
+    def on_runtime_done(self, message: dict[str, Any]) -> None:
+        self.pool.done(message["worker"])
+        signal_task.runtime_done(self, message)
+
+    def on_process_exit(self, message: dict[str, Any]) -> None:
+        exit_task.process_exit(self, message)
+
+    def on_shim_gone(self, message: dict[str, Any]) -> None:
+        if exit_task.shim_gone(self, message):
+            start.unpark(self, message["id"])

@@ -1,0 +1,3 @@
+"""The marker a request handler returns when its reply will come from a later message."""
+
+DEFERRED = object()

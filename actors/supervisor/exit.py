@@ -1,0 +1,88 @@
+"""Process exits and shim departures.
+
+An exec's `exit` is emitted at once. The init's `exit` waits until every exec
+of the container has reported, so subscribers always see exec exits first.
+After the init's exit the container is removed from the table; its id stays
+reserved (a tombstone) until the shim has deleted the runc container and gone,
+and a start for the same id waits for that rather than racing it.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from typing import TYPE_CHECKING, Any
+
+from actors.supervisor.state import Container
+
+if TYPE_CHECKING:
+    from actors.supervisor.actor import Supervisor
+
+logger = logging.getLogger(__name__)
+
+
+def process_exit(sup: Supervisor, message: dict[str, Any]) -> None:
+    token, status = message["token"], message["status"]
+    owner = sup.tokens.get(token)
+    if owner is None:
+        return  # a failed start, or a process already reported
+    container_id, process_id = owner
+    container = sup.containers.get(container_id)
+    if container is None:
+        sup.tokens.pop(token, None)
+        return
+    if process_id not in container.processes:
+        sup.early_exits[token] = status  # start_done not processed yet
+        return
+    exited(sup, container, process_id, status)
+
+
+def exited(sup: Supervisor, container: Container, process_id: str, status: int) -> None:
+    process = container.processes[process_id]
+    if process_id != "init":
+        del container.processes[process_id]
+        sup.tokens.pop(process.token, None)
+        process.close()
+        sup.emit("exit", container.id, pid=process_id, status=status)
+        logger.info("process %s/%s exited with %d", container.id, process_id, status)
+        if container.status == "stopping" and list(container.processes) == ["init"]:
+            _remove(sup, container)
+        return
+    container.init_status = status
+    container.status = "stopping"
+    if list(container.processes) == ["init"]:
+        _remove(sup, container)
+
+
+def _remove(sup: Supervisor, container: Container) -> None:
+    init = container.processes.pop("init")
+    init.close()
+    sup.tokens.pop(init.token, None)
+    del sup.containers[container.id]
+    if container.init_shim_gone:
+        _clean(sup, container.id)
+    else:
+        sup.tombstones[container.id] = init.token
+    sup.emit("exit", container.id, pid="init", status=container.init_status)
+    logger.info("container %s exited with %s", container.id, container.init_status)
+
+
+def shim_gone(sup: Supervisor, message: dict[str, Any]) -> bool:
+    """Clean up after a shim; True when the container's id is free again."""
+    container_id, token = message["id"], message["token"]
+    if message["pid"] != "init":
+        shutil.rmtree(sup.state.process(container_id, message["pid"]), ignore_errors=True)
+        return False
+    container = sup.containers.get(container_id)
+    if container is not None and container.init_token == token:
+        container.init_shim_gone = True  # its execs have not all reported yet
+        return False
+    if sup.tombstones.get(container_id) != token:
+        return False
+    del sup.tombstones[container_id]
+    _clean(sup, container_id)
+    return True
+
+
+def _clean(sup: Supervisor, container_id: str) -> None:
+    shutil.rmtree(sup.state.container(container_id), ignore_errors=True)

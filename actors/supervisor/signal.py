@@ -1,0 +1,48 @@
+"""containers.signal: one process through its pidfd (no pid-reuse hazard), or all through runc."""
+
+from __future__ import annotations
+
+import signal as signals
+from typing import TYPE_CHECKING, Any
+
+from actors.supervisor.deferred import DEFERRED
+from actors.wire import ApiError, ErrorCode
+from actors.wire.api import Params
+
+if TYPE_CHECKING:
+    from actors.supervisor.actor import Supervisor
+
+
+def request(sup: Supervisor, request: dict[str, Any]) -> object:
+    params = Params(request["params"])
+    container_id = params.container_id()
+    signum = params.integer("signal", required=True, low=1, high=int(signals.SIGRTMAX))
+    process_id = params.string("pid", required=False, max_len=64)
+    every = params.flag("all")
+    assert container_id is not None and signum is not None
+    if every and process_id is not None:
+        raise ApiError(ErrorCode.INVALID_PARAMS, "give either 'pid' or 'all', not both")
+    container = sup.find(container_id)
+    if every:
+        sup.pool.submit("runtime_task", {
+            "job": "kill_all", "id": container_id, "args": [signum],
+            "route": request["route"], "request_id": request["id"],
+        })
+        return DEFERRED
+    process = container.processes.get(process_id or "init")
+    if process is None:
+        raise ApiError(ErrorCode.NOT_FOUND, f"process {process_id} of container {container_id} not found")
+    try:
+        signals.pidfd_send_signal(process.pidfd, signum)
+    except ProcessLookupError:
+        pass  # it has exited; its exit is on the way
+    return {}
+
+
+def runtime_done(sup: Supervisor, message: dict[str, Any]) -> None:
+    error = message.get("error")
+    if message["ok"] or error is None:
+        sup.reply(message.get("route"), message.get("request_id"), {})
+    else:
+        sup.reply(message.get("route"), message.get("request_id"),
+                  error=ApiError(str(error.get("code")), str(error.get("message"))))

@@ -1,0 +1,62 @@
+"""Container and process records, owned by the Supervisor alone."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Container", "Process"]
+
+
+@dataclass
+class Process:
+    id: str
+    token: str
+    system_pid: int
+    shim_pid: int
+    args: list[str]
+    pidfd: int
+
+    def close(self) -> None:
+        if self.pidfd >= 0:
+            os.close(self.pidfd)
+            self.pidfd = -1
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "pid": self.id,
+            "system_pid": self.system_pid,
+            "shim_pid": self.shim_pid,
+            "args": self.args,
+        }
+
+
+@dataclass
+class Container:
+    """One container. `status`: starting -> running <-> paused -> stopping -> (removed)."""
+
+    id: str
+    bundle: str
+    labels: dict[str, str]
+    init_token: str
+    status: str = "starting"
+    processes: dict[str, Process] = field(default_factory=dict)
+    start_route: bytes | None = None
+    start_request_id: str | None = None
+    init_status: int | None = None
+    init_shim_gone: bool = False
+
+    @property
+    def listed(self) -> bool:
+        return self.status in ("running", "paused")
+
+    def to_json(self) -> dict[str, Any]:
+        processes = sorted(self.processes.values(), key=lambda p: (p.id != "init", p.id))
+        return {
+            "id": self.id,
+            "bundle": self.bundle,
+            "status": self.status,
+            "labels": self.labels,
+            "processes": [p.to_json() for p in processes],
+        }

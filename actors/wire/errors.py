@@ -1,0 +1,35 @@
+"""Error codes carried in replies, and the exception that carries one inside the daemon."""
+
+from __future__ import annotations
+
+__all__ = ["ApiError", "ErrorCode"]
+
+
+class ErrorCode:
+    """String error codes of the request/reply protocol."""
+
+    BAD_REQUEST = "bad_request"
+    UNSUPPORTED_VERSION = "unsupported_version"
+    UNKNOWN_METHOD = "unknown_method"
+    INVALID_PARAMS = "invalid_params"
+    NOT_FOUND = "not_found"
+    ALREADY_EXISTS = "already_exists"
+    CONFLICT = "conflict"
+    RUNTIME_ERROR = "runtime_error"
+    TIMEOUT = "timeout"
+    BUSY = "busy"
+    SHUTTING_DOWN = "shutting_down"
+    INTERNAL = "internal"
+
+
+class ApiError(Exception):
+    """A failure that becomes an error reply `{"code", "message"}`."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def to_wire(self) -> dict[str, str]:
+        """The `error` member of a reply."""
+        return {"code": self.code, "message": self.message}

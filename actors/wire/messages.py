@@ -1,0 +1,105 @@
+"""Every message type that crosses a socket, defined once and checked on receipt.
+
+A message is a plain map with a `type` member. Actors build them with `make()`
+and the bus checks each one with `validate()` before handing it to an actor, so
+a handler can trust the members it reads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from actors.wire.codec import WireError
+
+__all__ = ["SCHEMAS", "make", "validate"]
+
+_Spec = dict[str, tuple[tuple[type, ...], bool]]
+"""member name -> (accepted types, required)."""
+
+
+def _fields(required: dict[str, Any], optional: dict[str, Any] | None = None) -> _Spec:
+    spec: _Spec = {}
+    for table, needed in ((required, True), (optional or {}, False)):
+        for name, kinds in table.items():
+            spec[name] = (kinds if isinstance(kinds, tuple) else (kinds,), needed)
+    return spec
+
+
+_NONE = type(None)
+
+SCHEMAS: dict[str, _Spec] = {
+    # Client request handed by the bus to the Supervisor; `route` is the ROUTER identity.
+    "request": _fields({"route": bytes, "id": str, "method": str, "params": dict}),
+    # Anything -> bus: one reply to a client.
+    "reply": _fields({"route": bytes, "body": dict}),
+    # EventLog -> bus: one event on the PUB socket.
+    "publish": _fields({"topic": str, "event": dict}),
+    # Monitor -> bus: poll a raw fd once; the bus answers `fd_ready` and forgets it.
+    "watch_fd": _fields({"fd": int}),
+    "fd_ready": _fields({"fd": int}),
+    # Bus -> EventLog, once a second: publish a heartbeat.
+    "tick": _fields({}),
+    # Main thread -> bus: close the sockets and end the IO thread.
+    "stop": _fields({}),
+    # Supervisor -> Worker: start a container's init process.
+    "start_task": _fields(
+        {"worker": str, "token": str, "id": str, "bundle": str, "labels": dict}
+    ),
+    # Worker -> Supervisor: outcome of a start_task.
+    "start_done": _fields(
+        {"worker": str, "token": str, "id": str, "ok": bool},
+        {"error": (dict, _NONE), "process": (dict, _NONE)},
+    ),
+    # Supervisor -> Worker: one blocking runtime call (e.g. kill --all, forced delete).
+    "runtime_task": _fields(
+        {"worker": str, "job": str, "id": str, "args": list},
+        {"route": (bytes, _NONE), "request_id": (str, _NONE)},
+    ),
+    "runtime_done": _fields(
+        {"worker": str, "job": str, "id": str, "ok": bool},
+        {"error": (dict, _NONE), "route": (bytes, _NONE), "request_id": (str, _NONE)},
+    ),
+    # Worker -> Monitor: a started process whose shim is to be watched.
+    "watch_process": _fields(
+        {"token": str, "id": str, "pid": str, "shim_pid": int, "procdir": str}
+    ),
+    # Shim -> daemon (ipc PUSH): the container process exited.
+    "shim_exit": _fields(
+        {"token": str, "id": str, "pid": str, "status": int, "shim_pid": int}
+    ),
+    # Monitor -> Supervisor: a process exit, exactly once per process.
+    "process_exit": _fields({"token": str, "id": str, "pid": str, "status": int}),
+    # Monitor -> Supervisor: the shim of a process has exited (after its process_exit).
+    "shim_gone": _fields({"token": str, "id": str, "pid": str}),
+    # Supervisor -> EventLog: record and publish an event.
+    "emit": _fields(
+        {"event": str, "id": str},
+        {"pid": (str, _NONE), "status": (int, _NONE)},
+    ),
+    # Supervisor -> EventLog: answer an events.replay request.
+    "replay": _fields({"route": bytes, "request_id": str, "params": dict}),
+}
+
+
+def make(message_type: str, **members: Any) -> dict[str, Any]:
+    """Build a message, checking it against its schema (a bug if it fails)."""
+    message = {"type": message_type, **members}
+    return validate(message)
+
+
+def validate(message: dict[str, Any]) -> dict[str, Any]:
+    """Return the message if it matches its schema, else raise `WireError`."""
+    message_type = message.get("type")
+    if not isinstance(message_type, str) or message_type not in SCHEMAS:
+        raise WireError(f"unknown message type {message_type!r}")
+    for name, (kinds, required) in SCHEMAS[message_type].items():
+        if name not in message:
+            if required:
+                raise WireError(f"{message_type}: missing member {name!r}")
+            continue
+        value = message[name]
+        if isinstance(value, bool) and bool not in kinds:
+            raise WireError(f"{message_type}: member {name!r} has the wrong type")
+        if not isinstance(value, kinds):
+            raise WireError(f"{message_type}: member {name!r} has the wrong type")
+    return message

@@ -1,0 +1,6 @@
+"""The shim: one small process per container process, outliving the daemon.
+
+`shimproc.shim` runs one container process through the OCI runtime and reports
+its exit; `shimproc.spawner` forks shims from a pre-warmed process so that
+starting one costs a fork, not a new interpreter.
+"""
