@@ -195,12 +195,17 @@ class Shim:
         return 0
 
 
-def become_shim(config: ShimConfig) -> None:
-    """Process-wide set-up: title, subreaper, signals that must not stop a shim."""
-    setproctitle(f"actor-shim {config.container_id} {config.process_id}")
+def become_subreaper() -> None:
+    """Orphaned descendants are re-parented to this process instead of PID 1."""
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
+
+
+def become_shim(config: ShimConfig) -> None:
+    """Process-wide set-up: title, subreaper, signals that must not stop a shim."""
+    setproctitle(f"actor-shim {config.container_id} {config.process_id}")
+    become_subreaper()
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
         signal.signal(signum, signal.SIG_IGN)
 

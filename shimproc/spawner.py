@@ -3,8 +3,9 @@
 A fresh interpreter that imports zmq costs ~60 ms and ~8 MiB per shim. The
 spawner imports everything a shim needs once, then forks one child per
 request: starting a shim costs a fork, and the children share the parent's
-pages. It is a child of actord (which reaps it) and the parent and reaper of
-the shims while it lives; it exits when actord does, leaving the shims running.
+pages. It is a child of actord (which reaps it) and, as a child subreaper, the
+parent and reaper of the shims and of anything a dead shim leaves behind while
+it lives; it exits when actord does, leaving the shims running.
 
 Requests arrive on a SOCK_SEQPACKET unix socket: one JSON `ShimConfig` plus the
 write end of the caller's ready pipe (SCM_RIGHTS). The reply is `{"pid": N}`.
@@ -27,7 +28,7 @@ from pathlib import Path
 from setproctitle import setproctitle
 
 from shimproc.config import ShimConfig
-from shimproc.shim import run_shim
+from shimproc.shim import become_subreaper, run_shim
 
 __all__ = ["Spawner", "SpawnedShim", "serve"]
 
@@ -164,6 +165,7 @@ def _fork_shim(conn: socket.socket, listener: socket.socket, closers: list[int])
 def serve(socket_path: str, lifeline: int, ready_fd: int, title: str) -> None:
     """Run the fork server until the daemon's lifeline pipe closes."""
     setproctitle(title)
+    become_subreaper()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.signal(signal.SIGCHLD, lambda *_: None)

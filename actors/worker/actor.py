@@ -64,6 +64,13 @@ def wait_gone(pid: int, timeout: float) -> bool:
         os.close(fd)
 
 
+def _kill_group(leader: int) -> None:
+    try:
+        os.killpg(leader, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def read_ready(fd: int, deadline: float) -> dict[str, Any] | None:
     """The shim's one-line create result; None if the shim died or the deadline passed."""
     data = b""
@@ -126,6 +133,7 @@ class Worker(BusActor):
         except FileExistsError:
             raise ApiError(ErrorCode.CONFLICT, f"state of a container {container_id} is still on disk") from None
         shim_pid = None
+        timed_out = False
         try:
             write_json_atomic(
                 container_dir / "container.json",
@@ -150,6 +158,7 @@ class Worker(BusActor):
             try:
                 reply = read_ready(shim.ready_fd, deadline)
             except TimeoutError:
+                timed_out = True
                 raise ApiError(
                     ErrorCode.TIMEOUT,
                     f"container {container_id} was not created within {self.start_timeout:g}s",
@@ -177,21 +186,25 @@ class Worker(BusActor):
                 "pidfd": pidfd,
             }
         except BaseException:
-            self._undo_start(container_id, container_dir, shim_pid)
+            self._undo_start(container_id, container_dir, shim_pid, stuck=timed_out)
             raise
 
-    def _undo_start(self, container_id: str, container_dir: Path, shim_pid: int | None) -> None:
-        """Remove every trace of a failed start: runc container, shim, state dir."""
+    def _undo_start(self, container_id: str, container_dir: Path, shim_pid: int | None, stuck: bool) -> None:
+        """Remove every trace of a failed start: runc container, shim, state dir.
+
+        A shim that is `stuck` in create (deadline passed) is killed with its
+        whole process group (runc and its hooks) first; otherwise it finishes
+        on its own once the runc container is deleted.
+        """
+        if shim_pid is not None and stuck:
+            _kill_group(shim_pid)
         try:
             self.runtime.delete(container_id, timeout=CLEANUP_TIMEOUT)
         except ApiError as exc:
             logger.error("cleanup of %s: %s", container_id, exc.message)
         if shim_pid is not None and not wait_gone(shim_pid, CLEANUP_TIMEOUT):
             logger.error("shim %d of %s did not exit; killing it", shim_pid, container_id)
-            try:
-                os.killpg(shim_pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            _kill_group(shim_pid)
             wait_gone(shim_pid, CLEANUP_TIMEOUT)
             self.runtime.delete(container_id, timeout=CLEANUP_TIMEOUT)
         shutil.rmtree(container_dir, ignore_errors=True)

@@ -1,0 +1,205 @@
+"""A real actord on a short temporary state dir, driven through actorctl and the client library."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from actorctl.client import Client, DaemonError, Unreachable
+
+VENV_BIN = Path(sys.executable).parent
+ACTORD = str(VENV_BIN / "actord")
+ACTORCTL = str(VENV_BIN / "actorctl")
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02,
+               message: str = "condition") -> Any:
+    """Poll `predicate` until it returns something truthy; fail the test at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+def process_table() -> list[dict[str, Any]]:
+    """pid, ppid, state and command line of every process."""
+    table = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        table.append({"pid": int(entry), "state": fields[0], "ppid": int(fields[1]), "cmdline": cmdline,
+                      "comm": stat[stat.index("(") + 1:stat.rindex(")")]})
+    return table
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return state[state.rindex(")") + 2] != "Z"
+
+
+SHIMS_BEFORE_TESTS = {p["pid"] for p in process_table() if p["cmdline"].startswith("actor-shim")}
+
+
+@dataclass
+class Daemon:
+    """One actord subprocess and the ways to talk to it."""
+
+    state_dir: Path
+    extra_args: list[str] = field(default_factory=list)
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+    known_shims: set[int] = field(default_factory=set)
+
+    @property
+    def address(self) -> str:
+        return f"ipc://{self.state_dir}/actord.sock"
+
+    @property
+    def runtime_root(self) -> Path:
+        return self.state_dir / "runc"
+
+    def start(self, wait: bool = True) -> Daemon:
+        self.log_path = Path(str(self.state_dir) + ".log")
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [ACTORD, "start", "--state-dir", str(self.state_dir), *self.extra_args],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+        )
+        log.close()
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 15.0) -> None:
+        def ready() -> bool:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"actord exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                with self.client(timeout=0.5) as client:
+                    client.call("version")
+                return True
+            except (Unreachable, DaemonError, Exception):
+                return False
+
+        wait_until(ready, timeout, 0.05, "actord to answer")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+
+    def client(self, timeout: float = 10.0) -> Client:
+        return Client(self.address, timeout)
+
+    def call(self, method: str, params: dict[str, Any] | None = None, timeout: float = 20.0) -> Any:
+        with self.client(timeout) as client:
+            return client.call(method, params)
+
+    def ctl(self, *args: str, timeout: float = 60.0, input: bytes | None = None) -> subprocess.CompletedProcess[str]:
+        env = dict(os.environ, ACTORD_ADDRESS=self.address)
+        return subprocess.run([ACTORCTL, *args], capture_output=True, text=True, timeout=timeout,
+                              env=env, input=input.decode() if input else None)
+
+    def events(self, after: int = 0, container_id: str | None = None) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"after": after}
+        if container_id:
+            params["id"] = container_id
+        return self.call("events.replay", params)["events"]
+
+    def wait_events(self, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = 15.0,
+                    container_id: str | None = None) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+
+        def check() -> bool:
+            found[:] = self.events(container_id=container_id)
+            return predicate(found)
+
+        wait_until(check, timeout, 0.05, "events")
+        return found
+
+    def start_container(self, container_id: str, bundle: Path, **params: Any) -> dict[str, Any]:
+        result = self.call("containers.start", {"id": container_id, "bundle": str(bundle), **params})
+        for process in result["processes"]:
+            self.known_shims.add(process["shim_pid"])
+        return result
+
+    def spawner_pid(self) -> int | None:
+        assert self.process is not None
+        for proc in process_table():
+            if proc["ppid"] == self.process.pid and proc["cmdline"].startswith("actor-shim-spawner"):
+                return proc["pid"]
+        return None
+
+    def our_pids(self) -> set[int]:
+        """actord, its spawner, and every shim the spawner has (or the test started)."""
+        assert self.process is not None
+        pids = {self.process.pid}
+        spawner = self.spawner_pid()
+        if spawner:
+            pids.add(spawner)
+        for proc in process_table():
+            if proc["ppid"] in pids and proc["cmdline"].startswith("actor-shim"):
+                pids.add(proc["pid"])
+        return pids | {pid for pid in self.known_shims if pid_alive(pid)}
+
+    def zombies(self) -> list[dict[str, Any]]:
+        """Zombies whose parent is actord, the spawner or a shim: ours to reap."""
+        ours = self.our_pids()
+        return [p for p in process_table() if p["state"] == "Z" and p["ppid"] in ours]
+
+    def runc_containers(self) -> list[dict[str, Any]]:
+        if not self.runtime_root.exists():
+            return []
+        done = subprocess.run(["runc", "--root", str(self.runtime_root), "list", "--format", "json"],
+                              capture_output=True, text=True, check=True)
+        return json.loads(done.stdout or "null") or []
+
+    def live_shims(self) -> list[int]:
+        """Shims alive now: those the test saw, and any shim not there when the tests began."""
+        titled = {p["pid"] for p in process_table()
+                  if p["state"] != "Z" and p["cmdline"].startswith("actor-shim ")} - SHIMS_BEFORE_TESTS
+        return sorted(titled | {pid for pid in self.known_shims if pid_alive(pid)})
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout)
+
+    def kill_everything(self) -> None:
+        """Force every container of this state dir down and wait for its shim to go."""
+        for container in self.runc_containers():
+            subprocess.run(["runc", "--root", str(self.runtime_root), "delete", "--force", container["id"]],
+                           capture_output=True)
+        wait_until(lambda: not self.live_shims(), 15, 0.05, "shims to exit")
+
+
+def new_state_dir() -> Path:
+    """A short state dir: ipc socket paths must stay under 107 bytes."""
+    return Path(tempfile.mkdtemp(prefix="ad-", dir="/tmp"))
+
+
+def remove_state_dir(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+    Path(str(path) + ".log").unlink(missing_ok=True)
