@@ -16,6 +16,7 @@ External sockets:
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from typing import Any
@@ -200,6 +201,12 @@ class Bus(threading.Thread):
             if fd not in self._watched:
                 self._watched.add(fd)
                 self.poller.register(fd, zmq.POLLIN)
+        elif kind == "forget_fd":
+            fd = message["fd"]
+            if fd in self._watched:
+                self._watched.discard(fd)
+                self.poller.unregister(fd)
+            os.close(fd)
         else:
             logger.error("message %s is not for the bus", kind)
 

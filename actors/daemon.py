@@ -27,6 +27,7 @@ from setproctitle import setproctitle
 from actors import __version__
 from actors.bus import Bus
 from actors.eventlog import EventLog
+from actors.inspector import Inspector
 from actors.monitor import Monitor
 from actors.statedir import StateDir
 from actors.supervisor import Supervisor
@@ -72,12 +73,14 @@ class Daemon:
     """One running actord: its lock, spawner, bus and actors."""
 
     def __init__(self, state: StateDir, *, listen: str | None, workers: int,
-                 start_timeout: float, retain_count: int, runtime: str, events_hwm: int) -> None:
+                 start_timeout: float, retain_count: int, runtime: str, events_hwm: int,
+                 log_limit: int) -> None:
         self.state = state
         self.control_address = listen or state.ipc(state.control_socket)
         self.events_address = state.ipc(state.events_socket)
         self.shim_address = state.ipc(state.shim_socket)
-        state.ipc(state.spawner_socket)
+        state.check_socket_paths()
+        self.log_limit = log_limit
         self.workers = workers
         self.start_timeout = start_timeout
         self.retain_count = retain_count
@@ -109,6 +112,9 @@ class Daemon:
         }
         self.state.containers.mkdir(mode=0o700, exist_ok=True)
         self.state.runtime_root.mkdir(mode=0o700, exist_ok=True)
+        self.state.shims.mkdir(mode=0o700, exist_ok=True)
+        shutil.rmtree(self.state.finished, ignore_errors=True)
+        self.state.finished.mkdir(mode=0o700)
         for stale in (self.state.control_socket, self.state.events_socket, self.state.shim_socket):
             stale.unlink(missing_ok=True)
 
@@ -123,10 +129,12 @@ class Daemon:
         try:
             bus.register("eventlog", EventLog.start(context, self.state.event_log, self.retain_count))
             bus.register("monitor", Monitor.start(context))
+            bus.register("inspector", Inspector.start(context))
             for name in worker_names:
                 bus.register(name, Worker.start(
                     context, name, state=self.state, runtime=runtime, spawner=spawner,
                     start_timeout=self.start_timeout, report_address=self.shim_address,
+                    log_limit=self.log_limit,
                 ))
             bus.register("supervisor", Supervisor.start(context, state=self.state, workers=worker_names, info=info))
             bus.start()
@@ -185,9 +193,11 @@ def cli() -> None:
 @click.option("--runtime", default="runc", show_default=True, help="The OCI runtime binary.")
 @click.option("--events-hwm", default=10000, show_default=True, type=click.IntRange(1, 10_000_000),
               help="Events queued per slow subscriber before the PUB socket drops (subscribers then replay).")
+@click.option("--log-limit", default=1 << 20, show_default=True, type=click.IntRange(4096, 1 << 30),
+              help="Bytes of captured output per process file; two files are kept (rotated).")
 @click.option("--debug", is_flag=True, help="Log debug messages.")
 def start(state_dir: str, listen: str | None, workers: int, start_timeout: float, retain_count: int,
-          runtime: str, events_hwm: int, debug: bool) -> None:
+          runtime: str, events_hwm: int, log_limit: int, debug: bool) -> None:
     """Run the daemon in the foreground until SIGTERM or SIGINT.
 
     Containers keep running when the daemon stops: their shims outlive it.
@@ -201,7 +211,8 @@ def start(state_dir: str, listen: str | None, workers: int, start_timeout: float
     setproctitle(f"actord {state.root}")
     try:
         daemon = Daemon(state, listen=listen, workers=workers, start_timeout=start_timeout,
-                        retain_count=retain_count, runtime=runtime, events_hwm=events_hwm)
+                        retain_count=retain_count, runtime=runtime, events_hwm=events_hwm,
+                        log_limit=log_limit)
     except ValueError as exc:
         raise StartupError(str(exc)) from None
     daemon.run()

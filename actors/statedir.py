@@ -7,8 +7,10 @@
     <root>/spawner.sock          the pre-warmed shim spawner
     <root>/events.log            event log (msgpack records)
     <root>/runc/                 runc's own state (--root)
+    <root>/shims/<token>.sock    a shim's control socket (<token>.tty: its console socket)
+    <root>/finished/<token>/     output of recently exited processes, for late readers
     <root>/containers/<id>/container.json
-    <root>/containers/<id>/<process>/{process.json, pid, log.json, exit.json, stdout.log, stderr.log}
+    <root>/containers/<id>/<process>/{process.json, pid, log.json, exit.json, output.<n>.log}
 
 Both the daemon and the shim import this module, so it stays free of heavy imports.
 """
@@ -64,6 +66,20 @@ class StateDir:
     def containers(self) -> Path:
         return self.root / "containers"
 
+    @property
+    def shims(self) -> Path:
+        return self.root / "shims"
+
+    @property
+    def finished(self) -> Path:
+        return self.root / "finished"
+
+    def shim_control(self, token: str) -> Path:
+        return self.shims / f"{token}.sock"
+
+    def shim_console(self, token: str) -> Path:
+        return self.shims / f"{token}.tty"
+
     def container(self, container_id: str) -> Path:
         return self.containers / container_id
 
@@ -78,6 +94,13 @@ class StateDir:
                 f"{IPC_PATH_MAX}: choose a shorter --state-dir"
             )
         return f"ipc://{path}"
+
+    def check_socket_paths(self) -> None:
+        """Raise ValueError if any socket this daemon or a shim binds would be too long."""
+        longest_token = "0" * 32
+        for path in (self.control_socket, self.events_socket, self.shim_socket, self.spawner_socket,
+                     self.shim_control(longest_token), self.shim_console(longest_token)):
+            self.ipc(path)
 
 
 def write_json_atomic(path: Path, data: Any, *, durable: bool = True) -> None:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 __all__ = ["ShimConfig"]
 
 
 @dataclass(frozen=True)
 class ShimConfig:
-    """Everything one shim needs; plain data so it can cross a socket as JSON."""
+    """Everything one shim needs; plain data so it can cross a socket as JSON.
+
+    `mode` is "create" (a container's init), "exec" (a further process, from
+    `<procdir>/process.json`) or "restore" (an init restored from `checkpoint`).
+    """
 
     container_id: str
     process_id: str
@@ -20,10 +24,18 @@ class ShimConfig:
     runtime: str
     runtime_root: str
     report_address: str
+    control_path: str
+    console_path: str
+    mode: str = "create"
+    tty: bool = False
+    stdin: bool = False
+    checkpoint: str = ""
+    restore_args: list[str] = field(default_factory=list)
+    log_limit: int = 1 << 20
 
     @property
     def is_init(self) -> bool:
-        return self.process_id == "init"
+        return self.mode != "exec"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

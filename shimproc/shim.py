@@ -1,11 +1,15 @@
-"""One shim: create the container process with the runtime, reap, report the exit.
+"""One shim: run one container process with the runtime, reap, report the exit.
 
 Lifecycle:
   1. become a child subreaper, so the container process is re-parented to us;
-  2. `runc create`; tell the starter through the ready pipe: {"ok", "pid"|"error"};
-  3. reap every child until the container process exits (no zombies, ever);
-  4. write `exit.json` durably, then push the exit report to the daemon;
-  5. for an init process, `runc delete`; exit.
+  2. bind the control socket, set up stdio (pipes or a terminal);
+  3. `runc create` / `runc exec -d` / `runc restore -d`; tell the starter
+     through the ready pipe: {"ok", "pid"|"error"};
+  4. pump output into the log, serve control messages (stdin, close-stdin,
+     resize, each acknowledged) and reap every child (no zombies, ever),
+     until the container process exits;
+  5. drain its output, write `exit.json` durably, then push the exit report;
+  6. for an init process, `runc delete`; exit once the output ends are closed.
 
 A dead daemon cannot hang us: the report socket lingers a bounded time, and the
 durable `exit.json` is what a restarted daemon reads.
@@ -21,16 +25,18 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import zmq
 from setproctitle import setproctitle
 
 from actors.statedir import write_json_atomic
-from actors.wire import pack
-from actors.wire.messages import make
+from actors.wire import MAX_SHIM_MESSAGE, WireError, pack, unpack
+from actors.wire.messages import make, validate
 from shimproc.config import ShimConfig
+from shimproc.stdio import Stdio
 
-__all__ = ["run_shim"]
+__all__ = ["become_subreaper", "run_shim"]
 
 PR_SET_CHILD_SUBREAPER = 36
 REPORT_LINGER_MS = 2000
@@ -49,10 +55,17 @@ class Reaper:
     """Reaps every child of this process and remembers the statuses it collected."""
 
     def __init__(self) -> None:
-        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.wake_fd, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
         self.statuses: dict[int, int] = {}
+
+    def clear_wakeups(self) -> None:
+        try:
+            while os.read(self.wake_fd, 512):
+                pass
+        except BlockingIOError:
+            pass
 
     def reap(self) -> None:
         while True:
@@ -73,12 +86,8 @@ class Reaper:
             timeout = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
             if deadline is not None and timeout == 0.0:
                 return None
-            select.select([self._wake_r], [], [], timeout)
-            try:
-                while os.read(self._wake_r, 512):
-                    pass
-            except BlockingIOError:
-                pass
+            select.select([self.wake_fd], [], [], timeout)
+            self.clear_wakeups()
 
 
 class Shim:
@@ -97,12 +106,9 @@ class Shim:
             *args,
         ]
 
-    def spawn(self, argv: list[str], stdout: str = os.devnull, stderr: str = os.devnull) -> int:
-        actions = [
-            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-            (os.POSIX_SPAWN_OPEN, 1, stdout, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
-            (os.POSIX_SPAWN_OPEN, 2, stderr, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
-        ]
+    def spawn(self, argv: list[str], stdio: list[tuple[int, int]] | None = None) -> int:
+        actions: list[tuple[Any, ...]] = [(os.POSIX_SPAWN_OPEN, n, os.devnull, os.O_RDWR, 0) for n in (0, 1, 2)]
+        actions += [(os.POSIX_SPAWN_DUP2, fd, target) for fd, target in stdio or []]
         return os.posix_spawnp(
             argv[0], argv, os.environ, file_actions=actions, setsigdef=_RESET_SIGNALS, setsigmask=()
         )
@@ -137,62 +143,137 @@ class Shim:
         pid = self.spawn(self.runtime_argv("delete", "--force", self.config.container_id))
         self.reaper.wait_for(pid, deadline=time.monotonic() + 30)
 
+    def runtime_command(self, console: bool) -> list[str]:
+        config = self.config
+        pid_file = ["--pid-file", str(self.procdir / "pid")]
+        console_args = ["--console-socket", config.console_path] if console else []
+        if config.mode == "exec":
+            return ["exec", "-d", "--process", str(self.procdir / "process.json"),
+                    *pid_file, *console_args, config.container_id]
+        if config.mode == "restore":
+            work = Path(config.checkpoint) / "criu.work" / f"restore-{time.time_ns()}"
+            return ["restore", "-d", "--bundle", config.bundle, "--image-path", config.checkpoint,
+                    "--work-path", str(work), *config.restore_args, *pid_file, *console_args,
+                    config.container_id]
+        return ["create", "--bundle", config.bundle, *pid_file, *console_args, config.container_id]
+
     def run(self) -> int:
         context = zmq.Context()
         report = context.socket(zmq.PUSH)
         report.setsockopt(zmq.LINGER, REPORT_LINGER_MS)
         report.setsockopt(zmq.SNDHWM, 16)
         report.connect(self.config.report_address)
+        control = context.socket(zmq.ROUTER)
+        control.setsockopt(zmq.LINGER, 0)
+        control.setsockopt(zmq.MAXMSGSIZE, MAX_SHIM_MESSAGE)
         try:
-            return self._run(report)
+            Path(self.config.control_path).unlink(missing_ok=True)
+            control.bind(f"ipc://{self.config.control_path}")
+            return self._run(report, control)
         finally:
+            control.close()
+            Path(self.config.control_path).unlink(missing_ok=True)
             report.close()
             context.term()
 
-    def _run(self, report: zmq.Socket) -> int:
-        config = self.config
-        create = self.spawn(
-            self.runtime_argv(
-                "create",
-                "--bundle", config.bundle,
-                "--pid-file", str(self.procdir / "pid"),
-                config.container_id,
-            ),
-            stdout=str(self.procdir / "stdout.log"),
-            stderr=str(self.procdir / "stderr.log"),
-        )
-        if self.reaper.wait_for(create) != 0:
-            reason = self.runtime_error()
-            self.delete_container()
-            self.tell_starter({"ok": False, "error": reason})
-            return 1
-        try:
-            pid = int((self.procdir / "pid").read_text().strip())
-        except (OSError, ValueError):
-            self.delete_container()
-            self.tell_starter({"ok": False, "error": "the runtime wrote no pid file"})
-            return 1
-        self.tell_starter({"ok": True, "pid": pid})
+    def _fail(self, reason: str) -> int:
+        self.delete_container()
+        self.tell_starter({"ok": False, "error": reason})
+        return 1
 
-        status = self.reaper.wait_for(pid)
-        assert status is not None
-        write_json_atomic(self.procdir / "exit.json", {"status": status, "time": time.time()})
-        report.send(
-            pack(
-                make(
-                    "shim_exit",
-                    token=config.token,
-                    id=config.container_id,
-                    pid=config.process_id,
-                    status=status,
-                    shim_pid=os.getpid(),
-                )
-            )
-        )
-        if config.is_init:
-            self.delete_container()
-        self.reaper.reap()
+    def _run(self, report: zmq.Socket, control: zmq.Socket) -> int:
+        config = self.config
+        stdio = Stdio(config.procdir, tty=config.tty, stdin=config.stdin,
+                      console_path=config.console_path, log_limit=config.log_limit)
+        try:
+            runtime = self.spawn(self.runtime_argv(*self.runtime_command(config.tty)), stdio.child_fds)
+            stdio.after_spawn()
+            if self.reaper.wait_for(runtime) != 0:
+                return self._fail(self.runtime_error())
+            if config.tty:
+                try:
+                    stdio.receive_console(timeout=10)
+                except OSError as exc:
+                    return self._fail(f"no terminal from the runtime: {exc}")
+            try:
+                pid = int((self.procdir / "pid").read_text().strip())
+            except (OSError, ValueError):
+                return self._fail("the runtime wrote no pid file")
+            self.tell_starter({"ok": True, "pid": pid})
+            self._serve(pid, stdio, report, control)
+        finally:
+            stdio.close()
         return 0
+
+    def _serve(self, pid: int, stdio: Stdio, report: zmq.Socket, control: zmq.Socket) -> None:
+        """Pump output, answer control messages, reap; report the exit; wait for output EOF."""
+        config = self.config
+        status: int | None = None
+        while True:
+            poller = zmq.Poller()
+            poller.register(control, zmq.POLLIN)
+            poller.register(self.reaper.wake_fd, zmq.POLLIN)
+            for fd in stdio.outputs:
+                poller.register(fd, zmq.POLLIN)
+            if stdio.wants_write:
+                poller.register(stdio.stdin_fd, zmq.POLLOUT)
+            ready = dict(poller.poll(1000))
+            for fd in list(stdio.outputs):
+                if fd in ready:
+                    stdio.pump(fd)
+            if stdio.wants_write:
+                stdio.flush_stdin()
+            if control in ready:
+                self._answer(control, stdio)
+            if self.reaper.wake_fd in ready:
+                self.reaper.clear_wakeups()
+            self.reaper.reap()
+            if status is None and pid in self.reaper.statuses:
+                status = self.reaper.statuses.pop(pid)
+                stdio.drain()
+                write_json_atomic(self.procdir / "exit.json", {"status": status, "time": time.time()})
+                report.send(pack(make("shim_exit", token=config.token, id=config.container_id,
+                                      pid=config.process_id, status=status, shim_pid=os.getpid())))
+                if config.is_init:
+                    self.delete_container()
+            if status is not None and not stdio.outputs:
+                self.reaper.reap()
+                return
+
+    def _answer(self, control: zmq.Socket, stdio: Stdio) -> None:
+        while True:
+            try:
+                frames = control.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if len(frames) != 2:
+                continue
+            try:
+                message = validate(unpack(frames[1], limit=MAX_SHIM_MESSAGE))
+                if message["type"] != "shim_control":
+                    raise WireError("not a control message")
+                error = self._control(message, stdio)
+            except WireError as exc:
+                error = str(exc)
+            except OSError as exc:
+                error = f"{exc.strerror or exc}"
+            ack = make("shim_ack", ok=error is None, error=error)
+            try:
+                control.send_multipart([frames[0], pack(ack)], zmq.NOBLOCK)
+            except zmq.ZMQError:
+                pass
+
+    @staticmethod
+    def _control(message: dict[str, Any], stdio: Stdio) -> str | None:
+        op = message["op"]
+        if op == "write_stdin":
+            return stdio.write_stdin(message.get("data") or b"")
+        if op == "close_stdin":
+            stdio.close_stdin()
+            return None
+        if op == "resize":
+            return stdio.resize(int(message.get("width") or 80), int(message.get("height") or 24))
+        return f"unknown control operation {op!r}"
 
 
 def become_subreaper() -> None:

@@ -1,10 +1,16 @@
 """The Monitor actor.
 
-Two sources tell us a process is gone: the shim's exit report (fast path) and
-the shim's own death, seen through a pidfd polled by the bus. Whichever comes
-first produces the one `process_exit` for that process; the other is dropped.
-A shim that died without reporting is looked up in its durable `exit.json`;
-with no record there, the status is 255 (unknown).
+Exits: two sources tell us a process is gone, the shim's exit report (fast
+path) and the shim's own death, seen through a pidfd polled by the bus.
+Whichever comes first produces the one `process_exit` for that process; the
+other is dropped. A shim that died without reporting is looked up in its
+durable `exit.json`; with no record there, the status is 255 (unknown).
+
+OOM: the Worker registers the container's memory-cgroup watch before
+`runc start` and hands the fd over here. Its wake-ups become `oom` messages
+when the cgroup's OOM-kill count grew; the watch is dropped when the cgroup
+goes away. Before an init's exit is passed on, the count is read once more,
+so an `oom` always precedes the `exit` it caused.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import Any
 import zmq
 
 from actors.base import BusActor
+from actors.cgroups import drain, oom_kills
 from actors.statedir import read_json
 
 __all__ = ["Monitor", "UNKNOWN_STATUS"]
@@ -38,17 +45,29 @@ class WatchedShim:
     procdir: Path
 
 
+@dataclass
+class OomWatch:
+    token: str
+    container_id: str
+    kind: str
+    directory: Path
+    kills: int
+
+
 class Monitor(BusActor):
     def __init__(self, context: zmq.Context) -> None:
         super().__init__(context)
-        self.watches: dict[int, WatchedShim] = {}
+        self.shims: dict[int, WatchedShim] = {}
+        self.ooms: dict[int, OomWatch] = {}
+        self.oom_by_token: dict[str, int] = {}
         self.reported: set[str] = set()
         self._reported_order: collections.deque[str] = collections.deque()
 
     def on_stop(self) -> None:
-        for fd in self.watches:
+        for fd in [*self.shims, *self.ooms]:
             os.close(fd)
-        self.watches.clear()
+        self.shims.clear()
+        self.ooms.clear()
         super().on_stop()
 
     def _report(self, token: str, container_id: str, process_id: str, status: int) -> None:
@@ -58,27 +77,60 @@ class Monitor(BusActor):
         self._reported_order.append(token)
         if len(self._reported_order) > REMEMBERED_EXITS:
             self.reported.discard(self._reported_order.popleft())
+        oom_fd = self.oom_by_token.get(token)
+        if oom_fd is not None:
+            self._check_oom(oom_fd)
         self.send("supervisor", "process_exit", token=token, id=container_id, pid=process_id, status=status)
 
     def on_shim_exit(self, message: dict[str, Any]) -> None:
         self._report(message["token"], message["id"], message["pid"], message["status"])
 
     def on_watch_process(self, message: dict[str, Any]) -> None:
-        shim = WatchedShim(message["token"], message["id"], message["pid"], Path(message["procdir"]))
+        token = message["token"]
+        if message.get("oom_fd", -1) >= 0:
+            fd = message["oom_fd"]
+            directory = Path(message["cgroup"])
+            self.ooms[fd] = OomWatch(token, message["id"], message["oom_kind"], directory,
+                                     oom_kills(message["oom_kind"], directory) or 0)
+            self.oom_by_token[token] = fd
+            self.send("bus", "watch_fd", fd=fd)
+        shim = WatchedShim(token, message["id"], message["pid"], Path(message["procdir"]))
         try:
             fd = os.pidfd_open(message["shim_pid"])
         except ProcessLookupError:
             self._shim_gone(shim)
             return
-        self.watches[fd] = shim
+        self.shims[fd] = shim
         self.send("bus", "watch_fd", fd=fd)
 
     def on_fd_ready(self, message: dict[str, Any]) -> None:
-        shim = self.watches.pop(message["fd"], None)
+        fd = message["fd"]
+        if fd in self.ooms:
+            self._check_oom(fd)
+            if fd in self.ooms:
+                self.send("bus", "watch_fd", fd=fd)
+            return
+        shim = self.shims.pop(fd, None)
         if shim is None:
             return
-        os.close(message["fd"])
+        os.close(fd)
         self._shim_gone(shim)
+
+    def _check_oom(self, fd: int) -> None:
+        watch = self.ooms[fd]
+        drain(fd)
+        kills = oom_kills(watch.kind, watch.directory)
+        if kills is not None and kills > watch.kills:
+            watch.kills = kills
+            logger.info("container %s: out of memory", watch.container_id)
+            self.send("supervisor", "oom", id=watch.container_id, token=watch.token)
+        if kills is None:
+            self._drop_oom(fd)
+
+    def _drop_oom(self, fd: int) -> None:
+        watch = self.ooms.pop(fd)
+        self.oom_by_token.pop(watch.token, None)
+        self.send("bus", "forget_fd", fd=fd)
 
     def _shim_gone(self, shim: WatchedShim) -> None:
         if shim.token not in self.reported:
@@ -86,9 +138,11 @@ class Monitor(BusActor):
             if isinstance(record, dict) and isinstance(record.get("status"), int):
                 status = record["status"]
             else:
-                logger.warning(
-                    "shim of %s/%s died without reporting an exit", shim.container_id, shim.process_id
-                )
+                logger.warning("shim of %s/%s died without reporting an exit",
+                               shim.container_id, shim.process_id)
                 status = UNKNOWN_STATUS
             self._report(shim.token, shim.container_id, shim.process_id, status)
+        oom_fd = self.oom_by_token.get(shim.token)
+        if oom_fd is not None:
+            self._drop_oom(oom_fd)
         self.send("supervisor", "shim_gone", token=shim.token, id=shim.container_id, pid=shim.process_id)

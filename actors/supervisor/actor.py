@@ -6,11 +6,13 @@ worker pool and come back as `start_done` / `runtime_done` messages, and the
 reply to the client is sent when they do (a deferred reply).
 
 The handlers live one task type per module (as containerd v0.2's supervisor
-folder): `start`, `exit`, `signal`, `query`.
+folder): `start` (start, exec), `exit`, `signal`, `lifecycle` (pause, resume,
+update), `io` (stdin, resize, logs, stats), `checkpoint`, `query`.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 from typing import Any, Callable
 
@@ -18,8 +20,9 @@ import zmq
 
 from actors.base import BusActor
 from actors.statedir import StateDir
+from actors.supervisor import checkpoint, io, lifecycle, query, start
 from actors.supervisor import exit as exit_task
-from actors.supervisor import query, signal as signal_task, start
+from actors.supervisor import signal as signal_task
 from actors.supervisor.deferred import DEFERRED
 from actors.supervisor.pool import WorkerPool
 from actors.supervisor.state import Container
@@ -37,8 +40,25 @@ REQUEST_HANDLERS: dict[str, Handler] = {
     "containers.list": query.list_containers,
     "containers.state": query.state,
     "containers.start": start.request,
+    "containers.exec": start.exec_request,
     "containers.signal": signal_task.request,
+    "containers.pause": lifecycle.pause,
+    "containers.resume": lifecycle.resume,
+    "containers.update": lifecycle.update,
+    "containers.stdin": io.stdin,
+    "containers.close_stdin": io.close_stdin,
+    "containers.resize": io.resize,
+    "containers.logs": io.logs,
+    "containers.stats": io.stats,
+    "checkpoints.create": checkpoint.create,
+    "checkpoints.list": checkpoint.list_checkpoints,
+    "checkpoints.delete": checkpoint.delete,
     "events.replay": query.replay,
+}
+
+JOB_DONE: dict[str, Handler] = {
+    "pause": lifecycle.transition_done,
+    "resume": lifecycle.transition_done,
 }
 
 
@@ -52,12 +72,16 @@ class Supervisor(BusActor):
         self.containers: dict[str, Container] = {}
         self.tokens: dict[str, tuple[str, str]] = {}
         """process token -> (container id, process id), for every live or starting process."""
+        self.pending: dict[str, tuple[bytes, str]] = {}
+        """exec token -> (route, request id) of the client waiting for it."""
         self.early_exits: dict[str, int] = {}
         """Exits that arrived before their process finished starting."""
         self.tombstones: dict[str, str] = {}
         """container id -> init token of a container whose shim is still cleaning up."""
         self.parked: dict[str, dict[str, Any]] = {}
         """container id -> start task waiting for that id's tombstone to clear."""
+        self.finished: collections.OrderedDict[tuple[str, str], dict[str, Any]] = collections.OrderedDict()
+        """(container id, process id) -> {token, status, moved} of recently exited processes."""
         self.pool = WorkerPool(workers, lambda to, kind, members: self.send(to, kind, **members))
 
     def on_stop(self) -> None:
@@ -82,6 +106,20 @@ class Supervisor(BusActor):
             raise ApiError(ErrorCode.NOT_FOUND, f"container {container_id} not found")
         return container
 
+    def submit_job(self, job: str, container_id: str, args: list[Any], request: dict[str, Any]) -> None:
+        """Run a runtime job on a free worker; its `runtime_done` answers `request`."""
+        self.pool.submit("runtime_task", {"job": job, "id": container_id, "args": args,
+                                          "route": request["route"], "request_id": request["id"]})
+
+    def job_reply(self, message: dict[str, Any]) -> None:
+        error = message.get("error")
+        if message["ok"] or error is None:
+            result = message.get("result")
+            self.reply(message.get("route"), message.get("request_id"), {} if result is None else result)
+        else:
+            self.reply(message.get("route"), message.get("request_id"),
+                       error=ApiError(str(error.get("code")), str(error.get("message"))))
+
     def on_request(self, request: dict[str, Any]) -> None:
         route, request_id = request["route"], request["id"]
         handler = REQUEST_HANDLERS[request["method"]]
@@ -102,10 +140,15 @@ class Supervisor(BusActor):
 
     def on_runtime_done(self, message: dict[str, Any]) -> None:
         self.pool.done(message["worker"])
-        signal_task.runtime_done(self, message)
+        JOB_DONE.get(message["job"], Supervisor.job_reply)(self, message)
 
     def on_process_exit(self, message: dict[str, Any]) -> None:
         exit_task.process_exit(self, message)
+
+    def on_oom(self, message: dict[str, Any]) -> None:
+        container = self.containers.get(message["id"])
+        if container is not None and container.init_token == message["token"]:
+            self.emit("oom", container.id)
 
     def on_shim_gone(self, message: dict[str, Any]) -> None:
         if exit_task.shim_gone(self, message):

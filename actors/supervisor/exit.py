@@ -1,15 +1,20 @@
 """Process exits and shim departures.
 
 An exec's `exit` is emitted at once. The init's `exit` waits until every exec
-of the container has reported, so subscribers always see exec exits first.
-After the init's exit the container is removed from the table; its id stays
-reserved (a tombstone) until the shim has deleted the runc container and gone,
-and a start for the same id waits for that rather than racing it.
+of the container has reported (and no exec is still starting), so subscribers
+always see exec exits first. After the init's exit the container is removed
+from the table; its id stays reserved (a tombstone) until the shim has deleted
+the runc container and gone, and a start for the same id waits for that
+rather than racing it.
+
+The output of an exited process stays readable for a while: its process dir
+moves to `finished/<token>` when its shim is gone (the last FINISHED_KEPT).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +24,8 @@ if TYPE_CHECKING:
     from actors.supervisor.actor import Supervisor
 
 logger = logging.getLogger(__name__)
+
+FINISHED_KEPT = 256
 
 
 def process_exit(sup: Supervisor, message: dict[str, Any]) -> None:
@@ -39,39 +46,63 @@ def process_exit(sup: Supervisor, message: dict[str, Any]) -> None:
 
 def exited(sup: Supervisor, container: Container, process_id: str, status: int) -> None:
     process = container.processes[process_id]
+    _remember(sup, container.id, process_id, process.token, status)
     if process_id != "init":
         del container.processes[process_id]
         sup.tokens.pop(process.token, None)
         process.close()
         sup.emit("exit", container.id, pid=process_id, status=status)
         logger.info("process %s/%s exited with %d", container.id, process_id, status)
-        if container.status == "stopping" and list(container.processes) == ["init"]:
-            _remove(sup, container)
+        maybe_remove(sup, container)
         return
     container.init_status = status
     container.status = "stopping"
-    if list(container.processes) == ["init"]:
-        _remove(sup, container)
+    maybe_remove(sup, container)
 
 
-def _remove(sup: Supervisor, container: Container) -> None:
+def maybe_remove(sup: Supervisor, container: Container) -> None:
+    """Remove a container whose init has exited, once no other process is left."""
+    if container.status != "stopping" or list(container.processes) != ["init"] or container.starting:
+        return
     init = container.processes.pop("init")
     init.close()
     sup.tokens.pop(init.token, None)
     del sup.containers[container.id]
     if container.init_shim_gone:
-        _clean(sup, container.id)
+        _clean(sup, container.id, init.token)
     else:
         sup.tombstones[container.id] = init.token
     sup.emit("exit", container.id, pid="init", status=container.init_status)
     logger.info("container %s exited with %s", container.id, container.init_status)
 
 
+def _remember(sup: Supervisor, container_id: str, process_id: str, token: str, status: int) -> None:
+    sup.finished[(container_id, process_id)] = {"token": token, "status": status, "moved": False}
+    sup.finished.move_to_end((container_id, process_id))
+    while len(sup.finished) > FINISHED_KEPT:
+        _, old = sup.finished.popitem(last=False)
+        shutil.rmtree(sup.state.finished / old["token"], ignore_errors=True)
+
+
+def _keep_output(sup: Supervisor, container_id: str, process_id: str, token: str) -> None:
+    """Move a finished process's dir (its output) aside, or drop it if nobody will ask."""
+    source = sup.state.process(container_id, process_id)
+    entry = sup.finished.get((container_id, process_id))
+    if entry is None or entry["token"] != token:
+        shutil.rmtree(source, ignore_errors=True)
+        return
+    try:
+        os.rename(source, sup.state.finished / token)
+        entry["moved"] = True
+    except OSError:
+        shutil.rmtree(source, ignore_errors=True)
+
+
 def shim_gone(sup: Supervisor, message: dict[str, Any]) -> bool:
     """Clean up after a shim; True when the container's id is free again."""
     container_id, token = message["id"], message["token"]
     if message["pid"] != "init":
-        shutil.rmtree(sup.state.process(container_id, message["pid"]), ignore_errors=True)
+        _keep_output(sup, container_id, message["pid"], token)
         return False
     container = sup.containers.get(container_id)
     if container is not None and container.init_token == token:
@@ -80,9 +111,10 @@ def shim_gone(sup: Supervisor, message: dict[str, Any]) -> bool:
     if sup.tombstones.get(container_id) != token:
         return False
     del sup.tombstones[container_id]
-    _clean(sup, container_id)
+    _clean(sup, container_id, token)
     return True
 
 
-def _clean(sup: Supervisor, container_id: str) -> None:
+def _clean(sup: Supervisor, container_id: str, init_token: str) -> None:
+    _keep_output(sup, container_id, "init", init_token)
     shutil.rmtree(sup.state.container(container_id), ignore_errors=True)

@@ -24,10 +24,7 @@ def request(sup: Supervisor, request: dict[str, Any]) -> object:
         raise ApiError(ErrorCode.INVALID_PARAMS, "give either 'pid' or 'all', not both")
     container = sup.find(container_id)
     if every:
-        sup.pool.submit("runtime_task", {
-            "job": "kill_all", "id": container_id, "args": [signum],
-            "route": request["route"], "request_id": request["id"],
-        })
+        sup.submit_job("kill_all", container_id, [signum], request)
         return DEFERRED
     process = container.processes.get(process_id or "init")
     if process is None:
@@ -37,12 +34,3 @@ def request(sup: Supervisor, request: dict[str, Any]) -> object:
     except ProcessLookupError:
         pass  # it has exited; its exit is on the way
     return {}
-
-
-def runtime_done(sup: Supervisor, message: dict[str, Any]) -> None:
-    error = message.get("error")
-    if message["ok"] or error is None:
-        sup.reply(message.get("route"), message.get("request_id"), {})
-    else:
-        sup.reply(message.get("route"), message.get("request_id"),
-                  error=ApiError(str(error.get("code")), str(error.get("message"))))

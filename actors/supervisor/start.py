@@ -1,8 +1,9 @@
-"""containers.start: checked here, run by a worker, finished on `start_done`.
+"""containers.start and containers.exec: checked here, run by a worker, finished on `start_done`.
 
 `start-container` is emitted here, on the Supervisor, before any exit of the
 container is processed: an exit that races ahead of `start_done` waits in
-`early_exits` until the container is running.
+`early_exits` until the process is registered. Exec names are reserved while
+their start is under way, so a duplicate is refused at once.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from actors.supervisor import exit as exit_task
 from actors.supervisor.deferred import DEFERRED
 from actors.supervisor.state import Container, Process
 from actors.wire import ApiError, ErrorCode
-from actors.wire.api import Params
+from actors.wire.api import PROCESS_ID, Params
 
 if TYPE_CHECKING:
     from actors.supervisor.actor import Supervisor
@@ -27,7 +28,11 @@ def request(sup: Supervisor, request: dict[str, Any]) -> object:
     container_id = params.container_id()
     bundle = params.string("bundle")
     labels = params.labels()
+    checkpoint = params.string("checkpoint", required=False, max_len=64)
+    stdin = params.flag("stdin")
     assert container_id is not None and bundle is not None
+    if checkpoint is not None and not PROCESS_ID.match(checkpoint):
+        raise ApiError(ErrorCode.INVALID_PARAMS, f"invalid checkpoint name {checkpoint!r}")
     if not os.path.isabs(bundle):
         raise ApiError(ErrorCode.INVALID_PARAMS, f"bundle path {bundle!r} must be absolute")
     if container_id in sup.containers:
@@ -39,15 +44,12 @@ def request(sup: Supervisor, request: dict[str, Any]) -> object:
         raise ApiError(ErrorCode.INVALID_PARAMS, f"bundle {bundle} has no config.json")
     token = uuid.uuid4().hex
     sup.containers[container_id] = Container(
-        id=container_id,
-        bundle=bundle,
-        labels=labels,
-        init_token=token,
-        start_route=request["route"],
-        start_request_id=request["id"],
+        id=container_id, bundle=bundle, labels=labels, init_token=token,
+        start_route=request["route"], start_request_id=request["id"],
     )
     sup.tokens[token] = (container_id, "init")
-    task = {"token": token, "id": container_id, "bundle": bundle, "labels": labels}
+    task = {"token": token, "id": container_id, "bundle": bundle, "labels": labels,
+            "stdin": stdin, "checkpoint": checkpoint}
     if container_id in sup.tombstones:
         sup.parked[container_id] = task
     else:
@@ -62,35 +64,108 @@ def unpark(sup: Supervisor, container_id: str) -> None:
         sup.pool.submit("start_task", task)
 
 
+def _user(value: str | None) -> list[int] | None:
+    if value is None:
+        return None
+    uid, _, gid = value.partition(":")
+    try:
+        ids = [int(uid), int(gid or uid)]
+    except ValueError:
+        raise ApiError(ErrorCode.INVALID_PARAMS, f"user {value!r} must be UID or UID:GID") from None
+    if not all(0 <= n < 2**32 for n in ids):
+        raise ApiError(ErrorCode.INVALID_PARAMS, f"user {value!r} is out of range")
+    return ids
+
+
+def exec_request(sup: Supervisor, request: dict[str, Any]) -> object:
+    params = Params(request["params"])
+    container_id = params.container_id()
+    assert container_id is not None
+    args = request["params"].get("args")
+    if not isinstance(args, list) or not args or len(args) > 4096 or not all(isinstance(a, str) for a in args):
+        raise ApiError(ErrorCode.INVALID_PARAMS, "'args' must be a non-empty list of strings")
+    env = request["params"].get("env") or []
+    if not isinstance(env, list) or not all(isinstance(e, str) and "=" in e and e[0] != "=" for e in env):
+        raise ApiError(ErrorCode.INVALID_PARAMS, "'env' must be a list of KEY=VALUE strings")
+    spec = {
+        "args": args,
+        "env": env,
+        "cwd": params.string("cwd", required=False),
+        "user": _user(params.string("user", required=False, max_len=32)),
+        "tty": params.flag("tty"),
+    }
+    if spec["cwd"] is not None and not spec["cwd"].startswith("/"):
+        raise ApiError(ErrorCode.INVALID_PARAMS, "'cwd' must be an absolute path in the container")
+    container = sup.find(container_id)
+    if container.status != "running":
+        raise ApiError(ErrorCode.CONFLICT, f"container {container_id} is {container.status}")
+    process_id = params.string("pid", required=False, max_len=64)
+    if process_id is None:
+        container.exec_count += 1
+        process_id = f"exec-{container.exec_count}"
+        while process_id in container.processes or process_id in container.starting:
+            container.exec_count += 1
+            process_id = f"exec-{container.exec_count}"
+    elif not PROCESS_ID.match(process_id) or process_id == "init":
+        raise ApiError(ErrorCode.INVALID_PARAMS, f"invalid process name {process_id[:80]!r}")
+    if process_id in container.processes or process_id in container.starting:
+        raise ApiError(ErrorCode.ALREADY_EXISTS, f"process {process_id} already exists in {container_id}")
+    token = uuid.uuid4().hex
+    container.starting.add(process_id)
+    sup.tokens[token] = (container_id, process_id)
+    sup.pending[token] = (request["route"], request["id"])
+    sup.pool.submit("exec_task", {"token": token, "id": container_id, "pid": process_id,
+                                  "bundle": container.bundle, "spec": spec, "stdin": params.flag("stdin")})
+    return DEFERRED
+
+
 def done(sup: Supervisor, message: dict[str, Any]) -> None:
     token, container_id = message["token"], message["id"]
+    owner = sup.tokens.get(token)
     container = sup.containers.get(container_id)
-    if container is None or container.init_token != token:
+    if owner is None or container is None:
+        _discard(sup, token, message)
         return
-    route, request_id = container.start_route, container.start_request_id
-    container.start_route = container.start_request_id = None
+    process_id = owner[1]
+    if process_id == "init":
+        route, request_id = container.start_route, container.start_request_id
+        container.start_route = container.start_request_id = None
+    else:
+        container.starting.discard(process_id)
+        route, request_id = sup.pending.pop(token, (None, None))
     if not message["ok"]:
-        del sup.containers[container_id]
         sup.tokens.pop(token, None)
         sup.early_exits.pop(token, None)
+        if process_id == "init":
+            del sup.containers[container_id]
+        else:
+            exit_task.maybe_remove(sup, container)
         error = message.get("error") or {}
         sup.reply(route, request_id, error=ApiError(
-            str(error.get("code", ErrorCode.INTERNAL)), str(error.get("message", "start failed"))
-        ))
+            str(error.get("code", ErrorCode.INTERNAL)), str(error.get("message", "start failed"))))
         return
     info = message["process"]
     assert info is not None
-    container.processes["init"] = Process(
-        id="init",
-        token=token,
-        system_pid=info["system_pid"],
-        shim_pid=info["shim_pid"],
-        args=info["args"],
-        pidfd=info["pidfd"],
+    container.processes[process_id] = Process(
+        id=process_id, token=token, system_pid=info["system_pid"], shim_pid=info["shim_pid"],
+        args=info["args"], pidfd=info["pidfd"], tty=bool(info.get("tty")),
     )
-    container.status = "running"
-    sup.emit("start-container", container_id)
+    if process_id == "init":
+        container.status = "running"
+        sup.emit("start-container", container_id)
+    else:
+        sup.emit("start-process", container_id, pid=process_id)
     sup.reply(route, request_id, container.to_json())
     status = sup.early_exits.pop(token, None)
     if status is not None:
-        exit_task.exited(sup, container, "init", status)
+        exit_task.exited(sup, container, process_id, status)
+
+
+def _discard(sup: Supervisor, token: str, message: dict[str, Any]) -> None:
+    """A start finished for a container that is already gone (its init exited meanwhile)."""
+    sup.tokens.pop(token, None)
+    sup.early_exits.pop(token, None)
+    route, request_id = sup.pending.pop(token, (None, None))
+    if message["ok"] and message.get("process"):
+        os.close(message["process"]["pidfd"])
+    sup.reply(route, request_id, error=ApiError(ErrorCode.CONFLICT, f"container {message['id']} has exited"))

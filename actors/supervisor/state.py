@@ -17,6 +17,7 @@ class Process:
     shim_pid: int
     args: list[str]
     pidfd: int
+    tty: bool = False
 
     def close(self) -> None:
         if self.pidfd >= 0:
@@ -29,6 +30,7 @@ class Process:
             "system_pid": self.system_pid,
             "shim_pid": self.shim_pid,
             "args": self.args,
+            "tty": self.tty,
         }
 
 
@@ -46,6 +48,11 @@ class Container:
     start_request_id: str | None = None
     init_status: int | None = None
     init_shim_gone: bool = False
+    starting: set[str] = field(default_factory=set)
+    """Names of processes whose exec is under way (reserved)."""
+    exec_count: int = 0
+    transition: str | None = None
+    """"pause" or "resume" while one is under way."""
 
     @property
     def listed(self) -> bool:

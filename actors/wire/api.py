@@ -22,9 +22,21 @@ PROTOCOL_VERSION = 1
 METHODS = (
     "version",
     "containers.start",
+    "containers.exec",
     "containers.list",
     "containers.state",
     "containers.signal",
+    "containers.pause",
+    "containers.resume",
+    "containers.update",
+    "containers.stdin",
+    "containers.close_stdin",
+    "containers.resize",
+    "containers.logs",
+    "containers.stats",
+    "checkpoints.create",
+    "checkpoints.list",
+    "checkpoints.delete",
     "events.replay",
 )
 

@@ -36,39 +36,59 @@ SCHEMAS: dict[str, _Spec] = {
     "publish": _fields({"topic": str, "event": dict}),
     # Monitor -> bus: poll a raw fd once; the bus answers `fd_ready` and forgets it.
     "watch_fd": _fields({"fd": int}),
+    # Monitor -> bus: stop polling a fd (if armed) and close it.
+    "forget_fd": _fields({"fd": int}),
     "fd_ready": _fields({"fd": int}),
     # Bus -> EventLog, once a second: publish a heartbeat.
     "tick": _fields({}),
     # Main thread -> bus: close the sockets and end the IO thread.
     "stop": _fields({}),
-    # Supervisor -> Worker: start a container's init process.
+    # Supervisor -> Worker: start a container's init process (or restore it from a checkpoint).
     "start_task": _fields(
-        {"worker": str, "token": str, "id": str, "bundle": str, "labels": dict}
+        {"worker": str, "token": str, "id": str, "bundle": str, "labels": dict},
+        {"stdin": bool, "checkpoint": (str, _NONE)},
     ),
-    # Worker -> Supervisor: outcome of a start_task.
+    # Supervisor -> Worker: start one more process in a running container.
+    "exec_task": _fields(
+        {"worker": str, "token": str, "id": str, "pid": str, "bundle": str, "spec": dict},
+        {"stdin": bool},
+    ),
+    # Worker -> Supervisor: outcome of a start_task or exec_task.
     "start_done": _fields(
         {"worker": str, "token": str, "id": str, "ok": bool},
         {"error": (dict, _NONE), "process": (dict, _NONE)},
     ),
-    # Supervisor -> Worker: one blocking runtime call (e.g. kill --all, forced delete).
+    # Supervisor -> Worker: one blocking job (runc kill --all, pause, update, checkpoint,
+    # a shim control message, ...); the reply goes to `route` when there is one.
     "runtime_task": _fields(
         {"worker": str, "job": str, "id": str, "args": list},
         {"route": (bytes, _NONE), "request_id": (str, _NONE)},
     ),
     "runtime_done": _fields(
-        {"worker": str, "job": str, "id": str, "ok": bool},
-        {"error": (dict, _NONE), "route": (bytes, _NONE), "request_id": (str, _NONE)},
+        {"worker": str, "job": str, "id": str, "ok": bool, "args": list},
+        {"error": (dict, _NONE), "result": (dict, list, str, int, float, bool, bytes, _NONE), "route": (bytes, _NONE),
+         "request_id": (str, _NONE)},
     ),
     # Worker -> Monitor: a started process whose shim is to be watched.
+    # With an OOM watch (init only): the fd to poll, "v1" or "v2", the memory cgroup dir.
     "watch_process": _fields(
-        {"token": str, "id": str, "pid": str, "shim_pid": int, "procdir": str}
+        {"token": str, "id": str, "pid": str, "shim_pid": int, "procdir": str},
+        {"oom_fd": int, "oom_kind": (str, _NONE), "cgroup": (str, _NONE)},
     ),
     # Shim -> daemon (ipc PUSH): the container process exited.
     "shim_exit": _fields(
         {"token": str, "id": str, "pid": str, "status": int, "shim_pid": int}
     ),
+    # Daemon -> shim (its own control socket), answered by `shim_ack`.
+    "shim_control": _fields(
+        {"op": str},
+        {"data": (bytes, _NONE), "width": (int, _NONE), "height": (int, _NONE)},
+    ),
+    "shim_ack": _fields({"ok": bool}, {"error": (str, _NONE)}),
     # Monitor -> Supervisor: a process exit, exactly once per process.
     "process_exit": _fields({"token": str, "id": str, "pid": str, "status": int}),
+    # Monitor -> Supervisor: the container's memory cgroup killed a process.
+    "oom": _fields({"id": str, "token": str}),
     # Monitor -> Supervisor: the shim of a process has exited (after its process_exit).
     "shim_gone": _fields({"token": str, "id": str, "pid": str}),
     # Supervisor -> EventLog: record and publish an event.
@@ -76,6 +96,9 @@ SCHEMAS: dict[str, _Spec] = {
         {"event": str, "id": str},
         {"pid": (str, _NONE), "status": (int, _NONE)},
     ),
+    # Supervisor -> Inspector: read a process's output or a container's cgroup stats
+    # and answer the client.
+    "inspect": _fields({"what": str, "route": bytes, "request_id": str, "target": dict}),
     # Supervisor -> EventLog: answer an events.replay request.
     "replay": _fields({"route": bytes, "request_id": str, "params": dict}),
 }

@@ -1,13 +1,14 @@
-"""The Worker actor: starts containers and runs other blocking runtime calls.
+"""The Worker actor: starts processes and runs every other blocking call.
 
 The Supervisor hands a task to a worker only when that worker is free (a
 ready-worker queue, not round-robin), so one slow start never delays another.
 
 Start path (containerd v0.2's `startTasks`, made safe):
   spawn the shim -> wait for `runc create` (deadline) -> open a pidfd on the
-  container process -> tell the Monitor to watch the shim -> `runc start`
-  (deadline) -> report. On any failure, everything made so far is undone
-  before the error is reported: no runc container, no shim, no state dir.
+  container process -> register the OOM watch -> tell the Monitor to watch the
+  shim -> `runc start` (deadline) -> report. An exec is the same without
+  `runc start`. On any failure, everything made so far is undone before the
+  error is reported: no runc container, no shim, no state dir.
 """
 
 from __future__ import annotations
@@ -24,32 +25,23 @@ from typing import Any
 
 import zmq
 
-from actors.statedir import StateDir, write_json_atomic
 from actors.base import BusActor
-from actors.wire import ApiError, ErrorCode
+from actors.cgroups import register_oom_watch
+from actors.statedir import StateDir, write_json_atomic
+from actors.wire import MAX_SHIM_MESSAGE, ApiError, ErrorCode, WireError, pack, unpack
+from actors.wire.messages import make, validate
+from actors.worker import jobs
+from actors.worker.process_spec import bundle_config, exec_process
 from actors.worker.runtime import Runtime
 from shimproc.config import ShimConfig
 from shimproc.spawner import Spawner
 
-__all__ = ["Worker", "bundle_args"]
+__all__ = ["Worker"]
 
 logger = logging.getLogger(__name__)
 
 CLEANUP_TIMEOUT = 10.0
-
-
-def bundle_args(bundle: Path) -> list[str]:
-    """The process args of a bundle's config.json (to show in listings)."""
-    try:
-        config = json.loads((bundle / "config.json").read_bytes())
-    except OSError as exc:
-        raise ApiError(ErrorCode.INVALID_PARAMS, f"cannot read {bundle / 'config.json'}: {exc.strerror}") from None
-    except ValueError:
-        raise ApiError(ErrorCode.INVALID_PARAMS, f"{bundle / 'config.json'} is not valid JSON") from None
-    args = config.get("process", {}).get("args") if isinstance(config, dict) else None
-    if not isinstance(args, list) or not args or not all(isinstance(a, str) for a in args):
-        raise ApiError(ErrorCode.INVALID_PARAMS, f"{bundle / 'config.json'} has no process.args")
-    return args
+CONTROL_TIMEOUT = 5.0
 
 
 def wait_gone(pid: int, timeout: float) -> bool:
@@ -72,7 +64,7 @@ def _kill_group(leader: int) -> None:
 
 
 def read_ready(fd: int, deadline: float) -> dict[str, Any] | None:
-    """The shim's one-line create result; None if the shim died or the deadline passed."""
+    """The shim's one-line create result; None if the shim died. TimeoutError at the deadline."""
     data = b""
     while not data.endswith(b"\n"):
         remaining = deadline - time.monotonic()
@@ -100,6 +92,7 @@ class Worker(BusActor):
         spawner: Spawner,
         start_timeout: float,
         report_address: str,
+        log_limit: int,
     ) -> None:
         super().__init__(context)
         self.name = name
@@ -108,119 +101,201 @@ class Worker(BusActor):
         self.spawner = spawner
         self.start_timeout = start_timeout
         self.report_address = report_address
+        self.log_limit = log_limit
+
+    def _done(self, task: dict[str, Any], process: dict[str, Any] | None = None,
+              error: ApiError | None = None) -> None:
+        self.send("supervisor", "start_done", worker=self.name, token=task["token"], id=task["id"],
+                  ok=error is None, process=process, error=error.to_wire() if error else None)
+
+    def _guarded(self, task: dict[str, Any], launch: Any) -> None:
+        try:
+            process = launch(task)
+        except ApiError as exc:
+            self._done(task, error=exc)
+        except Exception as exc:
+            logger.exception("start of %s failed", task["id"])
+            self._done(task, error=ApiError(ErrorCode.INTERNAL, f"start failed: {exc}"))
+        else:
+            self._done(task, process=process)
 
     def on_start_task(self, task: dict[str, Any]) -> None:
-        container_id, token = task["id"], task["token"]
-        try:
-            process = self._start(container_id, Path(task["bundle"]), task["labels"], token)
-        except ApiError as exc:
-            self.send("supervisor", "start_done", worker=self.name, token=token, id=container_id,
-                      ok=False, error=exc.to_wire())
-        except Exception as exc:
-            logger.exception("start of %s failed", container_id)
-            self.send("supervisor", "start_done", worker=self.name, token=token, id=container_id,
-                      ok=False, error=ApiError(ErrorCode.INTERNAL, f"start failed: {exc}").to_wire())
-        else:
-            self.send("supervisor", "start_done", worker=self.name, token=token, id=container_id,
-                      ok=True, process=process)
+        self._guarded(task, self._start_init)
 
-    def _start(self, container_id: str, bundle: Path, labels: dict[str, str], token: str) -> dict[str, Any]:
+    def on_exec_task(self, task: dict[str, Any]) -> None:
+        self._guarded(task, self._start_exec)
+
+    def _shim_config(self, task: dict[str, Any], process_id: str, procdir: Path, mode: str,
+                     checkpoint: str = "", restore_args: list[str] | None = None) -> ShimConfig:
+        token = task["token"]
+        return ShimConfig(
+            container_id=task["id"], process_id=process_id, token=token, bundle=task["bundle"],
+            procdir=str(procdir), runtime=self.runtime.binary, runtime_root=str(self.runtime.root),
+            report_address=self.report_address,
+            control_path=str(self.state.shim_control(token)),
+            console_path=str(self.state.shim_console(token)),
+            mode=mode, tty=bool(task.get("tty")), stdin=bool(task.get("stdin")),
+            checkpoint=checkpoint, restore_args=restore_args or [], log_limit=self.log_limit,
+        )
+
+    def _start_init(self, task: dict[str, Any]) -> dict[str, Any]:
+        container_id, bundle = task["id"], Path(task["bundle"])
         deadline = time.monotonic() + self.start_timeout
-        args = bundle_args(bundle)
+        config = bundle_config(bundle)
+        task["tty"] = bool(config["process"].get("terminal"))
         container_dir = self.state.container(container_id)
         try:
-            container_dir.mkdir(mode=0o700, parents=False)
+            container_dir.mkdir(mode=0o700)
         except FileExistsError:
             raise ApiError(ErrorCode.CONFLICT, f"state of a container {container_id} is still on disk") from None
-        shim_pid = None
-        timed_out = False
         try:
-            write_json_atomic(
-                container_dir / "container.json",
-                {"id": container_id, "bundle": str(bundle), "labels": labels, "created": time.time()},
-                durable=False,
-            )
-            procdir = container_dir / "init"
+            write_json_atomic(container_dir / "container.json",
+                              {"id": container_id, "bundle": str(bundle), "labels": task["labels"],
+                               "created": time.time()}, durable=False)
+            checkpoint = task.get("checkpoint")
+            if checkpoint:
+                image = jobs.checkpoint_dir(bundle, checkpoint)
+                if not image.is_dir():
+                    raise ApiError(ErrorCode.NOT_FOUND, f"checkpoint {checkpoint} not found in {image.parent}")
+                shim_config = self._shim_config(task, "init", container_dir / "init", "restore",
+                                                str(image), jobs.restore_flags(image))
+            else:
+                shim_config = self._shim_config(task, "init", container_dir / "init", "create")
+            return self._launch(task, shim_config, config["process"]["args"], deadline, cleanup=container_dir)
+        except BaseException:
+            shutil.rmtree(container_dir, ignore_errors=True)
+            raise
+
+    def _start_exec(self, task: dict[str, Any]) -> dict[str, Any]:
+        deadline = time.monotonic() + self.start_timeout
+        procdir = self.state.process(task["id"], task["pid"])
+        process = exec_process(bundle_config(Path(task["bundle"])), task["spec"])
+        try:
             procdir.mkdir(mode=0o700)
-            write_json_atomic(procdir / "process.json", {"token": token, "args": args}, durable=False)
-            config = ShimConfig(
-                container_id=container_id,
-                process_id="init",
-                token=token,
-                bundle=str(bundle),
-                procdir=str(procdir),
-                runtime=self.runtime.binary,
-                runtime_root=str(self.runtime.root),
-                report_address=self.report_address,
-            )
+        except FileExistsError:
+            raise ApiError(ErrorCode.CONFLICT, f"state of process {task['pid']} is still on disk") from None
+        except FileNotFoundError:
+            raise ApiError(ErrorCode.NOT_FOUND, f"container {task['id']} is gone") from None
+        try:
+            write_json_atomic(procdir / "process.json", process, durable=False)
+            task["tty"] = process["terminal"]
+            shim_config = self._shim_config(task, task["pid"], procdir, "exec")
+            return self._launch(task, shim_config, process["args"], deadline, cleanup=procdir)
+        except BaseException:
+            shutil.rmtree(procdir, ignore_errors=True)
+            raise
+
+    def _launch(self, task: dict[str, Any], config: ShimConfig, args: list[str], deadline: float,
+                cleanup: Path) -> dict[str, Any]:
+        """Spawn the shim, wait for the runtime, start if it is a create; undo on failure."""
+        procdir = Path(config.procdir)
+        procdir.mkdir(mode=0o700, exist_ok=True)
+        write_json_atomic(procdir / "meta.json", {"token": config.token, "args": args, "mode": config.mode},
+                          durable=False)
+        shim_pid: int | None = None
+        stuck = False
+        try:
             shim = self.spawner.spawn(config, timeout=self.start_timeout)
             shim_pid = shim.pid
             try:
                 reply = read_ready(shim.ready_fd, deadline)
             except TimeoutError:
-                timed_out = True
-                raise ApiError(
-                    ErrorCode.TIMEOUT,
-                    f"container {container_id} was not created within {self.start_timeout:g}s",
-                ) from None
+                stuck = True
+                raise ApiError(ErrorCode.TIMEOUT, f"{config.process_id} of {config.container_id} was not "
+                               f"created within {self.start_timeout:g}s") from None
             finally:
                 os.close(shim.ready_fd)
             if reply is None:
-                raise ApiError(ErrorCode.RUNTIME_ERROR, f"the shim of {container_id} died during create")
+                raise ApiError(ErrorCode.RUNTIME_ERROR, f"the shim of {config.container_id} died during create")
             if not reply.get("ok"):
                 raise ApiError(ErrorCode.RUNTIME_ERROR, str(reply.get("error")))
             system_pid = int(reply["pid"])
             pidfd = os.pidfd_open(system_pid)
+            watch = register_oom_watch(system_pid) if config.is_init else None
             try:
-                self.send("monitor", "watch_process", token=token, id=container_id, pid="init",
-                          shim_pid=shim.pid, procdir=str(procdir))
-                self.runtime.start(container_id, timeout=max(0.1, deadline - time.monotonic()))
+                self.send("monitor", "watch_process", token=config.token, id=config.container_id,
+                          pid=config.process_id, shim_pid=shim_pid, procdir=str(procdir),
+                          oom_fd=watch.fd if watch else -1, oom_kind=watch.kind if watch else None,
+                          cgroup=str(watch.directory) if watch else None)
+                if config.mode == "create":
+                    self.runtime.start(config.container_id, timeout=max(0.1, deadline - time.monotonic()))
             except BaseException:
                 os.close(pidfd)
                 raise
-            return {
-                "pid": "init",
-                "system_pid": system_pid,
-                "shim_pid": shim.pid,
-                "args": args,
-                "pidfd": pidfd,
-            }
+            write_json_atomic(procdir / "state.json", {
+                "token": config.token, "system_pid": system_pid, "shim_pid": shim_pid,
+            })
+            return {"pid": config.process_id, "system_pid": system_pid, "shim_pid": shim_pid,
+                    "args": args, "pidfd": pidfd, "tty": config.tty}
         except BaseException:
-            self._undo_start(container_id, container_dir, shim_pid, stuck=timed_out)
+            self._undo(config, shim_pid, stuck)
             raise
 
-    def _undo_start(self, container_id: str, container_dir: Path, shim_pid: int | None, stuck: bool) -> None:
-        """Remove every trace of a failed start: runc container, shim, state dir.
+    def _undo(self, config: ShimConfig, shim_pid: int | None, stuck: bool) -> None:
+        """Remove every trace of a failed start: the process, its shim, runc's container.
 
         A shim that is `stuck` in create (deadline passed) is killed with its
         whole process group (runc and its hooks) first; otherwise it finishes
-        on its own once the runc container is deleted.
+        on its own once the runc container (or the exec'd process) is gone.
         """
         if shim_pid is not None and stuck:
             _kill_group(shim_pid)
-        try:
-            self.runtime.delete(container_id, timeout=CLEANUP_TIMEOUT)
-        except ApiError as exc:
-            logger.error("cleanup of %s: %s", container_id, exc.message)
+        if config.is_init:
+            try:
+                self.runtime.delete(config.container_id, timeout=CLEANUP_TIMEOUT)
+            except ApiError as exc:
+                logger.error("cleanup of %s: %s", config.container_id, exc.message)
+        elif shim_pid is not None:
+            pid_file = Path(config.procdir) / "pid"
+            try:
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
         if shim_pid is not None and not wait_gone(shim_pid, CLEANUP_TIMEOUT):
-            logger.error("shim %d of %s did not exit; killing it", shim_pid, container_id)
+            logger.error("shim %d of %s did not exit; killing it", shim_pid, config.container_id)
             _kill_group(shim_pid)
             wait_gone(shim_pid, CLEANUP_TIMEOUT)
-            self.runtime.delete(container_id, timeout=CLEANUP_TIMEOUT)
-        shutil.rmtree(container_dir, ignore_errors=True)
+            if config.is_init:
+                self.runtime.delete(config.container_id, timeout=CLEANUP_TIMEOUT)
 
     def on_runtime_task(self, task: dict[str, Any]) -> None:
-        job, container_id, args = task["job"], task["id"], task["args"]
+        job = task["job"]
         error = None
+        result: Any = None
         try:
-            if job == "kill_all":
-                self.runtime.kill(container_id, int(args[0]), all_processes=True, timeout=self.start_timeout)
-            elif job == "delete":
-                self.runtime.delete(container_id, timeout=self.start_timeout)
+            if job == "control":
+                result = self._control(task["args"][0], task["args"][1])
             else:
-                raise ApiError(ErrorCode.INTERNAL, f"unknown runtime job {job!r}")
+                result = jobs.run(self.runtime, job, task["id"], task["args"], self.start_timeout)
         except ApiError as exc:
             error = exc.to_wire()
-        self.send("supervisor", "runtime_done", worker=self.name, job=job, id=container_id,
-                  ok=error is None, error=error, route=task.get("route"),
-                  request_id=task.get("request_id"))
+        except Exception as exc:
+            logger.exception("%s of %s failed", job, task["id"])
+            error = ApiError(ErrorCode.INTERNAL, f"{job} failed: {exc}").to_wire()
+        self.send("supervisor", "runtime_done", worker=self.name, job=job, id=task["id"],
+                  ok=error is None, error=error, result=result, route=task.get("route"),
+                  request_id=task.get("request_id"), args=task["args"])
+
+    def _control(self, token: str, message: dict[str, Any]) -> None:
+        """Send one control message to a shim and wait for its acknowledgement."""
+        sock = self._context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.MAXMSGSIZE, MAX_SHIM_MESSAGE)
+        try:
+            path = self.state.shim_control(token)
+            if not path.exists():
+                raise ApiError(ErrorCode.CONFLICT, "the process has exited")
+            sock.connect(f"ipc://{path}")
+            sock.send(pack(make("shim_control", **message)))
+            if not sock.poll(int(CONTROL_TIMEOUT * 1000)):
+                raise ApiError(ErrorCode.TIMEOUT, "the shim did not acknowledge in time")
+            try:
+                ack = validate(unpack(sock.recv(), limit=MAX_SHIM_MESSAGE))
+            except WireError as exc:
+                raise ApiError(ErrorCode.INTERNAL, f"bad acknowledgement from the shim: {exc}") from None
+            if ack["type"] != "shim_ack":
+                raise ApiError(ErrorCode.INTERNAL, "bad acknowledgement from the shim")
+            if not ack["ok"]:
+                raise ApiError(ErrorCode.CONFLICT, str(ack.get("error")))
+        finally:
+            sock.close()

@@ -1,0 +1,199 @@
+"""Finding a process's cgroups (v1 and v2), reading their statistics, watching for OOM.
+
+The memory cgroup of a container is found from `/proc/<pid>/cgroup` and the
+mount table (`/proc/self/mountinfo`), never assumed: hosts nest cgroups.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["CgroupWatch", "cgroup_dirs", "oom_kills", "read_stats", "register_oom_watch"]
+
+IN_MODIFY = 0x2
+IN_NONBLOCK = os.O_NONBLOCK
+IN_CLOEXEC = os.O_CLOEXEC
+
+
+def _mounts() -> tuple[dict[str, tuple[str, str]], tuple[str, str] | None]:
+    """v1 controller -> (mount point, root in hierarchy); the v2 (mount point, root)."""
+    v1: dict[str, tuple[str, str]] = {}
+    v2 = None
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        left, _, right = line.partition(" - ")
+        fields, tail = left.split(), right.split()
+        if len(fields) < 5 or len(tail) < 3:
+            continue
+        root, mount_point, fstype = fields[3], fields[4], tail[0]
+        if fstype == "cgroup":
+            for option in tail[2].split(","):
+                v1.setdefault(option, (mount_point, root))
+        elif fstype == "cgroup2" and v2 is None:
+            v2 = (mount_point, root)
+    return v1, v2
+
+
+def _join(mount: tuple[str, str], path: str) -> Path:
+    mount_point, root = mount
+    relative = os.path.relpath(path, root) if root != "/" else path.lstrip("/")
+    return Path(mount_point) / ("" if relative == "." else relative)
+
+
+def cgroup_dirs(pid: int) -> dict[str, Path]:
+    """Controller name (and "unified") -> the directory of `pid`'s cgroup."""
+    v1, v2 = _mounts()
+    found: dict[str, Path] = {}
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        hierarchy, controllers, path = line.split(":", 2)
+        if hierarchy == "0" and v2 is not None:
+            found["unified"] = _join(v2, path)
+            continue
+        for controller in controllers.split(","):
+            if controller in v1:
+                found[controller] = _join(v1[controller], path)
+    return found
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
+
+
+def _int(path: Path) -> int | None:
+    text = _read(path)
+    if text is None:
+        return None
+    text = text.strip()
+    return None if text == "max" else int(text)
+
+
+def _flat(path: Path) -> dict[str, int]:
+    values = {}
+    for line in (_read(path) or "").splitlines():
+        key, _, value = line.partition(" ")
+        if value.strip().lstrip("-").isdigit():
+            values[key] = int(value)
+    return values
+
+
+class CgroupWatch:
+    """An OOM watch: the fd to poll and how to read the OOM-kill count behind it."""
+
+    def __init__(self, fd: int, kind: str, directory: Path) -> None:
+        self.fd, self.kind, self.directory = fd, kind, directory
+
+
+def oom_kills(kind: str, directory: Path) -> int | None:
+    """The cgroup's OOM-kill count; None once the cgroup is gone."""
+    name = "memory.oom_control" if kind == "v1" else "memory.events"
+    if not (directory / name).exists():
+        return None
+    return _flat(directory / name).get("oom_kill", 0)
+
+
+def register_oom_watch(pid: int) -> CgroupWatch | None:
+    """Watch `pid`'s memory cgroup for OOM kills.
+
+    cgroup v1: a non-blocking eventfd registered against memory.oom_control;
+    cgroup v2: inotify on memory.events. None if the process has no memory cgroup.
+    """
+    dirs = cgroup_dirs(pid)
+    if "memory" in dirs:
+        directory = dirs["memory"]
+        efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        control = os.open(directory / "memory.oom_control", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            (directory / "cgroup.event_control").write_text(f"{efd} {control}")
+        except OSError:
+            os.close(efd)
+            return None
+        finally:
+            os.close(control)
+        return CgroupWatch(efd, "v1", directory)
+    directory = dirs.get("unified")
+    if directory is None or not (directory / "memory.events").exists():
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
+    if fd < 0:
+        return None
+    if libc.inotify_add_watch(fd, str(directory / "memory.events").encode(), IN_MODIFY) < 0:
+        os.close(fd)
+        return None
+    return CgroupWatch(fd, "v2", directory)
+
+
+def drain(fd: int) -> None:
+    """Consume what made a watch fd readable (an eventfd count or inotify records)."""
+    try:
+        while os.read(fd, 4096):
+            pass
+    except (BlockingIOError, OSError):
+        pass
+
+
+def read_stats(pid: int) -> dict[str, Any]:
+    """Memory, CPU, pids and block IO of `pid`'s cgroups (v1 where mounted, else v2)."""
+    dirs = cgroup_dirs(pid)
+    unified = dirs.get("unified")
+    stats: dict[str, Any] = {"timestamp": time.time()}
+    if "memory" in dirs:
+        memory = dirs["memory"]
+        detail = _flat(memory / "memory.stat")
+        stats["memory"] = {
+            "usage": _int(memory / "memory.usage_in_bytes"),
+            "max_usage": _int(memory / "memory.max_usage_in_bytes"),
+            "limit": _int(memory / "memory.limit_in_bytes"),
+            "cache": detail.get("total_cache", detail.get("cache")),
+            "rss": detail.get("total_rss", detail.get("rss")),
+        }
+    elif unified is not None:
+        detail = _flat(unified / "memory.stat")
+        stats["memory"] = {
+            "usage": _int(unified / "memory.current"),
+            "max_usage": _int(unified / "memory.peak"),
+            "limit": _int(unified / "memory.max"),
+            "cache": detail.get("file"),
+            "rss": detail.get("anon"),
+        }
+    if "cpuacct" in dirs:
+        cpuacct = dirs["cpuacct"]
+        per_cpu = (_read(cpuacct / "cpuacct.usage_percpu") or "").split()
+        throttled = _flat(dirs.get("cpu", cpuacct) / "cpu.stat").get("nr_throttled")
+        stats["cpu"] = {
+            "usage_total_ns": _int(cpuacct / "cpuacct.usage"),
+            "usage_per_cpu_ns": [int(v) for v in per_cpu],
+            "throttled_periods": throttled,
+        }
+    elif unified is not None:
+        detail = _flat(unified / "cpu.stat")
+        stats["cpu"] = {
+            "usage_total_ns": detail.get("usage_usec", 0) * 1000,
+            "usage_per_cpu_ns": [],
+            "throttled_periods": detail.get("nr_throttled"),
+        }
+    pids = dirs.get("pids", unified)
+    if pids is not None:
+        stats["pids"] = {"current": _int(pids / "pids.current"), "limit": _int(pids / "pids.max")}
+    if "blkio" in dirs:
+        totals = {"read_bytes": 0, "write_bytes": 0}
+        for line in (_read(dirs["blkio"] / "blkio.throttle.io_service_bytes") or "").splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[1] in ("Read", "Write"):
+                totals["read_bytes" if parts[1] == "Read" else "write_bytes"] += int(parts[2])
+        stats["blkio"] = totals
+    elif unified is not None:
+        totals = {"read_bytes": 0, "write_bytes": 0}
+        for line in (_read(unified / "io.stat") or "").splitlines():
+            for item in line.split()[1:]:
+                key, _, value = item.partition("=")
+                if key in ("rbytes", "wbytes"):
+                    totals["read_bytes" if key == "rbytes" else "write_bytes"] += int(value)
+        stats["blkio"] = totals
+    return stats

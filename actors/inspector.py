@@ -1,0 +1,41 @@
+"""The Inspector actor: reads process output and cgroup statistics for clients.
+
+File and cgroup reads are quick but they are I/O; doing them here keeps the
+Supervisor free to change state while a client pages through a large log.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from actors.base import BusActor
+from actors.cgroups import read_stats
+from actors.outputlog import read_output
+from actors.wire import ApiError, ErrorCode
+from actors.wire.api import error_reply, ok_reply
+
+__all__ = ["Inspector"]
+
+logger = logging.getLogger(__name__)
+
+
+class Inspector(BusActor):
+    def on_inspect(self, message: dict[str, Any]) -> None:
+        target = message["target"]
+        try:
+            if message["what"] == "logs":
+                result = read_output(Path(target["dir"]), target["cursor"], target["max_bytes"])
+                result["status"] = target["status"]
+            elif message["what"] == "stats":
+                try:
+                    result = read_stats(target["pid"])
+                except OSError:
+                    raise ApiError(ErrorCode.CONFLICT, f"container {target['id']} has exited") from None
+            else:
+                raise ApiError(ErrorCode.INTERNAL, f"cannot inspect {message['what']!r}")
+            body = ok_reply(message["request_id"], result)
+        except ApiError as exc:
+            body = error_reply(message["request_id"], exc)
+        self.send("bus", "reply", route=message["route"], body=body)

@@ -1,0 +1,90 @@
+"""A process's stdio and the container's statistics: stdin, close-stdin, resize, logs, stats.
+
+stdin, close-stdin and resize are control messages to the process's shim,
+sent by a worker and acknowledged by the shim. Reading logs and cgroup
+statistics is file work, done by the Inspector so the Supervisor never waits on it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from actors.supervisor.deferred import DEFERRED
+from actors.wire import ApiError, ErrorCode
+from actors.wire.api import Params
+
+if TYPE_CHECKING:
+    from actors.supervisor.actor import Supervisor
+    from actors.supervisor.state import Process
+
+STDIN_CHUNK_MAX = 256 << 10
+LOG_READ_MAX = 256 << 10
+
+
+def _process(sup: Supervisor, params: Params) -> tuple[str, Process]:
+    container_id = params.container_id()
+    process_id = params.string("pid", required=False, max_len=64) or "init"
+    assert container_id is not None
+    container = sup.find(container_id)
+    process = container.processes.get(process_id)
+    if process is None:
+        raise ApiError(ErrorCode.NOT_FOUND, f"process {process_id} of container {container_id} not found")
+    return container_id, process
+
+
+def _control(sup: Supervisor, request: dict[str, Any], message: dict[str, Any]) -> object:
+    container_id, process = _process(sup, Params(request["params"]))
+    sup.submit_job("control", container_id, [process.token, message], request)
+    return DEFERRED
+
+
+def stdin(sup: Supervisor, request: dict[str, Any]) -> object:
+    data = request["params"].get("data")
+    if not isinstance(data, bytes) or len(data) > STDIN_CHUNK_MAX:
+        raise ApiError(ErrorCode.INVALID_PARAMS, f"'data' must be bytes, at most {STDIN_CHUNK_MAX}")
+    return _control(sup, request, {"op": "write_stdin", "data": data})
+
+
+def close_stdin(sup: Supervisor, request: dict[str, Any]) -> object:
+    return _control(sup, request, {"op": "close_stdin"})
+
+
+def resize(sup: Supervisor, request: dict[str, Any]) -> object:
+    params = Params(request["params"])
+    width = params.integer("width", required=True, low=1, high=65535)
+    height = params.integer("height", required=True, low=1, high=65535)
+    return _control(sup, request, {"op": "resize", "width": width, "height": height})
+
+
+def logs(sup: Supervisor, request: dict[str, Any]) -> object:
+    params = Params(request["params"])
+    container_id = params.container_id()
+    process_id = params.string("pid", required=False, max_len=64) or "init"
+    max_bytes = params.integer("max_bytes", low=1, high=LOG_READ_MAX) or LOG_READ_MAX
+    cursor = request["params"].get("cursor")
+    if cursor is not None and not (isinstance(cursor, list) and len(cursor) == 2
+                                   and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0
+                                           for n in cursor)):
+        raise ApiError(ErrorCode.INVALID_PARAMS, "'cursor' must be [generation, offset]")
+    assert container_id is not None
+    container = sup.containers.get(container_id)
+    process = container.processes.get(process_id) if container and container.listed else None
+    finished = sup.finished.get((container_id, process_id))
+    if process is not None and (finished is None or finished["token"] != process.token):
+        directory, status = sup.state.process(container_id, process_id), None
+    elif finished is not None:
+        directory = (sup.state.finished / finished["token"] if finished["moved"]
+                     else sup.state.process(container_id, process_id))
+        status = finished["status"]
+    else:
+        raise ApiError(ErrorCode.NOT_FOUND, f"process {process_id} of container {container_id} not found")
+    sup.send("inspector", "inspect", what="logs", route=request["route"], request_id=request["id"],
+             target={"dir": str(directory), "cursor": cursor, "max_bytes": max_bytes, "status": status})
+    return DEFERRED
+
+
+def stats(sup: Supervisor, request: dict[str, Any]) -> object:
+    container_id, process = _process(sup, Params({"id": request["params"].get("id")}))
+    sup.send("inspector", "inspect", what="stats", route=request["route"], request_id=request["id"],
+             target={"pid": process.system_pid, "id": container_id})
+    return DEFERRED
