@@ -12,11 +12,10 @@ from typing import Any
 __all__ = ["BUSYBOX", "create_bundle"]
 
 BUSYBOX = "/bin/busybox"
-APPLETS = ("sh", "sleep", "echo", "cat", "ls", "ps", "true", "false", "kill", "trap", "top", "env", "id")
 
 
 def create_bundle(directory: str | os.PathLike[str], args: list[str], *,
-                  busybox: str = BUSYBOX, runtime: str = "runc",
+                  busybox: str = BUSYBOX, runtime: str = "runc", terminal: bool = False,
                   mutate: dict[str, Any] | None = None) -> Path:
     """Write `<directory>/rootfs` (busybox) and `<directory>/config.json` running `args`."""
     bundle = Path(directory).resolve()
@@ -28,7 +27,8 @@ def create_bundle(directory: str | os.PathLike[str], args: list[str], *,
     target = rootfs / "bin" / "busybox"
     if not target.exists():
         shutil.copy2(busybox, target)
-    for applet in APPLETS:
+    applets = subprocess.run([busybox, "--list"], check=True, capture_output=True, text=True).stdout.split()
+    for applet in applets:
         link = rootfs / "bin" / applet
         if not link.is_symlink() and not link.exists():
             link.symlink_to("busybox")
@@ -39,7 +39,7 @@ def create_bundle(directory: str | os.PathLike[str], args: list[str], *,
     subprocess.run([runtime, "spec", "--bundle", str(bundle)], check=True, capture_output=True)
     config = json.loads(config_path.read_text())
     config["process"]["args"] = args
-    config["process"]["terminal"] = False
+    config["process"]["terminal"] = terminal
     config["root"]["readonly"] = False
     for key, value in (mutate or {}).items():
         config[key] = value

@@ -113,8 +113,7 @@ class Daemon:
         self.state.containers.mkdir(mode=0o700, exist_ok=True)
         self.state.runtime_root.mkdir(mode=0o700, exist_ok=True)
         self.state.shims.mkdir(mode=0o700, exist_ok=True)
-        shutil.rmtree(self.state.finished, ignore_errors=True)
-        self.state.finished.mkdir(mode=0o700)
+        self.state.outputs.mkdir(mode=0o700, exist_ok=True)
         for stale in (self.state.control_socket, self.state.events_socket, self.state.shim_socket):
             stale.unlink(missing_ok=True)
 
@@ -152,7 +151,10 @@ class Daemon:
             if bus.is_alive():
                 bus.stop()
             pykka.ActorRegistry.stop_all(timeout=5)
-            context.term()
+            if pykka.ActorRegistry.get_all():
+                logger.warning("some actors did not stop in time; leaving without waiting for them")
+            else:
+                context.term()
             spawner.stop()
             for sock in (self.state.control_socket, self.state.events_socket, self.state.shim_socket):
                 sock.unlink(missing_ok=True)

@@ -8,9 +8,9 @@
     <root>/events.log            event log (msgpack records)
     <root>/runc/                 runc's own state (--root)
     <root>/shims/<token>.sock    a shim's control socket (<token>.tty: its console socket)
-    <root>/finished/<token>/     output of recently exited processes, for late readers
+    <root>/output/<token>/       captured output of a process (kept a while after it exits)
     <root>/containers/<id>/container.json
-    <root>/containers/<id>/<process>/{process.json, pid, log.json, exit.json, output.<n>.log}
+    <root>/containers/<id>/<process>/{meta.json, state.json, process.json, pid, log.json, exit.json}
 
 Both the daemon and the shim import this module, so it stays free of heavy imports.
 """
@@ -71,8 +71,11 @@ class StateDir:
         return self.root / "shims"
 
     @property
-    def finished(self) -> Path:
-        return self.root / "finished"
+    def outputs(self) -> Path:
+        return self.root / "output"
+
+    def output(self, token: str) -> Path:
+        return self.outputs / token
 
     def shim_control(self, token: str) -> Path:
         return self.shims / f"{token}.sock"

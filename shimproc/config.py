@@ -21,6 +21,7 @@ class ShimConfig:
     token: str
     bundle: str
     procdir: str
+    output_dir: str
     runtime: str
     runtime_root: str
     report_address: str

@@ -177,13 +177,14 @@ class Shim:
             context.term()
 
     def _fail(self, reason: str) -> int:
-        self.delete_container()
+        if self.config.is_init:
+            self.delete_container()
         self.tell_starter({"ok": False, "error": reason})
         return 1
 
     def _run(self, report: zmq.Socket, control: zmq.Socket) -> int:
         config = self.config
-        stdio = Stdio(config.procdir, tty=config.tty, stdin=config.stdin,
+        stdio = Stdio(config.output_dir, tty=config.tty, stdin=config.stdin,
                       console_path=config.console_path, log_limit=config.log_limit)
         try:
             runtime = self.spawn(self.runtime_argv(*self.runtime_command(config.tty)), stdio.child_fds)
@@ -238,6 +239,7 @@ class Shim:
                     self.delete_container()
             if status is not None and not stdio.outputs:
                 self.reaper.reap()
+                self._answer(control, stdio)
                 return
 
     def _answer(self, control: zmq.Socket, stdio: Stdio) -> None:

@@ -28,9 +28,10 @@ class Stdio:
     appends it to the output log, whether or not anybody is attached.
     """
 
-    def __init__(self, procdir: str, *, tty: bool, stdin: bool, console_path: str, log_limit: int) -> None:
+    def __init__(self, output_dir: str, *, tty: bool, stdin: bool, console_path: str, log_limit: int) -> None:
         self.tty = tty
-        self.log = OutputWriter(Path(procdir), log_limit)
+        Path(output_dir).mkdir(mode=0o700, exist_ok=True)
+        self.log = OutputWriter(Path(output_dir), log_limit)
         self.outputs: dict[int, int] = {}
         """fd -> stream number (1 stdout, 2 stderr) of open output ends."""
         self.stdin_fd = -1

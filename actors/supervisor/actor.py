@@ -81,7 +81,7 @@ class Supervisor(BusActor):
         self.parked: dict[str, dict[str, Any]] = {}
         """container id -> start task waiting for that id's tombstone to clear."""
         self.finished: collections.OrderedDict[tuple[str, str], dict[str, Any]] = collections.OrderedDict()
-        """(container id, process id) -> {token, status, moved} of recently exited processes."""
+        """(container id, process id) -> {token, status} of recently exited processes."""
         self.pool = WorkerPool(workers, lambda to, kind, members: self.send(to, kind, **members))
 
     def on_stop(self) -> None:

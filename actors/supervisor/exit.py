@@ -7,14 +7,13 @@ from the table; its id stays reserved (a tombstone) until the shim has deleted
 the runc container and gone, and a start for the same id waits for that
 rather than racing it.
 
-The output of an exited process stays readable for a while: its process dir
-moves to `finished/<token>` when its shim is gone (the last FINISHED_KEPT).
+The output of an exited process (`output/<token>`) stays readable for a while:
+the last FINISHED_KEPT exited processes keep theirs.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 from typing import TYPE_CHECKING, Any
 
@@ -69,7 +68,7 @@ def maybe_remove(sup: Supervisor, container: Container) -> None:
     sup.tokens.pop(init.token, None)
     del sup.containers[container.id]
     if container.init_shim_gone:
-        _clean(sup, container.id, init.token)
+        _clean(sup, container.id)
     else:
         sup.tombstones[container.id] = init.token
     sup.emit("exit", container.id, pid="init", status=container.init_status)
@@ -77,32 +76,20 @@ def maybe_remove(sup: Supervisor, container: Container) -> None:
 
 
 def _remember(sup: Supervisor, container_id: str, process_id: str, token: str, status: int) -> None:
-    sup.finished[(container_id, process_id)] = {"token": token, "status": status, "moved": False}
-    sup.finished.move_to_end((container_id, process_id))
+    replaced = sup.finished.pop((container_id, process_id), None)
+    if replaced is not None:
+        shutil.rmtree(sup.state.output(replaced["token"]), ignore_errors=True)
+    sup.finished[(container_id, process_id)] = {"token": token, "status": status}
     while len(sup.finished) > FINISHED_KEPT:
         _, old = sup.finished.popitem(last=False)
-        shutil.rmtree(sup.state.finished / old["token"], ignore_errors=True)
-
-
-def _keep_output(sup: Supervisor, container_id: str, process_id: str, token: str) -> None:
-    """Move a finished process's dir (its output) aside, or drop it if nobody will ask."""
-    source = sup.state.process(container_id, process_id)
-    entry = sup.finished.get((container_id, process_id))
-    if entry is None or entry["token"] != token:
-        shutil.rmtree(source, ignore_errors=True)
-        return
-    try:
-        os.rename(source, sup.state.finished / token)
-        entry["moved"] = True
-    except OSError:
-        shutil.rmtree(source, ignore_errors=True)
+        shutil.rmtree(sup.state.output(old["token"]), ignore_errors=True)
 
 
 def shim_gone(sup: Supervisor, message: dict[str, Any]) -> bool:
     """Clean up after a shim; True when the container's id is free again."""
     container_id, token = message["id"], message["token"]
     if message["pid"] != "init":
-        _keep_output(sup, container_id, message["pid"], token)
+        shutil.rmtree(sup.state.process(container_id, message["pid"]), ignore_errors=True)
         return False
     container = sup.containers.get(container_id)
     if container is not None and container.init_token == token:
@@ -111,10 +98,9 @@ def shim_gone(sup: Supervisor, message: dict[str, Any]) -> bool:
     if sup.tombstones.get(container_id) != token:
         return False
     del sup.tombstones[container_id]
-    _clean(sup, container_id, token)
+    _clean(sup, container_id)
     return True
 
 
-def _clean(sup: Supervisor, container_id: str, init_token: str) -> None:
-    _keep_output(sup, container_id, "init", init_token)
+def _clean(sup: Supervisor, container_id: str) -> None:
     shutil.rmtree(sup.state.container(container_id), ignore_errors=True)

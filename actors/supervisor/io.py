@@ -71,15 +71,13 @@ def logs(sup: Supervisor, request: dict[str, Any]) -> object:
     process = container.processes.get(process_id) if container and container.listed else None
     finished = sup.finished.get((container_id, process_id))
     if process is not None and (finished is None or finished["token"] != process.token):
-        directory, status = sup.state.process(container_id, process_id), None
+        token, status = process.token, None
     elif finished is not None:
-        directory = (sup.state.finished / finished["token"] if finished["moved"]
-                     else sup.state.process(container_id, process_id))
-        status = finished["status"]
+        token, status = finished["token"], finished["status"]
     else:
         raise ApiError(ErrorCode.NOT_FOUND, f"process {process_id} of container {container_id} not found")
     sup.send("inspector", "inspect", what="logs", route=request["route"], request_id=request["id"],
-             target={"dir": str(directory), "cursor": cursor, "max_bytes": max_bytes, "status": status})
+             target={"dir": str(sup.state.output(token)), "cursor": cursor, "max_bytes": max_bytes, "status": status})
     return DEFERRED
 
 

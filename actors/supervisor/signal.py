@@ -29,8 +29,9 @@ def request(sup: Supervisor, request: dict[str, Any]) -> object:
     process = container.processes.get(process_id or "init")
     if process is None:
         raise ApiError(ErrorCode.NOT_FOUND, f"process {process_id} of container {container_id} not found")
-    try:
-        signals.pidfd_send_signal(process.pidfd, signum)
-    except ProcessLookupError:
-        pass  # it has exited; its exit is on the way
+    if process.pidfd >= 0:
+        try:
+            signals.pidfd_send_signal(process.pidfd, signum)
+        except ProcessLookupError:
+            pass  # it has exited; its exit is on the way
     return {}

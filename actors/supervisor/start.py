@@ -153,9 +153,10 @@ def done(sup: Supervisor, message: dict[str, Any]) -> None:
     if process_id == "init":
         container.status = "running"
         sup.emit("start-container", container_id)
+        sup.reply(route, request_id, container.to_json())
     else:
         sup.emit("start-process", container_id, pid=process_id)
-    sup.reply(route, request_id, container.to_json())
+        sup.reply(route, request_id, container.processes[process_id].to_json())
     status = sup.early_exits.pop(token, None)
     if status is not None:
         exit_task.exited(sup, container, process_id, status)
@@ -166,6 +167,6 @@ def _discard(sup: Supervisor, token: str, message: dict[str, Any]) -> None:
     sup.tokens.pop(token, None)
     sup.early_exits.pop(token, None)
     route, request_id = sup.pending.pop(token, (None, None))
-    if message["ok"] and message.get("process"):
+    if message["ok"] and message.get("process") and message["process"]["pidfd"] >= 0:
         os.close(message["process"]["pidfd"])
     sup.reply(route, request_id, error=ApiError(ErrorCode.CONFLICT, f"container {message['id']} has exited"))

@@ -130,7 +130,7 @@ class Worker(BusActor):
         token = task["token"]
         return ShimConfig(
             container_id=task["id"], process_id=process_id, token=token, bundle=task["bundle"],
-            procdir=str(procdir), runtime=self.runtime.binary, runtime_root=str(self.runtime.root),
+            procdir=str(procdir), output_dir=str(self.state.output(token)), runtime=self.runtime.binary, runtime_root=str(self.runtime.root),
             report_address=self.report_address,
             control_path=str(self.state.shim_control(token)),
             console_path=str(self.state.shim_console(token)),
@@ -210,7 +210,10 @@ class Worker(BusActor):
             if not reply.get("ok"):
                 raise ApiError(ErrorCode.RUNTIME_ERROR, str(reply.get("error")))
             system_pid = int(reply["pid"])
-            pidfd = os.pidfd_open(system_pid)
+            try:
+                pidfd = os.pidfd_open(system_pid)
+            except ProcessLookupError:
+                pidfd = -1  # it has already exited and been reaped; its exit report is on the way
             watch = register_oom_watch(system_pid) if config.is_init else None
             try:
                 self.send("monitor", "watch_process", token=config.token, id=config.container_id,
@@ -220,7 +223,8 @@ class Worker(BusActor):
                 if config.mode == "create":
                     self.runtime.start(config.container_id, timeout=max(0.1, deadline - time.monotonic()))
             except BaseException:
-                os.close(pidfd)
+                if pidfd >= 0:
+                    os.close(pidfd)
                 raise
             write_json_atomic(procdir / "state.json", {
                 "token": config.token, "system_pid": system_pid, "shim_pid": shim_pid,
@@ -287,8 +291,12 @@ class Worker(BusActor):
                 raise ApiError(ErrorCode.CONFLICT, "the process has exited")
             sock.connect(f"ipc://{path}")
             sock.send(pack(make("shim_control", **message)))
-            if not sock.poll(int(CONTROL_TIMEOUT * 1000)):
-                raise ApiError(ErrorCode.TIMEOUT, "the shim did not acknowledge in time")
+            deadline = time.monotonic() + CONTROL_TIMEOUT
+            while not sock.poll(100):
+                if not path.exists():
+                    raise ApiError(ErrorCode.CONFLICT, "the process has exited")
+                if time.monotonic() > deadline:
+                    raise ApiError(ErrorCode.TIMEOUT, "the shim did not acknowledge in time")
             try:
                 ack = validate(unpack(sock.recv(), limit=MAX_SHIM_MESSAGE))
             except WireError as exc:

@@ -1,0 +1,1 @@
+"""actorctl's command groups, one module each."""

@@ -1,0 +1,61 @@
+"""`actorctl checkpoints ...`: checkpoint a container with runc and CRIU, list and delete checkpoints."""
+
+from __future__ import annotations
+
+import datetime
+
+import click
+
+from actorctl.common import call, container_id_arg, print_json
+
+__all__ = ["checkpoints"]
+
+
+@click.group()
+def checkpoints() -> None:
+    """Checkpoint containers (runc checkpoint) into <bundle>/checkpoints/NAME.
+
+    Restore one with `actorctl containers start --checkpoint NAME ID BUNDLE`.
+    """
+
+
+@checkpoints.command("create")
+@click.option("--exit", "leave", is_flag=True, help="Stop the container once checkpointed.")
+@click.option("--tcp", is_flag=True, help="Allow established TCP connections.")
+@click.option("--unix-sockets", is_flag=True, help="Allow external unix sockets.")
+@click.option("--shell", is_flag=True, help="Allow shell jobs.")
+@click.argument("container_id", metavar="ID", callback=container_id_arg)
+@click.argument("name")
+@click.pass_context
+def create(ctx: click.Context, leave: bool, tcp: bool, unix_sockets: bool, shell: bool,
+           container_id: str, name: str) -> None:
+    """Checkpoint container ID as NAME."""
+    call(ctx, "checkpoints.create", {"id": container_id, "name": name, "exit": leave, "tcp": tcp,
+                                     "unix_sockets": unix_sockets, "shell": shell})
+    click.echo(f"checkpoint {name} of {container_id} created")
+
+
+@checkpoints.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.argument("container_id", metavar="ID", callback=container_id_arg)
+@click.pass_context
+def list_(ctx: click.Context, as_json: bool, container_id: str) -> None:
+    """List the checkpoints in container ID's bundle."""
+    result = call(ctx, "checkpoints.list", {"id": container_id})
+    if as_json:
+        print_json(result)
+        return
+    for record in result:
+        created = record.get("created")
+        when = datetime.datetime.fromtimestamp(created).isoformat(timespec="seconds") if created else "-"
+        flags = [key for key in ("exit", "tcp", "unix_sockets", "shell") if record.get(key)]
+        click.echo(f"{record['name']}  {when}  {','.join(flags)}")
+
+
+@checkpoints.command("delete")
+@click.argument("container_id", metavar="ID", callback=container_id_arg)
+@click.argument("name")
+@click.pass_context
+def delete(ctx: click.Context, container_id: str, name: str) -> None:
+    """Delete checkpoint NAME of container ID."""
+    call(ctx, "checkpoints.delete", {"id": container_id, "name": name})

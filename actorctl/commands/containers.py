@@ -1,0 +1,263 @@
+"""`actorctl containers ...`: start, exec, list, state, kill, pause, resume, update, stats, logs."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any
+
+import click
+
+from actorctl.attach import attach
+from actorctl.client import CallTimeout, DaemonError, Unreachable
+from actorctl.common import call, client_of, container_id_arg, guard, parse_signal, print_json
+
+__all__ = ["containers"]
+
+
+@click.group()
+def containers() -> None:
+    """Start, inspect, signal and control containers and their processes."""
+
+
+def _run_attached(ctx: click.Context, container_id: str, process_id: str, stdin: bool, terminal: bool) -> None:
+    try:
+        status = attach(client_of(ctx), container_id, process_id, stdin=stdin, terminal=terminal)
+    except (DaemonError, Unreachable, CallTimeout) as exc:
+        raise guard(exc) from None
+    ctx.exit(status)
+
+
+@containers.command("start")
+@click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="Attach a label (repeatable).")
+@click.option("--checkpoint", metavar="NAME", help="Restore from <bundle>/checkpoints/NAME instead of a fresh start.")
+@click.option("--attach", "attached", is_flag=True,
+              help="Stream the container's output here and exit with its exit status.")
+@click.option("-i", "--stdin", is_flag=True, help="Give the container a stdin and forward ours to it.")
+@click.argument("container_id", metavar="ID", callback=container_id_arg)
+@click.argument("bundle", type=click.Path(file_okay=False))
+@click.pass_context
+def start(ctx: click.Context, labels: tuple[str, ...], checkpoint: str | None, attached: bool, stdin: bool,
+          container_id: str, bundle: str) -> None:
+    """Start container ID from the OCI bundle directory BUNDLE.
+
+    Returns once the container's init process runs, and prints its host pid;
+    with --attach, once it exits, with its exit status. A bundle whose
+    process.terminal is true gets a terminal.
+    """
+    label_map = {}
+    for label in labels:
+        key, sep, value = label.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{label!r} is not KEY=VALUE", param_hint="--label")
+        label_map[key] = value
+    params: dict[str, Any] = {"id": container_id, "bundle": os.path.abspath(bundle),
+                              "labels": label_map, "stdin": stdin}
+    if checkpoint:
+        params["checkpoint"] = checkpoint
+    result = call(ctx, "containers.start", params)
+    init = next(p for p in result["processes"] if p["pid"] == "init")
+    if attached:
+        _run_attached(ctx, container_id, "init", stdin, init.get("tty", False))
+    click.echo(f"{container_id} started (pid {init['system_pid']})")
+
+
+@containers.command("exec", context_settings={"allow_interspersed_args": False})
+@click.option("--pid", "process_id", metavar="NAME", help="Name of the new process (default: exec-N).")
+@click.option("--cwd", metavar="DIR", help="Working directory in the container.")
+@click.option("--env", "env", multiple=True, metavar="KEY=VALUE", help="Set an environment variable (repeatable).")
+@click.option("--user", metavar="UID[:GID]", help="Run as this user.")
+@click.option("-t", "--tty", is_flag=True, help="Give the process a terminal.")
+@click.option("--attach", "attached", is_flag=True, help="Stream its output here and exit with its status.")
+@click.option("-i", "--stdin", is_flag=True, help="Forward our stdin to the process.")
+@click.argument("container_id", metavar="ID", callback=container_id_arg)
+@click.argument("command", nargs=-1, required=True)
+@click.pass_context
+def exec_(ctx: click.Context, process_id: str | None, cwd: str | None, env: tuple[str, ...], user: str | None,
+          tty: bool, attached: bool, stdin: bool, container_id: str, command: tuple[str, ...]) -> None:
+    """Run COMMAND as another process in running container ID.
+
+    \b
+    Example:  actorctl containers exec --attach web1 -- ps
+    """
+    if command[:1] == ("--",):
+        command = command[1:]
+    if not command:
+        raise click.UsageError("missing COMMAND")
+    for item in env:
+        if "=" not in item or item.startswith("="):
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--env")
+    params: dict[str, Any] = {"id": container_id, "args": list(command), "env": list(env), "tty": tty,
+                              "stdin": stdin}
+    for key, value in (("pid", process_id), ("cwd", cwd), ("user", user)):
+        if value is not None:
+            params[key] = value
+    process = call(ctx, "containers.exec", params)
+    if attached:
+        _run_attached(ctx, container_id, process["pid"], stdin, tty)
+    click.echo(f"{container_id}/{process['pid']} started (pid {process['system_pid']})")
+
+
+@containers.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.pass_context
+def list_(ctx: click.Context, as_json: bool) -> None:
+    """List running and paused containers."""
+    result = call(ctx, "containers.list")
+    if as_json:
+        print_json(result)
+        return
+    rows = [("ID", "STATUS", "PID", "PROCESSES", "BUNDLE")]
+    for container in result:
+        init = next((p for p in container["processes"] if p["pid"] == "init"), {})
+        rows.append((container["id"], container["status"], str(init.get("system_pid", "-")),
+                     str(len(container["processes"])), container["bundle"]))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
+
+
+@containers.command("state")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.argument("container_id", metavar="ID", callback=container_id_arg)
+@click.pass_context
+def state(ctx: click.Context, as_json: bool, container_id: str) -> None:
+    """Show one container and its processes."""
+    result = call(ctx, "containers.state", {"id": container_id})
+    if as_json:
+        print_json(result)
+        return
+    click.echo(f"id:      {result['id']}\nstatus:  {result['status']}\nbundle:  {result['bundle']}")
+    for key, value in sorted(result["labels"].items()):
+        click.echo(f"label:   {key}={value}")
+    for process in result["processes"]:
+        click.echo(f"process: {process['pid']} pid={process['system_pid']} shim={process['shim_pid']} "
+                   f"args={' '.join(process['args'])}")
+
+
+@containers.command("kill")
+@click.option("--signal", "-s", "signame", default="TERM", show_default=True,
+              help="Signal name (TERM, SIGKILL) or number.")
+@click.option("--pid", "process_id", metavar="NAME", help="Signal this process of the container (default: init).")
+@click.option("--all", "every", is_flag=True, help="Signal every process in the container.")
+@click.argument("container_id", metavar="ID", callback=container_id_arg)
+@click.pass_context
+def kill(ctx: click.Context, signame: str, process_id: str | None, every: bool, container_id: str) -> None:
+    """Send a signal to a container's init (or one process, or all of them)."""
+    if every and process_id:
+        raise click.UsageError("--pid and --all exclude each other")
+    params: dict[str, Any] = {"id": container_id, "signal": parse_signal(signame), "all": every}
+    if process_id:
+        params["pid"] = process_id
+    call(ctx, "containers.signal", params)
+
+
+@containers.command("pause")
+@click.argument("container_id", metavar="ID", callback=container_id_arg)
+@click.pass_context
+def pause(ctx: click.Context, container_id: str) -> None:
+    """Freeze every process of a running container."""
+    call(ctx, "containers.pause", {"id": container_id})
+
+
+@containers.command("resume")
+@click.argument("container_id", metavar="ID", callback=container_id_arg)
+@click.pass_context
+def resume(ctx: click.Context, container_id: str) -> None:
+    """Thaw a paused container."""
+    call(ctx, "containers.resume", {"id": container_id})
+
+
+@containers.command("update")
+@click.option("--memory-limit", type=click.IntRange(0), metavar="BYTES", help="Memory limit in bytes.")
+@click.option("--cpu-shares", type=click.IntRange(0), metavar="N", help="Relative CPU weight.")
+@click.option("--cpu-quota", type=click.IntRange(-1), metavar="N", help="CPU time per period in µs (-1: none).")
+@click.option("--cpu-period", type=click.IntRange(0), metavar="N", help="CPU period in µs.")
+@click.option("--pids-limit", type=click.IntRange(0), metavar="N", help="Maximum number of processes.")
+@click.argument("container_id", metavar="ID", callback=container_id_arg)
+@click.pass_context
+def update(ctx: click.Context, container_id: str, **limits: int | None) -> None:
+    """Change a running container's resource limits (runc update)."""
+    given = {key: value for key, value in limits.items() if value is not None}
+    if not given:
+        raise click.UsageError("give at least one limit to change")
+    call(ctx, "containers.update", {"id": container_id, **given})
+
+
+def _human_bytes(value: int | None) -> str:
+    if value is None or value >= 1 << 62:
+        return "none"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.1f} {unit}" if unit != "B" else f"{value} B"
+        value /= 1024  # type: ignore[assignment]
+    return str(value)
+
+
+@containers.command("stats")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--watch", is_flag=True, help="Refresh every second, like top (Ctrl-C to stop).")
+@click.argument("container_id", metavar="ID", callback=container_id_arg)
+@click.pass_context
+def stats(ctx: click.Context, as_json: bool, watch: bool, container_id: str) -> None:
+    """Memory, CPU, process and block-IO figures from the container's cgroups."""
+    while True:
+        result = call(ctx, "containers.stats", {"id": container_id})
+        if as_json:
+            if watch:
+                click.echo(json.dumps(result))
+            else:
+                print_json(result)
+        else:
+            memory, cpu = result.get("memory", {}), result.get("cpu", {})
+            pids, blkio = result.get("pids", {}), result.get("blkio", {})
+            if watch:
+                click.echo("\x1b[H\x1b[2J", nl=False)
+            click.echo(f"{container_id}  {time.strftime('%H:%M:%S', time.localtime(result['timestamp']))}")
+            click.echo(f"memory  {_human_bytes(memory.get('usage'))} used, {_human_bytes(memory.get('max_usage'))} max, "
+                       f"limit {_human_bytes(memory.get('limit'))} (rss {_human_bytes(memory.get('rss'))}, "
+                       f"cache {_human_bytes(memory.get('cache'))})")
+            total = cpu.get("usage_total_ns")
+            click.echo(f"cpu     {total / 1e9 if total is not None else 0:.3f} s, "
+                       f"throttled {cpu.get('throttled_periods')} periods")
+            click.echo(f"pids    {pids.get('current')} (limit {pids.get('limit') or 'none'})")
+            click.echo(f"blkio   read {_human_bytes(blkio.get('read_bytes'))}, "
+                       f"written {_human_bytes(blkio.get('write_bytes'))}")
+        if not watch:
+            return
+        try:
+            time.sleep(1)
+        except KeyboardInterrupt:
+            return
+
+
+@containers.command("logs")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing output as it comes, until the process exits.")
+@click.option("--pid", "process_id", default="init", show_default=True, metavar="NAME",
+              help="Which process of the container.")
+@click.argument("container_id", metavar="ID", callback=container_id_arg)
+@click.pass_context
+def logs(ctx: click.Context, follow: bool, process_id: str, container_id: str) -> None:
+    """Print a process's captured stdout and stderr (kept, bounded, while it runs and shortly after)."""
+    client = client_of(ctx)
+    cursor = None
+    outputs = {1: sys.stdout.buffer, 2: sys.stderr.buffer}
+    try:
+        while True:
+            result = client.call("containers.logs", {"id": container_id, "pid": process_id, "cursor": cursor})
+            if result["dropped"] and cursor is not None:
+                click.echo("actorctl: some output was rotated away before it was read", err=True)
+            cursor = result["cursor"]
+            for stream, _, data in result["records"]:
+                outputs.get(stream, outputs[1]).write(data)
+                outputs.get(stream, outputs[1]).flush()
+            if not result["records"]:
+                if not follow or result["status"] is not None:
+                    return
+                time.sleep(0.1)
+    except (DaemonError, Unreachable, CallTimeout) as exc:
+        raise guard(exc) from None
+    except KeyboardInterrupt:
+        return

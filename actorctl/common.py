@@ -1,0 +1,93 @@
+"""What every actorctl command shares: calling the daemon, exit codes, argument parsing."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+import signal
+import time
+from typing import Any
+
+import click
+
+from actorctl.client import CallTimeout, Client, DaemonError, Unreachable
+from actors.wire.api import CONTAINER_ID
+
+__all__ = ["EXIT_REFUSED", "EXIT_TIMEOUT", "EXIT_UNREACHABLE", "Failure", "call", "container_id_arg",
+           "guard", "parse_signal", "parse_time", "print_json"]
+
+EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_TIMEOUT = 1, 3, 4
+
+
+class Failure(click.ClickException):
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def guard(error: Exception) -> Failure:
+    """The CLI failure (and exit code) for a client error."""
+    if isinstance(error, DaemonError):
+        return Failure(error.message, EXIT_REFUSED)
+    if isinstance(error, Unreachable):
+        return Failure(str(error), EXIT_UNREACHABLE)
+    if isinstance(error, CallTimeout):
+        return Failure(str(error), EXIT_TIMEOUT)
+    raise error
+
+
+def client_of(ctx: click.Context) -> Client:
+    return ctx.find_object(Client)
+
+
+def call(ctx: click.Context, method: str, params: dict[str, Any] | None = None) -> Any:
+    try:
+        return client_of(ctx).call(method, params)
+    except (DaemonError, Unreachable, CallTimeout) as exc:
+        raise guard(exc) from None
+
+
+def parse_signal(value: str) -> int:
+    """`TERM`, `SIGTERM`, `term` or `15`."""
+    if value.isdigit():
+        return int(value)
+    name = value.upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        raise click.BadParameter(f"unknown signal {value!r}", param_hint="--signal") from None
+
+
+def parse_time(value: str) -> float:
+    """A unix timestamp, an ISO 8601 time, or a duration ago such as `30s`, `5m`, `2h`."""
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd])", value)
+    if match:
+        scale = {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+        return time.time() - float(match.group(1)) * scale
+    try:
+        moment = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a timestamp, an ISO time or a duration like 5m",
+                                 param_hint="--since") from None
+    if moment.tzinfo is None:
+        moment = moment.astimezone()
+    return moment.timestamp()
+
+
+def container_id_arg(ctx: click.Context | None, param: click.Parameter | None, value: str) -> str:
+    if value is not None and not CONTAINER_ID.match(value):
+        raise click.BadParameter(
+            f"{value!r}: ids are 1 to 64 of A-Z a-z 0-9 _ . -, starting with a letter or digit"
+        )
+    return value
+
+
+def print_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, sort_keys=True))
