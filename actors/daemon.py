@@ -22,11 +22,13 @@ from typing import Any
 import click
 import pykka
 import zmq
+from pykka.debug import log_thread_tracebacks
 from setproctitle import setproctitle
 
 from actors import __version__
 from actors.bus import Bus
 from actors.eventlog import EventLog
+from actors.eventlog.store import EventStore
 from actors.inspector import Inspector
 from actors.monitor import Monitor
 from actors.statedir import StateDir
@@ -74,13 +76,14 @@ class Daemon:
 
     def __init__(self, state: StateDir, *, listen: str | None, workers: int,
                  start_timeout: float, retain_count: int, runtime: str, events_hwm: int,
-                 log_limit: int) -> None:
+                 log_limit: int, pidfile: Path | None) -> None:
         self.state = state
         self.control_address = listen or state.ipc(state.control_socket)
         self.events_address = state.ipc(state.events_socket)
         self.shim_address = state.ipc(state.shim_socket)
         state.check_socket_paths()
         self.log_limit = log_limit
+        self.pidfile = pidfile
         self.workers = workers
         self.start_timeout = start_timeout
         self.retain_count = retain_count
@@ -94,8 +97,12 @@ class Daemon:
         os.chmod(self.state.root, 0o700)
         lock_fd = lock_state_dir(self.state)
         try:
+            if self.pidfile is not None:
+                self.pidfile.write_text(f"{os.getpid()}\n")
             self._run()
         finally:
+            if self.pidfile is not None:
+                self.pidfile.unlink(missing_ok=True)
             os.close(lock_fd)
 
     def _run(self) -> None:
@@ -125,8 +132,10 @@ class Daemon:
                   shim_address=self.shim_address, events_hwm=self.events_hwm)
         runtime = Runtime(binary, self.state.runtime_root)
         worker_names = [f"worker-{n}" for n in range(self.workers)]
+        store = EventStore(self.state.event_log, self.retain_count)
+        reported = {e["token"] for e in store.events if e["type"] == "exit" and "token" in e}
         try:
-            bus.register("eventlog", EventLog.start(context, self.state.event_log, self.retain_count))
+            bus.register("eventlog", EventLog.start(context, store))
             bus.register("monitor", Monitor.start(context))
             bus.register("inspector", Inspector.start(context))
             for name in worker_names:
@@ -135,7 +144,8 @@ class Daemon:
                     start_timeout=self.start_timeout, report_address=self.shim_address,
                     log_limit=self.log_limit,
                 ))
-            bus.register("supervisor", Supervisor.start(context, state=self.state, workers=worker_names, info=info))
+            bus.register("supervisor", Supervisor.start(context, state=self.state, workers=worker_names,
+                                                        info=info, reported=reported))
             bus.start()
             bus.ready.wait()
             if bus.error is not None:
@@ -151,6 +161,7 @@ class Daemon:
             if bus.is_alive():
                 bus.stop()
             pykka.ActorRegistry.stop_all(timeout=5)
+            store.close()
             if pykka.ActorRegistry.get_all():
                 logger.warning("some actors did not stop in time; leaving without waiting for them")
             else:
@@ -171,6 +182,7 @@ class Daemon:
 
         signal.signal(signal.SIGTERM, first)
         signal.signal(signal.SIGINT, first)
+        signal.signal(signal.SIGUSR1, log_thread_tracebacks)
         while not self.stopping.wait(1.0):
             pass
 
@@ -197,12 +209,15 @@ def cli() -> None:
               help="Events queued per slow subscriber before the PUB socket drops (subscribers then replay).")
 @click.option("--log-limit", default=1 << 20, show_default=True, type=click.IntRange(4096, 1 << 30),
               help="Bytes of captured output per process file; two files are kept (rotated).")
+@click.option("--pidfile", type=click.Path(dir_okay=False, path_type=Path), help="Write the daemon's pid here.")
 @click.option("--debug", is_flag=True, help="Log debug messages.")
 def start(state_dir: str, listen: str | None, workers: int, start_timeout: float, retain_count: int,
-          runtime: str, events_hwm: int, log_limit: int, debug: bool) -> None:
-    """Run the daemon in the foreground until SIGTERM or SIGINT.
+          runtime: str, events_hwm: int, log_limit: int, pidfile: Path | None, debug: bool) -> None:
+    """Run the daemon in the foreground until SIGTERM or SIGINT (a second SIGINT: at once).
 
-    Containers keep running when the daemon stops: their shims outlive it.
+    Containers keep running when the daemon stops: their shims outlive it, and
+    the next `actord start` on the same state dir takes them back, reporting
+    any exit that happened meanwhile. SIGUSR1 logs every thread's stack.
     """
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.INFO,
@@ -214,7 +229,7 @@ def start(state_dir: str, listen: str | None, workers: int, start_timeout: float
     try:
         daemon = Daemon(state, listen=listen, workers=workers, start_timeout=start_timeout,
                         retain_count=retain_count, runtime=runtime, events_hwm=events_hwm,
-                        log_limit=log_limit)
+                        log_limit=log_limit, pidfile=pidfile)
     except ValueError as exc:
         raise StartupError(str(exc)) from None
     daemon.run()

@@ -8,7 +8,8 @@ Prints medians and ratios:
   * 50 concurrent starts: containers per second, bare runc vs actord;
   * exit -> event: from the kernel's pidfd notice of the container's exit to the
     `exit` event arriving on the PUB socket;
-  * memory: PSS per shim with 50 containers running.
+  * memory: PSS per shim with 50 containers running;
+  * exec latency: bare `runc exec -d` vs actord's `containers.exec` (client library).
 """
 
 from __future__ import annotations
@@ -212,6 +213,20 @@ def main() -> None:
         print("\nexit -> event on the PUB socket")
         print(f"  median                        {ms(statistics.median(latencies))}")
         print(f"  max                           {ms(max(latencies))}")
+
+        # 5. exec latency into a running container
+        bare.start("execbare")
+        client.call("containers.start", {"id": "execours", "bundle": str(bundle)})
+        bare_exec, ours_exec = [], []
+        for n in range(args.runs):
+            bare_exec.append(timed(lambda: bare.run("exec", "-d", "execbare", "sleep", "1000")))
+            ours_exec.append(timed(lambda: client.call(
+                "containers.exec", {"id": "execours", "pid": f"e{n}", "args": ["sleep", "1000"]})))
+        base = statistics.median(bare_exec)
+        print("\nexec latency (median)")
+        print(f"  bare runc exec -d             {ms(base)}   1.00x")
+        print(f"  client library exec           {ms(statistics.median(ours_exec))}   "
+              f"{statistics.median(ours_exec) / base:4.2f}x")
     finally:
         client.close()
         for entry in subprocess.run(["runc", "--root", str(state / "runc"), "list", "-q"],

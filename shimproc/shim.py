@@ -232,7 +232,10 @@ class Shim:
             if status is None and pid in self.reaper.statuses:
                 status = self.reaper.statuses.pop(pid)
                 stdio.drain()
-                write_json_atomic(self.procdir / "exit.json", {"status": status, "time": time.time()})
+                try:
+                    write_json_atomic(self.procdir / "exit.json", {"status": status, "time": time.time()})
+                except OSError:
+                    pass  # the daemon already removed our state (a discarded container): report anyway
                 report.send(pack(make("shim_exit", token=config.token, id=config.container_id,
                                       pid=config.process_id, status=status, shim_pid=os.getpid())))
                 if config.is_init:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import zmq
@@ -34,24 +33,12 @@ def event_topic(event: dict[str, Any]) -> str:
 
 
 class EventLog(BusActor):
-    def __init__(self, context: zmq.Context, path: Path, retain: int) -> None:
+    def __init__(self, context: zmq.Context, store: EventStore) -> None:
         super().__init__(context)
-        self.path = path
-        self.retain = retain
         self.boot = uuid.uuid4().hex
-        self.store: EventStore | None = None
-
-    def on_start(self) -> None:
-        super().on_start()
-        self.store = EventStore(self.path, self.retain)
-
-    def on_stop(self) -> None:
-        if self.store is not None:
-            self.store.close()
-        super().on_stop()
+        self.store = store
 
     def on_emit(self, message: dict[str, Any]) -> None:
-        assert self.store is not None
         event = {
             "seq": self.store.last_seq + 1,
             "type": message["event"],
@@ -61,11 +48,12 @@ class EventLog(BusActor):
             "timestamp": time.time(),
             "boot": self.boot,
         }
+        if message.get("token"):
+            event["token"] = message["token"]
         self.store.append(event)
         self.send("bus", "publish", topic=event_topic(event), event=event)
 
     def on_tick(self, _: dict[str, Any]) -> None:
-        assert self.store is not None
         heartbeat = {
             "type": "heartbeat",
             "seq": self.store.last_seq,
@@ -75,7 +63,6 @@ class EventLog(BusActor):
         self.send("bus", "publish", topic="daemon/heartbeat", event=heartbeat)
 
     def on_replay(self, message: dict[str, Any]) -> None:
-        assert self.store is not None
         route, request_id = message["route"], message["request_id"]
         try:
             result = self._replay(Params(message["params"]))
@@ -86,7 +73,6 @@ class EventLog(BusActor):
         self.send("bus", "reply", route=route, body=body)
 
     def _replay(self, params: Params) -> dict[str, Any]:
-        assert self.store is not None
         after = params.integer("after", low=0)
         since = params.number("since")
         container_id = params.container_id("id", required=False)

@@ -4,7 +4,8 @@ Exits: two sources tell us a process is gone, the shim's exit report (fast
 path) and the shim's own death, seen through a pidfd polled by the bus.
 Whichever comes first produces the one `process_exit` for that process; the
 other is dropped. A shim that died without reporting is looked up in its
-durable `exit.json`; with no record there, the status is 255 (unknown).
+durable `exit.json`; with no record there, the Supervisor is told the shim
+died (`shim_died`) and has what is left of the process killed.
 
 OOM: the Worker registers the container's memory-cgroup watch before
 `runc start` and hands the fd over here. Its wake-ups become `oom` messages
@@ -28,11 +29,10 @@ from actors.base import BusActor
 from actors.cgroups import drain, oom_kills
 from actors.statedir import read_json
 
-__all__ = ["Monitor", "UNKNOWN_STATUS"]
+__all__ = ["Monitor"]
 
 logger = logging.getLogger(__name__)
 
-UNKNOWN_STATUS = 255
 REMEMBERED_EXITS = 65536
 """How many reported process tokens are kept to drop late duplicate reports."""
 
@@ -70,13 +70,19 @@ class Monitor(BusActor):
         self.ooms.clear()
         super().on_stop()
 
-    def _report(self, token: str, container_id: str, process_id: str, status: int) -> None:
+    def _first_report(self, token: str) -> bool:
+        """Mark `token` as reported; False if it already was."""
         if token in self.reported:
-            return
+            return False
         self.reported.add(token)
         self._reported_order.append(token)
         if len(self._reported_order) > REMEMBERED_EXITS:
             self.reported.discard(self._reported_order.popleft())
+        return True
+
+    def _report(self, token: str, container_id: str, process_id: str, status: int) -> None:
+        if not self._first_report(token):
+            return
         oom_fd = self.oom_by_token.get(token)
         if oom_fd is not None:
             self._check_oom(oom_fd)
@@ -136,12 +142,12 @@ class Monitor(BusActor):
         if shim.token not in self.reported:
             record = read_json(shim.procdir / "exit.json")
             if isinstance(record, dict) and isinstance(record.get("status"), int):
-                status = record["status"]
-            else:
-                logger.warning("shim of %s/%s died without reporting an exit",
+                self._report(shim.token, shim.container_id, shim.process_id, record["status"])
+            elif self._first_report(shim.token):
+                logger.warning("shim of %s/%s died without recording an exit",
                                shim.container_id, shim.process_id)
-                status = UNKNOWN_STATUS
-            self._report(shim.token, shim.container_id, shim.process_id, status)
+                self.send("supervisor", "shim_died", token=shim.token, id=shim.container_id,
+                          pid=shim.process_id)
         oom_fd = self.oom_by_token.get(shim.token)
         if oom_fd is not None:
             self._drop_oom(oom_fd)

@@ -20,7 +20,7 @@ import zmq
 
 from actors.base import BusActor
 from actors.statedir import StateDir
-from actors.supervisor import checkpoint, io, lifecycle, query, start
+from actors.supervisor import checkpoint, io, lifecycle, query, restore, start
 from actors.supervisor import exit as exit_task
 from actors.supervisor import signal as signal_task
 from actors.supervisor.deferred import DEFERRED
@@ -59,16 +59,20 @@ REQUEST_HANDLERS: dict[str, Handler] = {
 JOB_DONE: dict[str, Handler] = {
     "pause": lifecycle.transition_done,
     "resume": lifecycle.transition_done,
+    "orphan": exit_task.orphan_done,
+    "discard": restore.discarded,
 }
 
 
 class Supervisor(BusActor):
     def __init__(
-        self, context: zmq.Context, *, state: StateDir, workers: list[str], info: dict[str, Any]
+        self, context: zmq.Context, *, state: StateDir, workers: list[str], info: dict[str, Any],
+        reported: set[str],
     ) -> None:
         super().__init__(context)
         self.state = state
         self.info = info
+        self._reported = reported
         self.containers: dict[str, Container] = {}
         self.tokens: dict[str, tuple[str, str]] = {}
         """process token -> (container id, process id), for every live or starting process."""
@@ -84,6 +88,13 @@ class Supervisor(BusActor):
         """(container id, process id) -> {token, status} of recently exited processes."""
         self.pool = WorkerPool(workers, lambda to, kind, members: self.send(to, kind, **members))
 
+    def on_start(self) -> None:
+        super().on_start()
+        counts = restore.restore(self, self._reported)
+        self._reported.clear()
+        logger.info("restored %d running, %d exited, %d orphaned; discarded %d damaged",
+                    counts["running"], counts["exited"], counts["orphaned"], counts["discarded"])
+
     def on_stop(self) -> None:
         for container in self.containers.values():
             for process in container.processes.values():
@@ -97,8 +108,10 @@ class Supervisor(BusActor):
         body = error_reply(request_id, error) if error is not None else ok_reply(request_id, result)
         self.send("bus", "reply", route=route, body=body)
 
-    def emit(self, event: str, container_id: str, pid: str | None = None, status: int | None = None) -> None:
-        self.send("eventlog", "emit", event=event, id=container_id, pid=pid, status=status)
+    def emit(self, event: str, container_id: str, pid: str | None = None, status: int | None = None,
+             token: str | None = None) -> None:
+        """Record an event; an exit carries its process token, so a restart never reports it twice."""
+        self.send("eventlog", "emit", event=event, id=container_id, pid=pid, status=status, token=token)
 
     def find(self, container_id: str) -> Container:
         container = self.containers.get(container_id)
@@ -149,6 +162,22 @@ class Supervisor(BusActor):
         container = self.containers.get(message["id"])
         if container is not None and container.init_token == message["token"]:
             self.emit("oom", container.id)
+
+    def orphaned(self, container: Container, process: Any) -> None:
+        """The shim of `process` is dead: have a worker kill what is left and find its status."""
+        self.pool.submit("runtime_task", {
+            "job": "orphan", "id": container.id, "route": None, "request_id": None,
+            "args": [process.id, process.system_pid, process.system_start, container.status == "paused",
+                     process.token],
+        })
+
+    def on_shim_died(self, message: dict[str, Any]) -> None:
+        owner = self.tokens.get(message["token"])
+        container = self.containers.get(message["id"])
+        if owner is None or container is None or owner[1] not in container.processes:
+            return
+        logger.warning("the shim of %s/%s died", container.id, owner[1])
+        self.orphaned(container, container.processes[owner[1]])
 
     def on_shim_gone(self, message: dict[str, Any]) -> None:
         if exit_task.shim_gone(self, message):

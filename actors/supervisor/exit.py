@@ -50,13 +50,24 @@ def exited(sup: Supervisor, container: Container, process_id: str, status: int) 
         del container.processes[process_id]
         sup.tokens.pop(process.token, None)
         process.close()
-        sup.emit("exit", container.id, pid=process_id, status=status)
+        sup.emit("exit", container.id, pid=process_id, status=status, token=process.token)
         logger.info("process %s/%s exited with %d", container.id, process_id, status)
         maybe_remove(sup, container)
         return
     container.init_status = status
     container.status = "stopping"
     maybe_remove(sup, container)
+
+
+def orphan_done(sup: Supervisor, message: dict[str, Any]) -> None:
+    """A dead shim's process has been dealt with: report its exit like any other."""
+    token = message["args"][4]
+    status = message.get("result")
+    owner = sup.tokens.get(token)
+    container = sup.containers.get(message["id"])
+    if owner is None or container is None or owner[1] not in container.processes:
+        return
+    exited(sup, container, owner[1], status if isinstance(status, int) else 255)
 
 
 def maybe_remove(sup: Supervisor, container: Container) -> None:
@@ -71,7 +82,7 @@ def maybe_remove(sup: Supervisor, container: Container) -> None:
         _clean(sup, container.id)
     else:
         sup.tombstones[container.id] = init.token
-    sup.emit("exit", container.id, pid="init", status=container.init_status)
+    sup.emit("exit", container.id, pid="init", status=container.init_status, token=init.token)
     logger.info("container %s exited with %s", container.id, container.init_status)
 
 

@@ -149,6 +149,7 @@ def done(sup: Supervisor, message: dict[str, Any]) -> None:
     container.processes[process_id] = Process(
         id=process_id, token=token, system_pid=info["system_pid"], shim_pid=info["shim_pid"],
         args=info["args"], pidfd=info["pidfd"], tty=bool(info.get("tty")),
+        system_start=info.get("system_start"),
     )
     if process_id == "init":
         container.status = "running"

@@ -18,6 +18,8 @@ class Process:
     args: list[str]
     pidfd: int
     tty: bool = False
+    system_start: int | None = None
+    """Start time of the container process, to tell it from a later process with the same pid."""
 
     def close(self) -> None:
         if self.pidfd >= 0:

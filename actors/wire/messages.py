@@ -89,12 +89,14 @@ SCHEMAS: dict[str, _Spec] = {
     "process_exit": _fields({"token": str, "id": str, "pid": str, "status": int}),
     # Monitor -> Supervisor: the container's memory cgroup killed a process.
     "oom": _fields({"id": str, "token": str}),
+    # Monitor -> Supervisor: a shim died without recording its process's exit.
+    "shim_died": _fields({"token": str, "id": str, "pid": str}),
     # Monitor -> Supervisor: the shim of a process has exited (after its process_exit).
     "shim_gone": _fields({"token": str, "id": str, "pid": str}),
     # Supervisor -> EventLog: record and publish an event.
     "emit": _fields(
         {"event": str, "id": str},
-        {"pid": (str, _NONE), "status": (int, _NONE)},
+        {"pid": (str, _NONE), "status": (int, _NONE), "token": (str, _NONE)},
     ),
     # Supervisor -> Inspector: read a process's output or a container's cgroup stats
     # and answer the client.

@@ -27,6 +27,7 @@ import zmq
 
 from actors.base import BusActor
 from actors.cgroups import register_oom_watch
+from actors.procinfo import start_time
 from actors.statedir import StateDir, write_json_atomic
 from actors.wire import MAX_SHIM_MESSAGE, ApiError, ErrorCode, WireError, pack, unpack
 from actors.wire.messages import make, validate
@@ -190,8 +191,8 @@ class Worker(BusActor):
         """Spawn the shim, wait for the runtime, start if it is a create; undo on failure."""
         procdir = Path(config.procdir)
         procdir.mkdir(mode=0o700, exist_ok=True)
-        write_json_atomic(procdir / "meta.json", {"token": config.token, "args": args, "mode": config.mode},
-                          durable=False)
+        write_json_atomic(procdir / "meta.json", {"token": config.token, "args": args, "mode": config.mode,
+                                                  "tty": config.tty}, durable=False)
         shim_pid: int | None = None
         stuck = False
         try:
@@ -226,11 +227,13 @@ class Worker(BusActor):
                 if pidfd >= 0:
                     os.close(pidfd)
                 raise
+            started = start_time(system_pid)
             write_json_atomic(procdir / "state.json", {
-                "token": config.token, "system_pid": system_pid, "shim_pid": shim_pid,
+                "token": config.token, "system_pid": system_pid, "system_start": started,
+                "shim_pid": shim_pid, "shim_start": start_time(shim_pid),
             })
             return {"pid": config.process_id, "system_pid": system_pid, "shim_pid": shim_pid,
-                    "args": args, "pidfd": pidfd, "tty": config.tty}
+                    "args": args, "pidfd": pidfd, "tty": config.tty, "system_start": started}
         except BaseException:
             self._undo(config, shim_pid, stuck)
             raise

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from actors.procinfo import kill_and_wait
 from actors.wire import ApiError, ErrorCode
 from actors.worker.runtime import Runtime
 
@@ -17,6 +18,8 @@ CHECKPOINT_FLAGS = {"tcp": "--tcp-established", "unix_sockets": "--ext-unix-sk",
 UPDATE_FLAGS = {"memory_limit": "--memory", "cpu_shares": "--cpu-share", "cpu_quota": "--cpu-quota",
                 "cpu_period": "--cpu-period", "pids_limit": "--pids-limit"}
 _RECORD = "actord-checkpoint.json"
+KILLED_STATUS, UNKNOWN_STATUS = 137, 255
+GONE_TIMEOUT = 10.0
 
 
 def checkpoint_dir(bundle: Path, name: str) -> Path:
@@ -76,6 +79,20 @@ def _list_checkpoints(bundle: Path) -> list[dict[str, Any]]:
     return found
 
 
+def _orphan(runtime: Runtime, container_id: str, args: list[Any], timeout: float) -> int:
+    """A process whose shim died: kill what is left of it; its exit status."""
+    process_id, pid, started, paused = args
+    if process_id == "init" and paused:
+        try:
+            runtime.run("resume", container_id, timeout=timeout)  # a frozen process cannot die
+        except ApiError:
+            pass
+    killed = kill_and_wait(pid, started, GONE_TIMEOUT)
+    if process_id == "init":
+        runtime.delete(container_id, timeout=timeout)
+    return KILLED_STATUS if killed else UNKNOWN_STATUS
+
+
 def run(runtime: Runtime, job: str, container_id: str, args: list[Any], timeout: float) -> Any:
     """Run one job; its result, or ApiError."""
     if job == "kill_all":
@@ -92,6 +109,12 @@ def run(runtime: Runtime, job: str, container_id: str, args: list[Any], timeout:
         return _checkpoint(runtime, container_id, args[0], timeout)
     elif job == "list_checkpoints":
         return _list_checkpoints(Path(args[0]))
+    elif job == "orphan":
+        return _orphan(runtime, container_id, args, timeout)
+    elif job == "discard":
+        for pid, started in args:
+            kill_and_wait(pid, started, GONE_TIMEOUT)
+        runtime.delete(container_id, timeout=timeout)
     elif job == "delete_checkpoint":
         image = checkpoint_dir(Path(args[0]), args[1])
         if not image.is_dir():

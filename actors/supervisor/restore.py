@@ -1,0 +1,176 @@
+"""Bring back the containers of a previous daemon run from the state dir.
+
+For each process found, one of:
+  * its exit is recorded (`exit.json`): report it now, once (an exit already
+    in the event log is not reported again), then remove it as usual;
+  * its shim is alive (pid and start time match): take it back, watch the
+    shim, re-register the OOM watch; the shim reconnects its report socket
+    by itself;
+  * its shim is dead: a worker kills what is left of the process and its exit
+    is reported with 137 (killed) or 255 (already gone, status unknown).
+A container whose state is damaged (unreadable files, no init, bundle gone) is
+discarded: a worker kills every process it still names and deletes the runc
+container, then its directory is removed. Nothing stops the daemon from starting.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from actors.cgroups import cgroup_dirs, register_oom_watch
+from actors.procinfo import same_process
+from actors.statedir import read_json
+from actors.supervisor import exit as exit_task
+from actors.supervisor import start
+from actors.supervisor.state import Container, Process
+from actors.wire.api import CONTAINER_ID
+
+if TYPE_CHECKING:
+    from actors.supervisor.actor import Supervisor
+
+logger = logging.getLogger(__name__)
+
+
+def _valid_meta(meta: Any) -> bool:
+    return isinstance(meta, dict) and isinstance(meta.get("token"), str) and isinstance(meta.get("args"), list)
+
+
+def _valid_state(state: Any) -> bool:
+    return (isinstance(state, dict) and isinstance(state.get("token"), str)
+            and isinstance(state.get("system_pid"), int) and isinstance(state.get("shim_pid"), int))
+
+
+def _exit_status(path: Path) -> int | None:
+    record = read_json(path / "exit.json")
+    if isinstance(record, dict) and isinstance(record.get("status"), int):
+        return record["status"]
+    return None
+
+
+def _frozen(pid: int) -> bool:
+    try:
+        freezer = cgroup_dirs(pid).get("freezer")
+        return freezer is not None and (freezer / "freezer.state").read_text().strip() == "FROZEN"
+    except OSError:
+        return False
+
+
+def restore(sup: Supervisor, reported: set[str]) -> dict[str, int]:
+    """Load every container dir; returns counts for the start-up log line."""
+    counts = {"running": 0, "exited": 0, "orphaned": 0, "discarded": 0}
+    exits: list[tuple[Container, str, int]] = []
+    kept_tokens: set[str] = set()
+    if not sup.state.containers.is_dir():
+        return counts
+    for container_dir in sorted(sup.state.containers.iterdir()):
+        if not container_dir.is_dir() or not CONTAINER_ID.match(container_dir.name):
+            logger.warning("restore: removing stray %s", container_dir)
+            shutil.rmtree(container_dir, ignore_errors=True) if container_dir.is_dir() else container_dir.unlink()
+            continue
+        outcome = _restore_container(sup, container_dir, reported, exits, kept_tokens)
+        counts[outcome] += 1
+    for container, process_id, status in sorted(exits, key=lambda e: e[1] == "init"):
+        if container.id in sup.containers and process_id in container.processes:
+            exit_task.exited(sup, container, process_id, status)
+    if sup.state.outputs.is_dir():
+        for output in sup.state.outputs.iterdir():
+            if output.name not in kept_tokens:
+                shutil.rmtree(output, ignore_errors=True)
+    return counts
+
+
+def _restore_container(sup: Supervisor, container_dir: Path, reported: set[str],
+                       exits: list[tuple[Container, str, int]], kept_tokens: set[str]) -> str:
+    container_id = container_dir.name
+    info = read_json(container_dir / "container.json")
+    found: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    stray: list[list[int | None]] = []
+    for procdir in container_dir.iterdir():
+        if not procdir.is_dir():
+            continue
+        meta, state = read_json(procdir / "meta.json"), read_json(procdir / "state.json")
+        if _valid_meta(meta) and _valid_state(state) and meta["token"] == state["token"]:
+            found[procdir.name] = (meta, state)
+        elif _valid_state(state):
+            stray.append([state["system_pid"], state.get("system_start")])
+    reason = None
+    if not isinstance(info, dict) or not isinstance(info.get("bundle"), str):
+        reason = "container.json is missing or damaged"
+    elif "init" not in found:
+        reason = "its init process state is missing or damaged"
+    elif not Path(info["bundle"]).is_dir():
+        reason = f"its bundle {info['bundle']} is gone"
+    elif found["init"][0]["token"] in reported:
+        reason = "its exit was already reported"
+    if reason is not None:
+        victims = stray + [[s["system_pid"], s.get("system_start")] for _, s in found.values()]
+        _discard(sup, container_id, reason, victims)
+        return "discarded"
+
+    init_meta, init_state = found["init"]
+    container = Container(id=container_id, bundle=info["bundle"], labels=info.get("labels") or {},
+                          init_token=init_meta["token"], status="running")
+    sup.containers[container_id] = container
+    outcome = "running"
+    for process_id, (meta, state) in found.items():
+        token = meta["token"]
+        procdir = container_dir / process_id
+        if process_id != "init" and token in reported:
+            shutil.rmtree(procdir, ignore_errors=True)
+            continue
+        kept_tokens.add(token)
+        alive = same_process(state["system_pid"], state.get("system_start"))
+        pidfd = -1
+        if alive:
+            try:
+                pidfd = os.pidfd_open(state["system_pid"])
+            except ProcessLookupError:
+                alive = False
+        process = Process(id=process_id, token=token, system_pid=state["system_pid"], shim_pid=state["shim_pid"],
+                          args=meta["args"], pidfd=pidfd, tty=bool(meta.get("tty")),
+                          system_start=state.get("system_start"))
+        container.processes[process_id] = process
+        sup.tokens[token] = (container_id, process_id)
+        shim_alive = same_process(state["shim_pid"], state.get("shim_start"))
+        status = _exit_status(procdir)
+        if shim_alive:
+            watch = register_oom_watch(state["system_pid"]) if process_id == "init" and alive else None
+            sup.send("monitor", "watch_process", token=token, id=container_id, pid=process_id,
+                     shim_pid=state["shim_pid"], procdir=str(procdir),
+                     oom_fd=watch.fd if watch else -1, oom_kind=watch.kind if watch else None,
+                     cgroup=str(watch.directory) if watch else None)
+        elif process_id == "init":
+            container.init_shim_gone = True
+        if status is not None:
+            exits.append((container, process_id, status))
+            outcome = "exited" if process_id == "init" else outcome
+        elif not shim_alive:
+            logger.warning("restore: the shim of %s/%s died while actord was down", container_id, process_id)
+            sup.orphaned(container, process)
+            outcome = "orphaned"
+    init = container.processes["init"]
+    if init.pidfd >= 0 and _frozen(init.system_pid):
+        container.status = "paused"
+    return outcome
+
+
+def _discard(sup: Supervisor, container_id: str, reason: str, victims: list[list[int | None]]) -> None:
+    logger.warning("restore: discarding container %s: %s; killing %d process(es) it names",
+                   container_id, reason, len(victims))
+    sup.tombstones[container_id] = "discard"
+    sup.pool.submit("runtime_task", {"job": "discard", "id": container_id, "args": victims,
+                                     "route": None, "request_id": None})
+
+
+def discarded(sup: Supervisor, message: dict[str, Any]) -> None:
+    """A damaged container's leftovers are dead: remove its state and free its id."""
+    container_id = message["id"]
+    shutil.rmtree(sup.state.container(container_id), ignore_errors=True)
+    logger.info("restore: container %s cleaned up", container_id)
+    if sup.tombstones.get(container_id) == "discard":
+        del sup.tombstones[container_id]
+        start.unpark(sup, container_id)
