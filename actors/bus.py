@@ -66,6 +66,7 @@ class Bus(threading.Thread):
         events_address: str,
         shim_address: str,
         events_hwm: int = 10000,
+        events_buffer: int = 0,
     ) -> None:
         super().__init__(name="zmq-io", daemon=True)
         self.context = context
@@ -73,6 +74,7 @@ class Bus(threading.Thread):
         self.events_address = events_address
         self.shim_address = shim_address
         self.events_hwm = events_hwm
+        self.events_buffer = events_buffer
         self.actors: dict[str, pykka.ActorRef[Any]] = {}
         self.ready = threading.Event()
         self.error: BaseException | None = None
@@ -121,6 +123,8 @@ class Bus(threading.Thread):
         self.xpub = self.context.socket(zmq.XPUB)
         self.xpub.setsockopt(zmq.XPUB_WELCOME_MSG, WELCOME)
         self.xpub.setsockopt(zmq.SNDHWM, self.events_hwm)
+        if self.events_buffer:
+            self.xpub.setsockopt(zmq.SNDBUF, self.events_buffer)
         self.xpub.setsockopt(zmq.LINGER, 0)
         self.xpub.bind(self.events_address)
 
@@ -138,17 +142,20 @@ class Bus(threading.Thread):
         while True:
             timeout_ms = max(0, int((next_tick - time.monotonic()) * 1000))
             for item, _ in self.poller.poll(timeout_ms):
-                if item is self.inbox:
-                    if not self._drain_inbox():
-                        return
-                elif item is self.router:
-                    self._drain_router()
-                elif item is self.shims:
-                    self._drain_shims()
-                elif item is self.xpub:
-                    self._drain_subscriptions()
-                elif isinstance(item, int):
-                    self._fd_ready(item)
+                try:
+                    if item is self.inbox:
+                        if not self._drain_inbox():
+                            return
+                    elif item is self.router:
+                        self._drain_router()
+                    elif item is self.shims:
+                        self._drain_shims()
+                    elif item is self.xpub:
+                        self._drain_subscriptions()
+                    elif isinstance(item, int):
+                        self._fd_ready(item)
+                except Exception:
+                    logger.exception("the IO thread failed on one event; going on")
             if time.monotonic() >= next_tick:
                 next_tick = time.monotonic() + TICK_SECONDS
                 self._tell("eventlog", make("tick"))
@@ -211,6 +218,8 @@ class Bus(threading.Thread):
             logger.error("message %s is not for the bus", kind)
 
     def _fd_ready(self, fd: int) -> None:
+        if fd not in self._watched:
+            return  # forgotten earlier in this same round of events
         self.poller.unregister(fd)
         self._watched.discard(fd)
         self._tell("monitor", make("fd_ready", fd=fd))

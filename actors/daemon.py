@@ -76,7 +76,7 @@ class Daemon:
 
     def __init__(self, state: StateDir, *, listen: str | None, workers: int,
                  start_timeout: float, retain_count: int, runtime: str, events_hwm: int,
-                 log_limit: int, pidfile: Path | None) -> None:
+                 log_limit: int, pidfile: Path | None, events_buffer: int = 0) -> None:
         self.state = state
         self.control_address = listen or state.ipc(state.control_socket)
         self.events_address = state.ipc(state.events_socket)
@@ -89,6 +89,7 @@ class Daemon:
         self.retain_count = retain_count
         self.runtime_binary = runtime
         self.events_hwm = events_hwm
+        self.events_buffer = events_buffer
         self.stopping = threading.Event()
 
     def run(self) -> None:
@@ -129,7 +130,8 @@ class Daemon:
         context = zmq.Context()
         context.setsockopt(zmq.LINGER, 0)
         bus = Bus(context, control_address=self.control_address, events_address=self.events_address,
-                  shim_address=self.shim_address, events_hwm=self.events_hwm)
+                  shim_address=self.shim_address, events_hwm=self.events_hwm,
+                  events_buffer=self.events_buffer)
         runtime = Runtime(binary, self.state.runtime_root)
         worker_names = [f"worker-{n}" for n in range(self.workers)]
         store = EventStore(self.state.event_log, self.retain_count)
@@ -207,12 +209,15 @@ def cli() -> None:
 @click.option("--runtime", default="runc", show_default=True, help="The OCI runtime binary.")
 @click.option("--events-hwm", default=10000, show_default=True, type=click.IntRange(1, 10_000_000),
               help="Events queued per slow subscriber before the PUB socket drops (subscribers then replay).")
+@click.option("--events-buffer", default=0, show_default=True, type=click.IntRange(0, 1 << 30), metavar="BYTES",
+              help="Kernel send buffer per event subscriber (0: the system's default).")
 @click.option("--log-limit", default=1 << 20, show_default=True, type=click.IntRange(4096, 1 << 30),
               help="Bytes of captured output per process file; two files are kept (rotated).")
 @click.option("--pidfile", type=click.Path(dir_okay=False, path_type=Path), help="Write the daemon's pid here.")
 @click.option("--debug", is_flag=True, help="Log debug messages.")
 def start(state_dir: str, listen: str | None, workers: int, start_timeout: float, retain_count: int,
-          runtime: str, events_hwm: int, log_limit: int, pidfile: Path | None, debug: bool) -> None:
+          runtime: str, events_hwm: int, events_buffer: int, log_limit: int, pidfile: Path | None,
+          debug: bool) -> None:
     """Run the daemon in the foreground until SIGTERM or SIGINT (a second SIGINT: at once).
 
     Containers keep running when the daemon stops: their shims outlive it, and
@@ -229,7 +234,7 @@ def start(state_dir: str, listen: str | None, workers: int, start_timeout: float
     try:
         daemon = Daemon(state, listen=listen, workers=workers, start_timeout=start_timeout,
                         retain_count=retain_count, runtime=runtime, events_hwm=events_hwm,
-                        log_limit=log_limit, pidfile=pidfile)
+                        log_limit=log_limit, pidfile=pidfile, events_buffer=events_buffer)
     except ValueError as exc:
         raise StartupError(str(exc)) from None
     daemon.run()

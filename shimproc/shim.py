@@ -5,9 +5,11 @@ Lifecycle:
   2. bind the control socket, set up stdio (pipes or a terminal);
   3. `runc create` / `runc exec -d` / `runc restore -d`; tell the starter
      through the ready pipe: {"ok", "pid"|"error"};
-  4. pump output into the log, serve control messages (stdin, close-stdin,
-     resize, each acknowledged) and reap every child (no zombies, ever),
-     until the container process exits;
+  4. pump output into the log, serve control messages (start, stdin,
+     close-stdin, resize, each acknowledged) and reap every child (no zombies,
+     ever), until the container process exits. `runc start` runs here, on the
+     starter's word, so a process that exits at once is never deleted while
+     `runc start` is still finishing;
   5. drain its output, write `exit.json` durably, then push the exit report;
   6. for an init process, `runc delete`; exit once the output ends are closed.
 
@@ -96,6 +98,7 @@ class Shim:
         self.ready_fd = ready_fd
         self.procdir = Path(config.procdir)
         self.reaper = Reaper()
+        self.started = config.mode != "create"
 
     def runtime_argv(self, *args: str) -> list[str]:
         return [
@@ -268,9 +271,10 @@ class Shim:
             except zmq.ZMQError:
                 pass
 
-    @staticmethod
-    def _control(message: dict[str, Any], stdio: Stdio) -> str | None:
+    def _control(self, message: dict[str, Any], stdio: Stdio) -> str | None:
         op = message["op"]
+        if op == "start":
+            return self._start(float(message.get("timeout") or 30))
         if op == "write_stdin":
             return stdio.write_stdin(message.get("data") or b"")
         if op == "close_stdin":
@@ -279,6 +283,22 @@ class Shim:
         if op == "resize":
             return stdio.resize(int(message.get("width") or 80), int(message.get("height") or 24))
         return f"unknown control operation {op!r}"
+
+
+    def _start(self, timeout: float) -> str | None:
+        """`runc start` for a created init; an error message, or None."""
+        if self.started:
+            return "already started"
+        pid = self.spawn(self.runtime_argv("start", self.config.container_id))
+        status = self.reaper.wait_for(pid, deadline=time.monotonic() + timeout)
+        if status is None:
+            os.kill(pid, signal.SIGKILL)
+            self.reaper.wait_for(pid)
+            return f"runtime start did not finish in {timeout:g}s"
+        if status != 0:
+            return self.runtime_error()
+        self.started = True
+        return None
 
 
 def become_subreaper() -> None:

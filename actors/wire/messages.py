@@ -82,7 +82,8 @@ SCHEMAS: dict[str, _Spec] = {
     # Daemon -> shim (its own control socket), answered by `shim_ack`.
     "shim_control": _fields(
         {"op": str},
-        {"data": (bytes, _NONE), "width": (int, _NONE), "height": (int, _NONE)},
+        {"data": (bytes, _NONE), "width": (int, _NONE), "height": (int, _NONE),
+         "timeout": (float, int, _NONE)},
     ),
     "shim_ack": _fields({"ok": bool}, {"error": (str, _NONE)}),
     # Monitor -> Supervisor: a process exit, exactly once per process.

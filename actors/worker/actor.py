@@ -6,8 +6,9 @@ ready-worker queue, not round-robin), so one slow start never delays another.
 Start path (containerd v0.2's `startTasks`, made safe):
   spawn the shim -> wait for `runc create` (deadline) -> open a pidfd on the
   container process -> register the OOM watch -> tell the Monitor to watch the
-  shim -> `runc start` (deadline) -> report. An exec is the same without
-  `runc start`. On any failure, everything made so far is undone before the
+  shim -> have the shim run `runc start` (deadline; the shim runs it so that it
+  never deletes a container whose start is still finishing) -> report. An
+  exec is the same without the start. On any failure, everything made so far is undone before the
   error is reported: no runc container, no shim, no state dir.
 """
 
@@ -222,7 +223,9 @@ class Worker(BusActor):
                           oom_fd=watch.fd if watch else -1, oom_kind=watch.kind if watch else None,
                           cgroup=str(watch.directory) if watch else None)
                 if config.mode == "create":
-                    self.runtime.start(config.container_id, timeout=max(0.1, deadline - time.monotonic()))
+                    remaining = max(0.1, deadline - time.monotonic())
+                    self._control(config.token, {"op": "start", "timeout": remaining},
+                                  timeout=remaining + CONTROL_TIMEOUT, refused=ErrorCode.RUNTIME_ERROR)
             except BaseException:
                 if pidfd >= 0:
                     os.close(pidfd)
@@ -283,7 +286,8 @@ class Worker(BusActor):
                   ok=error is None, error=error, result=result, route=task.get("route"),
                   request_id=task.get("request_id"), args=task["args"])
 
-    def _control(self, token: str, message: dict[str, Any]) -> None:
+    def _control(self, token: str, message: dict[str, Any], timeout: float = CONTROL_TIMEOUT,
+                 refused: str = ErrorCode.CONFLICT) -> None:
         """Send one control message to a shim and wait for its acknowledgement."""
         sock = self._context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
@@ -294,7 +298,7 @@ class Worker(BusActor):
                 raise ApiError(ErrorCode.CONFLICT, "the process has exited")
             sock.connect(f"ipc://{path}")
             sock.send(pack(make("shim_control", **message)))
-            deadline = time.monotonic() + CONTROL_TIMEOUT
+            deadline = time.monotonic() + timeout
             while not sock.poll(100):
                 if not path.exists():
                     raise ApiError(ErrorCode.CONFLICT, "the process has exited")
@@ -307,6 +311,6 @@ class Worker(BusActor):
             if ack["type"] != "shim_ack":
                 raise ApiError(ErrorCode.INTERNAL, "bad acknowledgement from the shim")
             if not ack["ok"]:
-                raise ApiError(ErrorCode.CONFLICT, str(ack.get("error")))
+                raise ApiError(refused, str(ack.get("error")))
         finally:
             sock.close()

@@ -81,7 +81,7 @@ def _list_checkpoints(bundle: Path) -> list[dict[str, Any]]:
 
 def _orphan(runtime: Runtime, container_id: str, args: list[Any], timeout: float) -> int:
     """A process whose shim died: kill what is left of it; its exit status."""
-    process_id, pid, started, paused = args
+    process_id, pid, started, paused = args[:4]
     if process_id == "init" and paused:
         try:
             runtime.run("resume", container_id, timeout=timeout)  # a frozen process cannot die

@@ -34,9 +34,6 @@ class Runtime:
             raise ApiError(ErrorCode.RUNTIME_ERROR, f"runtime {args[0]} failed: {text}")
         return done.stdout.decode(errors="replace")
 
-    def start(self, container_id: str, timeout: float) -> None:
-        self.run("start", container_id, timeout=timeout)
-
     def kill(self, container_id: str, signal: int, *, all_processes: bool, timeout: float) -> None:
         extra = ["--all"] if all_processes else []
         self.run("kill", *extra, container_id, str(signal), timeout=timeout)
