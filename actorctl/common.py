@@ -38,7 +38,9 @@ def guard(error: Exception) -> Failure:
 
 
 def client_of(ctx: click.Context) -> Client:
-    return ctx.find_object(Client)
+    client = ctx.find_object(Client)
+    assert client is not None, "the root command makes the client"
+    return client
 
 
 def call(ctx: click.Context, method: str, params: dict[str, Any] | None = None) -> Any:

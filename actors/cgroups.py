@@ -116,17 +116,17 @@ def register_oom_watch(pid: int) -> CgroupWatch | None:
         finally:
             os.close(control)
         return CgroupWatch(efd, "v1", directory)
-    directory = dirs.get("unified")
-    if directory is None or not (directory / "memory.events").exists():
+    unified = dirs.get("unified")
+    if unified is None or not (unified / "memory.events").exists():
         return None
     libc = ctypes.CDLL(None, use_errno=True)
     fd = libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
     if fd < 0:
         return None
-    if libc.inotify_add_watch(fd, str(directory / "memory.events").encode(), IN_MODIFY) < 0:
+    if libc.inotify_add_watch(fd, str(unified / "memory.events").encode(), IN_MODIFY) < 0:
         os.close(fd)
         return None
-    return CgroupWatch(fd, "v2", directory)
+    return CgroupWatch(fd, "v2", unified)
 
 
 def drain(fd: int) -> None:

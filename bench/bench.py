@@ -34,7 +34,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from actorctl.bundle import create_bundle  # noqa: E402
 from actorctl.client import Client  # noqa: E402
-from actors.wire import unpack  # noqa: E402
 
 BIN = Path(sys.executable).parent
 

@@ -4,10 +4,9 @@ recording stand-in runtime (CRIU cannot run here; tests/recording_runtime.py say
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import pytest
 

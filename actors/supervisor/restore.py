@@ -71,7 +71,13 @@ def restore(sup: Supervisor, reported: set[str]) -> dict[str, int]:
             logger.warning("restore: removing stray %s", container_dir)
             shutil.rmtree(container_dir, ignore_errors=True) if container_dir.is_dir() else container_dir.unlink()
             continue
-        outcome = _restore_container(sup, container_dir, reported, exits, kept_tokens)
+        try:
+            outcome = _restore_container(sup, container_dir, reported, exits, kept_tokens)
+        except Exception:
+            logger.exception("restore: container %s could not be loaded", container_dir.name)
+            sup.containers.pop(container_dir.name, None)
+            _discard(sup, container_dir.name, "loading it failed", [])
+            outcome = "discarded"
         counts[outcome] += 1
     for container, process_id, status in sorted(exits, key=lambda e: e[1] == "init"):
         if container.id in sup.containers and process_id in container.processes:

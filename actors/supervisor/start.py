@@ -87,15 +87,16 @@ def exec_request(sup: Supervisor, request: dict[str, Any]) -> object:
     env = request["params"].get("env") or []
     if not isinstance(env, list) or not all(isinstance(e, str) and "=" in e and e[0] != "=" for e in env):
         raise ApiError(ErrorCode.INVALID_PARAMS, "'env' must be a list of KEY=VALUE strings")
+    cwd = params.string("cwd", required=False)
+    if cwd is not None and not cwd.startswith("/"):
+        raise ApiError(ErrorCode.INVALID_PARAMS, "'cwd' must be an absolute path in the container")
     spec = {
         "args": args,
         "env": env,
-        "cwd": params.string("cwd", required=False),
+        "cwd": cwd,
         "user": _user(params.string("user", required=False, max_len=32)),
         "tty": params.flag("tty"),
     }
-    if spec["cwd"] is not None and not spec["cwd"].startswith("/"):
-        raise ApiError(ErrorCode.INVALID_PARAMS, "'cwd' must be an absolute path in the container")
     container = sup.find(container_id)
     if container.status != "running":
         raise ApiError(ErrorCode.CONFLICT, f"container {container_id} is {container.status}")

@@ -274,7 +274,7 @@ class Worker(BusActor):
         result: Any = None
         try:
             if job == "control":
-                result = self._control(task["args"][0], task["args"][1])
+                self._control(task["args"][0], task["args"][1])
             else:
                 result = jobs.run(self.runtime, job, task["id"], task["args"], self.start_timeout)
         except ApiError as exc:
