@@ -37,6 +37,8 @@ WELCOME = b"\x00welcome"
 """Sent by the event socket to each new subscriber: proof that the pipe is attached."""
 
 TICK_SECONDS = 1.0
+SEND_TIMEOUT_MS = 2000
+"""An actor's send fails after this long only if the bus has stopped (its queue is unbounded)."""
 
 
 class BusSender:
@@ -46,10 +48,14 @@ class BusSender:
         self._socket = context.socket(zmq.PUSH)
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.SNDHWM, 0)
+        self._socket.setsockopt(zmq.SNDTIMEO, SEND_TIMEOUT_MS)
         self._socket.connect(BUS_ADDRESS)
 
     def send(self, destination: str, message: dict[str, Any]) -> None:
-        self._socket.send_multipart([destination.encode(), pack(message)])
+        try:
+            self._socket.send_multipart([destination.encode(), pack(message)])
+        except zmq.Again:  # only when the bus is gone: the daemon is stopping
+            logger.warning("bus gone: %s for %s dropped", message.get("type"), destination)
 
     def close(self) -> None:
         self._socket.close()

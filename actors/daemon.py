@@ -160,17 +160,22 @@ class Daemon:
             self._wait_for_signal()
             logger.info("stopping; containers keep running")
         finally:
+            # actors first, while the bus still carries what they send on their way out
+            try:
+                pykka.ActorRegistry.stop_all(timeout=5)
+            except pykka.Timeout:
+                pass
+            stuck = pykka.ActorRegistry.get_all()
             if bus.is_alive():
                 bus.stop()
-            pykka.ActorRegistry.stop_all(timeout=5)
-            store.close()
-            if pykka.ActorRegistry.get_all():
-                logger.warning("some actors did not stop in time; leaving without waiting for them")
-            else:
-                context.term()
             spawner.stop()
             for sock in (self.state.control_socket, self.state.events_socket, self.state.shim_socket):
                 sock.unlink(missing_ok=True)
+            if stuck:
+                logger.warning("%d actor(s) did not stop in time; leaving without them", len(stuck))
+                os._exit(0)  # their (non-daemon) threads would keep the process alive
+            store.close()
+            context.term()
 
     def _wait_for_signal(self) -> None:
         def first(signum: int, _: Any) -> None:

@@ -10,7 +10,7 @@ from typing import Callable, Iterator
 import pytest
 
 from actorctl.bundle import create_bundle
-from tests.harness import Daemon, new_state_dir, pid_alive, remove_state_dir
+from tests.harness import Daemon, new_state_dir, pid_alive, remove_state_dir, wait_until
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -42,15 +42,26 @@ def sleeper(bundles: Callable[..., Path]) -> Path:
     return bundles("sleep", "100000")
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"report_{report.when}", report)
+
+
 @pytest.fixture
-def daemon() -> Iterator[Daemon]:
+def daemon(request: pytest.FixtureRequest) -> Iterator[Daemon]:
     """A running actord; afterwards: no container, no shim, no zombie, the daemon stopped by pid."""
     state_dir = new_state_dir()
     instance = Daemon(state_dir).start()
     try:
         yield instance
-        assert instance.zombies() == [], "zombies under actord or its shims"
+        # a child is a zombie for a moment between its exit and its reaping: only a lasting one is a leak
+        wait_until(lambda: instance.zombies() == [], 5, 0.05, "no zombies under actord or its shims")
     finally:
+        report = getattr(request.node, "report_call", None)
+        if report is None or report.failed:
+            print(f"--- actord log ---\n{instance.log()}")
         try:
             instance.kill_everything()
             spawner = instance.spawner_pid()

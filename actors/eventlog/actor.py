@@ -52,6 +52,10 @@ class EventLog(BusActor):
             event["token"] = message["token"]
         self.store.append(event)
         self.send("bus", "publish", topic=event_topic(event), event=event)
+        if message.get("route") is not None and message.get("reply") is not None:
+            self.send("bus", "reply", route=message["route"], body=message["reply"])
+        if message.get("token"):
+            self.send("supervisor", "recorded", token=message["token"])
 
     def on_tick(self, _: dict[str, Any]) -> None:
         heartbeat = {

@@ -81,7 +81,11 @@ class Supervisor(BusActor):
         self.early_exits: dict[str, int] = {}
         """Exits that arrived before their process finished starting."""
         self.tombstones: dict[str, str] = {}
-        """container id -> init token of a container whose shim is still cleaning up."""
+        """container id -> init token of a removed container whose state is not cleaned up yet."""
+        self.cleanups: dict[str, dict[str, Any]] = {}
+        """token -> {id, pid, shim_gone, recorded} of exited processes awaiting state cleanup."""
+        self.shims_gone: set[str] = set()
+        """Tokens of processes whose shim is gone but whose exit is still to be processed."""
         self.parked: dict[str, dict[str, Any]] = {}
         """container id -> start task waiting for that id's tombstone to clear."""
         self.finished: collections.OrderedDict[tuple[str, str], dict[str, Any]] = collections.OrderedDict()
@@ -109,9 +113,17 @@ class Supervisor(BusActor):
         self.send("bus", "reply", route=route, body=body)
 
     def emit(self, event: str, container_id: str, pid: str | None = None, status: int | None = None,
-             token: str | None = None) -> None:
-        """Record an event; an exit carries its process token, so a restart never reports it twice."""
-        self.send("eventlog", "emit", event=event, id=container_id, pid=pid, status=status, token=token)
+             token: str | None = None, answer: tuple[bytes | None, str | None, Any] | None = None) -> None:
+        """Record an event; an exit carries its process token, so a restart never reports it twice.
+
+        `answer` (route, request id, result) is the client's reply, sent by the EventLog once
+        the event is on record, so no client hears of a change whose event a crash could lose.
+        """
+        route, body = None, None
+        if answer is not None and answer[0] is not None:
+            route, body = answer[0], ok_reply(answer[1], answer[2])
+        self.send("eventlog", "emit", event=event, id=container_id, pid=pid, status=status, token=token,
+                  route=route, reply=body)
 
     def find(self, container_id: str) -> Container:
         container = self.containers.get(container_id)
@@ -180,5 +192,11 @@ class Supervisor(BusActor):
         self.orphaned(container, container.processes[owner[1]])
 
     def on_shim_gone(self, message: dict[str, Any]) -> None:
-        if exit_task.shim_gone(self, message):
-            start.unpark(self, message["id"])
+        freed = exit_task.shim_gone(self, message)
+        if freed is not None:
+            start.unpark(self, freed)
+
+    def on_recorded(self, message: dict[str, Any]) -> None:
+        freed = exit_task.recorded(self, message)
+        if freed is not None:
+            start.unpark(self, freed)

@@ -3,9 +3,13 @@
 An exec's `exit` is emitted at once. The init's `exit` waits until every exec
 of the container has reported (and no exec is still starting), so subscribers
 always see exec exits first. After the init's exit the container is removed
-from the table; its id stays reserved (a tombstone) until the shim has deleted
-the runc container and gone, and a start for the same id waits for that
-rather than racing it.
+from the table; its id stays reserved (a tombstone) until its state is cleaned
+up, and a start for the same id waits for that rather than racing it.
+
+A process's state dir is removed only when both its shim is gone (it has
+deleted the runc container) and the EventLog has recorded its `exit`: a crash
+at any moment leaves either the exit on record or the state that a restart
+reports it from, never neither.
 
 The output of an exited process (`output/<token>`) stays readable for a while:
 the last FINISHED_KEPT exited processes keep theirs.
@@ -50,6 +54,7 @@ def exited(sup: Supervisor, container: Container, process_id: str, status: int) 
         del container.processes[process_id]
         sup.tokens.pop(process.token, None)
         process.close()
+        _await_cleanup(sup, container.id, process_id, process.token)
         sup.emit("exit", container.id, pid=process_id, status=status, token=process.token)
         logger.info("process %s/%s exited with %d", container.id, process_id, status)
         maybe_remove(sup, container)
@@ -78,10 +83,8 @@ def maybe_remove(sup: Supervisor, container: Container) -> None:
     init.close()
     sup.tokens.pop(init.token, None)
     del sup.containers[container.id]
-    if container.init_shim_gone:
-        _clean(sup, container.id)
-    else:
-        sup.tombstones[container.id] = init.token
+    sup.tombstones[container.id] = init.token
+    _await_cleanup(sup, container.id, "init", init.token)
     sup.emit("exit", container.id, pid="init", status=container.init_status, token=init.token)
     logger.info("container %s exited with %s", container.id, container.init_status)
 
@@ -96,22 +99,43 @@ def _remember(sup: Supervisor, container_id: str, process_id: str, token: str, s
         shutil.rmtree(sup.state.output(old["token"]), ignore_errors=True)
 
 
-def shim_gone(sup: Supervisor, message: dict[str, Any]) -> bool:
-    """Clean up after a shim; True when the container's id is free again."""
-    container_id, token = message["id"], message["token"]
-    if message["pid"] != "init":
-        shutil.rmtree(sup.state.process(container_id, message["pid"]), ignore_errors=True)
-        return False
-    container = sup.containers.get(container_id)
-    if container is not None and container.init_token == token:
-        container.init_shim_gone = True  # its execs have not all reported yet
-        return False
-    if sup.tombstones.get(container_id) != token:
-        return False
-    del sup.tombstones[container_id]
-    _clean(sup, container_id)
-    return True
+def _await_cleanup(sup: Supervisor, container_id: str, process_id: str, token: str) -> None:
+    sup.cleanups[token] = {"id": container_id, "pid": process_id,
+                           "shim_gone": token in sup.shims_gone, "recorded": False}
+    sup.shims_gone.discard(token)
 
 
-def _clean(sup: Supervisor, container_id: str) -> None:
+def shim_gone(sup: Supervisor, message: dict[str, Any]) -> str | None:
+    """A shim has exited; the id of a container that is now free again, if any."""
+    token = message["token"]
+    if token in sup.cleanups:
+        sup.cleanups[token]["shim_gone"] = True
+        return _finish(sup, token)
+    if token in sup.tokens:
+        sup.shims_gone.add(token)  # its exit is still to be processed (e.g. a dead shim's)
+    return None
+
+
+def recorded(sup: Supervisor, message: dict[str, Any]) -> str | None:
+    """The EventLog has recorded the exit of `token`; the id of a container now free, if any."""
+    token = message["token"]
+    if token in sup.cleanups:
+        sup.cleanups[token]["recorded"] = True
+        return _finish(sup, token)
+    return None
+
+
+def _finish(sup: Supervisor, token: str) -> str | None:
+    cleanup = sup.cleanups[token]
+    if not (cleanup["shim_gone"] and cleanup["recorded"]):
+        return None
+    del sup.cleanups[token]
+    container_id = cleanup["id"]
+    if cleanup["pid"] != "init":
+        shutil.rmtree(sup.state.process(container_id, cleanup["pid"]), ignore_errors=True)
+        return None
     shutil.rmtree(sup.state.container(container_id), ignore_errors=True)
+    if sup.tombstones.get(container_id) == token:
+        del sup.tombstones[container_id]
+        return container_id
+    return None

@@ -48,7 +48,8 @@ def transition_done(sup: Supervisor, message: dict[str, Any]) -> None:
         container.transition = None
         if message["ok"] and container.status == _FROM[job]:
             container.status = _TO[job]
-            sup.emit(job, container.id)
+            sup.emit(job, container.id, answer=(message.get("route"), message.get("request_id"), {}))
+            return
     sup.job_reply(message)
 
 

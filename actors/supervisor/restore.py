@@ -149,8 +149,8 @@ def _restore_container(sup: Supervisor, container_dir: Path, reported: set[str],
                      shim_pid=state["shim_pid"], procdir=str(procdir),
                      oom_fd=watch.fd if watch else -1, oom_kind=watch.kind if watch else None,
                      cgroup=str(watch.directory) if watch else None)
-        elif process_id == "init":
-            container.init_shim_gone = True
+        else:
+            sup.shims_gone.add(token)
         if status is not None:
             exits.append((container, process_id, status))
             outcome = "exited" if process_id == "init" else outcome

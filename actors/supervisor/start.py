@@ -154,11 +154,10 @@ def done(sup: Supervisor, message: dict[str, Any]) -> None:
     )
     if process_id == "init":
         container.status = "running"
-        sup.emit("start-container", container_id)
-        sup.reply(route, request_id, container.to_json())
+        sup.emit("start-container", container_id, answer=(route, request_id, container.to_json()))
     else:
-        sup.emit("start-process", container_id, pid=process_id)
-        sup.reply(route, request_id, container.processes[process_id].to_json())
+        sup.emit("start-process", container_id, pid=process_id,
+                 answer=(route, request_id, container.processes[process_id].to_json()))
     status = sup.early_exits.pop(token, None)
     if status is not None:
         exit_task.exited(sup, container, process_id, status)

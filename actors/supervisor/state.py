@@ -49,7 +49,6 @@ class Container:
     start_route: bytes | None = None
     start_request_id: str | None = None
     init_status: int | None = None
-    init_shim_gone: bool = False
     starting: set[str] = field(default_factory=set)
     """Names of processes whose exec is under way (reserved)."""
     exec_count: int = 0

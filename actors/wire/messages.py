@@ -94,14 +94,18 @@ SCHEMAS: dict[str, _Spec] = {
     "shim_died": _fields({"token": str, "id": str, "pid": str}),
     # Monitor -> Supervisor: the shim of a process has exited (after its process_exit).
     "shim_gone": _fields({"token": str, "id": str, "pid": str}),
-    # Supervisor -> EventLog: record and publish an event.
+    # Supervisor -> EventLog: record and publish an event, then send `reply` (if any) to the
+    # client at `route`: a client is told of a change only once its event is on record.
     "emit": _fields(
         {"event": str, "id": str},
-        {"pid": (str, _NONE), "status": (int, _NONE), "token": (str, _NONE)},
+        {"pid": (str, _NONE), "status": (int, _NONE), "token": (str, _NONE),
+         "route": (bytes, _NONE), "reply": (dict, _NONE)},
     ),
     # Supervisor -> Inspector: read a process's output or a container's cgroup stats
     # and answer the client.
     "inspect": _fields({"what": str, "route": bytes, "request_id": str, "target": dict}),
+    # EventLog -> Supervisor: the exit event of process `token` is on record.
+    "recorded": _fields({"token": str}),
     # Supervisor -> EventLog: answer an events.replay request.
     "replay": _fields({"route": bytes, "request_id": str, "params": dict}),
 }
