@@ -33,6 +33,9 @@ class ShimConfig:
     checkpoint: str = ""
     restore_args: list[str] = field(default_factory=list)
     log_limit: int = 1 << 20
+    init_pid: int = 0
+    """For an exec: the host pid of the container's init (whose PID namespace the exec joins)."""
+    init_start: int | None = None
 
     @property
     def is_init(self) -> bool:

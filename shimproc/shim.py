@@ -36,6 +36,7 @@ from actors.statedir import write_json_atomic
 from actors.wire import MAX_SHIM_MESSAGE, WireError, pack, unpack
 from actors.wire.messages import make, validate
 from shimproc.config import ShimConfig
+from shimproc.nsreaper import ExecHelper
 from shimproc.stdio import Stdio
 
 __all__ = ["become_subreaper", "run_shim"]
@@ -43,6 +44,9 @@ __all__ = ["become_subreaper", "run_shim"]
 PR_SET_CHILD_SUBREAPER = 36
 REPORT_LINGER_MS = 2000
 """How long an undelivered exit report may hold the shim after the process exits."""
+
+CREATE_TIMEOUT = 60.0
+"""A bound on runc exec inside the helper; the starter's own deadline is usually shorter."""
 
 _RESET_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.SIGCHLD)
 
@@ -109,12 +113,15 @@ class Shim:
             *args,
         ]
 
-    def spawn(self, argv: list[str], stdio: list[tuple[int, int]] | None = None) -> int:
+    @staticmethod
+    def file_actions(stdio: list[tuple[int, int]] | None) -> list[tuple[Any, ...]]:
+        """posix_spawn actions giving a child /dev/null, then the (fd, target) pairs of `stdio`."""
         actions: list[tuple[Any, ...]] = [(os.POSIX_SPAWN_OPEN, n, os.devnull, os.O_RDWR, 0) for n in (0, 1, 2)]
-        actions += [(os.POSIX_SPAWN_DUP2, fd, target) for fd, target in stdio or []]
-        return os.posix_spawnp(
-            argv[0], argv, os.environ, file_actions=actions, setsigdef=_RESET_SIGNALS, setsigmask=()
-        )
+        return actions + [(os.POSIX_SPAWN_DUP2, fd, target) for fd, target in stdio or []]
+
+    def spawn(self, argv: list[str], stdio: list[tuple[int, int]] | None = None) -> int:
+        return os.posix_spawnp(argv[0], argv, os.environ, file_actions=self.file_actions(stdio),
+                               setsigdef=_RESET_SIGNALS, setsigmask=())
 
     def runtime_error(self) -> str:
         """The last error the runtime logged, for the user."""
@@ -189,34 +196,54 @@ class Shim:
         config = self.config
         stdio = Stdio(config.output_dir, tty=config.tty, stdin=config.stdin,
                       console_path=config.console_path, log_limit=config.log_limit)
+        helper = None
         try:
-            runtime = self.spawn(self.runtime_argv(*self.runtime_command(config.tty)), stdio.child_fds)
-            stdio.after_spawn()
-            if self.reaper.wait_for(runtime) != 0:
-                return self._fail(self.runtime_error())
+            argv = self.runtime_argv(*self.runtime_command(config.tty))
+            if config.mode == "exec":
+                try:
+                    helper = ExecHelper.start(config.init_pid, config.init_start, argv,
+                                              self.file_actions(stdio.child_fds), self.procdir / "pid",
+                                              f"actor-shim-reaper {config.container_id} {config.process_id}")
+                except OSError as exc:
+                    return self._fail(str(exc))
+                stdio.after_spawn()
+                pid = helper.wait_started(timeout=CREATE_TIMEOUT)
+                if pid is None:
+                    return self._fail(self.runtime_error())
+            else:
+                runtime = self.spawn(argv, stdio.child_fds)
+                stdio.after_spawn()
+                if self.reaper.wait_for(runtime) != 0:
+                    return self._fail(self.runtime_error())
+                try:
+                    pid = int((self.procdir / "pid").read_text().strip())
+                except (OSError, ValueError):
+                    return self._fail("the runtime wrote no pid file")
             if config.tty:
                 try:
                     stdio.receive_console(timeout=10)
                 except OSError as exc:
                     return self._fail(f"no terminal from the runtime: {exc}")
-            try:
-                pid = int((self.procdir / "pid").read_text().strip())
-            except (OSError, ValueError):
-                return self._fail("the runtime wrote no pid file")
             self.tell_starter({"ok": True, "pid": pid})
-            self._serve(pid, stdio, report, control)
+            self._serve(pid, stdio, report, control, helper)
         finally:
             stdio.close()
         return 0
 
-    def _serve(self, pid: int, stdio: Stdio, report: zmq.Socket, control: zmq.Socket) -> None:
-        """Pump output, answer control messages, reap; report the exit; wait for output EOF."""
+    def _serve(self, pid: int, stdio: Stdio, report: zmq.Socket, control: zmq.Socket,
+               helper: ExecHelper | None) -> None:
+        """Pump output, answer control messages, reap; report the exit; wait for output EOF.
+
+        The process's status comes from our own reaping, or for an exec from its helper.
+        """
         config = self.config
         status: int | None = None
         while True:
             poller = zmq.Poller()
             poller.register(control, zmq.POLLIN)
             poller.register(self.reaper.wake_fd, zmq.POLLIN)
+            if helper is not None and not helper.closed:
+                poller.register(helper.fd, zmq.POLLIN)
             for fd in stdio.outputs:
                 poller.register(fd, zmq.POLLIN)
             if stdio.wants_write:
@@ -232,8 +259,15 @@ class Shim:
             if self.reaper.wake_fd in ready:
                 self.reaper.clear_wakeups()
             self.reaper.reap()
-            if status is None and pid in self.reaper.statuses:
-                status = self.reaper.statuses.pop(pid)
+            if helper is not None and not helper.closed and helper.fd in ready:
+                helper.read()
+            exited: int | None = None
+            if status is None and helper is not None:
+                exited = helper.status
+            elif status is None and pid in self.reaper.statuses:
+                exited = self.reaper.statuses.pop(pid)
+            if exited is not None:
+                status = exited
                 stdio.drain()
                 try:
                     write_json_atomic(self.procdir / "exit.json", {"status": status, "time": time.time()})

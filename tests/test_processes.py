@@ -85,8 +85,9 @@ def test_exec_with_a_detached_child_exits_promptly(daemon: Daemon, shell_init: P
     assert "sleep 1000" in ps.stdout
 
 
-def test_orphans_of_an_exec_leave_no_zombies(daemon: Daemon, shell_init: Path) -> None:
-    daemon.start_container("top", shell_init)
+def test_orphans_of_an_exec_leave_no_zombies(daemon: Daemon, sleeper: Path) -> None:
+    """The container's init (`sleep`) never reaps: the exec's helper must reap its orphans."""
+    daemon.start_container("top", sleeper)
     daemon.call("containers.exec", {"id": "top", "pid": "sh", "args": ["sh"], "stdin": True})
     daemon.call("containers.stdin", {"id": "top", "pid": "sh", "data": b"sleep 1000 &\nsleep 1 &\nexit\n"})
     daemon.wait_events(lambda ev: any(e["type"] == "exit" and e["pid"] == "sh" for e in ev))

@@ -115,8 +115,10 @@ def exec_request(sup: Supervisor, request: dict[str, Any]) -> object:
     container.starting.add(process_id)
     sup.tokens[token] = (container_id, process_id)
     sup.pending[token] = (request["route"], request["id"])
+    init = container.processes["init"]
     sup.pool.submit("exec_task", {"token": token, "id": container_id, "pid": process_id,
-                                  "bundle": container.bundle, "spec": spec, "stdin": params.flag("stdin")})
+                                  "bundle": container.bundle, "spec": spec, "stdin": params.flag("stdin"),
+                                  "init_pid": init.system_pid, "init_start": init.system_start})
     return DEFERRED
 
 

@@ -50,8 +50,9 @@ SCHEMAS: dict[str, _Spec] = {
     ),
     # Supervisor -> Worker: start one more process in a running container.
     "exec_task": _fields(
-        {"worker": str, "token": str, "id": str, "pid": str, "bundle": str, "spec": dict},
-        {"stdin": bool},
+        {"worker": str, "token": str, "id": str, "pid": str, "bundle": str, "spec": dict,
+         "init_pid": int},
+        {"stdin": bool, "init_start": (int, _NONE)},
     ),
     # Worker -> Supervisor: outcome of a start_task or exec_task.
     "start_done": _fields(

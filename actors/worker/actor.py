@@ -138,6 +138,7 @@ class Worker(BusActor):
             console_path=str(self.state.shim_console(token)),
             mode=mode, tty=bool(task.get("tty")), stdin=bool(task.get("stdin")),
             checkpoint=checkpoint, restore_args=restore_args or [], log_limit=self.log_limit,
+            init_pid=task.get("init_pid", 0), init_start=task.get("init_start"),
         )
 
     def _start_init(self, task: dict[str, Any]) -> dict[str, Any]:
