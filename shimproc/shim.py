@@ -58,13 +58,20 @@ def exit_status(wait_status: int) -> int:
 
 
 class Reaper:
-    """Reaps every child of this process and remembers the statuses it collected."""
+    """Reaps every child of this process and remembers the statuses it collected.
+
+    SIGCHLD wakes `wake_fd` (through `signal.set_wakeup_fd`), so a poll loop can wait on it.
+    """
 
     def __init__(self) -> None:
         self.wake_fd, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
         self.statuses: dict[int, int] = {}
+
+    @property
+    def fds(self) -> tuple[int, int]:
+        return self.wake_fd, self._wake_w
 
     def clear_wakeups(self) -> None:
         try:

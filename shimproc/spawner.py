@@ -28,7 +28,7 @@ from pathlib import Path
 from setproctitle import setproctitle
 
 from shimproc.config import ShimConfig
-from shimproc.shim import become_subreaper, run_shim
+from shimproc.shim import Reaper, become_subreaper, run_shim
 
 __all__ = ["Spawner", "SpawnedShim", "serve"]
 
@@ -117,16 +117,6 @@ class Spawner:
         return SpawnedShim(pid=pid, ready_fd=ready_r)
 
 
-def _reap_children() -> None:
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-
-
 def _fork_shim(conn: socket.socket, listener: socket.socket, closers: list[int]) -> None:
     message, fds, _, _ = socket.recv_fds(conn, _MAX_REQUEST, 1)
     if len(fds) != 1:
@@ -167,9 +157,7 @@ def serve(socket_path: str, lifeline: int, ready_fd: int, title: str) -> None:
     setproctitle(title)
     become_subreaper()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-    signal.signal(signal.SIGCHLD, lambda *_: None)
-    signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+    reaper = Reaper()
     try:
         os.unlink(socket_path)
     except FileNotFoundError:
@@ -182,16 +170,13 @@ def serve(socket_path: str, lifeline: int, ready_fd: int, title: str) -> None:
     gc.freeze()  # keep forked shims from copying pages just to update GC headers
     os.write(ready_fd, b"1")
     os.close(ready_fd)
-    closers = [lifeline, wake_r, wake_w]
+    closers = [lifeline, *reaper.fds]
     while True:
-        readable, _, _ = select.select([listener, lifeline, wake_r], [], [])
-        if wake_r in readable:
-            try:
-                while os.read(wake_r, 512):
-                    pass
-            except BlockingIOError:
-                pass
-            _reap_children()
+        readable, _, _ = select.select([listener, lifeline, reaper.wake_fd], [], [])
+        if reaper.wake_fd in readable:
+            reaper.clear_wakeups()
+            reaper.reap()
+            reaper.statuses.clear()
         if lifeline in readable:
             break
         if listener in readable:
