@@ -183,16 +183,22 @@ def test_a_late_and_slow_subscriber_sees_every_event(bundles: Callable[..., Path
         witness.connect(f"ipc://{state_dir}/events.sock")
         time.sleep(0.5)
         follower.send_signal(signal.SIGSTOP)
+        failures: list[Exception] = []
+
         def burst(first: int) -> None:
             with Client(daemon.address, timeout=60) as client:
                 for n in range(first, first + BURST // 10):
-                    client.call("containers.start", {"id": f"burst{n}", "bundle": str(quick)})
+                    try:
+                        client.call("containers.start", {"id": f"burst{n}", "bundle": str(quick)})
+                    except Exception as exc:
+                        failures.append(exc)
 
         threads = [threading.Thread(target=burst, args=(n * BURST // 10,)) for n in range(10)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(120)
+        assert failures == [], daemon.log()
         expected = 2 + 2 * BURST
         total = daemon.wait_events(lambda ev: len(ev) == expected, timeout=60)
         witnessed = 0
