@@ -135,7 +135,12 @@ class Daemon:
             found[:] = self.events(container_id=container_id)
             return predicate(found)
 
-        wait_until(check, timeout, 0.05, "events")
+        try:
+            wait_until(check, timeout, 0.05, "events")
+        except AssertionError:
+            shown = [(e["seq"], e["type"], e["id"], e["pid"], e["status"]) for e in found[-10:]]
+            raise AssertionError(f"timed out waiting for events; {len(found)} so far, the last: {shown}\n"
+                                 f"--- actord log ---\n{self.log()}") from None
         return found
 
     def start_container(self, container_id: str, bundle: Path, **params: Any) -> dict[str, Any]:
