@@ -84,7 +84,8 @@ class Bus(threading.Thread):
         self.actors: dict[str, pykka.ActorRef[Any]] = {}
         self.ready = threading.Event()
         self.error: BaseException | None = None
-        self._watched: set[int] = set()
+        self._watched: dict[int, int] = {}
+        """raw fd -> key of its watch, for fds armed and not yet ready."""
 
     def register(self, name: str, ref: pykka.ActorRef[Any]) -> None:
         """Make an actor reachable by name; call before `start()`."""
@@ -147,7 +148,13 @@ class Bus(threading.Thread):
         next_tick = time.monotonic() + TICK_SECONDS
         while True:
             timeout_ms = max(0, int((next_tick - time.monotonic()) * 1000))
-            for item, _ in self.poller.poll(timeout_ms):
+            try:
+                ready = self.poller.poll(timeout_ms)
+            except zmq.ZMQError as exc:
+                logger.error("poll failed (%s); dropping watches on closed fds", exc)
+                self._drop_closed_fds()
+                continue
+            for item, _ in ready:
                 try:
                     if item is self.inbox:
                         if not self._drain_inbox():
@@ -212,23 +219,29 @@ class Bus(threading.Thread):
         elif kind == "watch_fd":
             fd = message["fd"]
             if fd not in self._watched:
-                self._watched.add(fd)
                 self.poller.register(fd, zmq.POLLIN)
+            self._watched[fd] = message["key"]
         elif kind == "forget_fd":
             fd = message["fd"]
-            if fd in self._watched:
-                self._watched.discard(fd)
+            if self._watched.pop(fd, None) is not None:
                 self.poller.unregister(fd)
             os.close(fd)
         else:
             logger.error("message %s is not for the bus", kind)
 
     def _fd_ready(self, fd: int) -> None:
-        if fd not in self._watched:
+        key = self._watched.pop(fd, None)
+        if key is None:
             return  # forgotten earlier in this same round of events
         self.poller.unregister(fd)
-        self._watched.discard(fd)
-        self._tell("monitor", make("fd_ready", fd=fd))
+        self._tell("monitor", make("fd_ready", fd=fd, key=key))
+
+    def _drop_closed_fds(self) -> None:
+        for fd in list(self._watched):
+            try:
+                os.fstat(fd)
+            except OSError:
+                self._fd_ready(fd)
 
     def _send_reply(self, route: bytes, body: dict[str, Any]) -> None:
         try:

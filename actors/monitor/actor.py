@@ -17,6 +17,7 @@ so an `oom` always precedes the `exit` it caused.
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 import os
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ class WatchedShim:
     container_id: str
     process_id: str
     procdir: Path
+    key: int
 
 
 @dataclass
@@ -52,6 +54,7 @@ class OomWatch:
     kind: str
     directory: Path
     kills: int
+    key: int
 
 
 class Monitor(BusActor):
@@ -62,6 +65,7 @@ class Monitor(BusActor):
         self.oom_by_token: dict[str, int] = {}
         self.reported: set[str] = set()
         self._reported_order: collections.deque[str] = collections.deque()
+        self._keys = itertools.count(1)
 
     def on_stop(self) -> None:
         for fd in [*self.shims, *self.ooms]:
@@ -96,30 +100,33 @@ class Monitor(BusActor):
         if message.get("oom_fd", -1) >= 0:
             fd = message["oom_fd"]
             directory = Path(message["cgroup"])
-            self.ooms[fd] = OomWatch(token, message["id"], message["oom_kind"], directory,
-                                     oom_kills(message["oom_kind"], directory) or 0)
+            watch = OomWatch(token, message["id"], message["oom_kind"], directory,
+                             oom_kills(message["oom_kind"], directory) or 0, next(self._keys))
+            self.ooms[fd] = watch
             self.oom_by_token[token] = fd
-            self.send("bus", "watch_fd", fd=fd)
-        shim = WatchedShim(token, message["id"], message["pid"], Path(message["procdir"]))
+            self.send("bus", "watch_fd", fd=fd, key=watch.key)
+        shim = WatchedShim(token, message["id"], message["pid"], Path(message["procdir"]), next(self._keys))
         try:
             fd = os.pidfd_open(message["shim_pid"])
         except ProcessLookupError:
             self._shim_gone(shim)
             return
         self.shims[fd] = shim
-        self.send("bus", "watch_fd", fd=fd)
+        self.send("bus", "watch_fd", fd=fd, key=shim.key)
 
     def on_fd_ready(self, message: dict[str, Any]) -> None:
-        fd = message["fd"]
-        if fd in self.ooms:
+        fd, key = message["fd"], message["key"]
+        oom = self.ooms.get(fd)
+        if oom is not None and oom.key == key:
             self._check_oom(fd)
             if fd in self.ooms:
-                self.send("bus", "watch_fd", fd=fd)
+                self.send("bus", "watch_fd", fd=fd, key=key)
             return
-        shim = self.shims.pop(fd, None)
-        if shim is None:
-            return
-        os.close(fd)
+        shim = self.shims.get(fd)
+        if shim is None or shim.key != key:
+            return  # a late report about an fd number since reused
+        del self.shims[fd]
+        os.close(fd)  # the bus no longer polls it: a watch is armed once
         self._shim_gone(shim)
 
     def _check_oom(self, fd: int) -> None:

@@ -34,11 +34,12 @@ SCHEMAS: dict[str, _Spec] = {
     "reply": _fields({"route": bytes, "body": dict}),
     # EventLog -> bus: one event on the PUB socket.
     "publish": _fields({"topic": str, "event": dict}),
-    # Monitor -> bus: poll a raw fd once; the bus answers `fd_ready` and forgets it.
-    "watch_fd": _fields({"fd": int}),
+    # Monitor -> bus: poll a raw fd once; the bus answers `fd_ready` and forgets it. `key`
+    # names this watch: fd numbers are reused, so a late `fd_ready` is told from a current one.
+    "watch_fd": _fields({"fd": int, "key": int}),
     # Monitor -> bus: stop polling a fd (if armed) and close it.
     "forget_fd": _fields({"fd": int}),
-    "fd_ready": _fields({"fd": int}),
+    "fd_ready": _fields({"fd": int, "key": int}),
     # Bus -> EventLog, once a second: publish a heartbeat.
     "tick": _fields({}),
     # Main thread -> bus: close the sockets and end the IO thread.
