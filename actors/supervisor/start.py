@@ -8,6 +8,7 @@ their start is under way, so a duplicate is refused at once.
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from pathlib import Path
@@ -21,6 +22,8 @@ from actors.wire.api import PROCESS_ID, Params
 
 if TYPE_CHECKING:
     from actors.supervisor.actor import Supervisor
+
+logger = logging.getLogger(__name__)
 
 
 def request(sup: Supervisor, request: dict[str, Any]) -> object:
@@ -144,6 +147,7 @@ def done(sup: Supervisor, message: dict[str, Any]) -> None:
         else:
             exit_task.maybe_remove(sup, container)
         error = message.get("error") or {}
+        logger.warning("start of %s/%s failed: %s", container_id, process_id, error.get("message"))
         sup.reply(route, request_id, error=ApiError(
             str(error.get("code", ErrorCode.INTERNAL)), str(error.get("message", "start failed"))))
         return
@@ -156,8 +160,10 @@ def done(sup: Supervisor, message: dict[str, Any]) -> None:
     )
     if process_id == "init":
         container.status = "running"
+        logger.info("container %s started (pid %d)", container_id, info["system_pid"])
         sup.emit("start-container", container_id, answer=(route, request_id, container.to_json()))
     else:
+        logger.info("process %s/%s started (pid %d)", container_id, process_id, info["system_pid"])
         sup.emit("start-process", container_id, pid=process_id,
                  answer=(route, request_id, container.processes[process_id].to_json()))
     status = sup.early_exits.pop(token, None)
