@@ -284,3 +284,60 @@ def test_pidfile_and_stack_dump(daemon: Daemon, tmp_path: Path) -> None:
         if other.process and other.process.poll() is None:
             other.process.kill()
         remove_state_dir(other.state_dir)
+
+
+def test_a_shim_that_died_while_the_daemon_was_down(daemon: Daemon, loop_bundle: Path) -> None:
+    dead = daemon.start_container("noshim", loop_bundle)["processes"][0]
+    daemon.start_container("fine", loop_bundle)
+    daemon.stop(signal.SIGKILL)
+    os.kill(dead["shim_pid"], signal.SIGKILL)
+    wait_until(lambda: not pid_alive(dead["shim_pid"]), message="the shim to die")
+    assert pid_alive(dead["system_pid"]), "the container outlives its shim until the daemon deals with it"
+    daemon.start()
+    daemon.wait_events(lambda ev: ("noshim", "init", 137) in exits(daemon))
+    wait_until(lambda: not pid_alive(dead["system_pid"]), message="the orphaned container process to be killed")
+    assert [c["id"] for c in daemon.call("containers.list")] == ["fine"]
+    wait_until(lambda: [c["id"] for c in daemon.runc_containers()] == ["fine"], message="runc's container to go")
+    assert "died while actord was down" in daemon.log()
+
+
+def test_retention_keeps_the_newest_events_and_says_what_was_trimmed(bundles: Callable[..., Path]) -> None:
+    from tests.harness import new_state_dir, remove_state_dir
+
+    state_dir = new_state_dir()
+    daemon = Daemon(state_dir, extra_args=["--retain-count", "5"]).start()
+    try:
+        quick = bundles("true")
+        for n in range(6):
+            daemon.start_container(f"r{n}", quick)
+        daemon.wait_events(lambda ev: ev and ev[-1]["seq"] == 12)
+        result = daemon.call("events.replay", {"after": 0})
+        assert [e["seq"] for e in result["events"]] == [8, 9, 10, 11, 12]
+        assert result["truncated"] is True and result["first_seq"] == 8
+        assert daemon.call("events.replay", {"after": 9})["truncated"] is False
+        daemon.stop()
+        daemon.start()
+        assert [e["seq"] for e in daemon.events()] == [8, 9, 10, 11, 12]
+        daemon.start_container("after", quick)
+        daemon.wait_events(lambda ev: ev[-1]["seq"] == 14)
+    finally:
+        daemon.kill_everything()
+        assert daemon.stop() == 0
+        remove_state_dir(state_dir)
+
+
+def test_sigint_stops_cleanly_and_a_second_one_at_once(daemon: Daemon, loop_bundle: Path) -> None:
+    started = daemon.start_container("stays", loop_bundle)["processes"][0]
+    assert daemon.process is not None
+    began = time.monotonic()
+    assert daemon.stop(signal.SIGINT) == 0
+    assert time.monotonic() - began < 5
+    assert pid_alive(started["system_pid"]) and pid_alive(started["shim_pid"])
+    daemon.start()
+    assert daemon.call("containers.list")[0]["processes"][0]["system_pid"] == started["system_pid"]
+    assert daemon.process is not None
+    daemon.process.send_signal(signal.SIGINT)
+    daemon.process.send_signal(signal.SIGINT)
+    assert daemon.process.wait(10) in (0, 130)
+    assert pid_alive(started["system_pid"])
+    daemon.start()
