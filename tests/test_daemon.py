@@ -24,11 +24,17 @@ def test_a_state_dir_too_long_for_ipc_is_refused(tmp_path: Path) -> None:
     assert "ipc paths are limited to 107" in done.stderr
 
 
-def test_a_missing_runtime_is_named(tmp_path: Path) -> None:
-    done = subprocess.run([ACTORD, "start", "--state-dir", "/tmp/ad-noruntime", "--runtime", "no-such-runc"],
-                          capture_output=True, text=True, timeout=30)
-    assert done.returncode == 1
-    assert "no-such-runc" in done.stderr
+def test_a_missing_runtime_is_named() -> None:
+    from tests.harness import new_state_dir, remove_state_dir
+
+    state_dir = new_state_dir()
+    try:
+        done = subprocess.run([ACTORD, "start", "--state-dir", str(state_dir), "--runtime", "no-such-runc"],
+                              capture_output=True, text=True, timeout=30)
+        assert done.returncode == 1
+        assert "no-such-runc" in done.stderr and "not installed" in done.stderr
+    finally:
+        remove_state_dir(state_dir)
 
 
 def test_help_explains_the_commands() -> None:
