@@ -20,10 +20,21 @@ from typing import Any
 
 from actorctl.client import CallTimeout, Client, DaemonError, Unreachable
 
-__all__ = ["attach"]
+__all__ = ["attach", "copy_output"]
 
 IDLE_SLEEP = 0.02
 STDIN_CHUNK = 64 << 10
+
+
+def copy_output(client: Client, target: dict[str, Any], cursor: list[int] | None) -> dict[str, Any]:
+    """Fetch the next page of a process's output after `cursor`, write it to our stdout/stderr,
+    and return the page (its `cursor`, `records`, `dropped` and the process's `status`)."""
+    page = client.call("containers.logs", {**target, "cursor": cursor})
+    for stream, _, data in page["records"]:
+        out = sys.stderr.buffer if stream == 2 else sys.stdout.buffer
+        out.write(data)
+        out.flush()
+    return page
 
 
 def _forward_stdin(address: str, timeout: float, target: dict[str, Any], errors: list[Exception]) -> None:
@@ -56,7 +67,6 @@ def attach(client: Client, container_id: str, process_id: str, *, stdin: bool, t
     if stdin:
         threading.Thread(target=_forward_stdin, args=(client.address, client.timeout, target, errors),
                          daemon=True).start()
-    outputs = {1: sys.stdout.buffer, 2: sys.stderr.buffer}
     cursor = None
     try:
         while True:
@@ -67,11 +77,8 @@ def attach(client: Client, container_id: str, process_id: str, *, stdin: bool, t
                     client.call("containers.resize", {**target, "width": size.columns, "height": size.lines})
                 except DaemonError:
                     pass
-            result = client.call("containers.logs", {**target, "cursor": cursor})
+            result = copy_output(client, target, cursor)
             cursor = result["cursor"]
-            for stream, _, data in result["records"]:
-                outputs.get(stream, outputs[1]).write(data)
-                outputs.get(stream, outputs[1]).flush()
             if errors:
                 raise errors[0]
             if not result["records"]:

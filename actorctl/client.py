@@ -12,12 +12,16 @@ import zmq
 from actors.wire import MAX_CLIENT_MESSAGE, WireError, pack, unpack
 from actors.wire.api import PROTOCOL_VERSION
 
-__all__ = ["DEFAULT_ADDRESS", "CallTimeout", "Client", "DaemonError", "Unreachable"]
+__all__ = ["DEFAULT_ADDRESS", "CallTimeout", "Client", "ClientError", "DaemonError", "Unreachable"]
 
 DEFAULT_ADDRESS = "ipc:///run/actord/actord.sock"
 
 
-class DaemonError(Exception):
+class ClientError(Exception):
+    """A call that did not succeed: one of the three kinds below."""
+
+
+class DaemonError(ClientError):
     """The daemon answered with an error."""
 
     def __init__(self, code: str, message: str) -> None:
@@ -26,11 +30,11 @@ class DaemonError(Exception):
         self.message = message
 
 
-class Unreachable(Exception):
+class Unreachable(ClientError):
     """Nothing answers at the address."""
 
 
-class CallTimeout(Exception):
+class CallTimeout(ClientError):
     """The daemon did not answer in time (it may still complete the request)."""
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from actorctl.client import CallTimeout, Client, DaemonError, Unreachable
+from actorctl.client import Client, ClientError, DaemonError, Unreachable
 from actors.wire.api import CONTAINER_ID
 
 __all__ = ["EXIT_REFUSED", "EXIT_TIMEOUT", "EXIT_UNREACHABLE", "Failure", "call", "container_id_arg",
@@ -26,15 +26,13 @@ class Failure(click.ClickException):
         self.exit_code = exit_code
 
 
-def guard(error: Exception) -> Failure:
+def guard(error: ClientError) -> Failure:
     """The CLI failure (and exit code) for a client error."""
     if isinstance(error, DaemonError):
         return Failure(error.message, EXIT_REFUSED)
     if isinstance(error, Unreachable):
         return Failure(str(error), EXIT_UNREACHABLE)
-    if isinstance(error, CallTimeout):
-        return Failure(str(error), EXIT_TIMEOUT)
-    raise error
+    return Failure(str(error), EXIT_TIMEOUT)
 
 
 def client_of(ctx: click.Context) -> Client:
@@ -46,7 +44,7 @@ def client_of(ctx: click.Context) -> Client:
 def call(ctx: click.Context, method: str, params: dict[str, Any] | None = None) -> Any:
     try:
         return client_of(ctx).call(method, params)
-    except (DaemonError, Unreachable, CallTimeout) as exc:
+    except ClientError as exc:
         raise guard(exc) from None
 
 

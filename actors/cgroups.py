@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CgroupWatch", "cgroup_dirs", "oom_kills", "read_stats", "register_oom_watch"]
+__all__ = ["CgroupWatch", "cgroup_dirs", "oom_kills", "oom_watch_members", "read_stats", "register_oom_watch"]
 
 IN_MODIFY = 0x2
 IN_NONBLOCK = os.O_NONBLOCK
@@ -87,6 +87,13 @@ class CgroupWatch:
 
     def __init__(self, fd: int, kind: str, directory: Path) -> None:
         self.fd, self.kind, self.directory = fd, kind, directory
+
+
+def oom_watch_members(watch: CgroupWatch | None) -> dict[str, Any]:
+    """The OOM members of a `watch_process` message (an fd of -1: no watch)."""
+    if watch is None:
+        return {"oom_fd": -1, "oom_kind": None, "cgroup": None}
+    return {"oom_fd": watch.fd, "oom_kind": watch.kind, "cgroup": str(watch.directory)}
 
 
 def oom_kills(kind: str, directory: Path) -> int | None:

@@ -122,7 +122,7 @@ class Daemon:
         self.state.runtime_root.mkdir(mode=0o700, exist_ok=True)
         self.state.shims.mkdir(mode=0o700, exist_ok=True)
         self.state.outputs.mkdir(mode=0o700, exist_ok=True)
-        for stale in (self.state.control_socket, self.state.events_socket, self.state.shim_socket):
+        for stale in self.state.daemon_sockets:
             stale.unlink(missing_ok=True)
 
         spawner = Spawner(self.state.spawner_socket, f"actor-shim-spawner {self.state.root}")
@@ -152,7 +152,7 @@ class Daemon:
             bus.ready.wait()
             if bus.error is not None:
                 raise StartupError(f"cannot bind the daemon's sockets: {bus.error}")
-            for sock in (self.state.control_socket, self.state.events_socket, self.state.shim_socket):
+            for sock in self.state.daemon_sockets:
                 if sock.exists():
                     os.chmod(sock, 0o600)
             logger.info("actord %s serving %s (runtime %s, %d workers)",
@@ -169,7 +169,7 @@ class Daemon:
             if bus.is_alive():
                 bus.stop()
             spawner.stop()
-            for sock in (self.state.control_socket, self.state.events_socket, self.state.shim_socket):
+            for sock in self.state.daemon_sockets:
                 sock.unlink(missing_ok=True)
             if stuck:
                 logger.warning("%d actor(s) did not stop in time; leaving without them", len(stuck))

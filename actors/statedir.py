@@ -51,6 +51,11 @@ class StateDir:
         return self.root / "shim.sock"
 
     @property
+    def daemon_sockets(self) -> tuple[Path, Path, Path]:
+        """The sockets actord binds: removed when stale, made private, removed at exit."""
+        return self.control_socket, self.events_socket, self.shim_socket
+
+    @property
     def spawner_socket(self) -> Path:
         return self.root / "spawner.sock"
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from typing import Any
 
 import click
 
-from actorctl.attach import attach
-from actorctl.client import CallTimeout, DaemonError, Unreachable
+from actorctl.attach import attach, copy_output
+from actorctl.client import ClientError
 from actorctl.common import call, client_of, container_id_arg, guard, parse_signal, print_json
 
 __all__ = ["containers"]
@@ -25,7 +24,7 @@ def containers() -> None:
 def _run_attached(ctx: click.Context, container_id: str, process_id: str, stdin: bool, terminal: bool) -> None:
     try:
         status = attach(client_of(ctx), container_id, process_id, stdin=stdin, terminal=terminal)
-    except (DaemonError, Unreachable, CallTimeout) as exc:
+    except ClientError as exc:
         raise guard(exc) from None
     ctx.exit(status)
 
@@ -243,21 +242,17 @@ def logs(ctx: click.Context, follow: bool, process_id: str, container_id: str) -
     """Print a process's captured stdout and stderr (kept, bounded, while it runs and shortly after)."""
     client = client_of(ctx)
     cursor = None
-    outputs = {1: sys.stdout.buffer, 2: sys.stderr.buffer}
     try:
         while True:
-            result = client.call("containers.logs", {"id": container_id, "pid": process_id, "cursor": cursor})
+            result = copy_output(client, {"id": container_id, "pid": process_id}, cursor)
             if result["dropped"] and cursor is not None:
                 click.echo("actorctl: some output was rotated away before it was read", err=True)
             cursor = result["cursor"]
-            for stream, _, data in result["records"]:
-                outputs.get(stream, outputs[1]).write(data)
-                outputs.get(stream, outputs[1]).flush()
             if not result["records"]:
                 if not follow or result["status"] is not None:
                     return
                 time.sleep(0.1)
-    except (DaemonError, Unreachable, CallTimeout) as exc:
+    except ClientError as exc:
         raise guard(exc) from None
     except KeyboardInterrupt:
         return

@@ -9,7 +9,7 @@ from typing import Any, Iterator
 
 import click
 
-from actorctl.client import CallTimeout, DaemonError, Unreachable
+from actorctl.client import ClientError
 from actorctl.common import client_of, container_id_arg, guard, parse_time
 from actorctl.events import follow, stored
 
@@ -61,7 +61,7 @@ def events(ctx: click.Context, as_json: bool, after: int | None, since: str | No
         if start is None:
             start = client.call("events.replay", {"after": 2**62})["last_seq"]
         emit(follow(client, info["events_address"], start, since_ts, container_id))
-    except (DaemonError, Unreachable, CallTimeout) as exc:
+    except ClientError as exc:
         raise guard(exc) from None
     except KeyboardInterrupt:
         pass

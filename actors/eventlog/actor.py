@@ -79,7 +79,7 @@ class EventLog(BusActor):
     def _replay(self, params: Params) -> dict[str, Any]:
         after = params.integer("after", low=0)
         since = params.number("since")
-        container_id = params.container_id("id", required=False)
+        container_id = params.optional_container_id("id")
         limit = params.integer("limit", low=1, high=REPLAY_PAGE) or REPLAY_PAGE
         start = after or 0
         events: list[dict[str, Any]] = []

@@ -25,7 +25,7 @@ from actors.supervisor import exit as exit_task
 from actors.supervisor import signal as signal_task
 from actors.supervisor.deferred import DEFERRED
 from actors.supervisor.pool import WorkerPool
-from actors.supervisor.state import Container
+from actors.supervisor.state import Container, Process
 from actors.wire import ApiError, ErrorCode
 from actors.wire.api import error_reply, ok_reply
 
@@ -130,6 +130,12 @@ class Supervisor(BusActor):
         if container is None or not container.listed:
             raise ApiError(ErrorCode.NOT_FOUND, f"container {container_id} not found")
         return container
+
+    def find_process(self, container_id: str, process_id: str) -> Process:
+        process = self.find(container_id).processes.get(process_id)
+        if process is None:
+            raise ApiError(ErrorCode.NOT_FOUND, f"process {process_id} of container {container_id} not found")
+        return process
 
     def submit_job(self, job: str, container_id: str, args: list[Any], request: dict[str, Any]) -> None:
         """Run a runtime job on a free worker; its `runtime_done` answers `request`."""

@@ -29,7 +29,6 @@ def create(sup: Supervisor, request: dict[str, Any]) -> object:
     params = Params(request["params"])
     container_id = params.container_id()
     name = _name(params)
-    assert container_id is not None
     container = sup.find(container_id)
     options = {"bundle": container.bundle, "name": name, "exit": params.flag("exit"),
                **{key: params.flag(key) for key in CHECKPOINT_FLAGS}}
@@ -39,7 +38,6 @@ def create(sup: Supervisor, request: dict[str, Any]) -> object:
 
 def list_checkpoints(sup: Supervisor, request: dict[str, Any]) -> object:
     container_id = Params(request["params"]).container_id()
-    assert container_id is not None
     sup.submit_job("list_checkpoints", container_id, [sup.find(container_id).bundle], request)
     return DEFERRED
 
@@ -48,6 +46,5 @@ def delete(sup: Supervisor, request: dict[str, Any]) -> object:
     params = Params(request["params"])
     container_id = params.container_id()
     name = _name(params)
-    assert container_id is not None
     sup.submit_job("delete_checkpoint", container_id, [sup.find(container_id).bundle, name], request)
     return DEFERRED

@@ -24,12 +24,7 @@ LOG_READ_MAX = 256 << 10
 def _process(sup: Supervisor, params: Params) -> tuple[str, Process]:
     container_id = params.container_id()
     process_id = params.string("pid", required=False, max_len=64) or "init"
-    assert container_id is not None
-    container = sup.find(container_id)
-    process = container.processes.get(process_id)
-    if process is None:
-        raise ApiError(ErrorCode.NOT_FOUND, f"process {process_id} of container {container_id} not found")
-    return container_id, process
+    return container_id, sup.find_process(container_id, process_id)
 
 
 def _control(sup: Supervisor, request: dict[str, Any], message: dict[str, Any]) -> object:
@@ -66,7 +61,6 @@ def logs(sup: Supervisor, request: dict[str, Any]) -> object:
                                    and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0
                                            for n in cursor)):
         raise ApiError(ErrorCode.INVALID_PARAMS, "'cursor' must be [generation, offset]")
-    assert container_id is not None
     container = sup.containers.get(container_id)
     process = container.processes.get(process_id) if container and container.listed else None
     finished = sup.finished.get((container_id, process_id))

@@ -22,7 +22,6 @@ _TO = {"pause": "paused", "resume": "running"}
 
 def _transition(sup: Supervisor, request: dict[str, Any], job: str) -> object:
     container_id = Params(request["params"]).container_id()
-    assert container_id is not None
     container = sup.find(container_id)
     if container.transition is not None:
         raise ApiError(ErrorCode.CONFLICT, f"a {container.transition} of {container_id} is under way")
@@ -56,7 +55,6 @@ def transition_done(sup: Supervisor, message: dict[str, Any]) -> None:
 def update(sup: Supervisor, request: dict[str, Any]) -> object:
     params = Params(request["params"])
     container_id = params.container_id()
-    assert container_id is not None
     limits = {}
     for key in UPDATE_FLAGS:
         low = -1 if key == "cpu_quota" else 0

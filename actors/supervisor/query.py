@@ -21,7 +21,6 @@ def list_containers(sup: Supervisor, request: dict[str, Any]) -> list[dict[str, 
 
 def state(sup: Supervisor, request: dict[str, Any]) -> dict[str, Any]:
     container_id = Params(request["params"]).container_id()
-    assert container_id is not None
     return sup.find(container_id).to_json()
 
 

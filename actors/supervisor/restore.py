@@ -21,7 +21,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from actors.cgroups import cgroup_dirs, register_oom_watch
+from actors.cgroups import cgroup_dirs, oom_watch_members, register_oom_watch
 from actors.procinfo import same_process
 from actors.statedir import read_json
 from actors.supervisor import exit as exit_task
@@ -146,9 +146,7 @@ def _restore_container(sup: Supervisor, container_dir: Path, reported: set[str],
         if shim_alive:
             watch = register_oom_watch(state["system_pid"]) if process_id == "init" and alive else None
             sup.send("monitor", "watch_process", token=token, id=container_id, pid=process_id,
-                     shim_pid=state["shim_pid"], procdir=str(procdir),
-                     oom_fd=watch.fd if watch else -1, oom_kind=watch.kind if watch else None,
-                     cgroup=str(watch.directory) if watch else None)
+                     shim_pid=state["shim_pid"], procdir=str(procdir), **oom_watch_members(watch))
         else:
             sup.shims_gone.add(token)
         if status is not None:

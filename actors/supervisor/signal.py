@@ -19,16 +19,14 @@ def request(sup: Supervisor, request: dict[str, Any]) -> object:
     signum = params.integer("signal", required=True, low=1, high=int(signals.SIGRTMAX))
     process_id = params.string("pid", required=False, max_len=64)
     every = params.flag("all")
-    assert container_id is not None and signum is not None
+    assert signum is not None
     if every and process_id is not None:
         raise ApiError(ErrorCode.INVALID_PARAMS, "give either 'pid' or 'all', not both")
-    container = sup.find(container_id)
     if every:
+        sup.find(container_id)
         sup.submit_job("kill_all", container_id, [signum], request)
         return DEFERRED
-    process = container.processes.get(process_id or "init")
-    if process is None:
-        raise ApiError(ErrorCode.NOT_FOUND, f"process {process_id} of container {container_id} not found")
+    process = sup.find_process(container_id, process_id or "init")
     if process.pidfd >= 0:
         try:
             signals.pidfd_send_signal(process.pidfd, signum)

@@ -33,7 +33,7 @@ def request(sup: Supervisor, request: dict[str, Any]) -> object:
     labels = params.labels()
     checkpoint = params.string("checkpoint", required=False, max_len=64)
     stdin = params.flag("stdin")
-    assert container_id is not None and bundle is not None
+    assert bundle is not None
     if checkpoint is not None and not PROCESS_ID.match(checkpoint):
         raise ApiError(ErrorCode.INVALID_PARAMS, f"invalid checkpoint name {checkpoint!r}")
     if not os.path.isabs(bundle):
@@ -83,7 +83,6 @@ def _user(value: str | None) -> list[int] | None:
 def exec_request(sup: Supervisor, request: dict[str, Any]) -> object:
     params = Params(request["params"])
     container_id = params.container_id()
-    assert container_id is not None
     args = request["params"].get("args")
     if not isinstance(args, list) or not args or len(args) > 4096 or not all(isinstance(a, str) for a in args):
         raise ApiError(ErrorCode.INVALID_PARAMS, "'args' must be a non-empty list of strings")

@@ -118,16 +118,18 @@ class Params:
             raise self._invalid(f"parameter {name!r} must be true or false")
         return value
 
-    def container_id(self, name: str = "id", *, required: bool = True) -> str | None:
+    def container_id(self, name: str = "id") -> str:
+        """A required container id, checked against CONTAINER_ID."""
         value = self._params.get(name)
-        if value is None and not required:
-            return None
         if not isinstance(value, str) or not CONTAINER_ID.match(value):
             shown = value[:80] if isinstance(value, str) else type(value).__name__
             raise self._invalid(
                 f"invalid {name} {shown!r}: use 1 to 64 of A-Z a-z 0-9 _ . -, starting alphanumeric"
             )
         return value
+
+    def optional_container_id(self, name: str = "id") -> str | None:
+        return None if self._params.get(name) is None else self.container_id(name)
 
     def labels(self, name: str = "labels") -> dict[str, str]:
         value = self._params.get(name) or {}

@@ -27,7 +27,7 @@ from typing import Any
 import zmq
 
 from actors.base import BusActor
-from actors.cgroups import register_oom_watch
+from actors.cgroups import oom_watch_members, register_oom_watch
 from actors.procinfo import start_time
 from actors.statedir import StateDir, write_json_atomic
 from actors.wire import MAX_SHIM_MESSAGE, ApiError, ErrorCode, WireError, pack, unpack
@@ -221,8 +221,7 @@ class Worker(BusActor):
             try:
                 self.send("monitor", "watch_process", token=config.token, id=config.container_id,
                           pid=config.process_id, shim_pid=shim_pid, procdir=str(procdir),
-                          oom_fd=watch.fd if watch else -1, oom_kind=watch.kind if watch else None,
-                          cgroup=str(watch.directory) if watch else None)
+                          **oom_watch_members(watch))
                 if config.mode == "create":
                     remaining = max(0.1, deadline - time.monotonic())
                     self._control(config.token, {"op": "start", "timeout": remaining},
