@@ -218,7 +218,8 @@ def cli() -> None:
               help="Kernel send buffer per event subscriber (0: the system's default).")
 @click.option("--log-limit", default=1 << 20, show_default=True, type=click.IntRange(4096, 1 << 30),
               help="Bytes of captured output per process file; two files are kept (rotated).")
-@click.option("--pidfile", type=click.Path(dir_okay=False, path_type=Path), help="Write the daemon's pid here.")
+@click.option("--pidfile", type=click.Path(dir_okay=False, path_type=Path, resolve_path=True),
+              help="Write the daemon's pid here.")
 @click.option("--debug", is_flag=True, help="Log debug messages.")
 def start(state_dir: str, listen: str | None, workers: int, start_timeout: float, retain_count: int,
           runtime: str, events_hwm: int, events_buffer: int, log_limit: int, pidfile: Path | None,
@@ -234,7 +235,8 @@ def start(state_dir: str, listen: str | None, workers: int, start_timeout: float
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    state = StateDir(state_dir)
+    state = StateDir(state_dir)  # absolute, as --pidfile: both are resolved before we leave the directory
+    os.chdir("/")  # nothing is read, written or imported relative to wherever root started us
     setproctitle(f"actord {state.root}")
     try:
         daemon = Daemon(state, listen=listen, workers=workers, start_timeout=start_timeout,

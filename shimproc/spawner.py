@@ -66,7 +66,7 @@ class Spawner:
         lifeline_r, self._lifeline = os.pipe2(os.O_CLOEXEC)
         ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
         self._server = subprocess.Popen(
-            [sys.executable, "-m", "shimproc.spawner", str(self.socket_path),
+            [sys.executable, "-I", "-m", "shimproc.spawner", str(self.socket_path),
              str(lifeline_r), str(ready_w), self.title],
             pass_fds=(lifeline_r, ready_w),
             stdin=subprocess.DEVNULL,

@@ -80,12 +80,16 @@ class Daemon:
     def runtime_root(self) -> Path:
         return self.state_dir / "runc"
 
-    def start(self, wait: bool = True) -> Daemon:
+    def start(self, wait: bool = True, *, cwd: Path | None = None, env: dict[str, str] | None = None,
+              isolated: bool = False) -> Daemon:
+        """Run actord in `cwd` with `env` (default: ours); `isolated` runs actord itself as
+        `python -I`, so that a PYTHONPATH in `env` reaches only the Pythons actord starts."""
         self.log_path = Path(str(self.state_dir) + ".log")
         log = open(self.log_path, "ab")
+        command = [sys.executable, "-I", ACTORD] if isolated else [ACTORD]
         self.process = subprocess.Popen(
-            [ACTORD, "start", "--state-dir", str(self.state_dir), *self.extra_args],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            [*command, "start", "--state-dir", str(self.state_dir), *self.extra_args],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=cwd, env=env,
         )
         log.close()
         if wait:
