@@ -8,8 +8,9 @@ over inproc while pykka keeps their mailboxes. Messages addressed to "bus" are
 for this thread: replies for clients, events to publish, fds to poll.
 
 External sockets:
-  ROUTER  ipc://<state>/actord.sock   client requests and replies
-  XPUB    ipc://<state>/events.sock   the event stream (topic frame + msgpack body)
+  ROUTER  ipc://<state>/actord.sock   client requests and replies (each at most 1 MiB)
+  XPUB    ipc://<state>/events.sock   the event stream (topic frame + msgpack body); subscriptions
+                                      at most 1 KiB
   PULL    ipc://<state>/shim.sock     exit reports from shims
 """
 
@@ -25,6 +26,7 @@ import pykka
 import zmq
 
 from actors.wire import MAX_CLIENT_MESSAGE, MAX_SHIM_MESSAGE, ApiError, ErrorCode, WireError, pack, unpack
+from actors.wire.codec import MAX_SUBSCRIPTION
 from actors.wire.api import error_reply, parse_request
 from actors.wire.messages import make, validate
 
@@ -129,6 +131,7 @@ class Bus(threading.Thread):
 
         self.xpub = self.context.socket(zmq.XPUB)
         self.xpub.setsockopt(zmq.XPUB_WELCOME_MSG, WELCOME)
+        self.xpub.setsockopt(zmq.MAXMSGSIZE, MAX_SUBSCRIPTION)
         self.xpub.setsockopt(zmq.SNDHWM, self.events_hwm)
         if self.events_buffer:
             self.xpub.setsockopt(zmq.SNDBUF, self.events_buffer)
@@ -244,8 +247,19 @@ class Bus(threading.Thread):
                 self._fd_ready(fd)
 
     def _send_reply(self, route: bytes, body: dict[str, Any]) -> None:
+        """Send a reply, or a `too_large` error in its place: the client would drop a bigger frame
+        unseen (its MAXMSGSIZE) and wait for an answer that never comes."""
+        data = pack(body)
+        if len(data) > MAX_CLIENT_MESSAGE:
+            logger.warning("reply %s of %d bytes is over the frame limit; sent an error instead",
+                           body.get("id"), len(data))
+            data = pack(error_reply(body.get("id"), ApiError(
+                ErrorCode.TOO_LARGE,
+                f"the reply would be {len(data)} bytes, over the {MAX_CLIENT_MESSAGE >> 20} MiB frame limit; "
+                "ask for less (page it)",
+            )))
         try:
-            self.router.send_multipart([route, pack(body)], zmq.NOBLOCK)
+            self.router.send_multipart([route, data], zmq.NOBLOCK)
         except (zmq.Again, zmq.ZMQError) as exc:
             logger.debug("reply %s not delivered: %s", body.get("id"), exc)
 

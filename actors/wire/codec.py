@@ -6,10 +6,14 @@ from typing import Any
 
 import msgpack
 
-__all__ = ["MAX_CLIENT_MESSAGE", "MAX_SHIM_MESSAGE", "WireError", "pack", "unpack"]
+__all__ = ["MAX_CLIENT_MESSAGE", "MAX_SHIM_MESSAGE", "MAX_SUBSCRIPTION", "WireError", "pack", "unpack"]
 
 MAX_CLIENT_MESSAGE = 1 << 20
-"""Largest request or reply frame; ZeroMQ drops bigger frames (MAXMSGSIZE)."""
+"""Largest request or reply frame; ZeroMQ drops bigger frames (MAXMSGSIZE), so the bus
+answers `too_large` instead of sending a reply over it."""
+
+MAX_SUBSCRIPTION = 1 << 10
+"""Largest frame an event subscriber may send: a subscription is a topic prefix."""
 
 MAX_SHIM_MESSAGE = 64 << 10
 """Largest report a shim may send."""

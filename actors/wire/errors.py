@@ -12,6 +12,7 @@ class ErrorCode:
     UNSUPPORTED_VERSION = "unsupported_version"
     UNKNOWN_METHOD = "unknown_method"
     INVALID_PARAMS = "invalid_params"
+    TOO_LARGE = "too_large"
     NOT_FOUND = "not_found"
     ALREADY_EXISTS = "already_exists"
     CONFLICT = "conflict"
