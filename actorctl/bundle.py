@@ -1,4 +1,10 @@
-"""Build a small OCI bundle around a static busybox, for examples, tests and benchmarks."""
+"""Build a small OCI bundle around a static busybox, for examples, tests and benchmarks.
+
+A rootfs may have been a container's root: anything in it can be a symlink to a
+host file planted by that container. So nothing is ever written into an
+existing rootfs: a fresh one is built beside it and swapped in (only with
+`force`), and config.json is replaced by a rename, which never follows a link.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -14,34 +21,73 @@ __all__ = ["BUSYBOX", "create_bundle"]
 BUSYBOX = "/bin/busybox"
 
 
+def _fill_rootfs(rootfs: Path, busybox: str) -> None:
+    """A minimal busybox root in the new, empty directory `rootfs`."""
+    for sub in ("bin", "proc", "sys", "dev", "tmp", "etc", "root"):
+        (rootfs / sub).mkdir()
+    shutil.copy2(busybox, rootfs / "bin" / "busybox")
+    applets = subprocess.run([busybox, "--list"], check=True, capture_output=True, text=True).stdout.split()
+    for applet in applets:
+        link = rootfs / "bin" / applet
+        if applet != "busybox":
+            link.symlink_to("busybox")
+    (rootfs / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    (rootfs / "etc" / "group").write_text("root:x:0:\n")
+    rootfs.chmod(0o755)
+
+
+def _default_spec(runtime: str) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="actord-spec-") as scratch:
+        subprocess.run([runtime, "spec", "--bundle", scratch], check=True, capture_output=True)
+        spec: dict[str, Any] = json.loads((Path(scratch) / "config.json").read_text())
+    return spec
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write `path` through a new file renamed over it: a symlink there is replaced, not followed."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        os.chmod(tmp, 0o644)
+        os.rename(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
 def create_bundle(directory: str | os.PathLike[str], args: list[str], *,
                   busybox: str = BUSYBOX, runtime: str = "runc", terminal: bool = False,
-                  mutate: dict[str, Any] | None = None) -> Path:
-    """Write `<directory>/rootfs` (busybox) and `<directory>/config.json` running `args`."""
+                  mutate: dict[str, Any] | None = None, force: bool = False) -> Path:
+    """Write `<directory>/rootfs` (busybox) and `<directory>/config.json` running `args`.
+
+    An existing rootfs is refused unless `force`, which replaces it with a fresh one.
+    """
     bundle = Path(directory).resolve()
     if not os.path.exists(busybox):
         raise RuntimeError(f"{busybox} is missing (try: apt-get install busybox-static)")
     rootfs = bundle / "rootfs"
-    for sub in ("bin", "proc", "sys", "dev", "tmp", "etc", "root"):
-        (rootfs / sub).mkdir(parents=True, exist_ok=True)
-    target = rootfs / "bin" / "busybox"
-    if not target.exists():
-        shutil.copy2(busybox, target)
-    applets = subprocess.run([busybox, "--list"], check=True, capture_output=True, text=True).stdout.split()
-    for applet in applets:
-        link = rootfs / "bin" / applet
-        if not link.is_symlink() and not link.exists():
-            link.symlink_to("busybox")
-    (rootfs / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
-    (rootfs / "etc" / "group").write_text("root:x:0:\n")
-    config_path = bundle / "config.json"
-    config_path.unlink(missing_ok=True)
-    subprocess.run([runtime, "spec", "--bundle", str(bundle)], check=True, capture_output=True)
-    config = json.loads(config_path.read_text())
+    if os.path.lexists(rootfs) and not force:
+        raise FileExistsError(f"{rootfs} already exists; --force replaces it with a fresh one")
+    config = _default_spec(runtime)
     config["process"]["args"] = args
     config["process"]["terminal"] = terminal
     config["root"]["readonly"] = False
     for key, value in (mutate or {}).items():
         config[key] = value
-    config_path.write_text(json.dumps(config, indent=2))
+    bundle.mkdir(parents=True, exist_ok=True)
+    fresh = Path(tempfile.mkdtemp(prefix=".rootfs-new-", dir=bundle))
+    try:
+        _fill_rootfs(fresh, busybox)
+        if os.path.lexists(rootfs):
+            old = Path(tempfile.mkdtemp(prefix=".rootfs-old-", dir=bundle))
+            os.rename(rootfs, old / "rootfs")  # a symlinked rootfs moves as the link itself
+            os.rename(fresh, rootfs)
+            shutil.rmtree(old)  # never follows the symlinks it meets
+        else:
+            os.rename(fresh, rootfs)
+    except BaseException:
+        shutil.rmtree(fresh, ignore_errors=True)
+        raise
+    _replace(bundle / "config.json", json.dumps(config, indent=2))
     return bundle

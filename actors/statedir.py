@@ -6,10 +6,13 @@
     <root>/shim.sock             shim reports (PULL)
     <root>/spawner.sock          the pre-warmed shim spawner
     <root>/events.log            event log (msgpack records)
+    <root>/events.seq            the highest event sequence number ever issued (updated in place)
     <root>/runc/                 runc's own state (--root)
     <root>/shims/<token>.sock    a shim's control socket (<token>.tty: its console socket)
     <root>/output/<token>/       captured output of a process (kept a while after it exits)
+    <root>/criu/<name>/          CRIU work dirs of checkpoints and restores (removed after use)
     <root>/containers/<id>/container.json
+    <root>/containers/<id>/config.json   the OCI config runc runs the container with (copied at start)
     <root>/containers/<id>/<process>/{meta.json, state.json, process.json, pid, log.json, exit.json}
 
 Both the daemon and the shim import this module, so it stays free of heavy imports.
@@ -17,15 +20,20 @@ Both the daemon and the shim import this module, so it stays free of heavy impor
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["IPC_PATH_MAX", "StateDir", "read_json", "write_json_atomic"]
+__all__ = ["IPC_PATH_MAX", "NO_SPACE", "StateDir", "append_record", "read_json", "write_all", "write_file_atomic",
+           "write_json_atomic"]
 
 IPC_PATH_MAX = 107
 """sizeof(sockaddr_un.sun_path) - 1: longer ipc paths cannot be bound."""
+
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+"""errnos of a full filesystem (or quota): the state dir has no room for what was to be written."""
 
 
 class StateDir:
@@ -64,6 +72,10 @@ class StateDir:
         return self.root / "events.log"
 
     @property
+    def event_seq(self) -> Path:
+        return self.root / "events.seq"
+
+    @property
     def runtime_root(self) -> Path:
         return self.root / "runc"
 
@@ -88,6 +100,10 @@ class StateDir:
     def shim_console(self, token: str) -> Path:
         return self.shims / f"{token}.tty"
 
+    @property
+    def criu_work(self) -> Path:
+        return self.root / "criu"
+
     def container(self, container_id: str) -> Path:
         return self.containers / container_id
 
@@ -111,24 +127,61 @@ class StateDir:
             self.ipc(path)
 
 
-def write_json_atomic(path: Path, data: Any, *, durable: bool = True) -> None:
-    """Write a JSON file so that readers see the old or the new content, never a torn one."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    payload = json.dumps(data, separators=(",", ":")).encode()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of `data`: a write may store only part of it (a filling disk does that
+    just before ENOSPC). OSError when the rest cannot be written."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written == 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view = view[written:]
+
+
+def append_record(fd: int, size: int, record: bytes) -> int:
+    """Append `record` to the file open with O_APPEND on `fd`, now `size` bytes; the new size.
+
+    A record is stored whole or not at all: when it cannot be written the file is cut
+    back to `size` (no torn record for a reader to trip on) and the OSError is raised.
+    """
     try:
-        os.write(fd, payload)
-        if durable:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
+        write_all(fd, record)
+    except OSError:
+        os.ftruncate(fd, size)
+        raise
+    return size + len(record)
+
+
+def write_file_atomic(path: Path, payload: bytes, *, durable: bool = True) -> None:
+    """Replace a file so that readers see the old or the new content, never a torn one.
+
+    When anything fails the temporary file is removed (it would hold space on a full
+    disk) and the OSError is raised; the old file is untouched.
+    """
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            write_all(fd, payload)
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     if durable:
         dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def write_json_atomic(path: Path, data: Any, *, durable: bool = True) -> None:
+    """Write a JSON file so that readers see the old or the new content, never a torn one."""
+    write_file_atomic(path, json.dumps(data, separators=(",", ":")).encode(), durable=durable)
 
 
 def read_json(path: Path) -> Any:

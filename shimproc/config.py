@@ -14,6 +14,8 @@ class ShimConfig:
 
     `mode` is "create" (a container's init), "exec" (a further process, from
     `<procdir>/process.json`) or "restore" (an init restored from `checkpoint`).
+    `bundle` is the runtime bundle: the container's state dir, holding the copy
+    of config.json taken at start.
     """
 
     container_id: str
@@ -33,9 +35,8 @@ class ShimConfig:
     checkpoint: str = ""
     restore_args: list[str] = field(default_factory=list)
     log_limit: int = 1 << 20
-    init_pid: int = 0
-    """For an exec: the host pid of the container's init (whose PID namespace the exec joins)."""
-    init_start: int | None = None
+    work_path: str = ""
+    """For a restore: CRIU's work directory (in the state dir, removed afterwards)."""
 
     @property
     def is_init(self) -> bool:

@@ -32,11 +32,11 @@ from typing import Any
 import zmq
 from setproctitle import setproctitle
 
+from actors.procinfo import children, open_pidfd, parent_pid, start_time
 from actors.statedir import write_json_atomic
 from actors.wire import MAX_SHIM_MESSAGE, WireError, pack, unpack
 from actors.wire.messages import make, validate
 from shimproc.config import ShimConfig
-from shimproc.nsreaper import ExecHelper
 from shimproc.stdio import Stdio
 
 __all__ = ["become_subreaper", "run_shim"]
@@ -44,9 +44,6 @@ __all__ = ["become_subreaper", "run_shim"]
 PR_SET_CHILD_SUBREAPER = 36
 REPORT_LINGER_MS = 2000
 """How long an undelivered exit report may hold the shim after the process exits."""
-
-CREATE_TIMEOUT = 60.0
-"""A bound on runc exec inside the helper; the starter's own deadline is usually shorter."""
 
 _RESET_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.SIGCHLD)
 
@@ -156,6 +153,21 @@ class Shim:
         os.close(self.ready_fd)
         self.ready_fd = -1
 
+    def own_process(self) -> int | None:
+        """The process the runtime started, if the pid file names a child of this shim.
+
+        After `runc create|exec|restore -d` exits, its process is re-parented to us
+        (the subreaper), or has already exited and been reaped by us. Any other
+        number is refused: we never adopt, report or signal a process we do not own.
+        """
+        try:
+            pid = int((self.procdir / "pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
+        if pid in self.reaper.statuses or parent_pid(pid) == os.getpid():
+            return pid
+        return None
+
     def delete_container(self) -> None:
         pid = self.spawn(self.runtime_argv("delete", "--force", self.config.container_id))
         self.reaper.wait_for(pid, deadline=time.monotonic() + 30)
@@ -168,9 +180,8 @@ class Shim:
             return ["exec", "-d", "--process", str(self.procdir / "process.json"),
                     *pid_file, *console_args, config.container_id]
         if config.mode == "restore":
-            work = Path(config.checkpoint) / "criu.work" / f"restore-{time.time_ns()}"
             return ["restore", "-d", "--bundle", config.bundle, "--image-path", config.checkpoint,
-                    "--work-path", str(work), *config.restore_args, *pid_file, *console_args,
+                    "--work-path", config.work_path, *config.restore_args, *pid_file, *console_args,
                     config.container_id]
         return ["create", "--bundle", config.bundle, *pid_file, *console_args, config.container_id]
 
@@ -196,61 +207,60 @@ class Shim:
     def _fail(self, reason: str) -> int:
         if self.config.is_init:
             self.delete_container()
+        self.kill_children()
         self.tell_starter({"ok": False, "error": reason})
         return 1
+
+    def kill_children(self) -> None:
+        """Kill and reap whatever the runtime left with us (an exec'd process whose start failed).
+
+        Our children are ours by the kernel's word (/proc/<us>/task/*/children), and an
+        unreaped child's pid cannot be reused: each is signalled through a pidfd.
+        """
+        for pid in children(os.getpid()):
+            fd = open_pidfd(pid, start_time(pid))  # -1 for one that has exited already
+            if fd < 0:
+                continue
+            try:
+                signal.pidfd_send_signal(fd, signal.SIGKILL)
+                self.reaper.wait_for(pid, deadline=time.monotonic() + 10)
+            except ProcessLookupError:
+                pass
+            finally:
+                os.close(fd)
+        self.reaper.reap()
 
     def _run(self, report: zmq.Socket, control: zmq.Socket) -> int:
         config = self.config
         stdio = Stdio(config.output_dir, tty=config.tty, stdin=config.stdin,
                       console_path=config.console_path, log_limit=config.log_limit)
-        helper = None
         try:
-            argv = self.runtime_argv(*self.runtime_command(config.tty))
-            if config.mode == "exec":
-                try:
-                    helper = ExecHelper.start(config.init_pid, config.init_start, argv,
-                                              self.file_actions(stdio.child_fds), self.procdir / "pid",
-                                              f"actor-shim-reaper {config.container_id} {config.process_id}")
-                except OSError as exc:
-                    return self._fail(str(exc))
-                stdio.after_spawn()
-                pid = helper.wait_started(timeout=CREATE_TIMEOUT)
-                if pid is None:
-                    return self._fail(self.runtime_error())
-            else:
-                runtime = self.spawn(argv, stdio.child_fds)
-                stdio.after_spawn()
-                if self.reaper.wait_for(runtime) != 0:
-                    return self._fail(self.runtime_error())
-                try:
-                    pid = int((self.procdir / "pid").read_text().strip())
-                except (OSError, ValueError):
-                    return self._fail("the runtime wrote no pid file")
+            runtime = self.spawn(self.runtime_argv(*self.runtime_command(config.tty)), stdio.child_fds)
+            stdio.after_spawn()
+            if self.reaper.wait_for(runtime) != 0:
+                return self._fail(self.runtime_error())
+            pid = self.own_process()
+            if pid is None:
+                return self._fail("the runtime's pid file names no process of this shim")
             if config.tty:
                 try:
                     stdio.receive_console(timeout=10)
                 except OSError as exc:
                     return self._fail(f"no terminal from the runtime: {exc}")
-            self.tell_starter({"ok": True, "pid": pid})
-            self._serve(pid, stdio, report, control, helper)
+            self.tell_starter({"ok": True, "pid": pid, "start": start_time(pid)})
+            self._serve(pid, stdio, report, control)
         finally:
             stdio.close()
         return 0
 
-    def _serve(self, pid: int, stdio: Stdio, report: zmq.Socket, control: zmq.Socket,
-               helper: ExecHelper | None) -> None:
-        """Pump output, answer control messages, reap; report the exit; wait for output EOF.
-
-        The process's status comes from our own reaping, or for an exec from its helper.
-        """
+    def _serve(self, pid: int, stdio: Stdio, report: zmq.Socket, control: zmq.Socket) -> None:
+        """Pump output, answer control messages, reap; report the exit; wait for output EOF."""
         config = self.config
         status: int | None = None
         while True:
             poller = zmq.Poller()
             poller.register(control, zmq.POLLIN)
             poller.register(self.reaper.wake_fd, zmq.POLLIN)
-            if helper is not None and not helper.closed:
-                poller.register(helper.fd, zmq.POLLIN)
             for fd in stdio.outputs:
                 poller.register(fd, zmq.POLLIN)
             if stdio.wants_write:
@@ -266,12 +276,8 @@ class Shim:
             if self.reaper.wake_fd in ready:
                 self.reaper.clear_wakeups()
             self.reaper.reap()
-            if helper is not None and not helper.closed and helper.fd in ready:
-                helper.read()
             exited: int | None = None
-            if status is None and helper is not None:
-                exited = helper.status
-            elif status is None and pid in self.reaper.statuses:
+            if status is None and pid in self.reaper.statuses:
                 exited = self.reaper.statuses.pop(pid)
             if exited is not None:
                 status = exited
@@ -279,7 +285,7 @@ class Shim:
                 try:
                     write_json_atomic(self.procdir / "exit.json", {"status": status, "time": time.time()})
                 except OSError:
-                    pass  # the daemon already removed our state (a discarded container): report anyway
+                    pass  # our state is gone (a discarded container) or the disk is full: report anyway
                 report.send(pack(make("shim_exit", token=config.token, id=config.container_id,
                                       pid=config.process_id, status=status, shim_pid=os.getpid())))
                 if config.is_init:
@@ -364,8 +370,11 @@ def run_shim(config: ShimConfig, ready_fd: int) -> int:
     try:
         return shim.run()
     except Exception as exc:
-        with open(Path(config.procdir) / "shim.log", "a") as log:
-            log.write(f"{time.time():.3f} shim failed: {type(exc).__name__}: {exc}\n")
+        try:
+            with open(Path(config.procdir) / "shim.log", "a") as log:
+                log.write(f"{time.time():.3f} shim failed: {type(exc).__name__}: {exc}\n")
+        except OSError:
+            pass  # a full disk: the starter and stderr still hear of it
         shim.tell_starter({"ok": False, "error": f"shim failed: {exc}"})
         print(f"actor-shim: {exc}", file=sys.stderr)
         return 2

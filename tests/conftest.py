@@ -10,14 +10,14 @@ from typing import Callable, Iterator
 import pytest
 
 from actorctl.bundle import create_bundle
-from tests.harness import Daemon, new_state_dir, pid_alive, remove_state_dir, wait_until
+from tests.harness import Daemon, mounts_under, new_state_dir, pid_alive, remove_state_dir, wait_until
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _requirements() -> None:
     if os.geteuid() != 0:
         pytest.exit("the tests run real runc containers and need root", returncode=2)
-    for tool, package in (("runc", "runc"), ("busybox", "busybox-static")):
+    for tool, package in (("runc", "runc"), ("busybox", "busybox-static"), ("tini-static", "tini")):
         if shutil.which(tool) is None:
             pytest.exit(f"{tool} is missing: apt-get install {package}", returncode=2)
 
@@ -68,6 +68,7 @@ def daemon(request: pytest.FixtureRequest) -> Iterator[Daemon]:
             assert instance.stop() == 0, instance.log()
             assert instance.runc_containers() == []
             assert instance.live_shims() == []
+            assert mounts_under(state_dir) == [], "a rootfs mount outlived its container"
             if spawner:
                 assert not pid_alive(spawner), "the shim spawner outlived actord"
         finally:

@@ -209,6 +209,19 @@ def new_state_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="ad-", dir="/tmp"))
 
 
+def mounts_under(path: Path) -> list[str]:
+    """Mount points at or below `path` (a container's rootfs bind mount, a test's tmpfs)."""
+    found = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4].replace("\\040", " ")
+        if point == str(path) or point.startswith(f"{path}/"):
+            found.append(point)
+    return found
+
+
 def remove_state_dir(path: Path) -> None:
+    """Detach what is still mounted below the state dir first: a delete must not reach into a rootfs."""
+    for point in sorted(mounts_under(path), reverse=True):
+        subprocess.run(["umount", "-l", point], check=False)
     shutil.rmtree(path, ignore_errors=True)
     Path(str(path) + ".log").unlink(missing_ok=True)

@@ -1,6 +1,7 @@
 """A stand-in OCI runtime for checkpoint tests: CRIU cannot run on this kernel.
 
-It appends its argv (one JSON list per line) to $RECORD_FILE, then:
+It appends its argv (one JSON list per line) to $RECORD_FILE, with each
+`/proc/<pid>/fd/<n>` argument recorded as the path it resolves to, then:
   * `checkpoint`: pretends, writing a marker into --image-path;
   * `restore`: runs real `runc create` + `runc start` with the same bundle, so a
     "restored" container really runs;
@@ -24,8 +25,9 @@ def option_value(args: list[str], name: str) -> str:
 
 def main() -> int:
     args = sys.argv[1:]
+    resolved = [os.path.realpath(arg) if arg.startswith("/proc/") else arg for arg in args]
     with open(os.environ["RECORD_FILE"], "a") as record:
-        record.write(json.dumps(args) + "\n")
+        record.write(json.dumps(resolved) + "\n")
     if "checkpoint" in args:
         image = option_value(args, "--image-path")
         os.makedirs(image, exist_ok=True)

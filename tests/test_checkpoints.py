@@ -68,7 +68,8 @@ def test_checkpoint_and_restore_pass_their_arguments(recording_daemon: tuple[Dae
     assert argv[:2] == ["--root", root], "runtime options go before the subcommand"
     assert argv[2] == "checkpoint"
     assert argv[argv.index("--image-path") + 1] == image
-    assert argv[argv.index("--work-path") + 1] == image + "/criu.work"
+    work = str(daemon.state_dir / "criu") + "/"
+    assert argv[argv.index("--work-path") + 1].startswith(work), "CRIU works in the state dir"
     assert {"--tcp-established", "--shell-job", "--leave-running"} <= set(argv)
     assert "--ext-unix-sk" not in argv and argv[-1] == "orig"
 
@@ -80,9 +81,11 @@ def test_checkpoint_and_restore_pass_their_arguments(recording_daemon: tuple[Dae
     assert restored.returncode == 0, restored.stderr
     [argv] = calls(record, "restore")
     assert argv[argv.index("--image-path") + 1] == image
-    assert argv[argv.index("--work-path") + 1].startswith(image + "/criu.work/restore-")
+    assert argv[argv.index("--work-path") + 1].startswith(work)
     assert {"-d", "--tcp-established", "--shell-job"} <= set(argv) and argv[-1] == "copy"
-    assert argv[argv.index("--bundle") + 1] == str(bundle)
+    assert argv[argv.index("--bundle") + 1] == str(daemon.state_dir / "containers" / "copy"), \
+        "runc runs the config copied at start"
+    assert not (daemon.state_dir / "criu").exists() or not list((daemon.state_dir / "criu").iterdir())
     assert not [a for a in calls(record, "start") if a[-1] == "copy" and "restore" not in a], \
         "a restored container is not started again"
     assert sorted(c["id"] for c in daemon.call("containers.list")) == ["copy", "orig"]

@@ -19,16 +19,21 @@ def bundle() -> None:
 
 @bundle.command("create")
 @click.option("--tty", is_flag=True, help="Give the process a terminal (process.terminal).")
+@click.option("--force", is_flag=True,
+              help="Replace an existing rootfs with a fresh one (its old content is removed, never written to).")
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.argument("args", nargs=-1)
-def create(tty: bool, directory: str, args: tuple[str, ...]) -> None:
+def create(tty: bool, force: bool, directory: str, args: tuple[str, ...]) -> None:
     """Create a busybox bundle in DIRECTORY whose process runs ARGS (default: sleep 3600).
+
+    A DIRECTORY that already has a rootfs is refused unless --force: a rootfs a
+    container has used may hold its symlinks, so it is never written into.
 
     \b
     Example:  actorctl bundle create ./bundle -- sh -c 'echo hello; sleep 60'
     """
     try:
-        create_bundle(directory, list(args) or ["sleep", "3600"], terminal=tty)
+        create_bundle(directory, list(args) or ["sleep", "3600"], terminal=tty, force=force)
     except (OSError, RuntimeError) as exc:
         raise Failure(str(exc), EXIT_REFUSED) from None
     click.echo(f"bundle ready in {os.path.abspath(directory)}")

@@ -35,11 +35,14 @@ def _run_attached(ctx: click.Context, container_id: str, process_id: str, stdin:
 @click.option("--attach", "attached", is_flag=True,
               help="Stream the container's output here and exit with its exit status.")
 @click.option("-i", "--stdin", is_flag=True, help="Give the container a stdin and forward ours to it.")
+@click.option("--init", is_flag=True,
+              help="Run a minimal init (tini) as PID 1 that forwards signals and reaps orphans; "
+                   "the bundle's process is its child and its exit status is the container's.")
 @click.argument("container_id", metavar="ID", callback=container_id_arg)
 @click.argument("bundle", type=click.Path(file_okay=False))
 @click.pass_context
 def start(ctx: click.Context, labels: tuple[str, ...], checkpoint: str | None, attached: bool, stdin: bool,
-          container_id: str, bundle: str) -> None:
+          init: bool, container_id: str, bundle: str) -> None:
     """Start container ID from the OCI bundle directory BUNDLE.
 
     Returns once the container's init process runs, and prints its host pid;
@@ -53,14 +56,14 @@ def start(ctx: click.Context, labels: tuple[str, ...], checkpoint: str | None, a
             raise click.BadParameter(f"{label!r} is not KEY=VALUE", param_hint="--label")
         label_map[key] = value
     params: dict[str, Any] = {"id": container_id, "bundle": os.path.abspath(bundle),
-                              "labels": label_map, "stdin": stdin}
+                              "labels": label_map, "stdin": stdin, "init": init}
     if checkpoint:
         params["checkpoint"] = checkpoint
     result = call(ctx, "containers.start", params)
-    init = next(p for p in result["processes"] if p["pid"] == "init")
+    first = next(p for p in result["processes"] if p["pid"] == "init")
     if attached:
-        _run_attached(ctx, container_id, "init", stdin, init.get("tty", False))
-    click.echo(f"{container_id} started (pid {init['system_pid']})")
+        _run_attached(ctx, container_id, "init", stdin, first.get("tty", False))
+    click.echo(f"{container_id} started (pid {first['system_pid']})")
 
 
 @containers.command("exec", context_settings={"allow_interspersed_args": False})

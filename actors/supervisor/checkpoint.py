@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from actors.supervisor.deferred import DEFERRED
 from actors.wire import ApiError, ErrorCode
 from actors.wire.api import PROCESS_ID, Params
-from actors.worker.jobs import CHECKPOINT_FLAGS
+from actors.worker.checkpoints import CHECKPOINT_FLAGS
 
 if TYPE_CHECKING:
     from actors.supervisor.actor import Supervisor

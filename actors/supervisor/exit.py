@@ -21,6 +21,7 @@ import logging
 import shutil
 from typing import TYPE_CHECKING, Any
 
+from actors.rootfs import remove_container_dir
 from actors.supervisor.state import Container
 
 if TYPE_CHECKING:
@@ -134,7 +135,7 @@ def _finish(sup: Supervisor, token: str) -> str | None:
     if cleanup["pid"] != "init":
         shutil.rmtree(sup.state.process(container_id, cleanup["pid"]), ignore_errors=True)
         return None
-    shutil.rmtree(sup.state.container(container_id), ignore_errors=True)
+    remove_container_dir(sup.state.container(container_id))
     if sup.tombstones.get(container_id) == token:
         del sup.tombstones[container_id]
         return container_id

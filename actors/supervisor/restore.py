@@ -8,7 +8,8 @@ For each process found, one of:
     by itself;
   * its shim is dead: a worker kills what is left of the process and its exit
     is reported with 137 (killed) or 255 (already gone, status unknown).
-A container whose state is damaged (unreadable files, no init, bundle gone) is
+The bundle is not needed: the container runs from the config copied at start.
+A container whose state is damaged (unreadable files, no init) is
 discarded: a worker kills every process it still names and deletes the runc
 container, then its directory is removed. Nothing stops the daemon from starting.
 """
@@ -16,14 +17,14 @@ container, then its directory is removed. Nothing stops the daemon from starting
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from actors.rootfs import remove_container_dir
 from actors.cgroups import cgroup_dirs, oom_watch_members, register_oom_watch
-from actors.procinfo import same_process
-from actors.statedir import read_json
+from actors.procinfo import open_pidfd, same_process
+from actors.statedir import StateDir, read_json
 from actors.supervisor import exit as exit_task
 from actors.supervisor import start
 from actors.supervisor.state import Container, Process
@@ -69,7 +70,7 @@ def restore(sup: Supervisor, reported: set[str]) -> dict[str, int]:
     for container_dir in sorted(sup.state.containers.iterdir()):
         if not container_dir.is_dir() or not CONTAINER_ID.match(container_dir.name):
             logger.warning("restore: removing stray %s", container_dir)
-            shutil.rmtree(container_dir, ignore_errors=True) if container_dir.is_dir() else container_dir.unlink()
+            remove_container_dir(container_dir) if container_dir.is_dir() else container_dir.unlink()
             continue
         try:
             outcome = _restore_container(sup, container_dir, reported, exits, kept_tokens)
@@ -82,11 +83,19 @@ def restore(sup: Supervisor, reported: set[str]) -> dict[str, int]:
     for container, process_id, status in sorted(exits, key=lambda e: e[1] == "init"):
         if container.id in sup.containers and process_id in container.processes:
             exit_task.exited(sup, container, process_id, status)
-    if sup.state.outputs.is_dir():
-        for output in sup.state.outputs.iterdir():
-            if output.name not in kept_tokens:
-                shutil.rmtree(output, ignore_errors=True)
+    _remove_stale(sup.state, kept_tokens)
     return counts
+
+
+def _remove_stale(state: StateDir, kept_tokens: set[str]) -> None:
+    """What no restored process owns: output, shim sockets, CRIU work dirs of an interrupted job."""
+    for output in state.outputs.iterdir() if state.outputs.is_dir() else []:
+        if output.name not in kept_tokens:
+            shutil.rmtree(output, ignore_errors=True)
+    for sock in state.shims.iterdir() if state.shims.is_dir() else []:
+        if sock.stem not in kept_tokens:
+            sock.unlink(missing_ok=True)
+    shutil.rmtree(state.criu_work, ignore_errors=True)
 
 
 def _restore_container(sup: Supervisor, container_dir: Path, reported: set[str],
@@ -108,8 +117,6 @@ def _restore_container(sup: Supervisor, container_dir: Path, reported: set[str],
         reason = "container.json is missing or damaged"
     elif "init" not in found:
         reason = "its init process state is missing or damaged"
-    elif not Path(info["bundle"]).is_dir():
-        reason = f"its bundle {info['bundle']} is gone"
     elif found["init"][0]["token"] in reported:
         reason = "its exit was already reported"
     if reason is not None:
@@ -119,7 +126,7 @@ def _restore_container(sup: Supervisor, container_dir: Path, reported: set[str],
 
     init_meta, init_state = found["init"]
     container = Container(id=container_id, bundle=info["bundle"], labels=info.get("labels") or {},
-                          init_token=init_meta["token"], status="running")
+                          init_token=init_meta["token"], init=info.get("init") is True, status="running")
     sup.containers[container_id] = container
     outcome = "running"
     for process_id, (meta, state) in found.items():
@@ -129,13 +136,8 @@ def _restore_container(sup: Supervisor, container_dir: Path, reported: set[str],
             shutil.rmtree(procdir, ignore_errors=True)
             continue
         kept_tokens.add(token)
-        alive = same_process(state["system_pid"], state.get("system_start"))
-        pidfd = -1
-        if alive:
-            try:
-                pidfd = os.pidfd_open(state["system_pid"])
-            except ProcessLookupError:
-                alive = False
+        pidfd = open_pidfd(state["system_pid"], state.get("system_start"))
+        alive = pidfd >= 0
         process = Process(id=process_id, token=token, system_pid=state["system_pid"], shim_pid=state["shim_pid"],
                           args=meta["args"], pidfd=pidfd, tty=bool(meta.get("tty")),
                           system_start=state.get("system_start"))
@@ -173,7 +175,7 @@ def _discard(sup: Supervisor, container_id: str, reason: str, victims: list[list
 def discarded(sup: Supervisor, message: dict[str, Any]) -> None:
     """A damaged container's leftovers are dead: remove its state and free its id."""
     container_id = message["id"]
-    shutil.rmtree(sup.state.container(container_id), ignore_errors=True)
+    remove_container_dir(sup.state.container(container_id))
     logger.info("restore: container %s cleaned up", container_id)
     if sup.tombstones.get(container_id) == "discard":
         del sup.tombstones[container_id]

@@ -33,6 +33,7 @@ def request(sup: Supervisor, request: dict[str, Any]) -> object:
     labels = params.labels()
     checkpoint = params.string("checkpoint", required=False, max_len=64)
     stdin = params.flag("stdin")
+    init = params.flag("init")
     assert bundle is not None
     if checkpoint is not None and not PROCESS_ID.match(checkpoint):
         raise ApiError(ErrorCode.INVALID_PARAMS, f"invalid checkpoint name {checkpoint!r}")
@@ -47,12 +48,12 @@ def request(sup: Supervisor, request: dict[str, Any]) -> object:
         raise ApiError(ErrorCode.INVALID_PARAMS, f"bundle {bundle} has no config.json")
     token = uuid.uuid4().hex
     sup.containers[container_id] = Container(
-        id=container_id, bundle=bundle, labels=labels, init_token=token,
+        id=container_id, bundle=bundle, labels=labels, init_token=token, init=init,
         start_route=request["route"], start_request_id=request["id"],
     )
     sup.tokens[token] = (container_id, "init")
     task = {"token": token, "id": container_id, "bundle": bundle, "labels": labels,
-            "stdin": stdin, "checkpoint": checkpoint}
+            "stdin": stdin, "checkpoint": checkpoint, "init": init}
     if container_id in sup.tombstones:
         sup.parked[container_id] = task
     else:
@@ -117,10 +118,8 @@ def exec_request(sup: Supervisor, request: dict[str, Any]) -> object:
     container.starting.add(process_id)
     sup.tokens[token] = (container_id, process_id)
     sup.pending[token] = (request["route"], request["id"])
-    init = container.processes["init"]
     sup.pool.submit("exec_task", {"token": token, "id": container_id, "pid": process_id,
-                                  "bundle": container.bundle, "spec": spec, "stdin": params.flag("stdin"),
-                                  "init_pid": init.system_pid, "init_start": init.system_start})
+                                  "spec": spec, "stdin": params.flag("stdin")})
     return DEFERRED
 
 

@@ -44,6 +44,8 @@ class Container:
     bundle: str
     labels: dict[str, str]
     init_token: str
+    init: bool = False
+    """Started with `--init`: tini is PID 1 and the bundle's process its child."""
     status: str = "starting"
     processes: dict[str, Process] = field(default_factory=dict)
     start_route: bytes | None = None
@@ -66,5 +68,6 @@ class Container:
             "bundle": self.bundle,
             "status": self.status,
             "labels": self.labels,
+            "init": self.init,
             "processes": [p.to_json() for p in processes],
         }

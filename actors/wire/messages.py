@@ -28,8 +28,9 @@ def _fields(required: dict[str, Any], optional: dict[str, Any] | None = None) ->
 _NONE = type(None)
 
 SCHEMAS: dict[str, _Spec] = {
-    # Client request handed by the bus to the Supervisor; `route` is the ROUTER identity.
-    "request": _fields({"route": bytes, "id": str, "method": str, "params": dict}),
+    # Client request handed by the bus to the Supervisor; `route` is the ROUTER identity, `peer`
+    # who sent it as the kernel tells (ipc: uid, gid, pid) or its address (and CURVE key).
+    "request": _fields({"route": bytes, "id": str, "method": str, "params": dict}, {"peer": dict}),
     # Anything -> bus: one reply to a client.
     "reply": _fields({"route": bytes, "body": dict}),
     # EventLog -> bus: one event on the PUB socket.
@@ -47,13 +48,13 @@ SCHEMAS: dict[str, _Spec] = {
     # Supervisor -> Worker: start a container's init process (or restore it from a checkpoint).
     "start_task": _fields(
         {"worker": str, "token": str, "id": str, "bundle": str, "labels": dict},
-        {"stdin": bool, "checkpoint": (str, _NONE)},
+        {"stdin": bool, "checkpoint": (str, _NONE), "init": bool},
     ),
-    # Supervisor -> Worker: start one more process in a running container.
+    # Supervisor -> Worker: start one more process in a running container (its process
+    # defaults come from the container's own copy of its config, never from the bundle).
     "exec_task": _fields(
-        {"worker": str, "token": str, "id": str, "pid": str, "bundle": str, "spec": dict,
-         "init_pid": int},
-        {"stdin": bool, "init_start": (int, _NONE)},
+        {"worker": str, "token": str, "id": str, "pid": str, "spec": dict},
+        {"stdin": bool},
     ),
     # Worker -> Supervisor: outcome of a start_task or exec_task.
     "start_done": _fields(

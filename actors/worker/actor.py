@@ -26,14 +26,16 @@ from typing import Any
 
 import zmq
 
+from actors.rootfs import bind_rootfs, remove_container_dir
 from actors.base import BusActor
 from actors.cgroups import oom_watch_members, register_oom_watch
-from actors.procinfo import start_time
+from actors.procinfo import open_pidfd, start_time
 from actors.statedir import StateDir, write_json_atomic
 from actors.wire import MAX_SHIM_MESSAGE, ApiError, ErrorCode, WireError, pack, unpack
 from actors.wire.messages import make, validate
 from actors.worker import jobs
-from actors.worker.process_spec import bundle_config, exec_process
+from actors.worker.checkpoints import CheckpointDir, fd_path, new_work_dir, restore_flags
+from actors.worker.spec import container_config, exec_process, read_config
 from actors.worker.runtime import Runtime
 from shimproc.config import ShimConfig
 from shimproc.spawner import Spawner
@@ -127,24 +129,26 @@ class Worker(BusActor):
     def on_exec_task(self, task: dict[str, Any]) -> None:
         self._guarded(task, self._start_exec)
 
-    def _shim_config(self, task: dict[str, Any], process_id: str, procdir: Path, mode: str,
-                     checkpoint: str = "", restore_args: list[str] | None = None) -> ShimConfig:
-        token = task["token"]
+    def _shim_config(self, task: dict[str, Any], process_id: str, mode: str, *, checkpoint: str = "",
+                     restore_args: list[str] | None = None, work_path: str = "") -> ShimConfig:
+        token, container_id = task["token"], task["id"]
         return ShimConfig(
-            container_id=task["id"], process_id=process_id, token=token, bundle=task["bundle"],
-            procdir=str(procdir), output_dir=str(self.state.output(token)), runtime=self.runtime.binary, runtime_root=str(self.runtime.root),
+            container_id=container_id, process_id=process_id, token=token,
+            bundle=str(self.state.container(container_id)),
+            procdir=str(self.state.process(container_id, process_id)), output_dir=str(self.state.output(token)),
+            runtime=self.runtime.binary, runtime_root=str(self.runtime.root),
             report_address=self.report_address,
             control_path=str(self.state.shim_control(token)),
             console_path=str(self.state.shim_console(token)),
             mode=mode, tty=bool(task.get("tty")), stdin=bool(task.get("stdin")),
-            checkpoint=checkpoint, restore_args=restore_args or [], log_limit=self.log_limit,
-            init_pid=task.get("init_pid", 0), init_start=task.get("init_start"),
+            checkpoint=checkpoint, restore_args=restore_args or [], work_path=work_path,
+            log_limit=self.log_limit,
         )
 
     def _start_init(self, task: dict[str, Any]) -> dict[str, Any]:
         container_id, bundle = task["id"], Path(task["bundle"])
         deadline = time.monotonic() + self.start_timeout
-        config = bundle_config(bundle)
+        config = container_config(bundle, init=bool(task.get("init")))
         task["tty"] = bool(config["process"].get("terminal"))
         container_dir = self.state.container(container_id)
         try:
@@ -154,25 +158,34 @@ class Worker(BusActor):
         try:
             write_json_atomic(container_dir / "container.json",
                               {"id": container_id, "bundle": str(bundle), "labels": task["labels"],
-                               "created": time.time()}, durable=False)
-            checkpoint = task.get("checkpoint")
-            if checkpoint:
-                image = jobs.checkpoint_dir(bundle, checkpoint)
-                if not image.is_dir():
-                    raise ApiError(ErrorCode.NOT_FOUND, f"checkpoint {checkpoint} not found in {image.parent}")
-                shim_config = self._shim_config(task, "init", container_dir / "init", "restore",
-                                                str(image), jobs.restore_flags(image))
-            else:
-                shim_config = self._shim_config(task, "init", container_dir / "init", "create")
-            return self._launch(task, shim_config, config["process"]["args"], deadline, cleanup=container_dir)
+                               "init": bool(task.get("init")), "created": time.time()}, durable=False)
+            try:
+                config["root"]["path"] = str(bind_rootfs(Path(config["root"]["path"]), container_dir))
+            except OSError as exc:
+                raise ApiError(ErrorCode.INVALID_PARAMS, str(exc)) from None
+            write_json_atomic(container_dir / "config.json", config, durable=False)
+            args = config["process"]["args"]
+            if not task.get("checkpoint"):
+                return self._launch(task, self._shim_config(task, "init", "create"), args, deadline)
+            with CheckpointDir(bundle) as checkpoints:
+                image = checkpoints.open(task["checkpoint"])
+            work = new_work_dir(self.state.criu_work)
+            try:
+                shim_config = self._shim_config(task, "init", "restore", checkpoint=fd_path(image),
+                                                restore_args=restore_flags(image), work_path=str(work))
+                return self._launch(task, shim_config, args, deadline)
+            finally:
+                os.close(image)
+                shutil.rmtree(work, ignore_errors=True)
         except BaseException:
-            shutil.rmtree(container_dir, ignore_errors=True)
+            remove_container_dir(container_dir)
             raise
 
     def _start_exec(self, task: dict[str, Any]) -> dict[str, Any]:
         deadline = time.monotonic() + self.start_timeout
+        container_dir = self.state.container(task["id"])
         procdir = self.state.process(task["id"], task["pid"])
-        process = exec_process(bundle_config(Path(task["bundle"])), task["spec"])
+        process = exec_process(read_config(container_dir / "config.json"), task["spec"])
         try:
             procdir.mkdir(mode=0o700)
         except FileExistsError:
@@ -182,20 +195,19 @@ class Worker(BusActor):
         try:
             write_json_atomic(procdir / "process.json", process, durable=False)
             task["tty"] = process["terminal"]
-            shim_config = self._shim_config(task, task["pid"], procdir, "exec")
-            return self._launch(task, shim_config, process["args"], deadline, cleanup=procdir)
+            return self._launch(task, self._shim_config(task, task["pid"], "exec"), process["args"], deadline)
         except BaseException:
             shutil.rmtree(procdir, ignore_errors=True)
             raise
 
-    def _launch(self, task: dict[str, Any], config: ShimConfig, args: list[str], deadline: float,
-                cleanup: Path) -> dict[str, Any]:
+    def _launch(self, task: dict[str, Any], config: ShimConfig, args: list[str], deadline: float) -> dict[str, Any]:
         """Spawn the shim, wait for the runtime, start if it is a create; undo on failure."""
         procdir = Path(config.procdir)
         procdir.mkdir(mode=0o700, exist_ok=True)
         write_json_atomic(procdir / "meta.json", {"token": config.token, "args": args, "mode": config.mode,
                                                   "tty": config.tty}, durable=False)
         shim_pid: int | None = None
+        pidfd = -1
         stuck = False
         try:
             shim = self.spawner.spawn(config, timeout=self.start_timeout)
@@ -212,25 +224,16 @@ class Worker(BusActor):
                 raise ApiError(ErrorCode.RUNTIME_ERROR, f"the shim of {config.container_id} died during create")
             if not reply.get("ok"):
                 raise ApiError(ErrorCode.RUNTIME_ERROR, str(reply.get("error")))
-            system_pid = int(reply["pid"])
-            try:
-                pidfd = os.pidfd_open(system_pid)
-            except ProcessLookupError:
-                pidfd = -1  # it has already exited and been reaped; its exit report is on the way
+            system_pid, started = int(reply["pid"]), reply.get("start")
+            pidfd = open_pidfd(system_pid, started)
             watch = register_oom_watch(system_pid) if config.is_init else None
-            try:
-                self.send("monitor", "watch_process", token=config.token, id=config.container_id,
-                          pid=config.process_id, shim_pid=shim_pid, procdir=str(procdir),
-                          **oom_watch_members(watch))
-                if config.mode == "create":
-                    remaining = max(0.1, deadline - time.monotonic())
-                    self._control(config.token, {"op": "start", "timeout": remaining},
-                                  timeout=remaining + CONTROL_TIMEOUT, refused=ErrorCode.RUNTIME_ERROR)
-            except BaseException:
-                if pidfd >= 0:
-                    os.close(pidfd)
-                raise
-            started = start_time(system_pid)
+            self.send("monitor", "watch_process", token=config.token, id=config.container_id,
+                      pid=config.process_id, shim_pid=shim_pid, procdir=str(procdir),
+                      **oom_watch_members(watch))
+            if config.mode == "create":
+                remaining = max(0.1, deadline - time.monotonic())
+                self._control(config.token, {"op": "start", "timeout": remaining},
+                              timeout=remaining + CONTROL_TIMEOUT, refused=ErrorCode.RUNTIME_ERROR)
             write_json_atomic(procdir / "state.json", {
                 "token": config.token, "system_pid": system_pid, "system_start": started,
                 "shim_pid": shim_pid, "shim_start": start_time(shim_pid),
@@ -238,15 +241,19 @@ class Worker(BusActor):
             return {"pid": config.process_id, "system_pid": system_pid, "shim_pid": shim_pid,
                     "args": args, "pidfd": pidfd, "tty": config.tty, "system_start": started}
         except BaseException:
-            self._undo(config, shim_pid, stuck)
+            self._undo(config, shim_pid, stuck, pidfd)
+            if pidfd >= 0:
+                os.close(pidfd)
             raise
 
-    def _undo(self, config: ShimConfig, shim_pid: int | None, stuck: bool) -> None:
+    def _undo(self, config: ShimConfig, shim_pid: int | None, stuck: bool, pidfd: int) -> None:
         """Remove every trace of a failed start: the process, its shim, runc's container.
 
         A shim that is `stuck` in create (deadline passed) is killed with its
         whole process group (runc and its hooks) first; otherwise it finishes
-        on its own once the runc container (or the exec'd process) is gone.
+        on its own once the runc container (or the exec'd process) is gone. An
+        exec'd process is killed through the pidfd opened on the pid its shim
+        vouched for: never by a number read from a file.
         """
         if shim_pid is not None and stuck:
             _kill_group(shim_pid)
@@ -255,11 +262,10 @@ class Worker(BusActor):
                 self.runtime.delete(config.container_id, timeout=CLEANUP_TIMEOUT)
             except ApiError as exc:
                 logger.error("cleanup of %s: %s", config.container_id, exc.message)
-        elif shim_pid is not None:
-            pid_file = Path(config.procdir) / "pid"
+        elif pidfd >= 0:
             try:
-                os.kill(int(pid_file.read_text()), signal.SIGKILL)
-            except (OSError, ValueError):
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            except ProcessLookupError:
                 pass
         if shim_pid is not None and not wait_gone(shim_pid, CLEANUP_TIMEOUT):
             logger.error("shim %d of %s did not exit; killing it", shim_pid, config.container_id)
@@ -276,7 +282,8 @@ class Worker(BusActor):
             if job == "control":
                 self._control(task["args"][0], task["args"][1])
             else:
-                result = jobs.run(self.runtime, job, task["id"], task["args"], self.start_timeout)
+                result = jobs.run(self.runtime, job, task["id"], task["args"], self.state.criu_work,
+                                  self.start_timeout)
         except ApiError as exc:
             error = exc.to_wire()
         except Exception as exc:

@@ -1,0 +1,60 @@
+"""A container's root filesystem, bind-mounted into its state dir for as long as it lives.
+
+runc keeps the rootfs path it was created with and needs it again for every
+`runc exec` (the working directory of its setup process). A path into the
+bundle would break as soon as the bundle is moved; a bind mount at
+`<state>/containers/<id>/rootfs` follows the directory itself, so the bundle can
+be moved or removed while the container runs. The mount is detached before the
+container's dir is removed, and nothing is removed while it cannot be: a
+recursive delete must never reach into the container's own files.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import logging
+import os
+import shutil
+from pathlib import Path
+
+__all__ = ["ROOTFS", "bind_rootfs", "remove_container_dir"]
+
+logger = logging.getLogger(__name__)
+
+ROOTFS = "rootfs"
+MS_BIND, MS_REC, MNT_DETACH = 0x1000, 0x4000, 0x2
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def bind_rootfs(source: Path, container_dir: Path) -> Path:
+    """Bind-mount `source` at `<container_dir>/rootfs`; the mount point."""
+    target = container_dir / ROOTFS
+    target.mkdir(mode=0o700)
+    if _libc.mount(os.fsencode(source), os.fsencode(target), None, MS_BIND | MS_REC, None) != 0:
+        err = ctypes.get_errno()
+        target.rmdir()
+        raise OSError(err, f"cannot bind-mount the rootfs {source}: {os.strerror(err)}")
+    return target
+
+
+def _release(container_dir: Path) -> bool:
+    """Detach the rootfs mount and remove its (then empty) mount point; False if it is still there."""
+    target = container_dir / ROOTFS
+    if _libc.umount2(os.fsencode(target), MNT_DETACH) != 0 and ctypes.get_errno() not in (errno.EINVAL, errno.ENOENT):
+        logger.error("cannot unmount %s: %s", target, os.strerror(ctypes.get_errno()))
+    try:
+        target.rmdir()  # never deletes content: fails on a mount point that still shows files
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        logger.error("leaving %s in place: its rootfs %s is still mounted (%s)", container_dir, target, exc.strerror)
+        return False
+    return True
+
+
+def remove_container_dir(container_dir: Path) -> None:
+    """Remove a container's state dir, never reaching through its rootfs mount."""
+    if _release(container_dir):
+        shutil.rmtree(container_dir, ignore_errors=True)
