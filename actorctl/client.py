@@ -50,8 +50,8 @@ class Client:
 
     def _connect(self) -> zmq.Socket:
         if self._socket is None:
-            if self.address.startswith("ipc://") and not os.path.exists(self.address[6:]):
-                raise Unreachable(f"cannot reach actord at {self.address}: no such socket (is actord running?)")
+            if self.address.startswith("ipc://"):
+                self._check_socket(self.address.removeprefix("ipc://"))
             sock = self._context.socket(zmq.DEALER)
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.IMMEDIATE, 1)
@@ -59,6 +59,20 @@ class Client:
             sock.connect(self.address)
             self._socket = sock
         return self._socket
+
+    def _check_socket(self, path: str) -> None:
+        """Fail at once on a socket that is missing or not ours to use: ZeroMQ would retry
+        connecting in silence until the timeout."""
+        try:
+            os.stat(path)
+            allowed = os.access(path, os.W_OK)
+        except FileNotFoundError:
+            raise Unreachable(f"cannot reach actord at {self.address}: no such socket (is actord running?)") from None
+        except PermissionError:
+            allowed = False
+        if not allowed:
+            raise Unreachable(f"cannot reach actord at {self.address}: permission denied (only root, and the "
+                              "members of the group actord was started with --socket-group, may use it)")
 
     def call(self, method: str, params: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
         """Call `method`; its result, or raise DaemonError, Unreachable or CallTimeout."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 from typing import Any
@@ -38,9 +39,28 @@ BUS_ADDRESS = "inproc://actord.bus"
 WELCOME = b"\x00welcome"
 """Sent by the event socket to each new subscriber: proof that the pipe is attached."""
 
+IPC_PEER = re.compile(r"localhost:(\d+):(\d+):(\d+)")
+"""libzmq's Peer-Address of an ipc peer: the uid, gid and pid the kernel gives (SO_PEERCRED)."""
+
 TICK_SECONDS = 1.0
 SEND_TIMEOUT_MS = 2000
 """An actor's send fails after this long only if the bus has stopped (its queue is unbounded)."""
+
+
+def peer_of(frame: zmq.Frame) -> dict[str, Any]:
+    """Who sent a frame, as the kernel or the authenticator says, never as the client claims:
+    uid, gid and pid of an ipc peer; else its address and, with CURVE, its public key."""
+    address = frame.get("Peer-Address")
+    match = IPC_PEER.fullmatch(address)
+    if match:
+        uid, gid, pid = (int(part) for part in match.groups())
+        return {"uid": uid, "gid": gid, "pid": pid}
+    peer: dict[str, Any] = {"address": address}
+    try:
+        peer["key"] = frame.get("User-Id")
+    except zmq.ZMQError:  # set only when an authenticator admitted the peer
+        pass
+    return peer
 
 
 class BusSender:
@@ -266,17 +286,17 @@ class Bus(threading.Thread):
     def _drain_router(self) -> None:
         while True:
             try:
-                frames = self.router.recv_multipart(zmq.NOBLOCK)
+                frames = self.router.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
             if len(frames) != 2:
                 if frames:
                     self._send_reply(
-                        frames[0],
+                        frames[0].bytes,
                         error_reply(None, ApiError(ErrorCode.BAD_REQUEST, "a request is one frame")),
                     )
                 continue
-            route, body = frames
+            route, body = frames[0].bytes, frames[1].bytes
             request_id = None
             try:
                 decoded = unpack(body)
@@ -291,7 +311,8 @@ class Bus(threading.Thread):
                 continue
             self._tell(
                 "supervisor",
-                make("request", route=route, id=request_id, method=method, params=params),
+                make("request", route=route, id=request_id, method=method, params=params,
+                     peer=peer_of(frames[1])),
             )
 
     def _drain_shims(self) -> None:

@@ -9,6 +9,7 @@ before it dispatches.
 from __future__ import annotations
 
 import fcntl
+import grp
 import logging
 import os
 import shutil
@@ -63,6 +64,19 @@ def lock_state_dir(state: StateDir) -> int:
     return fd
 
 
+def group_id(name: str) -> int:
+    """The gid of the --socket-group, or a start-up error naming it."""
+    try:
+        return grp.getgrnam(name).gr_gid
+    except KeyError:
+        raise StartupError(f"--socket-group: there is no group {name!r} (make it with groupadd first)") from None
+
+
+def ipc_path(address: str) -> Path | None:
+    """The socket file of an ipc:// address; None for other transports."""
+    return Path(address.removeprefix("ipc://")) if address.startswith("ipc://") else None
+
+
 def runtime_version(binary: str) -> str:
     try:
         done = subprocess.run([binary, "--version"], capture_output=True, timeout=10, check=True)
@@ -76,9 +90,11 @@ class Daemon:
 
     def __init__(self, state: StateDir, *, listen: str | None, workers: int,
                  start_timeout: float, retain_count: int, runtime: str, events_hwm: int,
-                 log_limit: int, pidfile: Path | None, events_buffer: int = 0) -> None:
+                 log_limit: int, pidfile: Path | None, events_buffer: int = 0,
+                 socket_group: int | None = None) -> None:
         self.state = state
         self.control_address = listen or state.ipc(state.control_socket)
+        self.control_path = ipc_path(self.control_address)
         self.events_address = state.ipc(state.events_socket)
         self.shim_address = state.ipc(state.shim_socket)
         state.check_socket_paths()
@@ -90,12 +106,14 @@ class Daemon:
         self.runtime_binary = runtime
         self.events_hwm = events_hwm
         self.events_buffer = events_buffer
+        self.socket_group = socket_group
+        self.group = os.getgid() if socket_group is None else socket_group
+        """The group owning the state dir and the client sockets."""
         self.stopping = threading.Event()
 
     def run(self) -> None:
-        os.umask(0o077)
-        self.state.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(self.state.root, 0o700)
+        os.umask(0o077)  # whatever is made in the state dir is root's alone, unless chmod says otherwise
+        self._prepare_state_dir()
         lock_fd = lock_state_dir(self.state)
         try:
             if self.pidfile is not None:
@@ -105,6 +123,26 @@ class Daemon:
             if self.pidfile is not None:
                 self.pidfile.unlink(missing_ok=True)
             os.close(lock_fd)
+
+    def _prepare_state_dir(self) -> None:
+        """Root's alone (0700), or root:GROUP 0710 with --socket-group: the group may pass through
+        to the two sockets it is given, and can neither list nor open anything else."""
+        root = self.state.root
+        try:
+            root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chown(root, -1, self.group)
+            os.chmod(root, 0o700 if self.socket_group is None else 0o710)
+        except OSError as exc:
+            raise StartupError(f"cannot prepare the state dir {root}: {exc.strerror}") from None
+
+    def _set_socket_access(self) -> None:
+        """The shim socket is root's alone; the control and event sockets are too (0600), or
+        root:GROUP 0660 with --socket-group."""
+        os.chmod(self.state.shim_socket, 0o600)
+        for path in (self.control_path, self.state.events_socket):
+            if path is not None:
+                os.chown(path, -1, self.group)
+                os.chmod(path, 0o600 if self.socket_group is None else 0o660)
 
     def _run(self) -> None:
         binary = shutil.which(self.runtime_binary)
@@ -152,9 +190,7 @@ class Daemon:
             bus.ready.wait()
             if bus.error is not None:
                 raise StartupError(f"cannot bind the daemon's sockets: {bus.error}")
-            for sock in self.state.daemon_sockets:
-                if sock.exists():
-                    os.chmod(sock, 0o600)
+            self._set_socket_access()
             logger.info("actord %s serving %s (runtime %s, %d workers)",
                         __version__, self.control_address, info["runtime"], self.workers)
             self._wait_for_signal()
@@ -218,12 +254,16 @@ def cli() -> None:
               help="Kernel send buffer per event subscriber (0: the system's default).")
 @click.option("--log-limit", default=1 << 20, show_default=True, type=click.IntRange(4096, 1 << 30),
               help="Bytes of captured output per process file; two files are kept (rotated).")
+@click.option("--socket-group", metavar="GROUP",
+              help="Let this group's members use actord: the control and event sockets become root:GROUP "
+                   "0660 and the state dir root:GROUP 0710 (enter, not list); all else stays root's.  "
+                   "[default: root only]")
 @click.option("--pidfile", type=click.Path(dir_okay=False, path_type=Path, resolve_path=True),
               help="Write the daemon's pid here.")
 @click.option("--debug", is_flag=True, help="Log debug messages.")
 def start(state_dir: str, listen: str | None, workers: int, start_timeout: float, retain_count: int,
-          runtime: str, events_hwm: int, events_buffer: int, log_limit: int, pidfile: Path | None,
-          debug: bool) -> None:
+          runtime: str, events_hwm: int, events_buffer: int, log_limit: int, socket_group: str | None,
+          pidfile: Path | None, debug: bool) -> None:
     """Run the daemon in the foreground until SIGTERM or SIGINT (a second SIGINT: at once).
 
     Containers keep running when the daemon stops: their shims outlive it, and
@@ -241,7 +281,8 @@ def start(state_dir: str, listen: str | None, workers: int, start_timeout: float
     try:
         daemon = Daemon(state, listen=listen, workers=workers, start_timeout=start_timeout,
                         retain_count=retain_count, runtime=runtime, events_hwm=events_hwm,
-                        log_limit=log_limit, pidfile=pidfile, events_buffer=events_buffer)
+                        log_limit=log_limit, pidfile=pidfile, events_buffer=events_buffer,
+                        socket_group=None if socket_group is None else group_id(socket_group))
     except ValueError as exc:
         raise StartupError(str(exc)) from None
     daemon.run()

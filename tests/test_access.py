@@ -1,15 +1,150 @@
-"""Who may use the daemon, and how much one client can make it send or hold: bounded frames."""
+"""Who may use the daemon (a socket group; CURVE keys on the network), and how much one client
+can make it send or hold (bounded frames)."""
 
 from __future__ import annotations
 
+import grp
+import os
+import pwd
+import stat
+import subprocess
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterator
 
 import pytest
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from actorctl.client import DaemonError
-from tests.harness import Daemon
+from tests.harness import ACTORCTL, ACTORD, Daemon, new_state_dir, remove_state_dir
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    uid: int
+    gid: int
+
+
+@dataclass(frozen=True)
+class Users:
+    group: str
+    gid: int
+    member: User
+    outsider: User
+
+
+@pytest.fixture(scope="module")
+def users() -> Iterator[Users]:
+    """A group and two users made for this module, one of them in the group; removed afterwards."""
+    tag = f"{os.getpid() % 100000}"
+    group, member, outsider = f"adg{tag}", f"adm{tag}", f"ado{tag}"
+    made: list[list[str]] = []
+    try:
+        for create, remove in ((["groupadd", group], ["groupdel", group]),
+                               (["useradd", "-M", "-N", "-G", group, member], ["userdel", member]),
+                               (["useradd", "-M", "-N", outsider], ["userdel", outsider])):
+            subprocess.run(create, check=True, capture_output=True)
+            made.append(remove)
+        as_user = [User(name, pwd.getpwnam(name).pw_uid, pwd.getpwnam(name).pw_gid) for name in (member, outsider)]
+        found = Users(group, grp.getgrnam(group).gr_gid, *as_user)
+        probe = ctl_as(found.outsider, "ipc:///nowhere", "--version")
+        assert probe.returncode == 0, f"actorctl does not run as an unprivileged user (check the venv's permissions): {probe}"
+        yield found
+    finally:
+        for remove in reversed(made):
+            subprocess.run(remove, capture_output=True)
+
+
+def ctl_as(user: User, address: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """actorctl run as `user` (with its groups), as that user would run it."""
+    return subprocess.run(["setpriv", "--reuid", str(user.uid), "--regid", str(user.gid), "--init-groups",
+                           ACTORCTL, "--address", address, *args],
+                          capture_output=True, text=True, timeout=30)
+
+
+@pytest.fixture
+def start_daemon() -> Iterator[Callable[..., Daemon]]:
+    """Start actord with the given options; afterwards its containers are gone and it is stopped."""
+    started: list[Daemon] = []
+
+    def start(*args: str, wait: bool = True) -> Daemon:
+        daemon = Daemon(new_state_dir(), extra_args=list(args))
+        started.append(daemon)
+        return daemon.start(wait)
+
+    yield start
+    for daemon in started:
+        try:
+            if daemon.process is not None and daemon.process.poll() is None:
+                daemon.kill_everything()
+                assert daemon.stop() == 0, daemon.log()
+        finally:
+            if daemon.process is not None and daemon.process.poll() is None:
+                daemon.process.kill()
+                daemon.process.wait()
+            remove_state_dir(daemon.state_dir)
+
+
+def state_tree(root: Path) -> Iterator[Path]:
+    """Everything in the state dir but the containers' root filesystems: those are bind mounts of
+    the bundles' own, with their modes, behind the 0700 dir of their container."""
+    with open("/proc/self/mountinfo") as mountinfo:
+        mounts = {line.split()[4] for line in mountinfo}
+    for parent, dirs, files in os.walk(root):
+        dirs[:] = [name for name in dirs if os.path.join(parent, name) not in mounts]
+        yield from (Path(parent, name) for name in dirs + files)
+
+
+def mode_and_owner(path: Path) -> tuple[str, int, int]:
+    info = path.lstat()
+    return oct(stat.S_IMODE(info.st_mode)), info.st_uid, info.st_gid
+
+
+def test_the_socket_group_may_use_actord_and_no_one_else(users: Users, start_daemon: Callable[..., Daemon],
+                                                         sleeper: Path) -> None:
+    daemon = start_daemon("--socket-group", users.group)
+    daemon.start_container("shared", sleeper)
+    root = daemon.state_dir
+    assert mode_and_owner(root) == ("0o710", 0, users.gid)
+    shared = {root / "actord.sock", root / "events.sock"}
+    for sock in shared:
+        assert mode_and_owner(sock) == ("0o660", 0, users.gid)
+    assert [path for path in state_tree(root) if path not in shared and path.lstat().st_mode & 0o077] == [], \
+        "only the control and event sockets may be open to the group"
+
+    listed = ctl_as(users.member, daemon.address, "containers", "list")
+    assert listed.returncode == 0 and "shared" in listed.stdout, listed
+    refused = ctl_as(users.member, daemon.address, "containers", "kill", "ghost")
+    assert refused.returncode == 1 and "ghost" in refused.stderr, refused
+    assert f"containers.signal 'ghost' by uid={users.member.uid} gid={users.member.gid} pid=" in daemon.log()
+
+    outsider = ctl_as(users.outsider, daemon.address, "containers", "list")
+    assert outsider.returncode == 3, outsider
+    assert "cannot reach actord" in outsider.stderr and "permission denied" in outsider.stderr
+
+
+def test_without_a_socket_group_only_root_may_use_actord(users: Users,
+                                                         start_daemon: Callable[..., Daemon]) -> None:
+    daemon = start_daemon()
+    assert mode_and_owner(daemon.state_dir) == ("0o700", 0, 0)
+    assert mode_and_owner(daemon.state_dir / "actord.sock") == ("0o600", 0, 0)
+    member = ctl_as(users.member, daemon.address, "containers", "list")
+    assert member.returncode == 3 and "permission denied" in member.stderr, member
+    assert "containers.start" not in daemon.log()
+
+
+def test_an_unknown_socket_group_is_a_clear_startup_error() -> None:
+    state_dir = new_state_dir()
+    try:
+        done = subprocess.run([ACTORD, "start", "--state-dir", str(state_dir), "--socket-group", "no-such-group-x"],
+                              capture_output=True, text=True, timeout=30)
+    finally:
+        remove_state_dir(state_dir)
+    assert done.returncode == 1
+    assert "--socket-group: there is no group 'no-such-group-x'" in done.stderr
+
 
 BIG_LABELS = {f"label-{n}": "x" * 4096 for n in range(200)}
 """About 820 KiB of labels: one container's fit in a frame, two containers' do not."""

@@ -27,7 +27,7 @@ from actors.supervisor.deferred import DEFERRED
 from actors.supervisor.pool import WorkerPool
 from actors.supervisor.state import Container, Process
 from actors.wire import ApiError, ErrorCode
-from actors.wire.api import error_reply, ok_reply
+from actors.wire.api import STATE_CHANGING, error_reply, ok_reply
 
 __all__ = ["Supervisor"]
 
@@ -153,6 +153,9 @@ class Supervisor(BusActor):
 
     def on_request(self, request: dict[str, Any]) -> None:
         route, request_id = request["route"], request["id"]
+        if request["method"] in STATE_CHANGING:  # who asked, whether or not it is granted
+            peer = " ".join(f"{name}={value}" for name, value in request.get("peer", {}).items())
+            logger.info("%s %.80r by %s", request["method"], request["params"].get("id"), peer)
         handler = REQUEST_HANDLERS[request["method"]]
         try:
             result = handler(self, request)

@@ -11,6 +11,7 @@ __all__ = [
     "CONTAINER_ID",
     "METHODS",
     "PROTOCOL_VERSION",
+    "STATE_CHANGING",
     "Params",
     "error_reply",
     "ok_reply",
@@ -39,6 +40,19 @@ METHODS = (
     "checkpoints.delete",
     "events.replay",
 )
+
+STATE_CHANGING = frozenset({
+    "containers.start",
+    "containers.exec",
+    "containers.signal",
+    "containers.pause",
+    "containers.resume",
+    "containers.update",
+    "checkpoints.create",
+    "checkpoints.delete",
+})
+"""Requests logged with who sent them. Not stdin, close_stdin or resize: they are I/O to a
+process whose start was logged, and logging them would log every keystroke of a terminal."""
 
 CONTAINER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z", re.ASCII)
 """Ids are directory names in the state dir: no '/', no '..', bounded length."""
