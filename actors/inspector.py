@@ -12,7 +12,7 @@ from typing import Any
 
 from actors.base import BusActor
 from actors.cgroups import read_stats
-from actors.outputlog import read_output
+from actors.outputlog import CursorError, read_output
 from actors.wire import ApiError, ErrorCode
 from actors.wire.api import error_reply, ok_reply
 
@@ -26,7 +26,10 @@ class Inspector(BusActor):
         target = message["target"]
         try:
             if message["what"] == "logs":
-                result = read_output(Path(target["dir"]), target["cursor"], target["max_bytes"])
+                try:
+                    result = read_output(Path(target["dir"]), target["cursor"], target["max_bytes"])
+                except CursorError as exc:
+                    raise ApiError(ErrorCode.INVALID_PARAMS, str(exc)) from None
                 result["status"] = target["status"]
             elif message["what"] == "stats":
                 try:

@@ -7,6 +7,10 @@ previous, so at most two files (2 x the limit) exist. A reader keeps a cursor
 `[generation, offset]`; if its generation was rotated away it continues at the
 oldest one left and is told that some output was dropped.
 
+The writer never fails the shim: output that cannot be stored (a full disk) is
+counted and dropped, and once records can be stored again a stderr record says
+how much was lost.
+
 The shim (writer) and the daemon (reader) both import this module.
 """
 
@@ -20,7 +24,9 @@ from typing import Any
 
 import msgpack
 
-__all__ = ["DEFAULT_LIMIT", "OutputWriter", "generations", "read_output"]
+from actors.statedir import append_record
+
+__all__ = ["DEFAULT_LIMIT", "CursorError", "OutputWriter", "generations", "read_output"]
 
 DEFAULT_LIMIT = 1 << 20
 _NAME = re.compile(r"output\.(\d+)\.log\Z")
@@ -38,46 +44,89 @@ def generations(directory: Path) -> list[int]:
     return sorted(int(m.group(1)) for m in map(_NAME.match, names) if m)
 
 
+class CursorError(ValueError):
+    """A reader's cursor that points past the output there is."""
+
+
 class OutputWriter:
-    """Appends output records; used by the shim only."""
+    """Appends output records; used by the shim only. `write` never raises."""
 
     def __init__(self, directory: Path, limit: int = DEFAULT_LIMIT) -> None:
         self.directory = directory
         self.limit = limit
         existing = generations(directory)
         self.generation = existing[-1] if existing else 0
-        self._open()
+        self._fd, self.size = self._open(self.generation)
+        self.dropped = 0
+        """Bytes of output dropped since the last record stored."""
+        self._drop_reason = ""
 
-    def _open(self) -> None:
-        path = _path(self.directory, self.generation)
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        self.size = os.fstat(self._fd).st_size
+    def _open(self, generation: int) -> tuple[int, int]:
+        fd = os.open(_path(self.directory, generation), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        return fd, os.fstat(fd).st_size
 
     def write(self, stream: int, data: bytes) -> None:
+        """Store `data`, after a marker for any output dropped before it; drop it if it cannot be stored."""
+        if self.dropped:
+            marker = f"[actord: {self.dropped} bytes of output dropped: {self._drop_reason}]\n".encode()
+            if not self._append(2, marker):
+                self.dropped += len(data)
+                return
+            self.dropped = 0
+        if not self._append(stream, data):
+            self.dropped += len(data)
+
+    def _append(self, stream: int, data: bytes) -> bool:
         record = msgpack.packb([stream, time.time(), data], use_bin_type=True)
-        if self.size and self.size + len(record) > self.limit:
-            self._rotate()
-        os.write(self._fd, record)
-        self.size += len(record)
+        try:
+            if self.size and self.size + len(record) > self.limit:
+                self._rotate()
+            self.size = append_record(self._fd, self.size, record)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            self._drop_reason = reason[:1].lower() + reason[1:]
+            return False
+        return True
 
     def _rotate(self) -> None:
+        """Start the next generation, deleting the one before the current one first (on a
+        full disk that makes room). If the new file cannot be made, the current one stays."""
+        _path(self.directory, self.generation - 1).unlink(missing_ok=True)
+        fd, size = self._open(self.generation + 1)
         os.close(self._fd)
+        self._fd, self.size = fd, size
         self.generation += 1
-        _path(self.directory, self.generation - 2).unlink(missing_ok=True)
-        self._open()
 
     def close(self) -> None:
         os.close(self._fd)
 
 
+def _check_cursor(directory: Path, kept: list[int], generation: int, offset: int) -> None:
+    """Raise CursorError for a cursor no reader was given: a file or offset not written yet."""
+    newest = kept[-1] if kept else 0
+    if generation > newest:
+        raise CursorError(f"cursor generation {generation} is past the newest output file ({newest})")
+    try:
+        size = _path(directory, generation).stat().st_size
+    except FileNotFoundError:
+        if generation < newest:
+            return  # rotated away meanwhile: reading goes on at the next file
+        size = 0
+    if offset > size:
+        raise CursorError(f"cursor offset {offset} is past the end of output file {generation} ({size} bytes)")
+
+
 def read_output(directory: Path, cursor: list[int] | None, max_bytes: int) -> dict[str, Any]:
     """Records after `cursor` (at most about `max_bytes` of data), the next cursor, and
-    `dropped` when output between the cursor and the oldest kept file was rotated away."""
+    `dropped` when output between the cursor and the oldest kept file was rotated away.
+    CursorError for a cursor past the output written so far."""
     kept = generations(directory)
     generation, offset = cursor if cursor else (kept[0] if kept else 0, 0)
     dropped = False
     if kept and generation < kept[0]:
         generation, offset, dropped = kept[0], 0, True
+    elif cursor:
+        _check_cursor(directory, kept, generation, offset)
     records: list[list[Any]] = []
     size = 0
     while True:

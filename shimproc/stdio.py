@@ -15,6 +15,12 @@ __all__ = ["STDIN_BUFFER_MAX", "Stdio"]
 
 STDIN_BUFFER_MAX = 1 << 20
 CHUNK = 1 << 16
+PUMP_CHUNKS = 4
+"""Chunks one pump moves at most: a process flooding its output must not keep the shim
+from its control socket (the serve loop polls both each round)."""
+DRAIN_CHUNKS = 16
+"""Chunks the drain at exit moves at most: a full pipe of the largest size an unprivileged
+process can set (1 MiB), yet bounded when an orphan keeps writing."""
 
 
 def _nonblocking(fd: int) -> None:
@@ -83,9 +89,9 @@ class Stdio:
         self.outputs[master] = 1
         self.stdin_fd = master
 
-    def pump(self, fd: int) -> None:
-        """Move what is readable on an output end into the log; close it at EOF."""
-        while True:
+    def pump(self, fd: int, chunks: int = PUMP_CHUNKS) -> None:
+        """Move what is readable on an output end (up to `chunks` reads) into the log; close it at EOF."""
+        for _ in range(chunks):
             try:
                 data = os.read(fd, CHUNK)
             except BlockingIOError:
@@ -99,7 +105,7 @@ class Stdio:
 
     def drain(self) -> None:
         for fd in list(self.outputs):
-            self.pump(fd)
+            self.pump(fd, DRAIN_CHUNKS)
 
     def _close_output(self, fd: int) -> None:
         self.outputs.pop(fd, None)
