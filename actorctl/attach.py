@@ -19,11 +19,11 @@ import tty
 from typing import Any
 
 from actorctl.client import CallTimeout, Client, DaemonError, Unreachable
+from actors.wire.codec import MAX_STDIN_CHUNK
 
 __all__ = ["attach", "copy_output"]
 
 IDLE_SLEEP = 0.02
-STDIN_CHUNK = 64 << 10
 
 
 def copy_output(client: Client, target: dict[str, Any], cursor: list[int] | None) -> dict[str, Any]:
@@ -42,7 +42,7 @@ def _forward_stdin(address: str, timeout: float, target: dict[str, Any], errors:
     with Client(address, timeout) as client:
         try:
             while True:
-                data = os.read(sys.stdin.fileno(), STDIN_CHUNK)
+                data = os.read(sys.stdin.fileno(), MAX_STDIN_CHUNK)
                 if not data:
                     client.call("containers.close_stdin", target)
                     return

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-import select
 import signal
+
+from actors.fdwait import readable
 
 __all__ = ["children", "kill_and_wait", "open_pidfd", "parent_pid", "same_process", "start_time"]
 
@@ -76,7 +77,7 @@ def kill_and_wait(pid: int, started: int | None, timeout: float) -> bool:
             signal.pidfd_send_signal(fd, signal.SIGKILL)
         except ProcessLookupError:
             return False
-        select.select([fd], [], [], timeout)
+        readable([fd], timeout)
         return True
     finally:
         os.close(fd)

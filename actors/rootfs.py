@@ -4,9 +4,10 @@ runc keeps the rootfs path it was created with and needs it again for every
 `runc exec` (the working directory of its setup process). A path into the
 bundle would break as soon as the bundle is moved; a bind mount at
 `<state>/containers/<id>/rootfs` follows the directory itself, so the bundle can
-be moved or removed while the container runs. The mount is detached before the
-container's dir is removed, and nothing is removed while it cannot be: a
-recursive delete must never reach into the container's own files.
+be moved or removed while the container runs. The init's shim detaches it once
+runc has deleted the container (the daemon may be down), the daemon again
+before it removes the container's dir, and nothing is removed while the mount
+is still there: a recursive delete must never reach into the container's files.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import os
 import shutil
 from pathlib import Path
 
-__all__ = ["ROOTFS", "bind_rootfs", "remove_container_dir"]
+__all__ = ["ROOTFS", "bind_rootfs", "detach_rootfs", "remove_container_dir"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,11 +40,17 @@ def bind_rootfs(source: Path, container_dir: Path) -> Path:
     return target
 
 
-def _release(container_dir: Path) -> bool:
-    """Detach the rootfs mount and remove its (then empty) mount point; False if it is still there."""
+def detach_rootfs(container_dir: Path) -> None:
+    """Detach the rootfs mount (lazily: a process still inside keeps its view); no mount is fine."""
     target = container_dir / ROOTFS
     if _libc.umount2(os.fsencode(target), MNT_DETACH) != 0 and ctypes.get_errno() not in (errno.EINVAL, errno.ENOENT):
         logger.error("cannot unmount %s: %s", target, os.strerror(ctypes.get_errno()))
+
+
+def _release(container_dir: Path) -> bool:
+    """Detach the rootfs mount and remove its (then empty) mount point; False if it is still there."""
+    detach_rootfs(container_dir)
+    target = container_dir / ROOTFS
     try:
         target.rmdir()  # never deletes content: fails on a mount point that still shows files
     except FileNotFoundError:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import select
 import shutil
 import signal
 import statistics
@@ -34,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from actorctl.bundle import create_bundle  # noqa: E402
 from actorctl.client import Client  # noqa: E402
+from actors.fdwait import readable  # noqa: E402
 
 BIN = Path(sys.executable).parent
 
@@ -200,7 +200,7 @@ def main() -> None:
             while sub.poll(0):
                 sub.recv_multipart()
             signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-            select.select([pidfd], [], [])
+            readable([pidfd], None)
             exited = time.perf_counter()
             os.close(pidfd)
             while True:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import ctypes
 import json
 import os
-import select
 import signal
 import sys
 import time
@@ -32,6 +31,8 @@ from typing import Any
 import zmq
 from setproctitle import setproctitle
 
+from actors.fdwait import readable
+from actors.rootfs import detach_rootfs
 from actors.procinfo import children, open_pidfd, parent_pid, start_time
 from actors.statedir import write_json_atomic
 from actors.wire import MAX_SHIM_MESSAGE, WireError, pack, unpack
@@ -96,7 +97,7 @@ class Reaper:
             timeout = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
             if deadline is not None and timeout == 0.0:
                 return None
-            select.select([self.wake_fd], [], [], timeout)
+            readable([self.wake_fd], timeout)
             self.clear_wakeups()
 
 
@@ -171,6 +172,7 @@ class Shim:
     def delete_container(self) -> None:
         pid = self.spawn(self.runtime_argv("delete", "--force", self.config.container_id))
         self.reaper.wait_for(pid, deadline=time.monotonic() + 30)
+        detach_rootfs(Path(self.config.bundle))
 
     def runtime_command(self, console: bool) -> list[str]:
         config = self.config

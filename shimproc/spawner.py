@@ -16,7 +16,6 @@ from __future__ import annotations
 import gc
 import json
 import os
-import select
 import signal
 import socket
 import subprocess
@@ -27,6 +26,7 @@ from pathlib import Path
 
 from setproctitle import setproctitle
 
+from actors.fdwait import readable
 from shimproc.config import ShimConfig
 from shimproc.shim import Reaper, become_subreaper, run_shim
 
@@ -172,14 +172,14 @@ def serve(socket_path: str, lifeline: int, ready_fd: int, title: str) -> None:
     os.close(ready_fd)
     closers = [lifeline, *reaper.fds]
     while True:
-        readable, _, _ = select.select([listener, lifeline, reaper.wake_fd], [], [])
-        if reaper.wake_fd in readable:
+        ready = readable([listener.fileno(), lifeline, reaper.wake_fd], None)
+        if reaper.wake_fd in ready:
             reaper.clear_wakeups()
             reaper.reap()
             reaper.statuses.clear()
-        if lifeline in readable:
+        if lifeline in ready:
             break
-        if listener in readable:
+        if listener.fileno() in ready:
             conn, _ = listener.accept()
             with conn:
                 conn.settimeout(5)

@@ -146,3 +146,16 @@ def test_kill_all_signals_every_process(daemon: Daemon, sleeper: Path) -> None:
     assert events[-1]["status"] == 137
     done = daemon.ctl("containers", "kill", "--all", "--pid", "init", "every")
     assert done.returncode == 2
+
+
+def test_every_stdin_chunk_the_api_takes_reaches_the_process(daemon: Daemon, bundles: Callable[..., Path]) -> None:
+    from actors.wire.codec import MAX_STDIN_CHUNK
+
+    daemon.start_container("cat", bundles("sh", "-c", "wc -c; exit 0"), stdin=True)
+    assert daemon.call("containers.stdin", {"id": "cat", "data": b"x" * MAX_STDIN_CHUNK}, timeout=10) == {}
+    with pytest.raises(DaemonError) as refused:
+        daemon.call("containers.stdin", {"id": "cat", "data": b"x" * (MAX_STDIN_CHUNK + 1)})
+    assert refused.value.code == "invalid_params" and str(MAX_STDIN_CHUNK) in refused.value.message
+    assert daemon.call("containers.close_stdin", {"id": "cat"}) == {}
+    daemon.wait_events(lambda ev: any(e["type"] == "exit" for e in ev))
+    assert daemon.ctl("containers", "logs", "cat").stdout.strip() == str(MAX_STDIN_CHUNK)

@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from actors.supervisor.deferred import DEFERRED
 from actors.wire import ApiError, ErrorCode
+from actors.wire.codec import MAX_STDIN_CHUNK
 from actors.wire.api import Params
 
 if TYPE_CHECKING:
     from actors.supervisor.actor import Supervisor
     from actors.supervisor.state import Process
 
-STDIN_CHUNK_MAX = 256 << 10
 LOG_READ_MAX = 256 << 10
 
 
@@ -35,8 +35,8 @@ def _control(sup: Supervisor, request: dict[str, Any], message: dict[str, Any]) 
 
 def stdin(sup: Supervisor, request: dict[str, Any]) -> object:
     data = request["params"].get("data")
-    if not isinstance(data, bytes) or len(data) > STDIN_CHUNK_MAX:
-        raise ApiError(ErrorCode.INVALID_PARAMS, f"'data' must be bytes, at most {STDIN_CHUNK_MAX}")
+    if not isinstance(data, bytes) or len(data) > MAX_STDIN_CHUNK:
+        raise ApiError(ErrorCode.INVALID_PARAMS, f"'data' must be bytes, at most {MAX_STDIN_CHUNK}")
     return _control(sup, request, {"op": "write_stdin", "data": data})
 
 

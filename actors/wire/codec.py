@@ -6,7 +6,7 @@ from typing import Any
 
 import msgpack
 
-__all__ = ["MAX_CLIENT_MESSAGE", "MAX_SHIM_MESSAGE", "MAX_SUBSCRIPTION", "WireError", "pack", "unpack"]
+__all__ = ["MAX_CLIENT_MESSAGE", "MAX_SHIM_MESSAGE", "MAX_STDIN_CHUNK", "MAX_SUBSCRIPTION", "WireError", "pack", "unpack"]
 
 MAX_CLIENT_MESSAGE = 1 << 20
 """Largest request or reply frame; ZeroMQ drops bigger frames (MAXMSGSIZE), so the bus
@@ -16,7 +16,10 @@ MAX_SUBSCRIPTION = 1 << 10
 """Largest frame an event subscriber may send: a subscription is a topic prefix."""
 
 MAX_SHIM_MESSAGE = 64 << 10
-"""Largest report a shim may send."""
+"""Largest message a shim sends or accepts (reports, control messages)."""
+
+MAX_STDIN_CHUNK = MAX_SHIM_MESSAGE - 1024
+"""Largest stdin chunk the API takes: it must fit in one shim control message with its envelope."""
 
 MAX_DEPTH = 32
 """Deepest nesting accepted in a decoded message."""
