@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import select
 import shutil
 import signal
 import time
@@ -28,9 +27,10 @@ import zmq
 
 from actors.rootfs import bind_rootfs, remove_container_dir
 from actors.base import BusActor
+from actors.fdwait import readable
 from actors.cgroups import oom_watch_members, register_oom_watch
 from actors.procinfo import open_pidfd, start_time
-from actors.statedir import StateDir, write_json_atomic
+from actors.statedir import NO_SPACE, StateDir, write_json_atomic
 from actors.wire import MAX_SHIM_MESSAGE, ApiError, ErrorCode, WireError, pack, unpack
 from actors.wire.messages import make, validate
 from actors.worker import jobs
@@ -55,7 +55,7 @@ def wait_gone(pid: int, timeout: float) -> bool:
     except ProcessLookupError:
         return True
     try:
-        return bool(select.select([fd], [], [], timeout)[0])
+        return bool(readable([fd], timeout))
     finally:
         os.close(fd)
 
@@ -72,7 +72,7 @@ def read_ready(fd: int, deadline: float) -> dict[str, Any] | None:
     data = b""
     while not data.endswith(b"\n"):
         remaining = deadline - time.monotonic()
-        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+        if remaining <= 0 or not readable([fd], remaining):
             raise TimeoutError
         chunk = os.read(fd, 4096)
         if not chunk:
@@ -118,8 +118,13 @@ class Worker(BusActor):
         except ApiError as exc:
             self._done(task, error=exc)
         except Exception as exc:
-            logger.exception("start of %s failed", task["id"])
-            self._done(task, error=ApiError(ErrorCode.INTERNAL, f"start failed: {exc}"))
+            if isinstance(exc, OSError) and exc.errno in NO_SPACE:
+                error = ApiError(ErrorCode.STORAGE_FULL, f"start of {task['id']} failed: its state cannot be "
+                                 f"written to {self.state.root}: {exc.strerror}")
+            else:
+                logger.exception("start of %s failed", task["id"])
+                error = ApiError(ErrorCode.INTERNAL, f"start failed: {exc}")
+            self._done(task, error=error)
         else:
             self._done(task, process=process)
 
