@@ -27,16 +27,27 @@ __all__ = ["main"]
               show_envvar=True, help="The daemon's control socket.")
 @click.option("--timeout", type=click.FloatRange(0.01, 86400), default=10.0, show_default=True,
               help="Seconds to wait for the daemon's answer.")
+@click.option("--curve-server-key", envvar="ACTORD_CURVE_SERVER_KEY", show_envvar=True, metavar="FILE",
+              type=click.Path(exists=True, dir_okay=False),
+              help="The daemon's public CURVE certificate (.key), to reach a daemon listening on the network.")
+@click.option("--curve-client-key", envvar="ACTORD_CURVE_CLIENT_KEY", show_envvar=True, metavar="FILE",
+              type=click.Path(exists=True, dir_okay=False),
+              help="This client's CURVE certificate with its secret key (.key_secret); the daemon admits it "
+                   "if its public key is among its --curve-authorized-keys.")
 @click.version_option(__version__, prog_name="actorctl")
 @click.pass_context
-def cli(ctx: click.Context, address: str, timeout: float) -> None:
+def cli(ctx: click.Context, address: str, timeout: float, curve_server_key: str | None,
+        curve_client_key: str | None) -> None:
     """Drive actord: start and signal containers, run processes in them, follow events.
 
     \b
     Exit codes: 0 ok, 1 the daemon refused or failed (message on stderr),
     2 usage error, 3 cannot reach the daemon, 4 timed out.
     """
-    ctx.obj = Client(address, timeout)
+    try:
+        ctx.obj = Client(address, timeout, curve_server_key=curve_server_key, curve_client_key=curve_client_key)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     ctx.call_on_close(ctx.obj.close)
 
 

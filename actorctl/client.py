@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import zmq
+import zmq.auth
 
 from actors.wire import MAX_CLIENT_MESSAGE, WireError, pack, unpack
 from actors.wire.api import PROTOCOL_VERSION
 
-__all__ = ["DEFAULT_ADDRESS", "CallTimeout", "Client", "ClientError", "DaemonError", "Unreachable"]
+__all__ = ["DEFAULT_ADDRESS", "CallTimeout", "Client", "ClientError", "CurveKeys", "DaemonError", "Unreachable"]
 
 DEFAULT_ADDRESS = "ipc:///run/actord/actord.sock"
 
@@ -38,13 +40,47 @@ class CallTimeout(ClientError):
     """The daemon did not answer in time (it may still complete the request)."""
 
 
+@dataclass(frozen=True)
+class CurveKeys:
+    """What a client needs to reach a daemon that speaks CURVE: the daemon's public key, and
+    this client's key pair (its public key must be among the daemon's authorized keys)."""
+
+    server_public: bytes
+    public: bytes
+    secret: bytes
+
+    @classmethod
+    def load(cls, server_key: str | os.PathLike[str] | None,
+             client_key: str | os.PathLike[str] | None) -> CurveKeys | None:
+        """Read them from zmq certificate files; None when neither is given (ValueError if one is)."""
+        if server_key is None and client_key is None:
+            return None
+        if server_key is None or client_key is None:
+            raise ValueError("CURVE needs both the daemon's public certificate (--curve-server-key) "
+                             "and this client's certificate with its secret key (--curve-client-key)")
+        try:
+            server_public, _ = zmq.auth.load_certificate(server_key)
+            public, secret = zmq.auth.load_certificate(client_key)
+        except OSError as exc:
+            raise ValueError(f"cannot read a CURVE certificate: {exc}") from None
+        if secret is None:
+            raise ValueError(f"{os.fspath(client_key)} holds no secret key: give this client's .key_secret file")
+        return cls(server_public, public, secret)
+
+
 class Client:
-    """Calls methods on one daemon. Not thread-safe: one per thread."""
+    """Calls methods on one daemon. Not thread-safe: one per thread.
+
+    `curve_server_key` (the daemon's public certificate) and `curve_client_key` (this client's
+    certificate with its secret key) are for a daemon that listens with CURVE.
+    """
 
     def __init__(self, address: str = DEFAULT_ADDRESS, timeout: float = 10.0,
-                 context: zmq.Context | None = None) -> None:
+                 context: zmq.Context | None = None, *, curve_server_key: str | os.PathLike[str] | None = None,
+                 curve_client_key: str | os.PathLike[str] | None = None) -> None:
         self.address = address
         self.timeout = timeout
+        self.curve = CurveKeys.load(curve_server_key, curve_client_key)
         self._context = context or zmq.Context.instance()
         self._socket: zmq.Socket | None = None
 
@@ -56,6 +92,10 @@ class Client:
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.IMMEDIATE, 1)
             sock.setsockopt(zmq.MAXMSGSIZE, MAX_CLIENT_MESSAGE)
+            if self.curve is not None:
+                sock.setsockopt(zmq.CURVE_SERVERKEY, self.curve.server_public)
+                sock.setsockopt(zmq.CURVE_PUBLICKEY, self.curve.public)
+                sock.setsockopt(zmq.CURVE_SECRETKEY, self.curve.secret)
             sock.connect(self.address)
             self._socket = sock
         return self._socket
@@ -89,7 +129,8 @@ class Client:
             sock.send(pack({**request, "id": request_id}))
         except zmq.Again:
             self.close()
-            raise Unreachable(f"cannot reach actord at {self.address} within {limit:g}s") from None
+            hint = " (is this client's public key among the daemon's --curve-authorized-keys?)" if self.curve else ""
+            raise Unreachable(f"cannot reach actord at {self.address} within {limit:g}s{hint}") from None
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not sock.poll(int(remaining * 1000) + 1):

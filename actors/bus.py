@@ -95,6 +95,7 @@ class Bus(threading.Thread):
         shim_address: str,
         events_hwm: int = 10000,
         events_buffer: int = 0,
+        curve_secret_key: bytes | None = None,
     ) -> None:
         super().__init__(name="zmq-io", daemon=True)
         self.context = context
@@ -103,6 +104,8 @@ class Bus(threading.Thread):
         self.shim_address = shim_address
         self.events_hwm = events_hwm
         self.events_buffer = events_buffer
+        self.curve_secret_key = curve_secret_key
+        """With it, the control socket is a CURVE server (clients proven by the ZAP handler)."""
         self.actors: dict[str, pykka.ActorRef[Any]] = {}
         self.ready = threading.Event()
         self.error: BaseException | None = None
@@ -147,6 +150,9 @@ class Bus(threading.Thread):
         self.router.setsockopt(zmq.LINGER, 0)
         self.router.setsockopt(zmq.SNDHWM, 1000)
         self.router.setsockopt(zmq.RCVHWM, 1000)
+        if self.curve_secret_key is not None:
+            self.router.setsockopt(zmq.CURVE_SERVER, 1)
+            self.router.setsockopt(zmq.CURVE_SECRETKEY, self.curve_secret_key)
         self.router.bind(self.control_address)
 
         self.xpub = self.context.socket(zmq.XPUB)

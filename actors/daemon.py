@@ -17,13 +17,16 @@ import signal
 import subprocess
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 import pykka
 import zmq
+import zmq.auth
 from pykka.debug import log_thread_tracebacks
+from zmq.auth.thread import ThreadAuthenticator
 from setproctitle import setproctitle
 
 from actors import __version__
@@ -77,6 +80,41 @@ def ipc_path(address: str) -> Path | None:
     return Path(address.removeprefix("ipc://")) if address.startswith("ipc://") else None
 
 
+@dataclass(frozen=True)
+class Curve:
+    """The daemon's CURVE secret key, and the directory of the public certificates it admits."""
+
+    secret_key: bytes
+    authorized_keys: Path
+
+
+def curve_server(listen: str | None, secret_key_file: Path | None, authorized_keys: Path | None) -> Curve | None:
+    """The CURVE settings (None: no CURVE); a network address without them is refused."""
+    missing = [option for option, given in (
+        ("--curve-secret-key FILE (this daemon's certificate, made by zmq.auth.create_certificates)", secret_key_file),
+        ("--curve-authorized-keys DIR (the public certificates of the clients to admit)", authorized_keys),
+    ) if given is None]
+    if listen is not None and ipc_path(listen) is None and missing:
+        raise StartupError(f"refusing to listen on {listen} without CURVE: an unauthenticated root API on the "
+                           f"network is never one flag away. Missing: {'; '.join(missing)}")
+    if secret_key_file is None and authorized_keys is None:
+        return None
+    if secret_key_file is None or authorized_keys is None:
+        raise StartupError(f"CURVE needs both keys; missing: {missing[0]}")
+    try:
+        _, secret_key = zmq.auth.load_certificate(secret_key_file)
+        admitted = zmq.auth.load_certificates(authorized_keys)
+    except (OSError, ValueError) as exc:
+        raise StartupError(f"cannot load the CURVE certificates: {exc}") from None
+    if secret_key is None or len(secret_key) != 40:
+        raise StartupError(f"--curve-secret-key {secret_key_file} holds no CURVE secret key "
+                           "(give the .key_secret file, not the public .key)")
+    if not admitted:
+        raise StartupError(f"--curve-authorized-keys {authorized_keys} holds no public certificate (*.key): "
+                           "no client could connect")
+    return Curve(secret_key, authorized_keys)
+
+
 def runtime_version(binary: str) -> str:
     try:
         done = subprocess.run([binary, "--version"], capture_output=True, timeout=10, check=True)
@@ -91,7 +129,7 @@ class Daemon:
     def __init__(self, state: StateDir, *, listen: str | None, workers: int,
                  start_timeout: float, retain_count: int, runtime: str, events_hwm: int,
                  log_limit: int, pidfile: Path | None, events_buffer: int = 0,
-                 socket_group: int | None = None) -> None:
+                 socket_group: int | None = None, curve: Curve | None = None) -> None:
         self.state = state
         self.control_address = listen or state.ipc(state.control_socket)
         self.control_path = ipc_path(self.control_address)
@@ -109,6 +147,7 @@ class Daemon:
         self.socket_group = socket_group
         self.group = os.getgid() if socket_group is None else socket_group
         """The group owning the state dir and the client sockets."""
+        self.curve = curve
         self.stopping = threading.Event()
 
     def run(self) -> None:
@@ -144,6 +183,16 @@ class Daemon:
                 os.chown(path, -1, self.group)
                 os.chmod(path, 0o600 if self.socket_group is None else 0o660)
 
+    def _start_authenticator(self, context: zmq.Context) -> ThreadAuthenticator | None:
+        """With CURVE, the ZAP handler that admits only the authorized public keys (without one,
+        a CURVE server would admit any key)."""
+        if self.curve is None:
+            return None
+        authenticator = ThreadAuthenticator(context, log=logging.getLogger("actord.auth"))
+        authenticator.start()
+        authenticator.configure_curve(domain="*", location=self.curve.authorized_keys)
+        return authenticator
+
     def _run(self) -> None:
         binary = shutil.which(self.runtime_binary)
         if binary is None:
@@ -167,9 +216,11 @@ class Daemon:
         spawner.start()
         context = zmq.Context()
         context.setsockopt(zmq.LINGER, 0)
+        authenticator = self._start_authenticator(context)
         bus = Bus(context, control_address=self.control_address, events_address=self.events_address,
                   shim_address=self.shim_address, events_hwm=self.events_hwm,
-                  events_buffer=self.events_buffer)
+                  events_buffer=self.events_buffer,
+                  curve_secret_key=None if self.curve is None else self.curve.secret_key)
         runtime = Runtime(binary, self.state.runtime_root)
         worker_names = [f"worker-{n}" for n in range(self.workers)]
         store = EventStore(self.state.event_log, self.retain_count)
@@ -211,6 +262,8 @@ class Daemon:
                 logger.warning("%d actor(s) did not stop in time; leaving without them", len(stuck))
                 os._exit(0)  # their (non-daemon) threads would keep the process alive
             store.close()
+            if authenticator is not None:
+                authenticator.stop()
             context.term()
 
     def _wait_for_signal(self) -> None:
@@ -240,7 +293,16 @@ def cli() -> None:
 @click.option("--state-dir", default=DEFAULT_STATE_DIR, show_default=True, type=click.Path(file_okay=False),
               help="Where containers, sockets and the event log live (keep it short: ipc paths are limited to 107 bytes).")
 @click.option("--listen", default=None, metavar="ADDRESS",
-              help="Control socket address  [default: ipc://<state-dir>/actord.sock]")
+              help="Control socket address; a network one (tcp://...) needs --curve-secret-key and "
+                   "--curve-authorized-keys.  [default: ipc://<state-dir>/actord.sock]")
+@click.option("--curve-secret-key", metavar="FILE",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path, resolve_path=True),
+              help="This daemon's CURVE certificate with its secret key (the .key_secret file made by "
+                   "zmq.auth.create_certificates): the control socket admits only CURVE clients.")
+@click.option("--curve-authorized-keys", metavar="DIR",
+              type=click.Path(exists=True, file_okay=False, path_type=Path, resolve_path=True),
+              help="Directory of the public certificates (*.key) of the clients CURVE admits; any other key "
+                   "is refused.")
 @click.option("--workers", default=10, show_default=True, type=click.IntRange(1, 256),
               help="Worker actors that run container starts and other runtime calls.")
 @click.option("--start-timeout", default=30.0, show_default=True, type=click.FloatRange(0.1, 3600),
@@ -261,7 +323,8 @@ def cli() -> None:
 @click.option("--pidfile", type=click.Path(dir_okay=False, path_type=Path, resolve_path=True),
               help="Write the daemon's pid here.")
 @click.option("--debug", is_flag=True, help="Log debug messages.")
-def start(state_dir: str, listen: str | None, workers: int, start_timeout: float, retain_count: int,
+def start(state_dir: str, listen: str | None, curve_secret_key: Path | None, curve_authorized_keys: Path | None,
+          workers: int, start_timeout: float, retain_count: int,
           runtime: str, events_hwm: int, events_buffer: int, log_limit: int, socket_group: str | None,
           pidfile: Path | None, debug: bool) -> None:
     """Run the daemon in the foreground until SIGTERM or SIGINT (a second SIGINT: at once).
@@ -275,14 +338,18 @@ def start(state_dir: str, listen: str | None, workers: int, start_timeout: float
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    state = StateDir(state_dir)  # absolute, as --pidfile: both are resolved before we leave the directory
+    state = StateDir(state_dir)  # absolute, as every path option: resolved before we leave the directory
+    listen_path = None if listen is None else ipc_path(listen)
+    if listen_path is not None:
+        listen = f"ipc://{listen_path.absolute()}"
+    curve = curve_server(listen, curve_secret_key, curve_authorized_keys)
     os.chdir("/")  # nothing is read, written or imported relative to wherever root started us
     setproctitle(f"actord {state.root}")
     try:
         daemon = Daemon(state, listen=listen, workers=workers, start_timeout=start_timeout,
                         retain_count=retain_count, runtime=runtime, events_hwm=events_hwm,
                         log_limit=log_limit, pidfile=pidfile, events_buffer=events_buffer,
-                        socket_group=None if socket_group is None else group_id(socket_group))
+                        socket_group=None if socket_group is None else group_id(socket_group), curve=curve)
     except ValueError as exc:
         raise StartupError(str(exc)) from None
     daemon.run()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+import socket
 import stat
 import subprocess
 from dataclasses import dataclass
@@ -14,10 +15,11 @@ from typing import Callable, Iterator
 
 import pytest
 import zmq
+import zmq.auth
 from zmq.utils.monitor import recv_monitor_message
 
-from actorctl.client import DaemonError
-from tests.harness import ACTORCTL, ACTORD, Daemon, new_state_dir, remove_state_dir
+from actorctl.client import CallTimeout, Client, DaemonError, Unreachable
+from tests.harness import ACTORCTL, ACTORD, Daemon, new_state_dir, remove_state_dir, wait_until
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,91 @@ def test_an_unknown_socket_group_is_a_clear_startup_error() -> None:
         remove_state_dir(state_dir)
     assert done.returncode == 1
     assert "--socket-group: there is no group 'no-such-group-x'" in done.stderr
+
+
+@dataclass(frozen=True)
+class Certificates:
+    server: tuple[Path, Path]
+    client: tuple[Path, Path]
+    intruder: tuple[Path, Path]
+    """Each (public .key, .key_secret)."""
+    authorized: Path
+    """Holds the client's public key only."""
+
+
+@pytest.fixture
+def certificates(tmp_path: Path) -> Certificates:
+    made = {}
+    for name in ("server", "client", "intruder"):
+        (tmp_path / name).mkdir()
+        made[name] = tuple(Path(path) for path in zmq.auth.create_certificates(tmp_path / name, name))
+    authorized = tmp_path / "authorized"
+    authorized.mkdir()
+    (authorized / "client.key").write_bytes(made["client"][0].read_bytes())
+    return Certificates(made["server"], made["client"], made["intruder"], authorized)  # type: ignore[arg-type]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("given", [[], ["--curve-secret-key"], ["--curve-authorized-keys"]])
+def test_a_network_address_without_curve_keys_is_refused(certificates: Certificates, given: list[str]) -> None:
+    values = {"--curve-secret-key": str(certificates.server[1]), "--curve-authorized-keys": str(certificates.authorized)}
+    listen = f"tcp://127.0.0.1:{free_port()}"
+    state_dir = new_state_dir()
+    try:
+        done = subprocess.run([ACTORD, "start", "--state-dir", str(state_dir), "--listen", listen,
+                               *(part for option in given for part in (option, values[option]))],
+                              capture_output=True, text=True, timeout=30)
+    finally:
+        remove_state_dir(state_dir)
+    assert done.returncode == 1
+    assert f"refusing to listen on {listen} without CURVE" in done.stderr
+    assert "an unauthenticated root API on the network is never one flag away" in done.stderr
+    for option in values:
+        assert (f"{option} {'FILE' if 'secret' in option else 'DIR'} (" in done.stderr) == (option not in given)
+
+
+def test_over_the_network_curve_admits_the_authorized_keys_only(certificates: Certificates,
+                                                                 start_daemon: Callable[..., Daemon]) -> None:
+    address = f"tcp://127.0.0.1:{free_port()}"
+    daemon = start_daemon("--listen", address, "--curve-secret-key", str(certificates.server[1]),
+                          "--curve-authorized-keys", str(certificates.authorized), wait=False)
+
+    def call_as(key: Path | None, method: str, params: dict | None = None, timeout: float = 1.0) -> object:
+        keys = {} if key is None else {"curve_server_key": certificates.server[0], "curve_client_key": key}
+        with Client(address, timeout, **keys) as client:  # type: ignore[arg-type]
+            return client.call(method, params)
+
+    def answers() -> bool:
+        assert daemon.process is not None and daemon.process.poll() is None, daemon.log()
+        try:
+            return call_as(certificates.client[1], "version") is not None
+        except (Unreachable, CallTimeout):
+            return False
+
+    wait_until(answers, 15, 0.1, "actord to answer over CURVE")
+    env = dict(os.environ, ACTORD_CURVE_SERVER_KEY=str(certificates.server[0]),
+               ACTORD_CURVE_CLIENT_KEY=str(certificates.client[1]))
+    done = subprocess.run([ACTORCTL, "--address", address, "version"], capture_output=True, text=True, env=env,
+                          timeout=30)
+    assert done.returncode == 0 and "protocol 1" in done.stdout, done
+
+    with pytest.raises(DaemonError):
+        call_as(certificates.client[1], "containers.signal", {"id": "ghost"})
+    client_key = zmq.auth.load_certificate(certificates.client[0])[0].decode()
+    assert f"containers.signal 'ghost' by address=127.0.0.1 key={client_key}" in daemon.log()
+
+    for stranger in (certificates.intruder[1], None):
+        with pytest.raises((Unreachable, CallTimeout)):
+            call_as(stranger, "version")
+    refused = subprocess.run([ACTORCTL, "--address", address, "--timeout", "1", "--curve-server-key",
+                              str(certificates.server[0]), "--curve-client-key", str(certificates.intruder[1]),
+                              "version"], capture_output=True, text=True, timeout=30)
+    assert refused.returncode == 3 and "--curve-authorized-keys" in refused.stderr, refused
 
 
 BIG_LABELS = {f"label-{n}": "x" * 4096 for n in range(200)}
