@@ -55,7 +55,10 @@ class StartupError(click.ClickException):
 
 def lock_state_dir(state: StateDir) -> int:
     """Hold an exclusive flock on the state dir for the daemon's lifetime."""
-    fd = os.open(state.lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fd = os.open(state.lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise StartupError(f"cannot open the lock file {state.lock_file}: {exc.strerror}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -156,7 +159,10 @@ class Daemon:
         lock_fd = lock_state_dir(self.state)
         try:
             if self.pidfile is not None:
-                self.pidfile.write_text(f"{os.getpid()}\n")
+                try:
+                    self.pidfile.write_text(f"{os.getpid()}\n")
+                except OSError as exc:
+                    raise StartupError(f"cannot write the pidfile {self.pidfile}: {exc.strerror}") from None
             self._run()
         finally:
             if self.pidfile is not None:
@@ -171,17 +177,22 @@ class Daemon:
             root.mkdir(mode=0o700, parents=True, exist_ok=True)
             os.chown(root, -1, self.group)
             os.chmod(root, 0o700 if self.socket_group is None else 0o710)
+            for directory in (self.state.containers, self.state.runtime_root, self.state.shims, self.state.outputs):
+                directory.mkdir(mode=0o700, exist_ok=True)
         except OSError as exc:
             raise StartupError(f"cannot prepare the state dir {root}: {exc.strerror}") from None
 
     def _set_socket_access(self) -> None:
         """The shim socket is root's alone; the control and event sockets are too (0600), or
         root:GROUP 0660 with --socket-group."""
-        os.chmod(self.state.shim_socket, 0o600)
-        for path in (self.control_path, self.state.events_socket):
-            if path is not None:
-                os.chown(path, -1, self.group)
-                os.chmod(path, 0o600 if self.socket_group is None else 0o660)
+        try:
+            os.chmod(self.state.shim_socket, 0o600)
+            for path in (self.control_path, self.state.events_socket):
+                if path is not None:
+                    os.chown(path, -1, self.group)
+                    os.chmod(path, 0o600 if self.socket_group is None else 0o660)
+        except OSError as exc:
+            raise StartupError(f"cannot set the access of the daemon's sockets: {exc}") from None
 
     def _start_authenticator(self, context: zmq.Context) -> ThreadAuthenticator | None:
         """With CURVE, the ZAP handler that admits only the authorized public keys (without one,
@@ -205,15 +216,14 @@ class Daemon:
             "events_address": self.events_address,
             "pid": os.getpid(),
         }
-        self.state.containers.mkdir(mode=0o700, exist_ok=True)
-        self.state.runtime_root.mkdir(mode=0o700, exist_ok=True)
-        self.state.shims.mkdir(mode=0o700, exist_ok=True)
-        self.state.outputs.mkdir(mode=0o700, exist_ok=True)
         for stale in self.state.daemon_sockets:
             stale.unlink(missing_ok=True)
 
         spawner = Spawner(self.state.spawner_socket, f"actor-shim-spawner {self.state.root}")
-        spawner.start()
+        try:
+            spawner.start()
+        except (OSError, RuntimeError) as exc:
+            raise StartupError(f"cannot start the shim spawner: {exc}") from None
         context = zmq.Context()
         context.setsockopt(zmq.LINGER, 0)
         authenticator = self._start_authenticator(context)

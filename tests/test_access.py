@@ -1,5 +1,5 @@
-"""Who may use the daemon (a socket group; CURVE keys on the network), and how much one client
-can make it send or hold (bounded frames)."""
+"""Who may use the daemon (a socket group; CURVE keys on the network), how much one client can
+make it send or hold (bounded frames), and start-up refusals that say why in one line."""
 
 from __future__ import annotations
 
@@ -137,15 +137,20 @@ def test_without_a_socket_group_only_root_may_use_actord(users: Users,
     assert "containers.start" not in daemon.log()
 
 
-def test_an_unknown_socket_group_is_a_clear_startup_error() -> None:
+@pytest.mark.parametrize(("args", "message"), [
+    (["--socket-group", "no-such-group-x"], "--socket-group: there is no group 'no-such-group-x'"),
+    (["--pidfile", "/proc/no/such/dir/actord.pid"], "cannot write the pidfile /proc/no/such/dir/actord.pid"),
+    (["--state-dir", "/proc/actord"], "cannot prepare the state dir /proc/actord"),  # the last --state-dir counts
+])
+def test_start_up_refusals_are_one_clear_line(args: list[str], message: str) -> None:
     state_dir = new_state_dir()
     try:
-        done = subprocess.run([ACTORD, "start", "--state-dir", str(state_dir), "--socket-group", "no-such-group-x"],
+        done = subprocess.run([ACTORD, "start", "--state-dir", str(state_dir), *args],
                               capture_output=True, text=True, timeout=30)
     finally:
         remove_state_dir(state_dir)
     assert done.returncode == 1
-    assert "--socket-group: there is no group 'no-such-group-x'" in done.stderr
+    assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
 
 
 @dataclass(frozen=True)
