@@ -27,8 +27,8 @@ import pykka
 import zmq
 
 from actors.wire import MAX_CLIENT_MESSAGE, MAX_SHIM_MESSAGE, ApiError, ErrorCode, WireError, pack, unpack
-from actors.wire.codec import MAX_SUBSCRIPTION
 from actors.wire.api import error_reply, parse_request
+from actors.wire.codec import MAX_SUBSCRIPTION
 from actors.wire.messages import make, validate
 
 __all__ = ["BUS_ADDRESS", "WELCOME", "Bus", "BusSender"]
