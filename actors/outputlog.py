@@ -24,7 +24,7 @@ from typing import Any
 
 import msgpack
 
-from actors.statedir import append_record
+from actors.statedir import append_record, describe_os_error
 
 __all__ = ["DEFAULT_LIMIT", "CursorError", "OutputWriter", "generations", "read_output"]
 
@@ -83,8 +83,7 @@ class OutputWriter:
                 self._rotate()
             self.size = append_record(self._fd, self.size, record)
         except OSError as exc:
-            reason = exc.strerror or str(exc)
-            self._drop_reason = reason[:1].lower() + reason[1:]
+            self._drop_reason = describe_os_error(exc)
             return False
         return True
 

@@ -26,14 +26,20 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["IPC_PATH_MAX", "NO_SPACE", "StateDir", "append_record", "read_json", "write_all", "write_file_atomic",
-           "write_json_atomic"]
+__all__ = ["IPC_PATH_MAX", "NO_SPACE", "StateDir", "append_record", "describe_os_error", "read_json", "reserve_file",
+           "write_all", "write_file_atomic", "write_json_atomic"]
 
 IPC_PATH_MAX = 107
 """sizeof(sockaddr_un.sun_path) - 1: longer ipc paths cannot be bound."""
 
 NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 """errnos of a full filesystem (or quota): the state dir has no room for what was to be written."""
+
+
+def describe_os_error(exc: OSError) -> str:
+    """An OSError as a phrase to put in a sentence: "no space left on device"."""
+    text = exc.strerror or str(exc)
+    return text[:1].lower() + text[1:]
 
 
 class StateDir:
@@ -152,17 +158,33 @@ def append_record(fd: int, size: int, record: bytes) -> int:
     return size + len(record)
 
 
+def _temporary(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp")
+
+
+def reserve_file(path: Path, size: int = 4096) -> None:
+    """Allocate the space a later `write_file_atomic(path, ...)` of up to `size` bytes writes
+    into, so that it succeeds even when the disk has filled up meanwhile."""
+    fd = os.open(_temporary(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        write_all(fd, b" " * size)
+    finally:
+        os.close(fd)
+
+
 def write_file_atomic(path: Path, payload: bytes, *, durable: bool = True) -> None:
     """Replace a file so that readers see the old or the new content, never a torn one.
 
-    When anything fails the temporary file is removed (it would hold space on a full
-    disk) and the OSError is raised; the old file is untouched.
+    The content is written over the temporary file's old bytes (space `reserve_file` may
+    have set aside) and cut to length. When anything fails the temporary file is removed
+    (it would hold space on a full disk) and the OSError is raised; the old file is untouched.
     """
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = _temporary(path)
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             write_all(fd, payload)
+            os.ftruncate(fd, len(payload))
             if durable:
                 os.fsync(fd)
         finally:

@@ -34,7 +34,7 @@ from setproctitle import setproctitle
 from actors.fdwait import readable
 from actors.rootfs import detach_rootfs
 from actors.procinfo import children, open_pidfd, parent_pid, start_time
-from actors.statedir import write_json_atomic
+from actors.statedir import reserve_file, write_json_atomic
 from actors.wire import MAX_SHIM_MESSAGE, WireError, pack, unpack
 from actors.wire.messages import make, validate
 from shimproc.config import ShimConfig
@@ -234,6 +234,10 @@ class Shim:
 
     def _run(self, report: zmq.Socket, control: zmq.Socket) -> int:
         config = self.config
+        try:
+            reserve_file(self.procdir / "exit.json")  # the exit is recorded even if the disk fills up
+        except OSError:
+            pass  # already full: the exit report still goes out
         stdio = Stdio(config.output_dir, tty=config.tty, stdin=config.stdin,
                       console_path=config.console_path, log_limit=config.log_limit)
         try:
