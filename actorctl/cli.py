@@ -16,7 +16,7 @@ from actorctl.commands.bundle import bundle
 from actorctl.commands.checkpoints import checkpoints
 from actorctl.commands.containers import containers
 from actorctl.commands.events import events
-from actorctl.common import call
+from actorctl.common import EXIT_REFUSED, call
 from actors import __version__
 
 __all__ = ["main"]
@@ -54,12 +54,17 @@ def cli(ctx: click.Context, address: str, timeout: float, curve_server_key: str 
 @cli.command()
 @click.pass_context
 def version(ctx: click.Context) -> None:
-    """Show the client's and the daemon's versions."""
+    """Show the client's and the daemon's versions, and whether the daemon is degraded (then exit 1)."""
     info = call(ctx, "version")
     click.echo(f"actorctl {__version__}")
     click.echo(f"actord {info['version']} (protocol {info['protocol']}, pid {info['pid']})")
     click.echo(f"runtime {info['runtime']}")
     click.echo(f"state dir {info['state_dir']}")
+    degraded = info.get("degraded") or []
+    for reason in degraded:
+        click.echo(f"degraded: {reason}")
+    if degraded:
+        ctx.exit(EXIT_REFUSED)
 
 
 for group in (containers, events, checkpoints, bundle):

@@ -219,6 +219,11 @@ class Daemon:
         for stale in self.state.daemon_sockets:
             stale.unlink(missing_ok=True)
 
+        try:
+            store = EventStore(self.state.event_log, self.retain_count, self.state.event_seq)
+        except OSError as exc:
+            raise StartupError(f"cannot open the event log in {self.state.root}: {exc.strerror}") from None
+        reported = {e["token"] for e in store.events if e["type"] == "exit" and "token" in e}
         spawner = Spawner(self.state.spawner_socket, f"actor-shim-spawner {self.state.root}")
         try:
             spawner.start()
@@ -233,8 +238,6 @@ class Daemon:
                   curve_secret_key=None if self.curve is None else self.curve.secret_key)
         runtime = Runtime(binary, self.state.runtime_root)
         worker_names = [f"worker-{n}" for n in range(self.workers)]
-        store = EventStore(self.state.event_log, self.retain_count)
-        reported = {e["token"] for e in store.events if e["type"] == "exit" and "token" in e}
         try:
             bus.register("eventlog", EventLog.start(context, store))
             bus.register("monitor", Monitor.start(context))

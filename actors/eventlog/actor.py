@@ -1,13 +1,18 @@
 """The EventLog actor.
 
 Every event gets the next sequence number (which only grows, across restarts
-too), goes to the log file, then out on the PUB socket. Subscribers that miss
+too), goes to the log file, then out on the PUB socket. On a full disk it goes
+out all the same and waits in memory for the file (retried on every event and
+every tick); meanwhile the Supervisor is told the storage is degraded, a client
+waiting for the change gets `storage_full`, and a process's state is kept until
+its exit is on record. Subscribers that miss
 some (a PUB drops at its high-water mark) fill the gap with `events.replay`;
 the heartbeat carries the last number so a lost tail is noticed as well.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from typing import Any
@@ -16,14 +21,31 @@ import zmq
 
 from actors.base import BusActor
 from actors.eventlog.store import EventStore
-from actors.wire import MAX_CLIENT_MESSAGE, ApiError, pack
+from actors.wire import MAX_CLIENT_MESSAGE, ApiError, ErrorCode, pack
 from actors.wire.api import Params, error_reply, ok_reply
 
 __all__ = ["EventLog", "event_topic"]
 
+logger = logging.getLogger(__name__)
+
 REPLAY_PAGE = 1000
 REPLAY_BUDGET = MAX_CLIENT_MESSAGE // 2
 """Bytes of events per reply page, well under the message limit."""
+
+
+_CHANGES = {
+    "start-container": "container {id} started",
+    "start-process": "process {pid} of container {id} started",
+    "pause": "container {id} was paused",
+    "resume": "container {id} was resumed",
+}
+
+
+def _unrecorded(event: dict[str, Any], reason: str | None) -> str:
+    """What a client is told of a change whose event could not be written yet."""
+    change = _CHANGES.get(event["type"], "{type} of container {id}").format(**event)
+    return (f"{change}, but its event could not be recorded: {reason}; it is kept in memory "
+            "and written when space returns")
 
 
 def event_topic(event: dict[str, Any]) -> str:
@@ -37,6 +59,8 @@ class EventLog(BusActor):
         super().__init__(context)
         self.boot = uuid.uuid4().hex
         self.store = store
+        self.trouble: str | None = None
+        """The storage trouble last reported to the Supervisor."""
 
     def on_emit(self, message: dict[str, Any]) -> None:
         event = {
@@ -50,14 +74,37 @@ class EventLog(BusActor):
         }
         if message.get("token"):
             event["token"] = message["token"]
-        self.store.append(event)
+        written = self.store.append(event)
         self.send("bus", "publish", topic=event_topic(event), event=event)
-        if message.get("route") is not None and message.get("reply") is not None:
-            self.send("bus", "reply", route=message["route"], body=message["reply"])
-        if message.get("token"):
-            self.send("supervisor", "recorded", token=message["token"])
+        self._recorded(written)
+        self._report_storage()
+        route, reply = message.get("route"), message.get("reply")
+        if route is not None and reply is not None:
+            if self.store.unwritten:
+                reply = error_reply(reply.get("id"), ApiError(ErrorCode.STORAGE_FULL, _unrecorded(event, self.store.error)))
+            self.send("bus", "reply", route=route, body=reply)
+
+    def _recorded(self, written: list[dict[str, Any]]) -> None:
+        """Exits now on record: the Supervisor may remove their processes' state."""
+        for event in written:
+            if "token" in event:
+                self.send("supervisor", "recorded", token=event["token"])
+
+    def _report_storage(self) -> None:
+        """Tell the Supervisor when the storage trouble starts, changes or ends."""
+        trouble = self.store.trouble()
+        if trouble == self.trouble:
+            return
+        if trouble is None:
+            logger.info("storage is fine again: every event is on record")
+        elif self.trouble is None:
+            logger.warning("%s", trouble)
+        self.trouble = trouble
+        self.send("supervisor", "storage", degraded=trouble is not None, reason=trouble)
 
     def on_tick(self, _: dict[str, Any]) -> None:
+        self._recorded(self.store.flush())
+        self._report_storage()
         heartbeat = {
             "type": "heartbeat",
             "seq": self.store.last_seq,

@@ -56,6 +56,11 @@ REQUEST_HANDLERS: dict[str, Handler] = {
     "events.replay": query.replay,
 }
 
+NEEDS_STORAGE = frozenset({"containers.start", "containers.exec", "containers.pause", "containers.resume",
+                           "checkpoints.create"})
+"""Requests refused at once while the state dir's storage is full: they would write state or
+events that cannot be stored. Signals still go through, so containers can be stopped."""
+
 JOB_DONE: dict[str, Handler] = {
     "pause": lifecycle.transition_done,
     "resume": lifecycle.transition_done,
@@ -90,6 +95,8 @@ class Supervisor(BusActor):
         """container id -> start task waiting for that id's tombstone to clear."""
         self.finished: collections.OrderedDict[tuple[str, str], dict[str, Any]] = collections.OrderedDict()
         """(container id, process id) -> {token, status} of recently exited processes."""
+        self.storage_trouble: str | None = None
+        """Why the state dir's storage is degraded (the EventLog says), or None."""
         self.pool = WorkerPool(workers, lambda to, kind, members: self.send(to, kind, **members))
 
     def on_start(self) -> None:
@@ -158,6 +165,8 @@ class Supervisor(BusActor):
             logger.info("%s %.80r by %s", request["method"], request["params"].get("id"), peer)
         handler = REQUEST_HANDLERS[request["method"]]
         try:
+            if self.storage_trouble is not None and request["method"] in NEEDS_STORAGE:
+                raise ApiError(ErrorCode.STORAGE_FULL, f"{request['method']} refused: {self.storage_trouble}")
             result = handler(self, request)
         except ApiError as exc:
             self.reply(route, request_id, error=exc)
@@ -204,6 +213,10 @@ class Supervisor(BusActor):
         freed = exit_task.shim_gone(self, message)
         if freed is not None:
             start.unpark(self, freed)
+
+    def on_storage(self, message: dict[str, Any]) -> None:
+        """The EventLog's word on the state dir's storage: shown by `version`, checked by requests."""
+        self.storage_trouble = (message.get("reason") or "storage full") if message["degraded"] else None
 
     def on_recorded(self, message: dict[str, Any]) -> None:
         freed = exit_task.recorded(self, message)

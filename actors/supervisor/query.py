@@ -12,7 +12,8 @@ if TYPE_CHECKING:
 
 
 def version(sup: Supervisor, request: dict[str, Any]) -> dict[str, Any]:
-    return dict(sup.info)
+    """The daemon's facts, and `degraded`: why it cannot do all it should (empty when healthy)."""
+    return {**sup.info, "degraded": [] if sup.storage_trouble is None else [sup.storage_trouble]}
 
 
 def list_containers(sup: Supervisor, request: dict[str, Any]) -> list[dict[str, Any]]:

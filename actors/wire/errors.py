@@ -20,6 +20,7 @@ class ErrorCode:
     TIMEOUT = "timeout"
     BUSY = "busy"
     SHUTTING_DOWN = "shutting_down"
+    STORAGE_FULL = "storage_full"
     INTERNAL = "internal"
 
 

@@ -98,7 +98,8 @@ SCHEMAS: dict[str, _Spec] = {
     # Monitor -> Supervisor: the shim of a process has exited (after its process_exit).
     "shim_gone": _fields({"token": str, "id": str, "pid": str}),
     # Supervisor -> EventLog: record and publish an event, then send `reply` (if any) to the
-    # client at `route`: a client is told of a change only once its event is on record.
+    # client at `route`: a client is told of a change only once its event is on record (when it
+    # cannot be written now, on a full disk, the client gets a `storage_full` error instead).
     "emit": _fields(
         {"event": str, "id": str},
         {"pid": (str, _NONE), "status": (int, _NONE), "token": (str, _NONE),
@@ -109,6 +110,8 @@ SCHEMAS: dict[str, _Spec] = {
     "inspect": _fields({"what": str, "route": bytes, "request_id": str, "target": dict}),
     # EventLog -> Supervisor: the exit event of process `token` is on record.
     "recorded": _fields({"token": str}),
+    # EventLog -> Supervisor: the state dir's storage is degraded (`reason`: why) or fine again.
+    "storage": _fields({"degraded": bool}, {"reason": (str, _NONE)}),
     # Supervisor -> EventLog: answer an events.replay request.
     "replay": _fields({"route": bytes, "request_id": str, "params": dict}),
 }
