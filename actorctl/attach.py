@@ -37,9 +37,9 @@ def copy_output(client: Client, target: dict[str, Any], cursor: list[int] | None
     return page
 
 
-def _forward_stdin(address: str, timeout: float, target: dict[str, Any], errors: list[Exception]) -> None:
-    """Copy our stdin to the process (its own client: sockets are per thread)."""
-    with Client(address, timeout) as client:
+def _forward_stdin(client: Client, target: dict[str, Any], errors: list[Exception]) -> None:
+    """Copy our stdin to the process (with its own client: sockets are per thread)."""
+    with client:
         try:
             while True:
                 data = os.read(sys.stdin.fileno(), MAX_STDIN_CHUNK)
@@ -65,7 +65,7 @@ def attach(client: Client, container_id: str, process_id: str, *, stdin: bool, t
         signal.signal(signal.SIGWINCH, lambda *_: resized.set())
         resized.set()
     if stdin:
-        threading.Thread(target=_forward_stdin, args=(client.address, client.timeout, target, errors),
+        threading.Thread(target=_forward_stdin, args=(client.clone(), target, errors),
                          daemon=True).start()
     cursor = None
     try:

@@ -84,6 +84,12 @@ class Client:
         self._context = context or zmq.Context.instance()
         self._socket: zmq.Socket | None = None
 
+    def clone(self) -> Client:
+        """A client to the same daemon with the same keys, for another thread (sockets are per thread)."""
+        twin = Client(self.address, self.timeout, self._context)
+        twin.curve = self.curve
+        return twin
+
     def _connect(self) -> zmq.Socket:
         if self._socket is None:
             if self.address.startswith("ipc://"):
