@@ -24,7 +24,7 @@ from actors.eventlog import EventLog
 from actors.eventlog.store import EventStore
 from actors.outputlog import OutputWriter, read_output
 from actors.wire.api import ok_reply
-from tests.harness import ACTORCTL, Daemon, mounts_under, pid_alive, wait_until
+from tests.harness import Daemon, mounts_under, pid_alive, wait_until
 
 SHELL_LOOP = ("sh", "-c", 'trap "exit 0" TERM; while true; do sleep 0.2; done')
 CHATTY = ("sh", "-c", "while true; do echo hello; sleep 0.01; done")
@@ -32,10 +32,6 @@ VICTIMS = 32
 """Execs killed one by one while the disk is full, until an exit event no longer fits in the
 room left in the event log's last page (each event is about 200 bytes)."""
 DROPPED = re.compile(rb"\[actord: \d+ bytes of output dropped: no space left on device\]\n")
-
-
-def mounted(path: Path) -> bool:
-    return any(line.split()[1] == str(path) for line in Path("/proc/mounts").read_text().splitlines())
 
 
 @contextlib.contextmanager
@@ -47,7 +43,7 @@ def small_tmpfs(size: str) -> Iterator[Path]:
         yield path
     finally:
         subprocess.run(["umount", "--lazy", str(path)], check=True)
-        assert not mounted(path), f"{path} is still mounted"
+        assert mounts_under(path) == [], f"{path} is still mounted"
         path.rmdir()
 
 
@@ -142,6 +138,9 @@ def full_disk_daemon(request: pytest.FixtureRequest) -> Iterator[Daemon]:
                 if instance.process and instance.process.poll() is None:
                     instance.process.kill()
                     instance.process.wait()
+                for container in instance.runc_containers():
+                    subprocess.run(["runc", "--root", str(instance.runtime_root), "delete", "--force",
+                                    container["id"]], capture_output=True)
                 Path(str(state_dir) + ".log").unlink(missing_ok=True)
 
 

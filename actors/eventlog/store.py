@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 RECORD_MAX = 1 << 16
 """No event record is larger: anything that claims to be is damage."""
 READ_SIZE = 4096
+"""Bytes read at a time at load: small, as resynchronising tries one offset after another."""
 COMPACT_RETRY = 30.0
 """Seconds before a compaction that failed (a full disk) is tried again."""
 _MAP_HEADERS = frozenset([*range(0x80, 0x90), 0xDE, 0xDF])
