@@ -65,8 +65,9 @@ def lock_state_dir(state: StateDir) -> int:
         holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
         os.close(fd)
         raise StartupError(f"another actord (pid {holder}) is running on {state.root}") from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    record = f"{os.getpid():<15}\n".encode()  # fixed width: rewritten in place, so a full disk cannot refuse it
+    os.pwrite(fd, record, 0)
+    os.ftruncate(fd, len(record))
     return fd
 
 

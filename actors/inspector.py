@@ -41,4 +41,8 @@ class Inspector(BusActor):
             body = ok_reply(message["request_id"], result)
         except ApiError as exc:
             body = error_reply(message["request_id"], exc)
+        except Exception as exc:  # damaged output or a cgroup file we cannot parse: still answer
+            logger.exception("inspecting %s failed", message["what"])
+            body = error_reply(message["request_id"], ApiError(
+                ErrorCode.INTERNAL, f"cannot read the {message['what']}: {type(exc).__name__}: {exc}"))
         self.send("bus", "reply", route=message["route"], body=body)

@@ -11,7 +11,7 @@ import pytest
 
 from actorctl.bundle import create_bundle
 from actorctl.client import DaemonError
-from tests.harness import Daemon, new_state_dir, remove_state_dir
+from tests.harness import Daemon, new_state_dir, remove_state_dir, wait_until
 
 
 def nothing_created(daemon: Daemon) -> None:
@@ -159,3 +159,16 @@ def test_every_stdin_chunk_the_api_takes_reaches_the_process(daemon: Daemon, bun
     assert daemon.call("containers.close_stdin", {"id": "cat"}) == {}
     daemon.wait_events(lambda ev: any(e["type"] == "exit" for e in ev))
     assert daemon.ctl("containers", "logs", "cat").stdout.strip() == str(MAX_STDIN_CHUNK)
+
+
+def test_damaged_output_still_gets_an_answer(daemon: Daemon, bundles: Callable[..., Path]) -> None:
+    daemon.start_container("talk", bundles("sh", "-c", "echo hello; sleep 1000"))
+    [output] = list((daemon.state_dir / "output").iterdir())
+    wait_until(lambda: list(output.glob("output.*.log")) and daemon.ctl("containers", "logs", "talk").stdout,
+               message="output")
+    with open(next(output.glob("output.*.log")), "ab") as log:
+        log.write(b"\xc1\xc1\xc1")  # 0xc1 is never valid msgpack
+    with pytest.raises(DaemonError) as failed:
+        daemon.call("containers.logs", {"id": "talk"}, timeout=5)
+    assert failed.value.code == "internal" and "cannot read the logs" in failed.value.message
+    assert daemon.call("containers.list")[0]["id"] == "talk"
