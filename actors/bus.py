@@ -50,7 +50,7 @@ SEND_TIMEOUT_MS = 2000
 def peer_of(frame: zmq.Frame) -> dict[str, Any]:
     """Who sent a frame, as the kernel or the authenticator says, never as the client claims:
     uid, gid and pid of an ipc peer; else its address and, with CURVE, its public key."""
-    address = frame.get("Peer-Address")
+    address = str(frame.get("Peer-Address"))
     match = IPC_PEER.fullmatch(address)
     if match:
         uid, gid, pid = (int(part) for part in match.groups())

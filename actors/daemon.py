@@ -26,8 +26,8 @@ import pykka
 import zmq
 import zmq.auth
 from pykka.debug import log_thread_tracebacks
-from zmq.auth.thread import ThreadAuthenticator
 from setproctitle import setproctitle
+from zmq.auth.thread import ThreadAuthenticator
 
 from actors import __version__
 from actors.bus import Bus

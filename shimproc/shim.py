@@ -32,8 +32,8 @@ import zmq
 from setproctitle import setproctitle
 
 from actors.fdwait import readable
-from actors.rootfs import detach_rootfs
 from actors.procinfo import children, open_pidfd, parent_pid, start_time
+from actors.rootfs import detach_rootfs
 from actors.statedir import reserve_file, write_json_atomic
 from actors.wire import MAX_SHIM_MESSAGE, WireError, pack, unpack
 from actors.wire.messages import make, validate

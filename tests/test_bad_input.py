@@ -126,8 +126,9 @@ def test_unknown_process_and_bad_signal(daemon: Daemon, sleeper: Path) -> None:
 
 
 def test_unreachable_daemon_exits_3_within_the_timeout(tmp_path: Path) -> None:
-    from tests.harness import ACTORCTL
     import subprocess
+
+    from tests.harness import ACTORCTL
 
     for address in (f"ipc://{tmp_path}/none.sock", "tcp://127.0.0.1:9"):
         began = time.monotonic()

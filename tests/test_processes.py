@@ -16,7 +16,7 @@ import pytest
 
 from actorctl.bundle import create_bundle
 from actorctl.client import DaemonError
-from tests.harness import ACTORCTL, Daemon, process_table, wait_until
+from tests.harness import ACTORCTL, Daemon, wait_until
 
 REAPING_INIT = ("sh", "-c", 'trap "exit 0" TERM; while true; do sleep 0.2; done')
 

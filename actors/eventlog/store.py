@@ -217,7 +217,7 @@ class EventStore:
 
     def flush(self) -> list[dict[str, Any]]:
         """Write the waiting events, in order, until one fails; those written, oldest first."""
-        written = []
+        written: list[dict[str, Any]] = []
         while self.unwritten:
             try:
                 self._size = append_record(self._fd, self._size, pack(self.unwritten[0]))

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from actors.supervisor.deferred import DEFERRED
 from actors.wire import ApiError, ErrorCode
-from actors.wire.codec import MAX_STDIN_CHUNK
 from actors.wire.api import Params
+from actors.wire.codec import MAX_STDIN_CHUNK
 
 if TYPE_CHECKING:
     from actors.supervisor.actor import Supervisor

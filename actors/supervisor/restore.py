@@ -21,9 +21,9 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from actors.rootfs import remove_container_dir
 from actors.cgroups import cgroup_dirs, oom_watch_members, register_oom_watch
 from actors.procinfo import open_pidfd, same_process
+from actors.rootfs import remove_container_dir
 from actors.statedir import StateDir, read_json
 from actors.supervisor import exit as exit_task
 from actors.supervisor import start

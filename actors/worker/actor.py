@@ -25,18 +25,18 @@ from typing import Any
 
 import zmq
 
-from actors.rootfs import bind_rootfs, remove_container_dir
 from actors.base import BusActor
-from actors.fdwait import readable
 from actors.cgroups import oom_watch_members, register_oom_watch
+from actors.fdwait import readable
 from actors.procinfo import open_pidfd, start_time
+from actors.rootfs import bind_rootfs, remove_container_dir
 from actors.statedir import NO_SPACE, StateDir, write_json_atomic
 from actors.wire import MAX_SHIM_MESSAGE, ApiError, ErrorCode, WireError, pack, unpack
 from actors.wire.messages import make, validate
 from actors.worker import jobs
 from actors.worker.checkpoints import CheckpointDir, fd_path, new_work_dir, restore_flags
-from actors.worker.spec import container_config, exec_process, read_config
 from actors.worker.runtime import Runtime
+from actors.worker.spec import container_config, exec_process, read_config
 from shimproc.config import ShimConfig
 from shimproc.spawner import Spawner
 
