@@ -261,3 +261,18 @@ def test_bundle_create_never_writes_through_a_planted_symlink(tmp_path: Path) ->
     assert sorted(os.listdir(victim_dir)) == ["file"]
     assert not (bundle / "config.json").is_symlink() and not rootfs.is_symlink()
     assert sorted(p for p in os.listdir(bundle) if p.startswith(".")) == []
+
+
+def test_stale_shim_sockets_and_criu_work_dirs_are_removed_at_start(daemon: Daemon, sleeper: Path) -> None:
+    live = daemon.start_container("live", sleeper)
+    daemon.stop()
+    stale_socket = daemon.state_dir / "shims" / ("0" * 32 + ".sock")
+    stale_socket.write_bytes(b"")
+    stale_work = daemon.state_dir / "criu" / "interrupted"
+    stale_work.mkdir(parents=True)
+    (stale_work / "dump.log").write_text("left by a killed checkpoint")
+    daemon.start()
+    assert not stale_socket.exists() and not (daemon.state_dir / "criu").exists()
+    [container] = daemon.call("containers.list")
+    assert container == live
+    assert len(list((daemon.state_dir / "shims").iterdir())) == 1, "the live shim keeps its socket"
