@@ -12,6 +12,7 @@ import fcntl
 import grp
 import logging
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -119,6 +120,21 @@ def curve_server(listen: str | None, secret_key_file: Path | None, authorized_ke
     return Curve(secret_key, authorized_keys)
 
 
+def raise_fd_limit() -> None:
+    """Raise the soft RLIMIT_NOFILE to the hard limit: the daemon holds a few fds per container.
+
+    The spawner and shims inherit it; a container gets the rlimits of its OCI config.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (OSError, ValueError) as exc:
+            logger.warning("cannot raise the open-files limit from %d to %d: %s", soft, hard, exc)
+            return
+    logger.info("open-files limit: %d (was %d)", hard, soft)
+
+
 def runtime_version(binary: str) -> str:
     try:
         done = subprocess.run([binary, "--version"], capture_output=True, timeout=10, check=True)
@@ -156,6 +172,7 @@ class Daemon:
 
     def run(self) -> None:
         os.umask(0o077)  # whatever is made in the state dir is root's alone, unless chmod says otherwise
+        raise_fd_limit()
         self._prepare_state_dir()
         lock_fd = lock_state_dir(self.state)
         try:

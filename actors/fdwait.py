@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import select
 
-__all__ = ["readable"]
+__all__ = ["reader_gone", "readable"]
 
 
 def readable(fds: list[int], timeout: float | None) -> list[int]:
@@ -19,3 +19,10 @@ def readable(fds: list[int], timeout: float | None) -> list[int]:
         poller.register(fd, select.POLLIN)
     wait_ms = None if timeout is None else max(0, math.ceil(timeout * 1000))
     return [fd for fd, _ in poller.poll(wait_ms)]
+
+
+def reader_gone(write_fd: int) -> bool:
+    """Has the read end of the pipe `write_fd` writes to been closed (poll reports POLLERR)?"""
+    poller = select.poll()
+    poller.register(write_fd, select.POLLOUT)
+    return any(events & select.POLLERR for _, events in poller.poll(0))

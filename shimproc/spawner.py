@@ -26,7 +26,7 @@ from pathlib import Path
 
 from setproctitle import setproctitle
 
-from actors.fdwait import readable
+from actors.fdwait import reader_gone, readable
 from shimproc.config import ShimConfig
 from shimproc.shim import Reaper, become_subreaper, run_shim
 
@@ -127,6 +127,9 @@ def _fork_shim(conn: socket.socket, listener: socket.socket, closers: list[int])
     try:
         config = ShimConfig.from_json(message)
     except (ValueError, TypeError):
+        os.close(ready_w)
+        return
+    if reader_gone(ready_w):  # the starter gave up waiting for us: a shim now would run unowned
         os.close(ready_w)
         return
     pid = os.fork()

@@ -59,7 +59,19 @@ def pid_alive(pid: int) -> bool:
     return state[state.rindex(")") + 2] != "Z"
 
 
-SHIMS_BEFORE_TESTS = {p["pid"] for p in process_table() if p["cmdline"].startswith("actor-shim")}
+def holds_file_under(pid: int, directory: Path) -> bool:
+    """Has process `pid` a file open below `directory`?"""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith(f"{directory}/"):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 @dataclass
@@ -185,10 +197,12 @@ class Daemon:
         return json.loads(done.stdout or "null") or []
 
     def live_shims(self) -> list[int]:
-        """Shims alive now: those the test saw, and any shim not there when the tests began."""
-        titled = {p["pid"] for p in process_table()
-                  if p["state"] != "Z" and p["cmdline"].startswith("actor-shim ")} - SHIMS_BEFORE_TESTS
-        return sorted(titled | {pid for pid in self.known_shims if pid_alive(pid)})
+        """Shims of this daemon alive now: those the test saw, those its spawner has, and any shim
+        holding a file in this state dir (its output log). Shims of other test runs are not ours."""
+        spawner = self.spawner_pid() if self.process is not None else None
+        titled = [p for p in process_table() if p["state"] != "Z" and p["cmdline"].startswith("actor-shim ")]
+        ours = {p["pid"] for p in titled if p["ppid"] == spawner or holds_file_under(p["pid"], self.state_dir)}
+        return sorted(ours | {pid for pid in self.known_shims if pid_alive(pid)})
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
         assert self.process is not None

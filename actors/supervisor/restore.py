@@ -84,6 +84,8 @@ def restore(sup: Supervisor, reported: set[str]) -> dict[str, int]:
         if container.id in sup.containers and process_id in container.processes:
             exit_task.exited(sup, container, process_id, status)
     _remove_stale(sup.state, kept_tokens)
+    sup.pool.submit("runtime_task", {"job": "sweep", "id": "*", "route": None, "request_id": None,
+                                     "args": [str(sup.state.containers)]})
     return counts
 
 

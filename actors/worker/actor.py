@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import resource
 import shutil
 import signal
 import time
@@ -45,14 +46,39 @@ __all__ = ["Worker"]
 logger = logging.getLogger(__name__)
 
 CLEANUP_TIMEOUT = 10.0
+CLEANUP_ATTEMPTS = 3
+FD_RESERVE = 256
+"""File descriptors kept free for clients and cleanup: a start that would eat into them is
+refused. libzmq aborts the whole process when accepting a connection hits EMFILE, so the
+daemon must never run out."""
+
+
+def check_fd_reserve() -> None:
+    """Refuse a start (`busy`) when fewer than FD_RESERVE fds are left below the soft limit."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    in_use = len(os.listdir("/proc/self/fd"))
+    if in_use + FD_RESERVE > soft:
+        raise ApiError(ErrorCode.BUSY, f"actord holds {in_use} of its {soft} file descriptors and keeps "
+                       f"{FD_RESERVE} free: no more starts until containers exit (raise its LimitNOFILE)")
 CONTROL_TIMEOUT = 5.0
 
 
 def wait_gone(pid: int, timeout: float) -> bool:
-    """Wait until process `pid` has exited; False if it is still there at the deadline."""
+    """Wait until process `pid` has exited; False if it is still there at the deadline.
+
+    With no fd to spare for a pidfd (the very exhaustion that may have failed a start),
+    it watches /proc instead: cleanup must not depend on what just failed.
+    """
     try:
         fd = os.pidfd_open(pid)
     except ProcessLookupError:
+        return True
+    except OSError:
+        deadline = time.monotonic() + timeout
+        while start_time(pid) is not None:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
         return True
     try:
         return bool(readable([fd], timeout))
@@ -151,6 +177,7 @@ class Worker(BusActor):
         )
 
     def _start_init(self, task: dict[str, Any]) -> dict[str, Any]:
+        check_fd_reserve()
         container_id, bundle = task["id"], Path(task["bundle"])
         deadline = time.monotonic() + self.start_timeout
         config = container_config(bundle, init=bool(task.get("init")))
@@ -187,6 +214,7 @@ class Worker(BusActor):
             raise
 
     def _start_exec(self, task: dict[str, Any]) -> dict[str, Any]:
+        check_fd_reserve()
         deadline = time.monotonic() + self.start_timeout
         container_dir = self.state.container(task["id"])
         procdir = self.state.process(task["id"], task["pid"])
@@ -231,7 +259,12 @@ class Worker(BusActor):
                 raise ApiError(ErrorCode.RUNTIME_ERROR, str(reply.get("error")))
             system_pid, started = int(reply["pid"]), reply.get("start")
             pidfd = open_pidfd(system_pid, started)
-            watch = register_oom_watch(system_pid) if config.is_init else None
+            watch = None
+            if config.is_init and pidfd >= 0:
+                try:
+                    watch = register_oom_watch(system_pid)
+                except FileNotFoundError:
+                    pass  # the init is gone already: `runc start` reports it
             self.send("monitor", "watch_process", token=config.token, id=config.container_id,
                       pid=config.process_id, shim_pid=shim_pid, procdir=str(procdir),
                       **oom_watch_members(watch))
@@ -258,15 +291,13 @@ class Worker(BusActor):
         whole process group (runc and its hooks) first; otherwise it finishes
         on its own once the runc container (or the exec'd process) is gone. An
         exec'd process is killed through the pidfd opened on the pid its shim
-        vouched for: never by a number read from a file.
+        vouched for: never by a number read from a file. What cannot be deleted
+        now is left to the next start-up's sweep (`jobs.sweep`), and logged.
         """
         if shim_pid is not None and stuck:
             _kill_group(shim_pid)
         if config.is_init:
-            try:
-                self.runtime.delete(config.container_id, timeout=CLEANUP_TIMEOUT)
-            except ApiError as exc:
-                logger.error("cleanup of %s: %s", config.container_id, exc.message)
+            self._delete_container(config.container_id)
         elif pidfd >= 0:
             try:
                 signal.pidfd_send_signal(pidfd, signal.SIGKILL)
@@ -277,7 +308,19 @@ class Worker(BusActor):
             _kill_group(shim_pid)
             wait_gone(shim_pid, CLEANUP_TIMEOUT)
             if config.is_init:
-                self.runtime.delete(config.container_id, timeout=CLEANUP_TIMEOUT)
+                self._delete_container(config.container_id)
+
+    def _delete_container(self, container_id: str) -> None:
+        """`runc delete --force`, tried a few times; a failure is logged, never raised."""
+        for attempt in range(1, CLEANUP_ATTEMPTS + 1):
+            try:
+                self.runtime.delete(container_id, timeout=CLEANUP_TIMEOUT)
+                return
+            except ApiError as exc:
+                logger.error("cleanup of %s, attempt %d of %d: %s", container_id, attempt, CLEANUP_ATTEMPTS,
+                             exc.message)
+            time.sleep(0.1 * attempt)
+        logger.error("runc container %s is left for the next start-up's sweep", container_id)
 
     def on_runtime_task(self, task: dict[str, Any]) -> None:
         job = task["job"]

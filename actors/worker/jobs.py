@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,8 @@ from actors.worker.checkpoints import CheckpointDir, checkpoint
 from actors.worker.runtime import Runtime
 
 __all__ = ["run"]
+
+logger = logging.getLogger(__name__)
 
 UPDATE_FLAGS = {"memory_limit": "--memory", "cpu_shares": "--cpu-share", "cpu_quota": "--cpu-quota",
                 "cpu_period": "--cpu-period", "pids_limit": "--pids-limit"}
@@ -32,6 +35,23 @@ def _orphan(runtime: Runtime, container_id: str, args: list[Any], timeout: float
     return KILLED_STATUS if killed else UNKNOWN_STATUS
 
 
+def _sweep(runtime: Runtime, containers: Path, timeout: float) -> list[str]:
+    """Delete runc containers that no container of ours owns: left by a cleanup that failed.
+
+    A container is ours while it has a state dir: restored ones do, and a start under way
+    makes its dir before runc creates anything. The ids deleted.
+    """
+    swept = []
+    for container_id in runtime.list_ids(timeout):
+        if (containers / container_id).exists():
+            continue
+        logger.warning("start-up sweep: deleting runc container %s, which no container of ours owns",
+                       container_id)
+        runtime.delete(container_id, timeout=timeout)
+        swept.append(container_id)
+    return swept
+
+
 def run(runtime: Runtime, job: str, container_id: str, args: list[Any], work_root: Path, timeout: float) -> Any:
     """Run one job; its result, or ApiError."""
     if job == "kill_all":
@@ -51,6 +71,8 @@ def run(runtime: Runtime, job: str, container_id: str, args: list[Any], work_roo
             return checkpoints.records()
     elif job == "orphan":
         return _orphan(runtime, container_id, args, timeout)
+    elif job == "sweep":
+        return _sweep(runtime, Path(args[0]), timeout)
     elif job == "discard":
         for pid, started in args:
             kill_and_wait(pid, started, GONE_TIMEOUT)

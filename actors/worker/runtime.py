@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -33,6 +34,11 @@ class Runtime:
             text = reason[-1] if reason else f"exit status {done.returncode}"
             raise ApiError(ErrorCode.RUNTIME_ERROR, f"runtime {args[0]} failed: {text}")
         return done.stdout.decode(errors="replace")
+
+    def list_ids(self, timeout: float) -> list[str]:
+        """The ids of every container in the runtime's root."""
+        listed = json.loads(self.run("list", "--format", "json", timeout=timeout) or "null") or []
+        return [entry["id"] for entry in listed if isinstance(entry, dict) and isinstance(entry.get("id"), str)]
 
     def kill(self, container_id: str, signal: int, *, all_processes: bool, timeout: float) -> None:
         extra = ["--all"] if all_processes else []
