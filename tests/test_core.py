@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import pytest
 
-from actorctl.client import Client
+from actorctl.client import Client, DaemonError
 from tests.harness import ACTORCTL, Daemon, pid_alive, wait_until
 
 
@@ -193,3 +193,16 @@ def test_state_dir_and_sockets_are_private(daemon: Daemon, sleeper: Path) -> Non
                  daemon.state_dir / "shim.sock", daemon.state_dir / "containers" / "priv"):
         mode = stat.S_IMODE(os.stat(path).st_mode)
         assert mode & 0o022 == 0, f"{path} is writable by others: {oct(mode)}"
+
+
+def test_containers_list_pages_by_id(daemon: Daemon, sleeper: Path) -> None:
+    for name in ("c", "a", "b"):
+        daemon.start_container(name, sleeper)
+    assert [c["id"] for c in daemon.call("containers.list")] == ["a", "b", "c"]
+    first = daemon.call("containers.list", {"limit": 2})
+    assert [c["id"] for c in first] == ["a", "b"]
+    assert [c["id"] for c in daemon.call("containers.list", {"after": "b", "limit": 2})] == ["c"]
+    assert daemon.call("containers.list", {"after": "c"}) == []
+    with pytest.raises(DaemonError) as refused:
+        daemon.call("containers.list", {"limit": 0})
+    assert refused.value.code == "invalid_params"

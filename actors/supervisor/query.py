@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from typing import TYPE_CHECKING, Any
 
 from actors.supervisor.deferred import DEFERRED
@@ -16,8 +17,19 @@ def version(sup: Supervisor, request: dict[str, Any]) -> dict[str, Any]:
     return {**sup.info, "degraded": [] if sup.storage_trouble is None else [sup.storage_trouble]}
 
 
+LIST_PAGE_MAX = 1000
+
+
 def list_containers(sup: Supervisor, request: dict[str, Any]) -> list[dict[str, Any]]:
-    return [c.to_json() for c in sorted(sup.containers.values(), key=lambda c: c.id) if c.listed]
+    """Containers by id; a page of at most `limit` after the id `after` (a node may run thousands,
+    and a reply is at most 1 MiB). An empty page: no more."""
+    params = Params(request["params"])
+    after = params.optional_container_id("after")
+    limit = params.integer("limit", low=1, high=LIST_PAGE_MAX)
+    ids = sorted(key for key, container in sup.containers.items() if container.listed)
+    if after is not None:
+        ids = ids[bisect.bisect_right(ids, after):]
+    return [sup.containers[key].to_json() for key in ids[:limit]]
 
 
 def state(sup: Supervisor, request: dict[str, Any]) -> dict[str, Any]:
