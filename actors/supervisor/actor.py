@@ -19,6 +19,7 @@ from typing import Any, Callable
 import zmq
 
 from actors.base import BusActor
+from actors.memory import HeapReturn
 from actors.statedir import StateDir
 from actors.supervisor import checkpoint, io, lifecycle, query, restore, start
 from actors.supervisor import exit as exit_task
@@ -97,6 +98,7 @@ class Supervisor(BusActor):
         """(container id, process id) -> {token, status} of recently exited processes."""
         self.storage_trouble: str | None = None
         """Why the state dir's storage is degraded (the EventLog says), or None."""
+        self.heap = HeapReturn()
         self.pool = WorkerPool(workers, lambda to, kind, members: self.send(to, kind, **members))
 
     def on_start(self) -> None:

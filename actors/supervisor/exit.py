@@ -84,6 +84,7 @@ def maybe_remove(sup: Supervisor, container: Container) -> None:
     init.close()
     sup.tokens.pop(init.token, None)
     del sup.containers[container.id]
+    sup.heap.shrank(len(sup.containers))
     sup.tombstones[container.id] = init.token
     _await_cleanup(sup, container.id, "init", init.token)
     sup.emit("exit", container.id, pid="init", status=container.init_status, token=init.token)

@@ -51,6 +51,7 @@ def request(sup: Supervisor, request: dict[str, Any]) -> object:
         id=container_id, bundle=bundle, labels=labels, init_token=token, init=init,
         start_route=request["route"], start_request_id=request["id"],
     )
+    sup.heap.grew(len(sup.containers))
     sup.tokens[token] = (container_id, "init")
     task = {"token": token, "id": container_id, "bundle": bundle, "labels": labels,
             "stdin": stdin, "checkpoint": checkpoint, "init": init}
