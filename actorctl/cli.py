@@ -6,23 +6,46 @@ Exit codes: 0 ok, 1 the daemon refused or failed, 2 usage error,
 
 from __future__ import annotations
 
+import gc
+import importlib
 import sys
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
 from actorctl.client import DEFAULT_ADDRESS, Client
-from actorctl.commands.bundle import bundle
-from actorctl.commands.checkpoints import checkpoints
-from actorctl.commands.containers import containers
-from actorctl.commands.events import events
 from actorctl.common import EXIT_REFUSED, call
 from actors import __version__
 
 __all__ = ["main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose subcommands' modules are imported only when one is invoked, or listed by
+    --help: each `actorctl` run is a new process, which should pay only for the imports of the
+    command it runs."""
+
+    def __init__(self, *args: Any, lazy: dict[str, str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy
+        """Command name -> "module:attribute" of the click command."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy:
+            module, _, attribute = self.lazy[cmd_name].partition(":")
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]}, lazy={
+    "bundle": "actorctl.commands.bundle:bundle",
+    "checkpoints": "actorctl.commands.checkpoints:checkpoints",
+    "containers": "actorctl.commands.containers:containers",
+    "events": "actorctl.commands.events:events",
+})
 @click.option("--address", envvar="ACTORD_ADDRESS", default=DEFAULT_ADDRESS, show_default=True,
               show_envvar=True, help="The daemon's control socket.")
 @click.option("--timeout", type=click.FloatRange(0.01, 86400), default=10.0, show_default=True,
@@ -67,9 +90,10 @@ def version(ctx: click.Context) -> None:
         ctx.exit(EXIT_REFUSED)
 
 
-for group in (containers, events, checkpoints, bundle):
-    cli.add_command(group)
-
-
 def main() -> NoReturn:
-    sys.exit(cli(prog_name="actorctl"))
+    try:
+        sys.exit(cli(prog_name="actorctl"))
+    finally:
+        # The interpreter's last garbage collection at exit walks every object the imports
+        # made (some 5 ms of a 55 ms run); a process about to end frees nothing by it.
+        gc.freeze()

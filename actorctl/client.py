@@ -1,4 +1,9 @@
-"""A synchronous client for actord's control socket (DEALER, one request at a time)."""
+"""A synchronous client for actord's control socket (DEALER, one request at a time).
+
+zmq and the wire codec (msgpack) are imported on the first call, not with this module:
+`actorctl` imports it for every command, `--help` included, and a short-lived CLI
+process pays for every import it makes.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,10 @@ import os
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import zmq
-import zmq.auth
-
-from actors.wire import MAX_CLIENT_MESSAGE, WireError, pack, unpack
-from actors.wire.api import PROTOCOL_VERSION
+if TYPE_CHECKING:
+    import zmq
 
 __all__ = ["DEFAULT_ADDRESS", "CallTimeout", "Client", "ClientError", "CurveKeys", "DaemonError", "Unreachable"]
 
@@ -58,6 +60,8 @@ class CurveKeys:
         if server_key is None or client_key is None:
             raise ValueError("CURVE needs both the daemon's public certificate (--curve-server-key) "
                              "and this client's certificate with its secret key (--curve-client-key)")
+        import zmq.auth
+
         try:
             server_public, _ = zmq.auth.load_certificate(server_key)
             public, secret = zmq.auth.load_certificate(client_key)
@@ -81,7 +85,7 @@ class Client:
         self.address = address
         self.timeout = timeout
         self.curve = CurveKeys.load(curve_server_key, curve_client_key)
-        self._context = context or zmq.Context.instance()
+        self._context = context
         self._socket: zmq.Socket | None = None
 
     def clone(self) -> Client:
@@ -92,9 +96,13 @@ class Client:
 
     def _connect(self) -> zmq.Socket:
         if self._socket is None:
+            import zmq
+
+            from actors.wire import MAX_CLIENT_MESSAGE
+
             if self.address.startswith("ipc://"):
                 self._check_socket(self.address.removeprefix("ipc://"))
-            sock = self._context.socket(zmq.DEALER)
+            sock = (self._context or zmq.Context.instance()).socket(zmq.DEALER)
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.IMMEDIATE, 1)
             sock.setsockopt(zmq.MAXMSGSIZE, MAX_CLIENT_MESSAGE)
@@ -122,10 +130,16 @@ class Client:
 
     def call(self, method: str, params: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
         """Call `method`; its result, or raise DaemonError, Unreachable or CallTimeout."""
+        from actors.wire.api import PROTOCOL_VERSION
+
         return self.call_raw({"v": PROTOCOL_VERSION, "method": method, "params": params or {}}, timeout)
 
     def call_raw(self, request: dict[str, Any], timeout: float | None = None) -> Any:
         """Send a request map (an `id` is added) and wait for its reply."""
+        import zmq
+
+        from actors.wire import WireError, pack, unpack
+
         limit = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
         sock = self._connect()

@@ -12,7 +12,6 @@ from typing import Any
 import click
 
 from actorctl.client import Client, ClientError, DaemonError, Unreachable
-from actors.wire.api import CONTAINER_ID
 
 __all__ = ["EXIT_REFUSED", "EXIT_TIMEOUT", "EXIT_UNREACHABLE", "Failure", "call", "container_id_arg",
            "guard", "parse_signal", "parse_time", "print_json"]
@@ -82,6 +81,8 @@ def parse_time(value: str) -> float:
 
 
 def container_id_arg(ctx: click.Context | None, param: click.Parameter | None, value: str) -> str:
+    from actors.wire.api import CONTAINER_ID  # with the wire codec (msgpack): not for --help
+
     if value is not None and not CONTAINER_ID.match(value):
         raise click.BadParameter(
             f"{value!r}: ids are 1 to 64 of A-Z a-z 0-9 _ . -, starting with a letter or digit"

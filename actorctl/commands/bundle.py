@@ -6,7 +6,6 @@ import os
 
 import click
 
-from actorctl.bundle import create_bundle
 from actorctl.common import EXIT_REFUSED, Failure
 
 __all__ = ["bundle"]
@@ -32,6 +31,8 @@ def create(tty: bool, force: bool, directory: str, args: tuple[str, ...]) -> Non
     \b
     Example:  actorctl bundle create ./bundle -- sh -c 'echo hello; sleep 60'
     """
+    from actorctl.bundle import create_bundle  # subprocess, shutil, tempfile: not for --help
+
     try:
         create_bundle(directory, list(args) or ["sleep", "3600"], terminal=tty, force=force)
     except (OSError, RuntimeError) as exc:

@@ -9,11 +9,13 @@ from typing import Any
 
 import click
 
-from actorctl.attach import attach, copy_output
 from actorctl.client import ClientError
 from actorctl.common import call, client_of, container_id_arg, guard, parse_signal, print_json
 
 __all__ = ["containers"]
+
+LIST_PAGE = 1000
+"""Containers per `containers.list` call: the most the daemon gives in one reply."""
 
 
 @click.group()
@@ -22,6 +24,8 @@ def containers() -> None:
 
 
 def _run_attached(ctx: click.Context, container_id: str, process_id: str, stdin: bool, terminal: bool) -> None:
+    from actorctl.attach import attach  # termios, threading, shutil: only for --attach
+
     try:
         status = attach(client_of(ctx), container_id, process_id, stdin=stdin, terminal=terminal)
     except ClientError as exc:
@@ -107,7 +111,15 @@ def exec_(ctx: click.Context, process_id: str | None, cwd: str | None, env: tupl
 @click.pass_context
 def list_(ctx: click.Context, as_json: bool) -> None:
     """List running and paused containers."""
-    result = call(ctx, "containers.list")
+    result: list[dict[str, Any]] = []
+    while True:  # by pages: a node may run more containers than one 1 MiB reply holds
+        params: dict[str, Any] = {"limit": LIST_PAGE}
+        if result:
+            params["after"] = result[-1]["id"]
+        page = call(ctx, "containers.list", params)
+        result += page
+        if len(page) < LIST_PAGE:
+            break
     if as_json:
         print_json(result)
         return
@@ -243,6 +255,8 @@ def stats(ctx: click.Context, as_json: bool, watch: bool, container_id: str) -> 
 @click.pass_context
 def logs(ctx: click.Context, follow: bool, process_id: str, container_id: str) -> None:
     """Print a process's captured stdout and stderr (kept, bounded, while it runs and shortly after)."""
+    from actorctl.attach import copy_output
+
     client = client_of(ctx)
     cursor = None
     try:

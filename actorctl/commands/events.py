@@ -11,7 +11,6 @@ import click
 
 from actorctl.client import ClientError
 from actorctl.common import client_of, container_id_arg, guard, parse_time
-from actorctl.events import follow, stored
 
 __all__ = ["events"]
 
@@ -43,6 +42,8 @@ def events(ctx: click.Context, as_json: bool, after: int | None, since: str | No
     Without --after or --since only new events are followed; --no-follow prints
     what is stored and exits.
     """
+    from actorctl.events import follow, stored  # zmq: not for --help
+
     client = client_of(ctx)
     since_ts = parse_time(since) if since else None
     start = after if after is not None else (0 if since_ts is not None or no_follow else None)

@@ -1,0 +1,98 @@
+"""The actorctl CLI. Each command imports only what it needs, since each run is a new process
+that pays for every module it imports: checked by the modules a fresh interpreter holds at
+exit, not by timing (timings are in bench/bench.py). --help stays complete; lists are paged."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from actorctl.cli import cli
+from actorctl.commands import containers as containers_commands
+from actorctl.common import call
+from tests.harness import Daemon
+
+RUN_AND_LIST_MODULES = """
+import sys
+from actorctl.cli import main
+sys.argv = ["actorctl", *sys.argv[1:]]
+try:
+    main()
+finally:
+    sys.stderr.write("\\nmodules: " + " ".join(sorted(sys.modules)) + "\\n")
+"""
+
+HEAVY = ("actorctl.attach", "actorctl.bundle", "actorctl.events", "subprocess", "termios", "zmq.auth")
+"""Modules that only some commands need: bundle creation, attaching, following events, CURVE."""
+
+
+def run_fresh(*args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """Run `actorctl ARGS` in a new isolated interpreter; its result and the modules it imported."""
+    done = subprocess.run([sys.executable, "-I", "-c", RUN_AND_LIST_MODULES, *args],
+                          capture_output=True, text=True, timeout=30)
+    listing = done.stderr.rpartition("\nmodules: ")[2]
+    return done, set(listing.split())
+
+
+def test_version_imports_only_the_client(daemon: Daemon) -> None:
+    done, modules = run_fresh("--address", daemon.address, "version")
+    assert done.returncode == 0, done.stderr
+    assert daemon.process is not None and f"pid {daemon.process.pid}" in done.stdout
+    assert {"zmq", "msgpack", "actorctl.client"} <= modules, "the module listing is not of this run"
+    assert sorted(modules.intersection(HEAVY)) == []
+    assert [name for name in modules if name.startswith("actorctl.commands")] == []
+
+
+@pytest.mark.parametrize("args", [("--help",), ("containers", "start", "--help"), ("events", "--help"),
+                                  ("bundle", "create", "--help")])
+def test_help_needs_no_transport(args: tuple[str, ...]) -> None:
+    done, modules = run_fresh(*args)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Usage: actorctl")
+    assert sorted(modules.intersection({"zmq", "msgpack", *HEAVY})) == []
+
+
+def test_every_command_is_listed_and_resolves() -> None:
+    """The lazily loaded groups show in --help with their own summaries, and each one's
+    subcommands all answer --help."""
+    ctx = click.Context(cli)
+    names = cli.list_commands(ctx)
+    assert names == ["bundle", "checkpoints", "containers", "events", "version"]
+    shown = CliRunner().invoke(cli, ["--help"], terminal_width=200)
+    assert shown.exit_code == 0, shown.output
+    for name in names:
+        command = cli.get_command(ctx, name)
+        assert command is not None and command.name == name
+        assert f"  {name}  " in shown.output and command.get_short_help_str(200) in shown.output
+        subcommands = command.list_commands(ctx) if isinstance(command, click.Group) else []
+        for path in [[name], *([name, sub] for sub in subcommands)]:
+            result = CliRunner().invoke(cli, [*path, "--help"])
+            assert result.exit_code == 0 and result.output.startswith(f"Usage: cli {' '.join(path)}"), result.output
+    assert cli.get_command(ctx, "nosuch") is None
+
+
+def test_containers_list_reads_every_page(daemon: Daemon, sleeper: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never one unbounded reply (thousands of containers exceed 1 MiB), and nothing missed."""
+    for name in ("c", "a", "b"):
+        daemon.start_container(name, sleeper)
+    asked: list[dict[str, Any]] = []
+
+    def spy(ctx: click.Context, method: str, params: dict[str, Any]) -> Any:
+        asked.append(params)
+        return call(ctx, method, params)
+
+    monkeypatch.setattr(containers_commands, "call", spy)
+    for page in (1, 2, 1000):
+        monkeypatch.setattr(containers_commands, "LIST_PAGE", page)
+        asked.clear()
+        shown = CliRunner().invoke(cli, ["--address", daemon.address, "containers", "list", "--json"])
+        assert shown.exit_code == 0, shown.output
+        assert [c["id"] for c in json.loads(shown.output)] == ["a", "b", "c"], f"pages of {page}"
+        assert [params["limit"] for params in asked] == [page] * (3 // page + 1)
