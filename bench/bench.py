@@ -1,15 +1,20 @@
-"""Benchmark actord against bare runc, measured in the same run on the same bundle.
+"""Benchmark actord against bare runc and containerd, measured in the same run on the same bundle.
 
-    sudo .venv/bin/python bench/bench.py [--runs 20] [--concurrent 50]
+    sudo .venv/bin/python bench/bench.py [--runs 20] [--concurrent 50] [--parallel 10]
 
-Prints medians and ratios:
-  * start latency: bare `runc create` + `runc start`  vs  `actorctl containers start`
-    (a new CLI process each time) and the client library's `containers.start`;
-  * 50 concurrent starts: containers per second, bare runc vs actord;
-  * exit -> event: from the kernel's pidfd notice of the container's exit to the
-    `exit` event arriving on the PUB socket;
-  * memory: PSS per shim with 50 containers running;
-  * exec latency: bare `runc exec -d` vs actord's `containers.exec` (client library).
+Prints medians and ratios to bare runc and, when containerd, ctr and containerd-shim-runc-v2
+are installed, to a private containerd the bench starts for the run (image-less:
+`ctr run --rootfs` of the bundle's rootfs, with its args and env):
+  * start latency: bare `runc create` + `runc start`, `ctr run -d`, `actorctl containers
+    start` (a new CLI process each time, like ctr) and the client library's `containers.start`;
+  * the CLI: `actorctl version` (a new process each time) and what `actorctl containers
+    start` costs over the library, called in the bench's process and in a new Python one;
+  * 50 starts, 10 at a time: containers per second;
+  * memory: PSS per shim with 50 containers running (actord's shims; containerd-shim-runc-v2);
+  * exit -> event: from the kernel's pidfd notice of the container's exit to its exit event
+    arriving (actord: on the PUB socket; containerd: a `ctr events` line);
+  * exec latency: bare `runc exec -d`, `ctr task exec -d`, actord's `containers.exec` (client library).
+The load average is printed with the figures: on a busy machine they mean little.
 """
 
 from __future__ import annotations
@@ -22,8 +27,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
@@ -34,12 +39,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from actorctl.bundle import create_bundle  # noqa: E402
 from actorctl.client import Client  # noqa: E402
 from actors.fdwait import readable  # noqa: E402
+from containerd_baseline import ContainerdError, PrivateContainerd  # noqa: E402
 
 BIN = Path(sys.executable).parent
 
+LIBRARY_START = """
+import sys
+from actorctl.client import Client
+Client(sys.argv[1]).call("containers.start", {"id": sys.argv[2], "bundle": sys.argv[3]})
+"""
+"""The client library's start in a new interpreter: what any Python client process pays, so
+that what the CLI adds on top of it shows."""
+
 
 def ms(seconds: float) -> str:
-    return f"{seconds * 1000:7.1f} ms"
+    return f"{seconds * 1000:.1f} ms"
+
+
+def mib(kib: float) -> str:
+    return f"{kib / 1024:.2f} MiB"
 
 
 def pss_kib(pid: int) -> int:
@@ -50,6 +68,26 @@ def pss_kib(pid: int) -> int:
     except OSError:
         pass
     return 0
+
+
+class Table:
+    """Rows of one table: a figure, then its ratio to each baseline (bare runc, and containerd
+    when it runs); a blank where a row has no such baseline."""
+
+    def __init__(self, baselines: list[str]) -> None:
+        self.baselines = baselines
+
+    def section(self, title: str, ratios: bool = True) -> None:
+        columns = "".join(f"{'/' + name:>13}" for name in self.baselines) if ratios else ""
+        print(f"\n{title:<48}{columns}".rstrip())
+
+    def row(self, label: str, figure: str, *ratios: float | None) -> None:
+        cells = "".join(" " * 13 if ratio is None else f"{ratio:12.2f}x" for ratio in ratios[:len(self.baselines)])
+        print(f"  {label:<34}{figure:>12}{cells}".rstrip())
+
+
+def ratio(value: float, base: float | None) -> float | None:
+    return None if base is None else value / base
 
 
 class BareRunc:
@@ -76,26 +114,23 @@ def timed(action: Callable[[], Any]) -> float:
     return time.perf_counter() - began
 
 
-def concurrent(count: int, action: Callable[[int], Any]) -> float:
-    """Run `action(n)` for n in range(count) in as many threads; return containers per second."""
-    errors: list[BaseException] = []
+def per_second(count: int, parallel: int, action: Callable[[int], Any]) -> float:
+    """Run `action(n)` for n in range(count), `parallel` at a time; how many per second."""
+    with ThreadPoolExecutor(parallel) as pool:
+        began = time.perf_counter()
+        list(pool.map(action, range(count)))  # raises the first failure
+        return count / (time.perf_counter() - began)
 
-    def run(n: int) -> None:
-        try:
-            action(n)
-        except BaseException as exc:
-            errors.append(exc)
 
-    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
-    began = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - began
-    if errors:
-        raise errors[0]
-    return count / elapsed
+def kill_noticed(pid: int) -> float:
+    """SIGKILL `pid` through a pidfd; when the kernel reports its exit (the pidfd turns readable)."""
+    pidfd = os.pidfd_open(pid)
+    try:
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        readable([pidfd], None)
+        return time.perf_counter()
+    finally:
+        os.close(pidfd)
 
 
 def wait_for_exit_events(client: Client, ids: set[str], timeout: float = 60) -> None:
@@ -108,10 +143,24 @@ def wait_for_exit_events(client: Client, ids: set[str], timeout: float = 60) -> 
     raise RuntimeError("exit events did not arrive")
 
 
+def start_containerd(work: Path) -> tuple[PrivateContainerd | None, str]:
+    """A private containerd and its version, or None and why there is none."""
+    missing = PrivateContainerd.missing()
+    if missing:
+        return None, missing
+    containerd = PrivateContainerd(work)
+    try:
+        return containerd, containerd.start()
+    except (ContainerdError, OSError) as exc:
+        containerd.stop()
+        return None, f"could not start it: {exc}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=20, help="sequential starts per method")
-    parser.add_argument("--concurrent", type=int, default=50, help="containers started at once")
+    parser.add_argument("--runs", type=int, default=20, help="sequential starts (and CLI runs) per method")
+    parser.add_argument("--concurrent", type=int, default=50, help="containers started in the concurrency test")
+    parser.add_argument("--parallel", type=int, default=10, help="of those, how many at a time")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="adbench-", dir="/tmp"))
@@ -122,6 +171,18 @@ def main() -> None:
                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(work / "actord.log", "wb"))
     address = f"ipc://{state}/actord.sock"
     client = Client(address, timeout=60)
+    env = dict(os.environ, ACTORD_ADDRESS=address)
+    containerd: PrivateContainerd | None = None
+
+    def actorctl(*argv: str) -> None:
+        subprocess.run([str(BIN / "actorctl"), *argv], env=env, check=True, stdout=subprocess.DEVNULL)
+
+    def kill_and_wait(*ids: str) -> None:
+        """SIGKILL these containers and wait for their exits, so that teardown is not timed with the next start."""
+        for cid in ids:
+            client.call("containers.signal", {"id": cid, "signal": 9})
+        wait_for_exit_events(client, set(ids))
+
     try:
         deadline = time.monotonic() + 15
         while True:
@@ -132,62 +193,98 @@ def main() -> None:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
-        print(f"actord {info['version']}, {info['runtime']}, {os.cpu_count()} cpus, {args.runs} runs\n")
+        containerd, about = start_containerd(work / "containerd")
+        print(f"actord {info['version']}, {info['runtime']}, {os.cpu_count()} cpus, {args.runs} runs, "
+              f"load {os.getloadavg()[0]:.2f}")
+        print(f"containerd {about}, private to this run" if containerd else f"containerd: not measured ({about})")
+        table = Table(["runc", "containerd"] if containerd else ["runc"])
 
-        # 1. sequential start latency
-        bare_times, cli_times, lib_times = [], [], []
-        env = dict(os.environ, ACTORD_ADDRESS=address)
+        # 1. sequential start latency, and the CLI
+        bare_times, ctr_times, cli_times, lib_times, fresh_times, version_times = [], [], [], [], [], []
         for n in range(args.runs):
             cid = f"bare{n}"
             bare_times.append(timed(lambda: bare.start(cid)))
             bare.remove(cid)
+            if containerd:
+                cid = f"ctr{n}"
+                ctr_times.append(timed(lambda: containerd.start_container(cid, bundle)))
+                containerd.remove(cid)
             cid = f"cli{n}"
-            cli_times.append(timed(lambda: subprocess.run(
-                [str(BIN / "actorctl"), "containers", "start", cid, str(bundle)],
-                env=env, check=True, stdout=subprocess.DEVNULL)))
-            client.call("containers.signal", {"id": cid, "signal": 9})
+            cli_times.append(timed(lambda: actorctl("containers", "start", cid, str(bundle))))
+            kill_and_wait(cid)
             cid = f"lib{n}"
             lib_times.append(timed(lambda: client.call("containers.start", {"id": cid, "bundle": str(bundle)})))
-            client.call("containers.signal", {"id": cid, "signal": 9})
+            kill_and_wait(cid)
+            cid = f"py{n}"
+            fresh_times.append(timed(lambda: subprocess.run([sys.executable, "-c", LIBRARY_START, address, cid,
+                                                             str(bundle)], check=True)))
+            kill_and_wait(cid)
+            version_times.append(timed(lambda: actorctl("version")))
         base = statistics.median(bare_times)
-        print("start latency (median)")
-        print(f"  bare runc create+start        {ms(base)}   1.00x")
-        for label, values in (("actorctl containers start", cli_times), ("client library start", lib_times)):
-            med = statistics.median(values)
-            print(f"  {label:<29} {ms(med)}   {med / base:4.2f}x")
+        ctr_base = statistics.median(ctr_times) if containerd else None
+        table.section("start latency (median)")
+        table.row("bare runc create+start", ms(base), 1.0)
+        if ctr_base is not None:
+            table.row("containerd: ctr run -d", ms(ctr_base), ctr_base / base, 1.0)
+        cli_med, lib_med = statistics.median(cli_times), statistics.median(lib_times)
+        for label, med in (("actorctl containers start", cli_med), ("client library start", lib_med)):
+            table.row(label, ms(med), med / base, ratio(med, ctr_base))
+        table.section("actorctl: a new process each run (median)", ratios=False)
+        fresh_med = statistics.median(fresh_times)
+        table.row("actorctl version", ms(statistics.median(version_times)))
+        table.row("library start, new python process", ms(fresh_med))
+        table.row("containers start over the library", "+" + ms(cli_med - lib_med))
+        table.row("  over the library in a new process", "+" + ms(cli_med - fresh_med))
 
         # 2. concurrent starts
-        count = args.concurrent
-        bare_rate = concurrent(count, lambda n: bare.start(f"cb{n}"))
+        count, parallel = args.concurrent, args.parallel
+        bare_rate = per_second(count, parallel, lambda n: bare.start(f"cb{n}"))
         for n in range(count):
             bare.remove(f"cb{n}")
+        ctr_rate = ctr_shim_pss = ctr_pss = None
+        if containerd:
+            ctr_rate = per_second(count, parallel, lambda n: containerd.start_container(f"ctrc{n}", bundle))
+            ctr_shim_pss = [pss_kib(pid) for pid in containerd.shim_pids()]
+            ctr_pss = pss_kib(containerd.pid)
+            for n in range(count):
+                containerd.remove(f"ctrc{n}")
+        cli_rate = per_second(count, parallel, lambda n: actorctl("containers", "start", f"pc{n}", str(bundle)))
+        kill_and_wait(*(f"pc{n}" for n in range(count)))
 
         def start_one(n: int) -> None:
             with Client(address, timeout=120) as own:
                 own.call("containers.start", {"id": f"cc{n}", "bundle": str(bundle)})
 
-        ours_rate = concurrent(count, start_one)
+        ours_rate = per_second(count, parallel, start_one)
         listed = client.call("containers.list")
         shim_pids = [c["processes"][0]["shim_pid"] for c in listed if c["id"].startswith("cc")]
-        print(f"\n{count} concurrent starts")
-        print(f"  bare runc                     {bare_rate:7.1f} /s   1.00x")
-        print(f"  actord                        {ours_rate:7.1f} /s   {ours_rate / bare_rate:4.2f}x")
+        table.section(f"{count} starts, {parallel} at a time")
+        table.row("bare runc", f"{bare_rate:.1f} /s", 1.0)
+        if ctr_rate is not None:
+            table.row("containerd: ctr run -d", f"{ctr_rate:.1f} /s", ctr_rate / bare_rate, 1.0)
+        for label, rate in (("actord: actorctl", cli_rate), ("actord: client library", ours_rate)):
+            table.row(label, f"{rate:.1f} /s", rate / bare_rate, ratio(rate, ctr_rate))
 
         # 3. memory per shim with `count` running
         shim_pss = [pss_kib(pid) for pid in shim_pids]
         spawner = [int(p) for p in os.listdir("/proc") if p.isdigit() and
                    Path(f"/proc/{p}/cmdline").read_bytes().startswith(b"actor-shim-spawner " + str(state).encode())]
-        print(f"\nmemory with {len(shim_pids)} running")
-        print(f"  PSS per shim (median)         {statistics.median(shim_pss) / 1024:7.2f} MiB")
-        print(f"  PSS of all shims + spawner    {(sum(shim_pss) + sum(pss_kib(p) for p in spawner)) / 1024:7.1f} MiB")
-        print(f"  PSS of actord                 {pss_kib(daemon.pid) / 1024:7.1f} MiB")
-        for n in range(count):
-            client.call("containers.signal", {"id": f"cc{n}", "signal": 9})
-        wait_for_exit_events(client, {f"cc{n}" for n in range(count)})
+        ours_all = sum(shim_pss) + sum(pss_kib(p) for p in spawner)
+        table.section(f"memory (PSS) with {len(shim_pids)} running")
+        per_shim, daemon_pss = statistics.median(shim_pss), pss_kib(daemon.pid)
+        ctr_per_shim = statistics.median(ctr_shim_pss) if ctr_shim_pss else None
+        ctr_all = sum(ctr_shim_pss) if ctr_shim_pss else None
+        table.row("actord: per shim (median)", mib(per_shim), None, ratio(per_shim, ctr_per_shim))
+        table.row("actord: all shims + spawner", mib(ours_all), None, ratio(ours_all, ctr_all))
+        table.row("actord: the daemon", mib(daemon_pss), None, ratio(daemon_pss, ctr_pss))
+        if ctr_per_shim is not None and ctr_all is not None and ctr_pss is not None:
+            table.row("containerd: per shim (median)", mib(ctr_per_shim), None, 1.0)
+            table.row(f"containerd: all {len(ctr_shim_pss or [])} shims", mib(ctr_all), None, 1.0)
+            table.row("containerd: the daemon", mib(ctr_pss), None, 1.0)
+        kill_and_wait(*(f"cc{n}" for n in range(count)))
 
         # 4. exit -> event latency
-        context = zmq.Context.instance()
-        sub = context.socket(zmq.SUB)
+        sub: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
         sub.setsockopt(zmq.SUBSCRIBE, b"container/")
         sub.connect(info["events_address"])
         time.sleep(0.3)
@@ -195,39 +292,64 @@ def main() -> None:
         for n in range(args.runs):
             cid = f"lat{n}"
             started = client.call("containers.start", {"id": cid, "bundle": str(bundle)})
-            pid = started["processes"][0]["system_pid"]
-            pidfd = os.pidfd_open(pid)
             while sub.poll(0):
                 sub.recv_multipart()
-            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-            readable([pidfd], None)
-            exited = time.perf_counter()
-            os.close(pidfd)
+            exited = kill_noticed(started["processes"][0]["system_pid"])
             while True:
-                topic, body = sub.recv_multipart()
+                topic, _ = sub.recv_multipart()
                 if topic == f"container/{cid}/exit".encode():
                     latencies.append(time.perf_counter() - exited)
                     break
         sub.close()
-        print("\nexit -> event on the PUB socket")
-        print(f"  median                        {ms(statistics.median(latencies))}")
-        print(f"  max                           {ms(max(latencies))}")
+        ctr_latencies = []
+        if containerd:
+            events = containerd.events()
+            try:
+                time.sleep(0.3)
+                for n in range(args.runs):
+                    cid = f"ctrlat{n}"
+                    containerd.start_container(cid, bundle)
+                    events.discard()
+                    exited = kill_noticed(containerd.pid_of(cid))
+                    events.wait_exit(cid)
+                    ctr_latencies.append(time.perf_counter() - exited)
+                    containerd.remove(cid)
+            finally:
+                events.close()
+        ctr_med = statistics.median(ctr_latencies) if ctr_latencies else None
+        table.section("exit -> event")
+        table.row("actord: median (PUB socket)", ms(statistics.median(latencies)), None,
+                  ratio(statistics.median(latencies), ctr_med))
+        table.row("actord: max", ms(max(latencies)))
+        if ctr_med is not None:
+            table.row("containerd: median (ctr events)", ms(ctr_med), None, 1.0)
+            table.row("containerd: max", ms(max(ctr_latencies)))
 
         # 5. exec latency into a running container
         bare.start("execbare")
         client.call("containers.start", {"id": "execours", "bundle": str(bundle)})
-        bare_exec, ours_exec = [], []
+        if containerd:
+            containerd.start_container("ctrexec", bundle)
+        bare_exec, ctr_exec, ours_exec = [], [], []
         for n in range(args.runs):
             bare_exec.append(timed(lambda: bare.run("exec", "-d", "execbare", "sleep", "1000")))
+            if containerd:
+                ctr_exec.append(timed(lambda: containerd.exec("ctrexec", f"e{n}", ["sleep", "1000"])))
             ours_exec.append(timed(lambda: client.call(
                 "containers.exec", {"id": "execours", "pid": f"e{n}", "args": ["sleep", "1000"]})))
         base = statistics.median(bare_exec)
-        print("\nexec latency (median)")
-        print(f"  bare runc exec -d             {ms(base)}   1.00x")
-        print(f"  client library exec           {ms(statistics.median(ours_exec))}   "
-              f"{statistics.median(ours_exec) / base:4.2f}x")
+        ctr_base = statistics.median(ctr_exec) if ctr_exec else None
+        table.section("exec latency (median)")
+        table.row("bare runc exec -d", ms(base), 1.0)
+        if ctr_base is not None:
+            table.row("containerd: ctr task exec -d", ms(ctr_base), ctr_base / base, 1.0)
+        ours = statistics.median(ours_exec)
+        table.row("client library exec", ms(ours), ours / base, ratio(ours, ctr_base))
+        print(f"\nload {os.getloadavg()[0]:.2f} at the end")
     finally:
         client.close()
+        if containerd:
+            containerd.stop()
         for entry in subprocess.run(["runc", "--root", str(state / "runc"), "list", "-q"],
                                     capture_output=True, text=True).stdout.split():
             subprocess.run(["runc", "--root", str(state / "runc"), "delete", "--force", entry], capture_output=True)
