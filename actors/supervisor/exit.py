@@ -84,11 +84,11 @@ def maybe_remove(sup: Supervisor, container: Container) -> None:
     init.close()
     sup.tokens.pop(init.token, None)
     del sup.containers[container.id]
-    sup.heap.shrank(len(sup.containers))
     sup.tombstones[container.id] = init.token
     _await_cleanup(sup, container.id, "init", init.token)
     sup.emit("exit", container.id, pid="init", status=container.init_status, token=init.token)
     logger.info("container %s exited with %s", container.id, container.init_status)
+    sup.heap.shrank(len(sup.containers))  # after the event is on its way: a collection takes a while
 
 
 def _remember(sup: Supervisor, container_id: str, process_id: str, token: str, status: int) -> None:
