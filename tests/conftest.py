@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
@@ -10,7 +9,7 @@ from typing import Callable, Iterator
 import pytest
 
 from actorctl.bundle import create_bundle
-from tests.harness import Daemon, mounts_under, new_state_dir, pid_alive, remove_state_dir, wait_until
+from tests.harness import Daemon, checked_daemon, new_state_dir, remove_state_dir
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -53,29 +52,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 def daemon(request: pytest.FixtureRequest) -> Iterator[Daemon]:
     """A running actord; afterwards: no container, no shim, no zombie, the daemon stopped by pid."""
     state_dir = new_state_dir()
-    instance = Daemon(state_dir).start()
     try:
-        yield instance
-        # a child is a zombie for a moment between its exit and its reaping: only a lasting one is a leak
-        wait_until(lambda: instance.zombies() == [], 5, 0.05, "no zombies under actord or its shims")
+        with checked_daemon(Daemon(state_dir), request) as instance:
+            yield instance
     finally:
-        report = getattr(request.node, "report_call", None)
-        if report is None or report.failed:
-            print(f"--- actord log ---\n{instance.log()}")
-        try:
-            instance.kill_everything()
-            spawner = instance.spawner_pid()
-            assert instance.stop() == 0, instance.log()
-            assert instance.runc_containers() == []
-            assert instance.live_shims() == []
-            assert mounts_under(state_dir) == [], "a rootfs mount outlived its container"
-            if spawner:
-                assert not pid_alive(spawner), "the shim spawner outlived actord"
-        finally:
-            if instance.process and instance.process.poll() is None:
-                instance.process.kill()
-                instance.process.wait()
-            for container in instance.runc_containers():
-                subprocess.run(["runc", "--root", str(instance.runtime_root), "delete", "--force",
-                                container["id"]], capture_output=True)
-            remove_state_dir(state_dir)
+        remove_state_dir(state_dir)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -12,7 +13,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from actorctl.client import Client, DaemonError, Unreachable
 
@@ -239,3 +240,35 @@ def remove_state_dir(path: Path) -> None:
         subprocess.run(["umount", "-l", point], check=False)
     shutil.rmtree(path, ignore_errors=True)
     Path(str(path) + ".log").unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def checked_daemon(instance: Daemon, request: Any,
+                   own_mounts: tuple[str, ...] = ()) -> Iterator[Daemon]:
+    """Start `instance`; afterwards: no container, shim, zombie or mount (but `own_mounts`) left,
+    the daemon and its spawner gone, and the daemon's log shown if the test failed."""
+    instance.start()
+    try:
+        yield instance
+        # a child is a zombie for a moment between its exit and its reaping: only a lasting one is a leak
+        wait_until(lambda: instance.zombies() == [], 5, 0.05, "no zombies under actord or its shims")
+    finally:
+        report = getattr(request.node, "report_call", None)
+        if report is None or report.failed:
+            print(f"--- actord log ---\n{instance.log()}")
+        try:
+            instance.kill_everything()
+            spawner = instance.spawner_pid()
+            assert instance.stop() == 0, instance.log()
+            assert instance.runc_containers() == []
+            assert instance.live_shims() == []
+            assert mounts_under(instance.state_dir) == list(own_mounts), "a rootfs mount outlived its container"
+            if spawner:
+                assert not pid_alive(spawner), "the shim spawner outlived actord"
+        finally:
+            if instance.process and instance.process.poll() is None:
+                instance.process.kill()
+                instance.process.wait()
+            for container in instance.runc_containers():
+                subprocess.run(["runc", "--root", str(instance.runtime_root), "delete", "--force",
+                                container["id"]], capture_output=True)

@@ -18,7 +18,16 @@ import pytest
 
 from actorctl.bundle import create_bundle
 from actorctl.client import DaemonError
-from tests.harness import ACTORCTL, Daemon, new_state_dir, pid_alive, process_table, remove_state_dir, wait_until
+from tests.harness import (
+    ACTORCTL,
+    Daemon,
+    checked_daemon,
+    new_state_dir,
+    pid_alive,
+    process_table,
+    remove_state_dir,
+    wait_until,
+)
 
 SHELL_LOOP = ("sh", "-c", 'trap "exit 0" TERM; while true; do sleep 0.2; done')
 HOST_MARKERS = ("actor", "runc", "shim", "/tmp/", "/run/", "python")
@@ -81,7 +90,7 @@ def test_signals_from_inside_reach_nothing_outside(daemon: Daemon, bundles: Call
 
 
 @pytest.fixture
-def lying_runtime(tmp_path: Path) -> Iterator[tuple[Daemon, Path]]:
+def lying_runtime(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[Daemon, Path]]:
     """actord with a runtime whose `exec` really runs, then names another process in its pid file."""
     victim_file = tmp_path / "victim.pid"
     wrapper = tmp_path / "runtime"
@@ -94,12 +103,10 @@ exit $status
 """)
     wrapper.chmod(0o755)
     state_dir = new_state_dir()
-    daemon = Daemon(state_dir, extra_args=["--runtime", str(wrapper)]).start()
     try:
-        yield daemon, victim_file
+        with checked_daemon(Daemon(state_dir, extra_args=["--runtime", str(wrapper)]), request) as daemon:
+            yield daemon, victim_file
     finally:
-        daemon.kill_everything()
-        assert daemon.stop() == 0
         remove_state_dir(state_dir)
 
 

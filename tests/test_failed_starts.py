@@ -15,7 +15,14 @@ from typing import Callable, Iterator
 import pytest
 
 from actorctl.client import DaemonError
-from tests.harness import Daemon, mounts_under, new_state_dir, remove_state_dir, wait_until
+from tests.harness import (
+    Daemon,
+    checked_daemon,
+    mounts_under,
+    new_state_dir,
+    remove_state_dir,
+    wait_until,
+)
 
 WRAPPER = """#!/bin/sh
 fault=$(cat {fault} 2>/dev/null)
@@ -39,21 +46,19 @@ def fd_count(pid: int) -> int:
 
 
 @pytest.fixture
-def faulty(tmp_path: Path) -> Iterator[tuple[Daemon, Path]]:
+def faulty(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[Daemon, Path]]:
     """actord on a runtime wrapper whose fault is whatever the returned file says."""
     fault = tmp_path / "fault"
     wrapper = tmp_path / "runtime"
     wrapper.write_text(WRAPPER.format(fault=fault))
     wrapper.chmod(0o755)
     state_dir = new_state_dir()
-    daemon = Daemon(state_dir, extra_args=["--runtime", str(wrapper), "--start-timeout", "3"]).start()
     try:
-        yield daemon, fault
+        with checked_daemon(Daemon(state_dir, extra_args=["--runtime", str(wrapper), "--start-timeout", "3"]),
+                            request) as daemon:
+            yield daemon, fault
+            fault.unlink(missing_ok=True)
     finally:
-        fault.unlink(missing_ok=True)
-        daemon.kill_everything()
-        assert daemon.stop() == 0, daemon.log()
-        assert mounts_under(state_dir) == []
         remove_state_dir(state_dir)
 
 

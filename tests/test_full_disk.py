@@ -24,7 +24,7 @@ from actors.eventlog import EventLog
 from actors.eventlog.store import EventStore
 from actors.outputlog import OutputWriter, read_output
 from actors.wire.api import ok_reply
-from tests.harness import Daemon, mounts_under, pid_alive, wait_until
+from tests.harness import Daemon, checked_daemon, mounts_under, pid_alive, wait_until
 
 SHELL_LOOP = ("sh", "-c", 'trap "exit 0" TERM; while true; do sleep 0.2; done')
 CHATTY = ("sh", "-c", "while true; do echo hello; sleep 0.01; done")
@@ -115,33 +115,10 @@ def test_a_logs_cursor_past_the_output_is_invalid(daemon: Daemon, bundles: Calla
 @pytest.fixture
 def full_disk_daemon(request: pytest.FixtureRequest) -> Iterator[Daemon]:
     """A running actord whose state dir is an 8 MiB tmpfs; afterwards, as with `daemon`: no
-    container, shim or zombie left, the daemon stopped by pid, and nothing left mounted."""
-    with small_tmpfs("8m") as state_dir:
-        instance = Daemon(state_dir).start()
-        try:
-            yield instance
-            wait_until(lambda: instance.zombies() == [], 5, 0.05, "no zombies under actord or its shims")
-        finally:
-            report = getattr(request.node, "report_call", None)
-            if report is None or report.failed:
-                print(f"--- actord log ---\n{instance.log()}")
-            try:
-                instance.kill_everything()
-                spawner = instance.spawner_pid()
-                assert instance.stop() == 0, instance.log()
-                assert instance.runc_containers() == []
-                assert instance.live_shims() == []
-                assert mounts_under(state_dir) == [str(state_dir)], "a rootfs mount outlived its container"
-                if spawner:
-                    assert not pid_alive(spawner), "the shim spawner outlived actord"
-            finally:
-                if instance.process and instance.process.poll() is None:
-                    instance.process.kill()
-                    instance.process.wait()
-                for container in instance.runc_containers():
-                    subprocess.run(["runc", "--root", str(instance.runtime_root), "delete", "--force",
-                                    container["id"]], capture_output=True)
-                Path(str(state_dir) + ".log").unlink(missing_ok=True)
+    container, shim or zombie left, the daemon stopped by pid, and nothing but the tmpfs mounted."""
+    with small_tmpfs("8m") as state_dir, checked_daemon(Daemon(state_dir), request,
+                                                        own_mounts=(str(state_dir),)) as instance:
+        yield instance
 
 
 class Subscriber:
