@@ -30,6 +30,7 @@ from actors.wire import MAX_CLIENT_MESSAGE, MAX_SHIM_MESSAGE, ApiError, ErrorCod
 from actors.wire.api import error_reply, parse_request
 from actors.wire.codec import MAX_SUBSCRIPTION
 from actors.wire.messages import make, validate
+from shimproc import trace
 
 __all__ = ["BUS_ADDRESS", "WELCOME", "Bus", "BusSender"]
 
@@ -228,6 +229,8 @@ class Bus(threading.Thread):
                 logger.error("invalid internal message for %s dropped: %s", destination, exc)
                 continue
             if destination != "bus":
+                if trace.ENABLED and message.get("token"):
+                    trace.stamp(message["token"], f"bus: {message['type']} for {destination}")
                 self._tell(destination, message)
             elif message["type"] == "stop":
                 return False
@@ -243,6 +246,8 @@ class Bus(threading.Thread):
                 self.xpub.send_multipart(
                     [message["topic"].encode(), pack(message["event"])], zmq.NOBLOCK
                 )
+                if trace.ENABLED and message["event"].get("token"):
+                    trace.stamp(message["event"]["token"], "bus: published")
             except zmq.Again:
                 logger.debug("event %s not published: subscribers are full", message["topic"])
         elif kind == "watch_fd":
@@ -336,6 +341,8 @@ class Bus(threading.Thread):
             except WireError as exc:
                 logger.warning("bad shim report dropped: %s", exc)
                 continue
+            if trace.ENABLED:
+                trace.stamp(message["token"], "bus: shim report received")
             self._tell("monitor", message)
 
     def _drain_subscriptions(self) -> None:

@@ -11,7 +11,9 @@ The writer never fails the shim: output that cannot be stored (a full disk) is
 counted and dropped, and once records can be stored again a stderr record says
 how much was lost.
 
-The shim (writer) and the daemon (reader) both import this module.
+The shim (writer) and the daemon (reader) both import this module. Paths are
+handled with os.path, not pathlib: in a shim, every library function run after the
+fork costs pages it would otherwise share with the spawner.
 """
 
 from __future__ import annotations
@@ -19,12 +21,11 @@ from __future__ import annotations
 import os
 import re
 import time
-from pathlib import Path
 from typing import Any
 
 import msgpack
 
-from actors.statedir import append_record, describe_os_error
+from actors.statedir import append_record, describe_os_error, remove_file
 
 __all__ = ["DEFAULT_LIMIT", "CursorError", "OutputWriter", "generations", "read_output"]
 
@@ -32,11 +33,11 @@ DEFAULT_LIMIT = 1 << 20
 _NAME = re.compile(r"output\.(\d+)\.log\Z")
 
 
-def _path(directory: Path, generation: int) -> Path:
-    return directory / f"output.{generation}.log"
+def _path(directory: str | os.PathLike[str], generation: int) -> str:
+    return os.path.join(directory, f"output.{generation}.log")
 
 
-def generations(directory: Path) -> list[int]:
+def generations(directory: str | os.PathLike[str]) -> list[int]:
     try:
         names = os.listdir(directory)
     except OSError:
@@ -51,7 +52,7 @@ class CursorError(ValueError):
 class OutputWriter:
     """Appends output records; used by the shim only. `write` never raises."""
 
-    def __init__(self, directory: Path, limit: int = DEFAULT_LIMIT) -> None:
+    def __init__(self, directory: str | os.PathLike[str], limit: int = DEFAULT_LIMIT) -> None:
         self.directory = directory
         self.limit = limit
         existing = generations(directory)
@@ -90,7 +91,7 @@ class OutputWriter:
     def _rotate(self) -> None:
         """Start the next generation, deleting the one before the current one first (on a
         full disk that makes room). If the new file cannot be made, the current one stays."""
-        _path(self.directory, self.generation - 1).unlink(missing_ok=True)
+        remove_file(_path(self.directory, self.generation - 1))
         fd, size = self._open(self.generation + 1)
         os.close(self._fd)
         self._fd, self.size = fd, size
@@ -100,13 +101,13 @@ class OutputWriter:
         os.close(self._fd)
 
 
-def _check_cursor(directory: Path, kept: list[int], generation: int, offset: int) -> None:
+def _check_cursor(directory: str | os.PathLike[str], kept: list[int], generation: int, offset: int) -> None:
     """Raise CursorError for a cursor no reader was given: a file or offset not written yet."""
     newest = kept[-1] if kept else 0
     if generation > newest:
         raise CursorError(f"cursor generation {generation} is past the newest output file ({newest})")
     try:
-        size = _path(directory, generation).stat().st_size
+        size = os.stat(_path(directory, generation)).st_size
     except FileNotFoundError:
         if generation < newest:
             return  # rotated away meanwhile: reading goes on at the next file
@@ -115,7 +116,7 @@ def _check_cursor(directory: Path, kept: list[int], generation: int, offset: int
         raise CursorError(f"cursor offset {offset} is past the end of output file {generation} ({size} bytes)")
 
 
-def read_output(directory: Path, cursor: list[int] | None, max_bytes: int) -> dict[str, Any]:
+def read_output(directory: str | os.PathLike[str], cursor: list[int] | None, max_bytes: int) -> dict[str, Any]:
     """Records after `cursor` (at most about `max_bytes` of data), the next cursor, and
     `dropped` when output between the cursor and the oldest kept file was rotated away.
     CursorError for a cursor past the output written so far."""

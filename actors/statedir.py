@@ -15,7 +15,9 @@
     <root>/containers/<id>/config.json   the OCI config runc runs the container with (copied at start)
     <root>/containers/<id>/<process>/{meta.json, state.json, process.json, pid, log.json, exit.json}
 
-Both the daemon and the shim import this module, so it stays free of heavy imports.
+Both the daemon and the shim import this module, so it stays free of heavy imports,
+and the file helpers take plain strings as well as paths: a shim avoids pathlib (every
+library function it runs after the fork costs pages it would share with the spawner).
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["IPC_PATH_MAX", "NO_SPACE", "StateDir", "append_record", "describe_os_error", "read_json", "reserve_file",
-           "write_all", "write_file_atomic", "write_json_atomic"]
+__all__ = ["IPC_PATH_MAX", "NO_SPACE", "StateDir", "append_record", "describe_os_error", "read_json", "remove_file",
+           "reserve_file", "write_all", "write_file_atomic", "write_json_atomic"]
 
 IPC_PATH_MAX = 107
 """sizeof(sockaddr_un.sun_path) - 1: longer ipc paths cannot be bound."""
@@ -158,11 +160,20 @@ def append_record(fd: int, size: int, record: bytes) -> int:
     return size + len(record)
 
 
-def _temporary(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp")
+def remove_file(path: str | os.PathLike[str]) -> None:
+    """Remove a file if it is there."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
-def reserve_file(path: Path, size: int = 4096) -> None:
+def _temporary(path: str | os.PathLike[str]) -> str:
+    directory, name = os.path.split(path)
+    return os.path.join(directory, f".{name}.tmp")
+
+
+def reserve_file(path: str | os.PathLike[str], size: int = 4096) -> None:
     """Allocate the space a later `write_file_atomic(path, ...)` of up to `size` bytes writes
     into, so that it succeeds even when the disk has filled up meanwhile."""
     fd = os.open(_temporary(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
@@ -172,7 +183,7 @@ def reserve_file(path: Path, size: int = 4096) -> None:
         os.close(fd)
 
 
-def write_file_atomic(path: Path, payload: bytes, *, durable: bool = True) -> None:
+def write_file_atomic(path: str | os.PathLike[str], payload: bytes, *, durable: bool = True) -> None:
     """Replace a file so that readers see the old or the new content, never a torn one.
 
     The content is written over the temporary file's old bytes (space `reserve_file` may
@@ -191,17 +202,17 @@ def write_file_atomic(path: Path, payload: bytes, *, durable: bool = True) -> No
             os.close(fd)
         os.rename(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        remove_file(tmp)
         raise
     if durable:
-        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        dir_fd = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
 
 
-def write_json_atomic(path: Path, data: Any, *, durable: bool = True) -> None:
+def write_json_atomic(path: str | os.PathLike[str], data: Any, *, durable: bool = True) -> None:
     """Write a JSON file so that readers see the old or the new content, never a torn one."""
     write_file_atomic(path, json.dumps(data, separators=(",", ":")).encode(), durable=durable)
 

@@ -10,11 +10,21 @@ Lifecycle:
      ever), until the container process exits. `runc start` runs here, on the
      starter's word, so a process that exits at once is never deleted while
      `runc start` is still finishing;
-  5. drain its output, write `exit.json` durably, then push the exit report;
+  5. drain its output, write `exit.json`, then push the exit report;
   6. for an init process, `runc delete`; exit once the output ends are closed.
 
-A dead daemon cannot hang us: the report socket lingers a bounded time, and the
-durable `exit.json` is what a restarted daemon reads.
+A dead daemon cannot hang us: the report socket lingers a bounded time, and
+`exit.json` is what a restarted daemon reads. It is renamed into place, not
+fsynced: the state dir lives on a tmpfs (/run) whose files outlive any daemon
+crash, and nothing there outlives a reboot, so a sync would only delay the report.
+
+Memory: a shim shares the spawner's pages until one of them writes to a page,
+and Python writes wherever it runs (reference counts, allocator pools, bytecode
+caches). So what every shim needs is made once in the spawner (the libc handle,
+the runtime's environment), paths are plain strings (pathlib runs a dozen
+functions per path), and the sockets are pyzmq's backend classes, whose methods
+are C: the Python layer over them (zmq.Context, zmq.Socket, zmq.Poller) cost a
+shim some 300 KiB of pages.
 """
 
 from __future__ import annotations
@@ -30,13 +40,15 @@ from typing import Any
 
 import zmq
 from setproctitle import setproctitle
+from zmq.backend import Context, Socket, zmq_poll
 
 from actors.fdwait import readable
 from actors.procinfo import children, open_pidfd, parent_pid, start_time
 from actors.rootfs import detach_rootfs
-from actors.statedir import reserve_file, write_json_atomic
+from actors.statedir import remove_file, reserve_file, write_json_atomic
 from actors.wire import MAX_SHIM_MESSAGE, WireError, pack, unpack
 from actors.wire.messages import make, validate
+from shimproc import trace
 from shimproc.config import ShimConfig
 from shimproc.stdio import Stdio
 
@@ -47,6 +59,11 @@ REPORT_LINGER_MS = 2000
 """How long an undelivered exit report may hold the shim after the process exits."""
 
 _RESET_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.SIGCHLD)
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_RUNTIME_ENV = dict(os.environ)
+"""The runtime's environment (ours), as a plain dict made before the fork: converting
+os.environ runs its Python-level mapping code for every variable in every shim."""
 
 
 def exit_status(wait_status: int) -> int:
@@ -72,9 +89,9 @@ class Reaper:
         return self.wake_fd, self._wake_w
 
     def clear_wakeups(self) -> None:
+        """Empty the wake-up pipe; call it when a poll found it readable."""
         try:
-            while os.read(self.wake_fd, 512):
-                pass
+            os.read(self.wake_fd, 4096)  # a byte per signal: one read takes them all, a poll finds any rest
         except BlockingIOError:
             pass
 
@@ -97,23 +114,26 @@ class Reaper:
             timeout = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
             if deadline is not None and timeout == 0.0:
                 return None
-            readable([self.wake_fd], timeout)
-            self.clear_wakeups()
+            if readable([self.wake_fd], timeout):
+                self.clear_wakeups()
 
 
 class Shim:
     def __init__(self, config: ShimConfig, ready_fd: int) -> None:
         self.config = config
         self.ready_fd = ready_fd
-        self.procdir = Path(config.procdir)
         self.reaper = Reaper()
         self.started = config.mode != "create"
+
+    def path(self, name: str) -> str:
+        """A file in this process's state dir."""
+        return f"{self.config.procdir}/{name}"
 
     def runtime_argv(self, *args: str) -> list[str]:
         return [
             self.config.runtime,
             "--root", self.config.runtime_root,
-            "--log", str(self.procdir / "log.json"),
+            "--log", self.path("log.json"),
             "--log-format", "json",
             *args,
         ]
@@ -125,14 +145,15 @@ class Shim:
         return actions + [(os.POSIX_SPAWN_DUP2, fd, target) for fd, target in stdio or []]
 
     def spawn(self, argv: list[str], stdio: list[tuple[int, int]] | None = None) -> int:
-        return os.posix_spawnp(argv[0], argv, os.environ, file_actions=self.file_actions(stdio),
+        return os.posix_spawnp(argv[0], argv, _RUNTIME_ENV, file_actions=self.file_actions(stdio),
                                setsigdef=_RESET_SIGNALS, setsigmask=())
 
     def runtime_error(self) -> str:
         """The last error the runtime logged, for the user."""
         message = ""
         try:
-            lines = (self.procdir / "log.json").read_text(errors="replace").splitlines()
+            with open(self.path("log.json"), errors="replace") as log:
+                lines = log.read().splitlines()
         except OSError:
             lines = []
         for line in lines:
@@ -162,7 +183,8 @@ class Shim:
         number is refused: we never adopt, report or signal a process we do not own.
         """
         try:
-            pid = int((self.procdir / "pid").read_text().strip())
+            with open(self.path("pid"), "rb") as pid_file:
+                pid = int(pid_file.read())
         except (OSError, ValueError):
             return None
         if pid in self.reaper.statuses or parent_pid(pid) == os.getpid():
@@ -176,10 +198,10 @@ class Shim:
 
     def runtime_command(self, console: bool) -> list[str]:
         config = self.config
-        pid_file = ["--pid-file", str(self.procdir / "pid")]
+        pid_file = ["--pid-file", self.path("pid")]
         console_args = ["--console-socket", config.console_path] if console else []
         if config.mode == "exec":
-            return ["exec", "-d", "--process", str(self.procdir / "process.json"),
+            return ["exec", "-d", "--process", self.path("process.json"),
                     *pid_file, *console_args, config.container_id]
         if config.mode == "restore":
             return ["restore", "-d", "--bundle", config.bundle, "--image-path", config.checkpoint,
@@ -188,21 +210,21 @@ class Shim:
         return ["create", "--bundle", config.bundle, *pid_file, *console_args, config.container_id]
 
     def run(self) -> int:
-        context = zmq.Context()
-        report = context.socket(zmq.PUSH)
-        report.setsockopt(zmq.LINGER, REPORT_LINGER_MS)
-        report.setsockopt(zmq.SNDHWM, 16)
+        context = Context(io_threads=1)
+        report = Socket(context, zmq.PUSH)
+        report.set(zmq.LINGER, REPORT_LINGER_MS)
+        report.set(zmq.SNDHWM, 16)
         report.connect(self.config.report_address)
-        control = context.socket(zmq.ROUTER)
-        control.setsockopt(zmq.LINGER, 0)
-        control.setsockopt(zmq.MAXMSGSIZE, MAX_SHIM_MESSAGE)
+        control = Socket(context, zmq.ROUTER)
+        control.set(zmq.LINGER, 0)
+        control.set(zmq.MAXMSGSIZE, MAX_SHIM_MESSAGE)
         try:
-            Path(self.config.control_path).unlink(missing_ok=True)
+            remove_file(self.config.control_path)
             control.bind(f"ipc://{self.config.control_path}")
             return self._run(report, control)
         finally:
             control.close()
-            Path(self.config.control_path).unlink(missing_ok=True)
+            remove_file(self.config.control_path)
             report.close()
             context.term()
 
@@ -232,10 +254,10 @@ class Shim:
                 os.close(fd)
         self.reaper.reap()
 
-    def _run(self, report: zmq.Socket, control: zmq.Socket) -> int:
+    def _run(self, report: Socket, control: Socket) -> int:
         config = self.config
         try:
-            reserve_file(self.procdir / "exit.json")  # the exit is recorded even if the disk fills up
+            reserve_file(self.path("exit.json"))  # the exit is recorded even if the disk fills up
         except OSError:
             pass  # already full: the exit report still goes out
         stdio = Stdio(config.output_dir, tty=config.tty, stdin=config.stdin,
@@ -259,19 +281,31 @@ class Shim:
             stdio.close()
         return 0
 
-    def _serve(self, pid: int, stdio: Stdio, report: zmq.Socket, control: zmq.Socket) -> None:
-        """Pump output, answer control messages, reap; report the exit; wait for output EOF."""
-        config = self.config
-        status: int | None = None
+    def _serve(self, pid: int, stdio: Stdio, report: Socket, control: Socket) -> None:
+        """Pump output, answer control messages, reap; report the exit; wait for output EOF.
+
+        An exit goes first: a round that reaps starts over, and a round starts with the exit
+        if it has been reaped (here, or by the wait of a control message's runtime call), so
+        only draining the output already there stands between the wake-up and the report.
+        """
+        exited = False
         while True:
-            poller = zmq.Poller()
-            poller.register(control, zmq.POLLIN)
-            poller.register(self.reaper.wake_fd, zmq.POLLIN)
-            for fd in stdio.outputs:
-                poller.register(fd, zmq.POLLIN)
+            if not exited and pid in self.reaper.statuses:
+                exited = True
+                self._report_exit(self.reaper.statuses.pop(pid), stdio, report)
+            if exited and not stdio.outputs:
+                self.reaper.reap()
+                self._answer(control, stdio)
+                return
+            items: list[tuple[Any, int]] = [(control, zmq.POLLIN), (self.reaper.wake_fd, zmq.POLLIN)]
+            items += [(fd, zmq.POLLIN) for fd in stdio.outputs]
             if stdio.wants_write:
-                poller.register(stdio.stdin_fd, zmq.POLLOUT)
-            ready = dict(poller.poll(1000))
+                items.append((stdio.stdin_fd, zmq.POLLOUT))
+            ready = dict(zmq_poll(items, 1000))
+            if self.reaper.wake_fd in ready:
+                self.reaper.clear_wakeups()
+                self.reaper.reap()
+                continue
             for fd in list(stdio.outputs):
                 if fd in ready:
                     stdio.pump(fd)
@@ -279,34 +313,34 @@ class Shim:
                 stdio.flush_stdin()
             if control in ready:
                 self._answer(control, stdio)
-            if self.reaper.wake_fd in ready:
-                self.reaper.clear_wakeups()
-            self.reaper.reap()
-            exited: int | None = None
-            if status is None and pid in self.reaper.statuses:
-                exited = self.reaper.statuses.pop(pid)
-            if exited is not None:
-                status = exited
-                stdio.drain()
-                try:
-                    write_json_atomic(self.procdir / "exit.json", {"status": status, "time": time.time()})
-                except OSError:
-                    pass  # our state is gone (a discarded container) or the disk is full: report anyway
-                report.send(pack(make("shim_exit", token=config.token, id=config.container_id,
-                                      pid=config.process_id, status=status, shim_pid=os.getpid())))
-                if config.is_init:
-                    self.delete_container()
-            if status is not None and not stdio.outputs:
-                self.reaper.reap()
-                self._answer(control, stdio)
-                return
 
-    def _answer(self, control: zmq.Socket, stdio: Stdio) -> None:
-        while True:
-            try:
-                frames = control.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
+    def _report_exit(self, status: int, stdio: Stdio, report: Socket) -> None:
+        """Drain the output (so `logs` after the exit has all of it), record the exit, report it;
+        then, for an init, delete the runtime's container."""
+        config = self.config
+        if trace.ENABLED:
+            trace.stamp(config.token, "shim reaped")
+        stdio.drain()
+        if trace.ENABLED:
+            trace.stamp(config.token, "shim drained")
+        try:
+            write_json_atomic(self.path("exit.json"), {"status": status, "time": time.time()}, durable=False)
+        except OSError:
+            pass  # our state is gone (a discarded container) or the disk is full: report anyway
+        if trace.ENABLED:
+            trace.stamp(config.token, "shim recorded")
+        report.send(pack(make("shim_exit", token=config.token, id=config.container_id,
+                              pid=config.process_id, status=status, shim_pid=os.getpid())))
+        if trace.ENABLED:
+            trace.stamp(config.token, "shim sent")
+        if config.is_init:
+            self.delete_container()
+
+    def _answer(self, control: Socket, stdio: Stdio) -> None:
+        while int(control.get(zmq.EVENTS)) & zmq.POLLIN:
+            frames = [control.recv()]
+            while control.get(zmq.RCVMORE):  # the rest of a message has arrived with its first frame
+                frames.append(control.recv())
             if len(frames) != 2:
                 continue
             try:
@@ -320,7 +354,8 @@ class Shim:
                 error = f"{exc.strerror or exc}"
             ack = make("shim_ack", ok=error is None, error=error)
             try:
-                control.send_multipart([frames[0], pack(ack)], zmq.NOBLOCK)
+                control.send(frames[0], zmq.SNDMORE | zmq.NOBLOCK)
+                control.send(pack(ack), zmq.NOBLOCK)
             except zmq.ZMQError:
                 pass
 
@@ -356,8 +391,7 @@ class Shim:
 
 def become_subreaper() -> None:
     """Orphaned descendants are re-parented to this process instead of PID 1."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+    if _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
 
 
@@ -377,7 +411,7 @@ def run_shim(config: ShimConfig, ready_fd: int) -> int:
         return shim.run()
     except Exception as exc:
         try:
-            with open(Path(config.procdir) / "shim.log", "a") as log:
+            with open(f"{config.procdir}/shim.log", "a") as log:
                 log.write(f"{time.time():.3f} shim failed: {type(exc).__name__}: {exc}\n")
         except OSError:
             pass  # a full disk: the starter and stderr still hear of it

@@ -8,14 +8,34 @@ parent and reaper of the shims and of anything a dead shim leaves behind while
 it lives; it exits when actord does, leaving the shims running.
 
 Requests arrive on a SOCK_SEQPACKET unix socket: one JSON `ShimConfig` plus the
-write end of the caller's ready pipe (SCM_RIGHTS). The reply is `{"pid": N}`.
+write end of the caller's ready pipe (SCM_RIGHTS). The reply is the shim's pid,
+in decimal.
+
+A shim shares the spawner's pages until one of the two writes to a page, and
+Python writes wherever it runs (reference counts, allocator pools, bytecode
+caches). So:
+  * the spawner only accepts a connection and forks, in C calls: the child
+    reads the request, answers with its own pid and parses its configuration.
+    Every page the spawner writes after a fork is one that each shim forked
+    before stops sharing; this loop writes some 25 per start (it was 140);
+  * it forks with libc's fork(), not os.fork(): os.fork() runs the
+    interpreter's at-fork hooks, which in the child rebuild the state of
+    threading, random and logging (copying ~600 KiB of shared pages into every
+    shim) and in the parent take and release logging's lock. They repair what
+    other threads may have left mid-way; the spawner has one thread and holds
+    no lock, so the child can go on with its state as it is (its one thread
+    keeps its identity; a shim never uses random). A test checks that the
+    spawner stays single-threaded;
+  * gc.freeze() after the imports: a collection in a shim never walks (and
+    writes the GC headers of) what it inherited.
 """
 
 from __future__ import annotations
 
+import ctypes
 import gc
-import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -23,16 +43,22 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from setproctitle import setproctitle
 
-from actors.fdwait import reader_gone, readable
+from actors.fdwait import reader_gone
 from shimproc.config import ShimConfig
 from shimproc.shim import Reaper, become_subreaper, run_shim
 
-__all__ = ["Spawner", "SpawnedShim", "serve"]
+__all__ = ["SpawnedShim", "Spawner", "serve"]
 
 _MAX_REQUEST = 64 << 10
+_REQUEST_TIMEOUT = 5.0
+"""Seconds a new shim waits for its request on an accepted connection."""
+_fork = ctypes.PyDLL(None).fork
+"""fork(2) without the interpreter's at-fork hooks (see above), called with the GIL held
+(PyDLL) so that the child goes on running Python; -1 when it fails."""
 
 
 @dataclass(frozen=True)
@@ -108,7 +134,7 @@ class Spawner:
                 reply = conn.recv(4096)
             if not reply:
                 raise ConnectionError("the shim spawner closed the connection")
-            pid = int(json.loads(reply)["pid"])
+            pid = int(reply)
         except BaseException:
             os.close(ready_r)
             raise
@@ -117,42 +143,61 @@ class Spawner:
         return SpawnedShim(pid=pid, ready_fd=ready_r)
 
 
-def _fork_shim(conn: socket.socket, listener: socket.socket, closers: list[int]) -> None:
-    message, fds, _, _ = socket.recv_fds(conn, _MAX_REQUEST, 1)
-    if len(fds) != 1:
-        for fd in fds:
-            os.close(fd)
-        return
-    ready_w = fds[0]
+def _take_request(conn: socket.socket) -> tuple[bytes, int] | None:
+    """The request on a new connection (the configuration and the ready pipe), answered with
+    our pid; None if it is malformed or its starter gave up (a shim now would run unowned)."""
+    with conn:
+        conn.settimeout(_REQUEST_TIMEOUT)
+        message, fds, _, _ = socket.recv_fds(conn, _MAX_REQUEST, 1)
+        if len(fds) != 1 or reader_gone(fds[0]):
+            return None
+        conn.sendall(b"%d" % os.getpid())
+    return message, fds[0]
+
+
+def _become_shim(conn: socket.socket, closers: list[int]) -> NoReturn:
+    """In a new child: take the request on `conn` and run its shim."""
+    code = 2
     try:
-        config = ShimConfig.from_json(message)
-    except (ValueError, TypeError):
-        os.close(ready_w)
-        return
-    if reader_gone(ready_w):  # the starter gave up waiting for us: a shim now would run unowned
-        os.close(ready_w)
-        return
-    pid = os.fork()
-    if pid == 0:
-        code = 2
-        try:
-            listener.close()
-            conn.close()
-            signal.set_wakeup_fd(-1)
-            for fd in closers:
-                os.close(fd)
-            for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
-                signal.signal(signum, signal.SIG_DFL)
+        for fd in closers:
+            os.close(fd)
+        signal.set_wakeup_fd(-1)
+        request = _take_request(conn)
+        if request is not None:
             os.setsid()
             null = os.open(os.devnull, os.O_RDWR)
             for target in (0, 1, 2):
                 os.dup2(null, target)
             os.close(null)
-            code = run_shim(config, ready_w)
-        finally:
-            os._exit(code)
-    os.close(ready_w)
-    conn.sendall(json.dumps({"pid": pid}).encode())
+            code = run_shim(ShimConfig.from_json(request[0]), request[1])  # it sets every signal it handles
+    finally:
+        os._exit(code)
+
+
+def _fork_loop(listener: socket.socket, lifeline: int, reaper: Reaper) -> None:
+    """Fork a shim per connection until the lifeline closes. Little runs here but C calls and
+    the reaping, which is the same code every shim runs (pages they have written anyway)."""
+    listen_fd = listener.fileno()
+    poller = select.poll()
+    for fd in (listen_fd, lifeline, reaper.wake_fd):
+        poller.register(fd, select.POLLIN)
+    closers = [listen_fd, lifeline, *reaper.fds]
+    while True:
+        for fd, _ in poller.poll():
+            if fd == listen_fd:
+                try:
+                    conn, _ = listener.accept()
+                except OSError:  # the caller went away meanwhile
+                    continue
+                if _fork() == 0:
+                    _become_shim(conn, closers)
+                conn.close()  # after a failed fork, the caller sees the connection closed
+            elif fd == lifeline:
+                return
+            else:
+                reaper.clear_wakeups()
+                reaper.reap()
+                reaper.statuses.clear()
 
 
 def serve(socket_path: str, lifeline: int, ready_fd: int, title: str) -> None:
@@ -169,27 +214,12 @@ def serve(socket_path: str, lifeline: int, ready_fd: int, title: str) -> None:
     listener.bind(socket_path)
     os.chmod(socket_path, 0o600)
     listener.listen(64)
+    listener.setblocking(False)
     gc.collect()
-    gc.freeze()  # keep forked shims from copying pages just to update GC headers
+    gc.freeze()
     os.write(ready_fd, b"1")
     os.close(ready_fd)
-    closers = [lifeline, *reaper.fds]
-    while True:
-        ready = readable([listener.fileno(), lifeline, reaper.wake_fd], None)
-        if reaper.wake_fd in ready:
-            reaper.clear_wakeups()
-            reaper.reap()
-            reaper.statuses.clear()
-        if lifeline in ready:
-            break
-        if listener.fileno() in ready:
-            conn, _ = listener.accept()
-            with conn:
-                conn.settimeout(5)
-                try:
-                    _fork_shim(conn, listener, closers)
-                except OSError:
-                    pass
+    _fork_loop(listener, lifeline, reaper)
     listener.close()
     try:
         os.unlink(socket_path)

@@ -7,7 +7,6 @@ import os
 import socket
 import struct
 import termios
-from pathlib import Path
 
 from actors.outputlog import OutputWriter
 
@@ -36,8 +35,11 @@ class Stdio:
 
     def __init__(self, output_dir: str, *, tty: bool, stdin: bool, console_path: str, log_limit: int) -> None:
         self.tty = tty
-        Path(output_dir).mkdir(mode=0o700, exist_ok=True)
-        self.log = OutputWriter(Path(output_dir), log_limit)
+        try:
+            os.mkdir(output_dir, 0o700)
+        except FileExistsError:
+            pass
+        self.log = OutputWriter(output_dir, log_limit)
         self.outputs: dict[int, int] = {}
         """fd -> stream number (1 stdout, 2 stderr) of open output ends."""
         self.stdin_fd = -1

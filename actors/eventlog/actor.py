@@ -23,6 +23,7 @@ from actors.base import BusActor
 from actors.eventlog.store import EventStore
 from actors.wire import MAX_CLIENT_MESSAGE, ApiError, ErrorCode, pack
 from actors.wire.api import Params, error_reply, ok_reply
+from shimproc import trace
 
 __all__ = ["EventLog", "event_topic"]
 
@@ -63,6 +64,9 @@ class EventLog(BusActor):
         """The storage trouble last reported to the Supervisor."""
 
     def on_emit(self, message: dict[str, Any]) -> None:
+        token = message.get("token")
+        if trace.ENABLED and token:
+            trace.stamp(token, "eventlog: emit")
         event = {
             "seq": self.store.last_seq + 1,
             "type": message["event"],
@@ -72,9 +76,11 @@ class EventLog(BusActor):
             "timestamp": time.time(),
             "boot": self.boot,
         }
-        if message.get("token"):
-            event["token"] = message["token"]
+        if token:
+            event["token"] = token
         written = self.store.append(event)
+        if trace.ENABLED and token:
+            trace.stamp(token, "eventlog: written")
         self.send("bus", "publish", topic=event_topic(event), event=event)
         self._recorded(written)
         self._report_storage()

@@ -29,6 +29,7 @@ import zmq
 from actors.base import BusActor
 from actors.cgroups import drain, oom_kills
 from actors.statedir import read_json
+from shimproc import trace
 
 __all__ = ["Monitor"]
 
@@ -91,8 +92,12 @@ class Monitor(BusActor):
         if oom_fd is not None:
             self._check_oom(oom_fd)
         self.send("supervisor", "process_exit", token=token, id=container_id, pid=process_id, status=status)
+        if trace.ENABLED:
+            trace.stamp(token, "monitor: sent")
 
     def on_shim_exit(self, message: dict[str, Any]) -> None:
+        if trace.ENABLED:
+            trace.stamp(message["token"], "monitor: report")
         self._report(message["token"], message["id"], message["pid"], message["status"])
 
     def on_watch_process(self, message: dict[str, Any]) -> None:
