@@ -52,12 +52,19 @@ class CursorError(ValueError):
 class OutputWriter:
     """Appends output records; used by the shim only. `write` never raises."""
 
-    def __init__(self, directory: str | os.PathLike[str], limit: int = DEFAULT_LIMIT) -> None:
+    def __init__(self, directory: str | os.PathLike[str], limit: int = DEFAULT_LIMIT,
+                 opened: tuple[int, int, int] | None = None) -> None:
+        """Append to the newest file in `directory` (made if there is none); `opened` is that
+        file's (fd, generation, size) when another process found and opened it (the shim's
+        helper: the shim then runs none of that code)."""
         self.directory = directory
         self.limit = limit
-        existing = generations(directory)
-        self.generation = existing[-1] if existing else 0
-        self._fd, self.size = self._open(self.generation)
+        if opened is None:
+            existing = generations(directory)
+            self.generation = existing[-1] if existing else 0
+            self.fd, self.size = self._open(self.generation)
+        else:
+            self.fd, self.generation, self.size = opened
         self.dropped = 0
         """Bytes of output dropped since the last record stored."""
         self._drop_reason = ""
@@ -82,7 +89,7 @@ class OutputWriter:
         try:
             if self.size and self.size + len(record) > self.limit:
                 self._rotate()
-            self.size = append_record(self._fd, self.size, record)
+            self.size = append_record(self.fd, self.size, record)
         except OSError as exc:
             self._drop_reason = describe_os_error(exc)
             return False
@@ -93,12 +100,12 @@ class OutputWriter:
         full disk that makes room). If the new file cannot be made, the current one stays."""
         remove_file(_path(self.directory, self.generation - 1))
         fd, size = self._open(self.generation + 1)
-        os.close(self._fd)
-        self._fd, self.size = fd, size
+        os.close(self.fd)
+        self.fd, self.size = fd, size
         self.generation += 1
 
     def close(self) -> None:
-        os.close(self._fd)
+        os.close(self.fd)
 
 
 def _check_cursor(directory: str | os.PathLike[str], kept: list[int], generation: int, offset: int) -> None:

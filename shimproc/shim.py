@@ -2,9 +2,10 @@
 
 Lifecycle:
   1. become a child subreaper, so the container process is re-parented to us;
-  2. bind the control socket, set up stdio (pipes or a terminal);
-  3. `runc create` / `runc exec -d` / `runc restore -d`; tell the starter
-     through the ready pipe: {"ok", "pid"|"error"};
+  2. set up stdio (pipes or a terminal) and `runc create` / `runc exec -d` /
+     `runc restore -d` (in a helper, see below);
+  3. bind the control socket; tell the starter through the ready pipe:
+     {"ok", "pid"|"error"};
   4. pump output into the log, serve control messages (start, stdin,
      close-stdin, resize, each acknowledged) and reap every child (no zombies,
      ever), until the container process exits. `runc start` runs here, on the
@@ -20,23 +21,28 @@ crash, and nothing there outlives a reboot, so a sync would only delay the repor
 
 Memory: a shim shares the spawner's pages until one of them writes to a page,
 and Python writes wherever it runs (reference counts, allocator pools, bytecode
-caches). So what every shim needs is made once in the spawner (the libc handle,
-the runtime's environment), paths are plain strings (pathlib runs a dozen
-functions per path), and the sockets are pyzmq's backend classes, whose methods
-are C: the Python layer over them (zmq.Context, zmq.Socket, zmq.Poller) cost a
-shim some 300 KiB of pages.
+caches): each library function a shim runs costs it a few pages for good. So
+the one-off work runs in a short-lived helper child (`in_helper`), whose copies
+die with it: reading and parsing the spawner's request, the runtime's create and
+start calls (their waits, pid checks, error logs). What every shim needs is made
+once in the spawner (the libc handle, the runtime's environment, the signal
+dispositions), paths are plain strings (pathlib runs a dozen functions per
+path), and the sockets are pyzmq's backend classes, whose methods are C.
 """
 
 from __future__ import annotations
 
+import _socket
+import array
 import ctypes
 import json
 import os
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import zmq
 from setproctitle import setproctitle
@@ -50,20 +56,32 @@ from actors.wire import MAX_SHIM_MESSAGE, WireError, pack, unpack
 from actors.wire.messages import make, validate
 from shimproc import trace
 from shimproc.config import ShimConfig
-from shimproc.stdio import Stdio
+from shimproc.stdio import ProcessEnds, Stdio
 
-__all__ = ["become_subreaper", "run_shim"]
+__all__ = ["Reaper", "become_subreaper", "fork", "in_helper", "run_shim", "set_signals"]
 
+PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
+HELPER_FDS_MAX = 8
+_HELPER_FDS_SPACE = socket.CMSG_SPACE(HELPER_FDS_MAX * 4)
 REPORT_LINGER_MS = 2000
 """How long an undelivered exit report may hold the shim after the process exits."""
 
 _RESET_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.SIGCHLD)
 
 _libc = ctypes.CDLL(None, use_errno=True)
+_libc_fork = ctypes.PyDLL(None).fork
 _RUNTIME_ENV = dict(os.environ)
 """The runtime's environment (ours), as a plain dict made before the fork: converting
 os.environ runs its Python-level mapping code for every variable in every shim."""
+_POLLIN, _POLLOUT = int(zmq.POLLIN), int(zmq.POLLOUT)
+_SEND_MORE, _SEND_LAST = int(zmq.SNDMORE | zmq.NOBLOCK), int(zmq.NOBLOCK)
+"""pyzmq's flags as plain ints, combined before the fork: combining enum flags runs Python code."""
+_signals_set = False
+"""Whether this process image has its signal dispositions (a forked one inherits them)."""
+
+Work = Callable[[], "tuple[dict[str, Any], list[int]]"]
+"""One-off work for a helper: a message (plain data) and fds to hand back."""
 
 
 def exit_status(wait_status: int) -> int:
@@ -79,8 +97,8 @@ class Reaper:
     """
 
     def __init__(self) -> None:
+        set_signals()
         self.wake_fd, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
         self.statuses: dict[int, int] = {}
 
@@ -166,30 +184,32 @@ class Shim:
         return message or "the runtime failed without a message"
 
     def tell_starter(self, reply: dict[str, object]) -> None:
+        self._write_ready(ready_line(reply))
+
+    def _write_ready(self, line: bytes) -> None:
         if self.ready_fd < 0:
             return
         try:
-            os.write(self.ready_fd, json.dumps(reply).encode() + b"\n")
+            os.write(self.ready_fd, line)
         except OSError:
             pass
         os.close(self.ready_fd)
         self.ready_fd = -1
 
     def own_process(self) -> int | None:
-        """The process the runtime started, if the pid file names a child of this shim.
+        """In the helper: the process the runtime started, if the pid file names a child of
+        the shim (the helper's parent).
 
-        After `runc create|exec|restore -d` exits, its process is re-parented to us
-        (the subreaper), or has already exited and been reaped by us. Any other
-        number is refused: we never adopt, report or signal a process we do not own.
+        After `runc create|exec|restore -d` exits, its process is re-parented to the shim
+        (the subreaper), which reaps it only once the helper is done. Any other number is
+        refused: we never adopt, report or signal a process we do not own.
         """
         try:
             with open(self.path("pid"), "rb") as pid_file:
                 pid = int(pid_file.read())
         except (OSError, ValueError):
             return None
-        if pid in self.reaper.statuses or parent_pid(pid) == os.getpid():
-            return pid
-        return None
+        return pid if parent_pid(pid) == os.getppid() else None
 
     def delete_container(self) -> None:
         pid = self.spawn(self.runtime_argv("delete", "--force", self.config.container_id))
@@ -210,23 +230,56 @@ class Shim:
         return ["create", "--bundle", config.bundle, *pid_file, *console_args, config.container_id]
 
     def run(self) -> int:
+        result, fds = in_helper(self._create)
+        if "error" in result:
+            for fd in fds:
+                os.close(fd)
+            return self._fail(result["error"])
+        config = self.config
+        stdio = Stdio(config.output_dir, config.log_limit, tty=config.tty, layout=result, fds=fds)
         context = Context(io_threads=1)
         report = Socket(context, zmq.PUSH)
-        report.set(zmq.LINGER, REPORT_LINGER_MS)
-        report.set(zmq.SNDHWM, 16)
-        report.connect(self.config.report_address)
+        report.connect(config.report_address)
         control = Socket(context, zmq.ROUTER)
-        control.set(zmq.LINGER, 0)
         control.set(zmq.MAXMSGSIZE, MAX_SHIM_MESSAGE)
         try:
-            remove_file(self.config.control_path)
-            control.bind(f"ipc://{self.config.control_path}")
-            return self._run(report, control)
+            remove_file(config.control_path)
+            control.bind(f"ipc://{config.control_path}")
+            self._write_ready(result["ready"])
+            self._serve(result["pid"], stdio, report, control)
         finally:
-            control.close()
-            remove_file(self.config.control_path)
-            report.close()
+            control.close(linger=0)
+            remove_file(config.control_path)
+            report.close(linger=REPORT_LINGER_MS)
             context.term()
+            stdio.close()
+        return 0
+
+    def _create(self) -> tuple[dict[str, Any], list[int]]:
+        """In the helper: have the runtime create the process. Its pid, the starter's reply and
+        the layout of our stdio ends, with the ends; or an error."""
+        config = self.config
+        reaper = Reaper()
+        try:
+            reserve_file(self.path("exit.json"))  # the exit is recorded even if the disk fills up
+        except OSError:
+            pass  # already full: the exit report still goes out
+        ends = ProcessEnds(config.output_dir, config.log_limit, tty=config.tty, stdin=config.stdin,
+                           console_path=config.console_path)
+        runtime = self.spawn(self.runtime_argv(*self.runtime_command(config.tty)), ends.child_fds)
+        ends.after_spawn()
+        if reaper.wait_for(runtime) != 0:
+            return {"error": self.runtime_error()}, []
+        pid = self.own_process()
+        if pid is None:
+            return {"error": "the runtime's pid file names no process of this shim"}, []
+        if config.tty:
+            try:
+                ends.receive_console(timeout=10)
+            except OSError as exc:
+                return {"error": f"no terminal from the runtime: {exc}"}, []
+        layout, fds = ends.handover()
+        return {**layout, "pid": pid, "ready": ready_line({"ok": True, "pid": pid, "start": start_time(pid)})}, fds
 
     def _fail(self, reason: str) -> int:
         if self.config.is_init:
@@ -254,33 +307,6 @@ class Shim:
                 os.close(fd)
         self.reaper.reap()
 
-    def _run(self, report: Socket, control: Socket) -> int:
-        config = self.config
-        try:
-            reserve_file(self.path("exit.json"))  # the exit is recorded even if the disk fills up
-        except OSError:
-            pass  # already full: the exit report still goes out
-        stdio = Stdio(config.output_dir, tty=config.tty, stdin=config.stdin,
-                      console_path=config.console_path, log_limit=config.log_limit)
-        try:
-            runtime = self.spawn(self.runtime_argv(*self.runtime_command(config.tty)), stdio.child_fds)
-            stdio.after_spawn()
-            if self.reaper.wait_for(runtime) != 0:
-                return self._fail(self.runtime_error())
-            pid = self.own_process()
-            if pid is None:
-                return self._fail("the runtime's pid file names no process of this shim")
-            if config.tty:
-                try:
-                    stdio.receive_console(timeout=10)
-                except OSError as exc:
-                    return self._fail(f"no terminal from the runtime: {exc}")
-            self.tell_starter({"ok": True, "pid": pid, "start": start_time(pid)})
-            self._serve(pid, stdio, report, control)
-        finally:
-            stdio.close()
-        return 0
-
     def _serve(self, pid: int, stdio: Stdio, report: Socket, control: Socket) -> None:
         """Pump output, answer control messages, reap; report the exit; wait for output EOF.
 
@@ -297,10 +323,10 @@ class Shim:
                 self.reaper.reap()
                 self._answer(control, stdio)
                 return
-            items: list[tuple[Any, int]] = [(control, zmq.POLLIN), (self.reaper.wake_fd, zmq.POLLIN)]
-            items += [(fd, zmq.POLLIN) for fd in stdio.outputs]
+            items: list[tuple[Any, int]] = [(control, _POLLIN), (self.reaper.wake_fd, _POLLIN)]
+            items += [(fd, _POLLIN) for fd in stdio.outputs]
             if stdio.wants_write:
-                items.append((stdio.stdin_fd, zmq.POLLOUT))
+                items.append((stdio.stdin_fd, _POLLOUT))
             ready = dict(zmq_poll(items, 1000))
             if self.reaper.wake_fd in ready:
                 self.reaper.clear_wakeups()
@@ -331,20 +357,20 @@ class Shim:
             trace.stamp(config.token, "shim recorded")
         report.send(pack(make("shim_exit", token=config.token, id=config.container_id,
                               pid=config.process_id, status=status, shim_pid=os.getpid())))
-        if trace.ENABLED:
-            trace.stamp(config.token, "shim sent")
         if config.is_init:
             self.delete_container()
 
     def _answer(self, control: Socket, stdio: Stdio) -> None:
-        while int(control.get(zmq.EVENTS)) & zmq.POLLIN:
-            frames = [control.recv()]
-            while control.get(zmq.RCVMORE):  # the rest of a message has arrived with its first frame
-                frames.append(control.recv())
+        """Answer every control message waiting. (Frames and zmq_poll rather than socket options:
+        pyzmq looks an option's type up in Python, in an enum, at every get.)"""
+        while zmq_poll([(control, _POLLIN)], 0):
+            frames = [control.recv(copy=False)]
+            while frames[-1].more:  # the rest of a message has arrived with its first frame
+                frames.append(control.recv(copy=False))
             if len(frames) != 2:
                 continue
             try:
-                message = validate(unpack(frames[1], limit=MAX_SHIM_MESSAGE))
+                message = validate(unpack(frames[1].bytes, limit=MAX_SHIM_MESSAGE))
                 if message["type"] != "shim_control":
                     raise WireError("not a control message")
                 error = self._control(message, stdio)
@@ -354,8 +380,8 @@ class Shim:
                 error = f"{exc.strerror or exc}"
             ack = make("shim_ack", ok=error is None, error=error)
             try:
-                control.send(frames[0], zmq.SNDMORE | zmq.NOBLOCK)
-                control.send(pack(ack), zmq.NOBLOCK)
+                control.send(frames[0], _SEND_MORE)
+                control.send(pack(ack), _SEND_LAST)
             except zmq.ZMQError:
                 pass
 
@@ -372,21 +398,94 @@ class Shim:
             return stdio.resize(int(message.get("width") or 80), int(message.get("height") or 24))
         return f"unknown control operation {op!r}"
 
-
     def _start(self, timeout: float) -> str | None:
-        """`runc start` for a created init; an error message, or None."""
+        """`runc start` for a created init (in a helper); an error message, or None."""
         if self.started:
             return "already started"
-        pid = self.spawn(self.runtime_argv("start", self.config.container_id))
-        status = self.reaper.wait_for(pid, deadline=time.monotonic() + timeout)
-        if status is None:
-            os.kill(pid, signal.SIGKILL)
-            self.reaper.wait_for(pid)
-            return f"runtime start did not finish in {timeout:g}s"
-        if status != 0:
-            return self.runtime_error()
+        result, _ = in_helper(lambda: self._run_start(timeout))
+        if "error" in result:
+            return str(result["error"])
         self.started = True
         return None
+
+    def _run_start(self, timeout: float) -> tuple[dict[str, Any], list[int]]:
+        reaper = Reaper()
+        pid = self.spawn(self.runtime_argv("start", self.config.container_id))
+        status = reaper.wait_for(pid, deadline=time.monotonic() + timeout)
+        if status is None:
+            os.kill(pid, signal.SIGKILL)
+            reaper.wait_for(pid)
+            return {"error": f"runtime start did not finish in {timeout:g}s"}, []
+        if status != 0:
+            return {"error": self.runtime_error()}, []
+        return {}, []
+
+
+def ready_line(reply: dict[str, object]) -> bytes:
+    """The one line the starter reads from the ready pipe."""
+    return json.dumps(reply).encode() + b"\n"
+
+
+def fork() -> int:
+    """fork(2) without the interpreter's at-fork hooks; -1 if it fails.
+
+    os.fork() runs them: in the child, threading, random and logging rebuild their state
+    (copying ~600 KiB of pages a shim would otherwise share with the spawner), in the parent
+    logging takes and releases its lock. They repair what other Python threads may have left
+    mid-way; the spawner and the shims have no Python thread but their main one (ZeroMQ's
+    threads are C threads) and hold no lock while they fork, so a child goes on with the
+    state as it is: its one thread keeps its identity, and nothing here uses random. libc's
+    own at-fork handlers (malloc's locks) still run. Called with the GIL held (PyDLL).
+    """
+    pid: int = _libc_fork()
+    return pid
+
+
+def in_helper(work: Work) -> tuple[dict[str, Any], list[int]]:
+    """Run `work` in a short-lived child (killed if we die) and return its message and fds;
+    {"error": ...} if it failed or died. The pages the helper writes die with it, while the
+    shim would carry them for its whole life. (The channel is a bare `_socket` pair read with
+    recvmsg: socket.socketpair and socket.recv_fds cost a shim some 200 KiB of pages.)"""
+    ours, theirs = _socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+    shim = os.getpid()
+    pid = fork()
+    if pid == 0:
+        code = 2
+        try:
+            ours.close()
+            _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            if os.getppid() == shim:
+                try:
+                    message, fds = work()
+                except Exception as exc:
+                    message, fds = {"error": f"shim helper failed: {type(exc).__name__}: {exc}"}, []
+                theirs.sendmsg([pack(message)], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+                code = 0
+        finally:
+            os._exit(code)
+    theirs.close()
+    if pid < 0:
+        ours.close()
+        return {"error": "cannot fork a shim helper"}, []
+    data, ancillary, _, _ = ours.recvmsg(MAX_SHIM_MESSAGE, _HELPER_FDS_SPACE)
+    ours.close()
+    fds = [fd for _, _, payload in ancillary for fd in memoryview(payload).cast("i")]  # SCM_RIGHTS only
+    os.waitpid(pid, 0)
+    if not data:
+        return {"error": "the shim's helper died"}, fds
+    return unpack(data, limit=MAX_SHIM_MESSAGE), fds
+
+
+def set_signals() -> None:
+    """SIGCHLD wakes a Reaper; TERM, INT, HUP and PIPE cannot stop us. Once per process
+    image: the spawner sets them for itself, and the shims it forks inherit them."""
+    global _signals_set
+    if _signals_set:
+        return
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
+        signal.signal(signum, signal.SIG_IGN)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    _signals_set = True
 
 
 def become_subreaper() -> None:
@@ -399,8 +498,7 @@ def become_shim(config: ShimConfig) -> None:
     """Process-wide set-up: title, subreaper, signals that must not stop a shim."""
     setproctitle(f"actor-shim {config.container_id} {config.process_id}")
     become_subreaper()
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
-        signal.signal(signum, signal.SIG_IGN)
+    set_signals()
 
 
 def run_shim(config: ShimConfig, ready_fd: int) -> int:

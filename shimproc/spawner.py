@@ -14,25 +14,22 @@ in decimal.
 A shim shares the spawner's pages until one of the two writes to a page, and
 Python writes wherever it runs (reference counts, allocator pools, bytecode
 caches). So:
-  * the spawner only accepts a connection and forks, in C calls: the child
-    reads the request, answers with its own pid and parses its configuration.
-    Every page the spawner writes after a fork is one that each shim forked
-    before stops sharing; this loop writes some 25 per start (it was 140);
-  * it forks with libc's fork(), not os.fork(): os.fork() runs the
-    interpreter's at-fork hooks, which in the child rebuild the state of
-    threading, random and logging (copying ~600 KiB of shared pages into every
-    shim) and in the parent take and release logging's lock. They repair what
-    other threads may have left mid-way; the spawner has one thread and holds
-    no lock, so the child can go on with its state as it is (its one thread
-    keeps its identity; a shim never uses random). A test checks that the
-    spawner stays single-threaded;
+  * the spawner only accepts a connection and forks: the request is read,
+    answered with the shim's pid and parsed by a short-lived helper of the new
+    shim (see shimproc.shim). Every page the spawner writes after a fork is one
+    that each shim forked before stops sharing; this loop writes some 40 per
+    start (it was 140);
+  * it forks without the interpreter's at-fork hooks (shimproc.shim.fork), which
+    would copy ~600 KiB of shared pages into every shim; that takes a spawner
+    with no Python thread but its main one, which a test checks;
+  * the signal dispositions shims need are set here, once, and inherited;
   * gc.freeze() after the imports: a collection in a shim never walks (and
     writes the GC headers of) what it inherited.
 """
 
 from __future__ import annotations
 
-import ctypes
+import dataclasses
 import gc
 import os
 import select
@@ -43,22 +40,19 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from setproctitle import setproctitle
 
 from actors.fdwait import reader_gone
 from shimproc.config import ShimConfig
-from shimproc.shim import Reaper, become_subreaper, run_shim
+from shimproc.shim import Reaper, become_subreaper, fork, in_helper, run_shim
 
 __all__ = ["SpawnedShim", "Spawner", "serve"]
 
 _MAX_REQUEST = 64 << 10
 _REQUEST_TIMEOUT = 5.0
 """Seconds a new shim waits for its request on an accepted connection."""
-_fork = ctypes.PyDLL(None).fork
-"""fork(2) without the interpreter's at-fork hooks (see above), called with the GIL held
-(PyDLL) so that the child goes on running Python; -1 when it fails."""
 
 
 @dataclass(frozen=True)
@@ -143,33 +137,36 @@ class Spawner:
         return SpawnedShim(pid=pid, ready_fd=ready_r)
 
 
-def _take_request(conn: socket.socket) -> tuple[bytes, int] | None:
-    """The request on a new connection (the configuration and the ready pipe), answered with
-    our pid; None if it is malformed or its starter gave up (a shim now would run unowned)."""
-    with conn:
+def _take_request(conn_fd: int) -> tuple[dict[str, Any], list[int]]:
+    """In the new shim's helper: the request on its connection, answered with the shim's pid;
+    the configuration and the ready pipe, or an error if the request is malformed or its
+    starter gave up (a shim now would run unowned)."""
+    with socket.socket(fileno=conn_fd) as conn:
         conn.settimeout(_REQUEST_TIMEOUT)
         message, fds, _, _ = socket.recv_fds(conn, _MAX_REQUEST, 1)
         if len(fds) != 1 or reader_gone(fds[0]):
-            return None
-        conn.sendall(b"%d" % os.getpid())
-    return message, fds[0]
+            return {"error": "no request, or its starter gave up"}, []
+        config = ShimConfig.from_json(message)
+        conn.sendall(b"%d" % os.getppid())
+    return {"config": dataclasses.asdict(config)}, fds
 
 
-def _become_shim(conn: socket.socket, closers: list[int]) -> NoReturn:
-    """In a new child: take the request on `conn` and run its shim."""
+def _become_shim(conn_fd: int, closers: list[int]) -> NoReturn:
+    """In a new child: take the request on `conn_fd` (through a helper) and run its shim."""
     code = 2
     try:
         for fd in closers:
             os.close(fd)
         signal.set_wakeup_fd(-1)
-        request = _take_request(conn)
-        if request is not None:
+        request, fds = in_helper(lambda: _take_request(conn_fd))
+        os.close(conn_fd)
+        if "config" in request:
             os.setsid()
             null = os.open(os.devnull, os.O_RDWR)
             for target in (0, 1, 2):
                 os.dup2(null, target)
             os.close(null)
-            code = run_shim(ShimConfig.from_json(request[0]), request[1])  # it sets every signal it handles
+            code = run_shim(ShimConfig(**request["config"]), fds[0])
     finally:
         os._exit(code)
 
@@ -186,12 +183,13 @@ def _fork_loop(listener: socket.socket, lifeline: int, reaper: Reaper) -> None:
         for fd, _ in poller.poll():
             if fd == listen_fd:
                 try:
-                    conn, _ = listener.accept()
+                    # the C call under accept(), which would build a socket object here each time
+                    conn_fd, _ = listener._accept()  # type: ignore[attr-defined]
                 except OSError:  # the caller went away meanwhile
                     continue
-                if _fork() == 0:
-                    _become_shim(conn, closers)
-                conn.close()  # after a failed fork, the caller sees the connection closed
+                if fork() == 0:
+                    _become_shim(conn_fd, closers)
+                os.close(conn_fd)  # after a failed fork, the caller sees the connection closed
             elif fd == lifeline:
                 return
             else:
@@ -204,7 +202,6 @@ def serve(socket_path: str, lifeline: int, ready_fd: int, title: str) -> None:
     """Run the fork server until the daemon's lifeline pipe closes."""
     setproctitle(title)
     become_subreaper()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     reaper = Reaper()
     try:
         os.unlink(socket_path)

@@ -7,10 +7,11 @@ import os
 import socket
 import struct
 import termios
+from typing import Any
 
 from actors.outputlog import OutputWriter
 
-__all__ = ["STDIN_BUFFER_MAX", "Stdio"]
+__all__ = ["STDIN_BUFFER_MAX", "ProcessEnds", "Stdio"]
 
 STDIN_BUFFER_MAX = 1 << 20
 CHUNK = 1 << 16
@@ -26,25 +27,22 @@ def _nonblocking(fd: int) -> None:
     fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
 
 
-class Stdio:
-    """Holds the shim's ends of the process's stdio.
-
-    Output never blocks the container: the shim reads whatever is written and
-    appends it to the output log, whether or not anybody is attached.
+class ProcessEnds:
+    """Both ends of a process's stdio, made before the runtime starts the process (by the
+    shim's helper): pipes, or a console socket on which the runtime hands over the terminal;
+    and the output log opened. The shim's ends and the log then go over to the shim
+    (`handover`), the process's ends to the runtime.
     """
 
-    def __init__(self, output_dir: str, *, tty: bool, stdin: bool, console_path: str, log_limit: int) -> None:
-        self.tty = tty
+    def __init__(self, output_dir: str, log_limit: int, *, tty: bool, stdin: bool, console_path: str) -> None:
         try:
             os.mkdir(output_dir, 0o700)
         except FileExistsError:
             pass
         self.log = OutputWriter(output_dir, log_limit)
-        self.outputs: dict[int, int] = {}
-        """fd -> stream number (1 stdout, 2 stderr) of open output ends."""
+        self.outputs: list[tuple[int, int]] = []
+        """(fd, stream) of our output ends; stream 1 is stdout, 2 stderr."""
         self.stdin_fd = -1
-        self.stdin_buffer = bytearray()
-        self.stdin_closing = False
         self.child_fds: list[tuple[int, int]] = []
         """(fd, target) pairs to dup2 into the runtime process."""
         self._to_close: list[int] = []
@@ -58,7 +56,7 @@ class Stdio:
         for stream in (1, 2):
             read_end, write_end = os.pipe2(os.O_CLOEXEC)
             _nonblocking(read_end)
-            self.outputs[read_end] = stream
+            self.outputs.append((read_end, stream))
             self.child_fds.append((write_end, stream))
             self._to_close.append(write_end)
         if stdin:
@@ -88,8 +86,39 @@ class Stdio:
             raise OSError("the runtime sent no terminal")
         master = fds[0]
         _nonblocking(master)
-        self.outputs[master] = 1
+        self.outputs = [(master, 1)]
         self.stdin_fd = master
+
+    def handover(self) -> tuple[dict[str, Any], list[int]]:
+        """Our ends and the log as fds to pass to the shim, and the layout `Stdio` takes them
+        back with."""
+        fds = [fd for fd, _ in self.outputs]
+        stdin = -1
+        if self.stdin_fd >= 0:
+            if self.stdin_fd not in fds:
+                fds.append(self.stdin_fd)
+            stdin = fds.index(self.stdin_fd)
+        layout = {"streams": [stream for _, stream in self.outputs], "stdin": stdin, "log": len(fds),
+                  "generation": self.log.generation, "size": self.log.size}
+        return layout, [*fds, self.log.fd]
+
+
+class Stdio:
+    """Holds the shim's ends of the process's stdio (as `ProcessEnds.handover` laid them out).
+
+    Output never blocks the container: the shim reads whatever is written and
+    appends it to the output log, whether or not anybody is attached.
+    """
+
+    def __init__(self, output_dir: str, log_limit: int, *, tty: bool, layout: dict[str, Any],
+                 fds: list[int]) -> None:
+        self.tty = tty
+        self.log = OutputWriter(output_dir, log_limit, opened=(fds[layout["log"]], layout["generation"], layout["size"]))
+        self.outputs: dict[int, int] = dict(zip(fds, layout["streams"]))
+        """fd -> stream number (1 stdout, 2 stderr) of open output ends."""
+        self.stdin_fd = fds[layout["stdin"]] if layout["stdin"] >= 0 else -1
+        self.stdin_buffer = bytearray()
+        self.stdin_closing = False
 
     def pump(self, fd: int, chunks: int = PUMP_CHUNKS) -> None:
         """Move what is readable on an output end (up to `chunks` reads) into the log; close it at EOF."""

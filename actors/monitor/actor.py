@@ -91,9 +91,9 @@ class Monitor(BusActor):
         oom_fd = self.oom_by_token.get(token)
         if oom_fd is not None:
             self._check_oom(oom_fd)
-        self.send("supervisor", "process_exit", token=token, id=container_id, pid=process_id, status=status)
         if trace.ENABLED:
-            trace.stamp(token, "monitor: sent")
+            trace.stamp(token, "monitor: passed on")
+        self.send("supervisor", "process_exit", token=token, id=container_id, pid=process_id, status=status)
 
     def on_shim_exit(self, message: dict[str, Any]) -> None:
         if trace.ENABLED:
