@@ -80,7 +80,7 @@ _SEND_MORE, _SEND_LAST = int(zmq.SNDMORE | zmq.NOBLOCK), int(zmq.NOBLOCK)
 _signals_set = False
 """Whether this process image has its signal dispositions (a forked one inherits them)."""
 
-Work = Callable[[], "tuple[dict[str, Any], list[int]]"]
+Work = Callable[[], tuple[dict[str, Any], list[int]]]
 """One-off work for a helper: a message (plain data) and fds to hand back."""
 
 
@@ -93,11 +93,11 @@ def exit_status(wait_status: int) -> int:
 class Reaper:
     """Reaps every child of this process and remembers the statuses it collected.
 
-    SIGCHLD wakes `wake_fd` (through `signal.set_wakeup_fd`), so a poll loop can wait on it.
+    SIGCHLD wakes `wake_fd` (through `signal.set_wakeup_fd`, once `set_signals` has given it
+    a handler), so a poll loop can wait on it.
     """
 
     def __init__(self) -> None:
-        set_signals()
         self.wake_fd, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
         self.statuses: dict[int, int] = {}

@@ -46,7 +46,7 @@ from setproctitle import setproctitle
 
 from actors.fdwait import reader_gone
 from shimproc.config import ShimConfig
-from shimproc.shim import Reaper, become_subreaper, fork, in_helper, run_shim
+from shimproc.shim import Reaper, become_subreaper, fork, in_helper, run_shim, set_signals
 
 __all__ = ["SpawnedShim", "Spawner", "serve"]
 
@@ -202,6 +202,7 @@ def serve(socket_path: str, lifeline: int, ready_fd: int, title: str) -> None:
     """Run the fork server until the daemon's lifeline pipe closes."""
     setproctitle(title)
     become_subreaper()
+    set_signals()
     reaper = Reaper()
     try:
         os.unlink(socket_path)
