@@ -17,12 +17,13 @@ caches). So:
   * the spawner only accepts a connection and forks: the request is read,
     answered with the shim's pid and parsed by a short-lived helper of the new
     shim (see shimproc.shim). Every page the spawner writes after a fork is one
-    that each shim forked before stops sharing; this loop writes some 40 per
+    that each shim forked before stops sharing; this loop writes some 25 per
     start (it was 140);
   * it forks without the interpreter's at-fork hooks (shimproc.shim.fork), which
     would copy ~600 KiB of shared pages into every shim; that takes a spawner
     with no Python thread but its main one, which a test checks;
-  * the signal dispositions shims need are set here, once, and inherited;
+  * the signal dispositions shims need are set here, once, and inherited (so
+    the spawner, too, ignores TERM, INT and HUP: it ends with its lifeline);
   * gc.freeze() after the imports: a collection in a shim never walks (and
     writes the GC headers of) what it inherited.
 """
