@@ -65,6 +65,9 @@ PR_SET_CHILD_SUBREAPER = 36
 HELPER_FDS_MAX = 8
 _HELPER_FDS_SPACE = socket.CMSG_SPACE(HELPER_FDS_MAX * 4)
 REPORT_LINGER_MS = 2000
+CONTROL_LINGER_MS = 1000
+"""How long acknowledgements already sent may take to reach their worker once the shim ends (a
+start's ack must not be dropped because the process exited at once)."""
 """How long an undelivered exit report may hold the shim after the process exits."""
 
 _RESET_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.SIGCHLD)
@@ -248,7 +251,7 @@ class Shim:
             self._write_ready(result["ready"])
             self._serve(result["pid"], stdio, report, control)
         finally:
-            control.close(linger=0)
+            control.close(linger=CONTROL_LINGER_MS)
             remove_file(config.control_path)
             report.close(linger=REPORT_LINGER_MS)
             context.term()

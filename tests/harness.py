@@ -193,8 +193,12 @@ class Daemon:
     def runc_containers(self) -> list[dict[str, Any]]:
         if not self.runtime_root.exists():
             return []
-        done = subprocess.run(["runc", "--root", str(self.runtime_root), "list", "--format", "json"],
-                              capture_output=True, text=True, check=True)
+        def listed() -> subprocess.CompletedProcess[str] | None:
+            done = subprocess.run(["runc", "--root", str(self.runtime_root), "list", "--format", "json"],
+                                  capture_output=True, text=True)
+            return done if done.returncode == 0 else None  # runc list fails on a container being deleted
+
+        done = wait_until(listed, 5, 0.05, "runc list to succeed")
         return json.loads(done.stdout or "null") or []
 
     def live_shims(self) -> list[int]:

@@ -39,6 +39,7 @@ from actors.worker.checkpoints import CheckpointDir, fd_path, new_work_dir, rest
 from actors.worker.runtime import Runtime
 from actors.worker.spec import container_config, exec_process, read_config
 from shimproc.config import ShimConfig
+from shimproc.shim import CONTROL_LINGER_MS
 from shimproc.spawner import Spawner
 
 __all__ = ["Worker"]
@@ -355,7 +356,7 @@ class Worker(BusActor):
             sock.send(pack(make("shim_control", **message)))
             deadline = time.monotonic() + timeout
             while not sock.poll(100):
-                if not path.exists():
+                if not path.exists() and not sock.poll(CONTROL_LINGER_MS):  # an ack may still be on its way
                     raise ApiError(ErrorCode.CONFLICT, "the process has exited")
                 if time.monotonic() > deadline:
                     raise ApiError(ErrorCode.TIMEOUT, "the shim did not acknowledge in time")
