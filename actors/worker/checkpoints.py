@@ -98,17 +98,9 @@ class CheckpointDir:
         """The record actord wrote into checkpoint `name`; None if it is not one of ours."""
         image = self.open(name)
         try:
-            fd = os.open(RECORD, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=image)
-        except OSError:
-            return None
+            return read_record(image)
         finally:
             os.close(image)
-        with os.fdopen(fd, "rb") as handle:
-            try:
-                record = json.loads(handle.read(1 << 16))
-            except ValueError:
-                return None
-        return record if isinstance(record, dict) else None
 
     def records(self) -> list[dict[str, Any]]:
         if self.fd < 0:
@@ -129,14 +121,24 @@ class CheckpointDir:
         self.remove(name)
 
 
+def read_record(image_fd: int) -> dict[str, Any] | None:
+    """The record in the checkpoint open at `image_fd` (never through a symlink); None if it has none."""
+    try:
+        fd = os.open(RECORD, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=image_fd)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            record = json.loads(handle.read(1 << 16))
+        except ValueError:
+            return None
+    return record if isinstance(record, dict) else None
+
+
 def restore_flags(image_fd: int) -> list[str]:
     """The flags a checkpoint was taken with, which its restore needs too."""
-    try:
-        with open(RECORD, "rb", opener=lambda p, f: os.open(p, f | os.O_NOFOLLOW, dir_fd=image_fd)) as handle:
-            record = json.loads(handle.read(1 << 16))
-    except (OSError, ValueError):
-        return []
-    return [flag for key, flag in CHECKPOINT_FLAGS.items() if isinstance(record, dict) and record.get(key)]
+    record = read_record(image_fd) or {}
+    return [flag for key, flag in CHECKPOINT_FLAGS.items() if record.get(key)]
 
 
 def _criu_reason(work: Path) -> str:

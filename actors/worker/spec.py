@@ -18,7 +18,7 @@ from typing import Any
 
 from actors.wire import ApiError, ErrorCode
 
-__all__ = ["INIT_BINARY", "INIT_PATH", "bundle_config", "container_config", "exec_process", "read_config"]
+__all__ = ["INIT_BINARY", "INIT_PATH", "container_config", "exec_process", "read_config"]
 
 INIT_BINARY = "/usr/bin/tini-static"
 """The static init of Debian's `tini` package, bind-mounted read-only for `--init`."""
@@ -45,10 +45,6 @@ def read_config(path: Path) -> dict[str, Any]:
     return config
 
 
-def bundle_config(bundle: Path) -> dict[str, Any]:
-    return read_config(bundle / "config.json")
-
-
 def _add_init(config: dict[str, Any]) -> None:
     """Make tini the container's PID 1, with the bundle's process as its child."""
     if not os.access(INIT_BINARY, os.X_OK):
@@ -66,7 +62,7 @@ def _add_init(config: dict[str, Any]) -> None:
 
 def container_config(bundle: Path, *, init: bool) -> dict[str, Any]:
     """The config of a container of `bundle`, its root path absolute (the caller mounts it)."""
-    config = bundle_config(bundle)
+    config = read_config(bundle / "config.json")
     config["root"]["path"] = os.path.normpath(os.path.join(bundle, config["root"]["path"]))
     if init:
         _add_init(config)
