@@ -136,13 +136,16 @@ def register_oom_watch(pid: int) -> CgroupWatch | None:
     return CgroupWatch(fd, "v2", unified)
 
 
-def drain(fd: int) -> None:
-    """Consume what made a watch fd readable (an eventfd count or inotify records)."""
+def drain(fd: int) -> bool:
+    """Consume what made a watch fd readable (an eventfd count or inotify records); whether
+    there was anything."""
+    found = False
     try:
         while os.read(fd, 4096):
-            pass
-    except (BlockingIOError, OSError):
+            found = True
+    except OSError:
         pass
+    return found
 
 
 def read_stats(pid: int) -> dict[str, Any]:

@@ -11,7 +11,7 @@ Lifecycle:
      ever), until the container process exits. `runc start` runs here, on the
      starter's word, so a process that exits at once is never deleted while
      `runc start` is still finishing;
-  5. drain its output, write `exit.json`, then push the exit report;
+  5. drain its output, push the exit report, then write `exit.json`;
   6. for an init process, `runc delete`; exit once the output ends are closed.
 
 A dead daemon cannot hang us: the report socket lingers a bounded time, and
@@ -51,7 +51,7 @@ from zmq.backend import Context, Socket, zmq_poll
 from actors.fdwait import readable
 from actors.procinfo import children, open_pidfd, parent_pid, start_time
 from actors.rootfs import detach_rootfs
-from actors.statedir import remove_file, reserve_file, write_json_atomic
+from actors.statedir import remove_file, reserve_file, write_file_atomic
 from actors.wire import MAX_SHIM_MESSAGE, WireError, pack, unpack
 from actors.wire.messages import make, validate
 from shimproc import trace
@@ -330,7 +330,7 @@ class Shim:
             items += [(fd, _POLLIN) for fd in stdio.outputs]
             if stdio.wants_write:
                 items.append((stdio.stdin_fd, _POLLOUT))
-            ready = dict(zmq_poll(items, 1000))
+            ready = dict(zmq_poll(items, -1))  # every wake-up is an fd: an idle shim never runs
             if self.reaper.wake_fd in ready:
                 self.reaper.clear_wakeups()
                 self.reaper.reap()
@@ -344,22 +344,29 @@ class Shim:
                 self._answer(control, stdio)
 
     def _report_exit(self, status: int, stdio: Stdio, report: Socket) -> None:
-        """Drain the output (so `logs` after the exit has all of it), record the exit, report it;
-        then, for an init, delete the runtime's container."""
+        """Drain the output (so `logs` after the exit has all of it), report the exit, record
+        it; then, for an init, delete the runtime's container.
+
+        The report goes out before `exit.json` is written: the daemon removes this state dir
+        only once we are gone, and a restarted daemon reads `exit.json` only once we are gone,
+        so the record is always there for whoever needs it, and the report does not wait for it.
+        (A shim killed between the two loses the exit only if the report was still queued.)
+        """
         config = self.config
         if trace.ENABLED:
             trace.stamp(config.token, "shim reaped")
         stdio.drain()
         if trace.ENABLED:
             trace.stamp(config.token, "shim drained")
-        try:
-            write_json_atomic(self.path("exit.json"), {"status": status, "time": time.time()}, durable=False)
-        except OSError:
-            pass  # our state is gone (a discarded container) or the disk is full: report anyway
-        if trace.ENABLED:
-            trace.stamp(config.token, "shim recorded")
         report.send(pack(make("shim_exit", token=config.token, id=config.container_id,
                               pid=config.process_id, status=status, shim_pid=os.getpid())))
+        if trace.ENABLED:
+            trace.stamp(config.token, "shim reported")
+        try:
+            record = b'{"status":%d,"time":%r}' % (status, time.time())  # json.dumps: a dozen more functions
+            write_file_atomic(self.path("exit.json"), record, durable=False)
+        except OSError:
+            pass  # our state is gone (a discarded container) or the disk is full: the report is out
         if config.is_init:
             self.delete_container()
 

@@ -14,10 +14,10 @@ import pytest
 from shimproc.trace import TRACE_VARIABLE
 from tests.harness import Daemon, checked_daemon, new_state_dir, remove_state_dir, wait_until
 
-SHIM_HOPS = ["shim reaped", "shim drained", "shim recorded"]
+SHIM_HOPS = ["shim reaped", "shim drained", "shim reported"]
 DAEMON_HOPS = ["bus: shim report received", "monitor: report", "monitor: passed on", "eventlog: emit",
                "eventlog: written", "bus: published"]
-"""Each stamped before the step that hands the report on, so the order is the path's."""
+"""In the order of the path."""
 
 
 def thread_names(pid: int) -> list[str]:

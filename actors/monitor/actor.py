@@ -56,6 +56,7 @@ class OomWatch:
     directory: Path
     kills: int
     key: int
+    signalled: bool = False
 
 
 class Monitor(BusActor):
@@ -90,7 +91,7 @@ class Monitor(BusActor):
             return
         oom_fd = self.oom_by_token.get(token)
         if oom_fd is not None:
-            self._check_oom(oom_fd)
+            self._check_oom(oom_fd, woken=False)
         if trace.ENABLED:
             trace.stamp(token, "monitor: passed on")
         self.send("supervisor", "process_exit", token=token, id=container_id, pid=process_id, status=status)
@@ -134,12 +135,21 @@ class Monitor(BusActor):
         os.close(fd)  # the bus no longer polls it: a watch is armed once
         self._shim_gone(shim)
 
-    def _check_oom(self, fd: int) -> None:
+    def _check_oom(self, fd: int, *, woken: bool = True) -> None:
+        """Pass on an OOM kill the cgroup counted since the last check.
+
+        Not `woken` (before an exit), cgroup v1's count is read only when its eventfd has been
+        signalled since the count last grew: the kernel signals it before it kills, and counts
+        the kill after. v2's inotify event comes later, from a work queue: always read."""
         watch = self.ooms[fd]
-        drain(fd)
+        if drain(fd):
+            watch.signalled = True
+        if not woken and watch.kind == "v1" and not watch.signalled:
+            return
         kills = oom_kills(watch.kind, watch.directory)
         if kills is not None and kills > watch.kills:
             watch.kills = kills
+            watch.signalled = False
             logger.info("container %s: out of memory", watch.container_id)
             self.send("supervisor", "oom", id=watch.container_id, token=watch.token)
         if kills is None:
