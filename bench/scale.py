@@ -235,6 +235,30 @@ def wait_empty(node: Node, timeout: float = 60) -> bool:
     return False
 
 
+def bare_runc_rate(bundle: Path, root: Path, count: int, threads: int) -> float:
+    """`count` create+start of bare runc (`threads` at once, in a root of their own) among the
+    containers already running; containers per second. They are deleted afterwards."""
+    runc = ["runc", "--root", str(root)]
+    names = [f"bare{n}" for n in range(count)]
+    quiet = {"stdin": subprocess.DEVNULL, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+
+    def worker(share: list[str]) -> None:
+        for name in share:
+            subprocess.run([*runc, "create", "--bundle", str(bundle), name], check=True, **quiet)
+            subprocess.run([*runc, "start", name], check=True, **quiet)
+
+    pool = [threading.Thread(target=worker, args=(names[n::threads],)) for n in range(threads)]
+    began = time.perf_counter()
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    elapsed = time.perf_counter() - began
+    for name in names:
+        subprocess.run([*runc, "delete", "--force", name], **quiet)
+    return count / elapsed
+
+
 def cycles(node: Node, bundle: Path, count: int, threads: int) -> tuple[float, float]:
     """`count` start/exit cycles of a quick container; daemon RSS (MiB) after 10% and at the end."""
     pid = node.daemon.pid
@@ -257,6 +281,7 @@ def main() -> None:
     parser.add_argument("--steps", default="100,500,1000,2000", help="running containers at each step")
     parser.add_argument("--threads", type=int, default=8, help="client threads starting containers")
     parser.add_argument("--probe", type=int, default=20, help="containers killed one by one per step")
+    parser.add_argument("--runc", type=int, default=40, help="bare runc create+start per step (0: none)")
     parser.add_argument("--cycles", type=int, default=0, help="start/exit cycles afterwards (e.g. 5000)")
     args = parser.parse_args()
     steps = [int(step) for step in args.steps.split(",")]
@@ -272,21 +297,26 @@ def main() -> None:
         base_fds, base_rss = fd_count(pid), status_kib(pid, "VmRSS") / 1024
         print(f"actord pid {pid}: {base_fds} fds, {base_rss:.1f} MiB RSS after one start and exit")
         print(f"{'running':>8} {'starts/s':>9} {'p50':>8} {'p99':>8} {'exit p50':>9} {'exit p99':>9} "
-              f"{'RSS MiB':>8} {'PSS MiB':>8} {'fds':>6} {'shim PSS':>9} {'list all':>9} {'list 1st':>9}")
-        first_rate = 0.0
+              f"{'RSS MiB':>8} {'PSS MiB':>8} {'fds':>6} {'shim PSS':>9} {'list all':>9} {'list 1st':>9} "
+              f"{'runc/s':>7}")
+        first_rate = first_runc = runc_rate = 0.0
         for step in steps:
             rate, latencies = node.start_many(step - len(node.running), args.threads, bundle)
             first_rate = first_rate or rate
             delays = probe_exits(node, events, bundle, args.probe)
             listed, first_page = list_latency(node)
+            if args.runc:
+                runc_rate = bare_runc_rate(bundle, work / "bare", args.runc, args.threads)
+                first_runc = first_runc or runc_rate
             print(f"{len(node.running):>8} {rate:>9.1f} {percentile(latencies, 0.5) * 1000:>6.0f}ms "
                   f"{percentile(latencies, 0.99) * 1000:>6.0f}ms {percentile(delays, 0.5) * 1000:>7.2f}ms "
                   f"{percentile(delays, 0.99) * 1000:>7.2f}ms {status_kib(pid, 'VmRSS') / 1024:>8.1f} "
                   f"{status_kib(pid, 'Pss', 'smaps_rollup') / 1024:>8.1f} {fd_count(pid):>6} "
-                  f"{shim_pss_median(node):>7.2f}Mi {listed * 1000:>7.1f}ms {first_page * 1000:>7.1f}ms",
-                  flush=True)
+                  f"{shim_pss_median(node):>7.2f}Mi {listed * 1000:>7.1f}ms {first_page * 1000:>7.1f}ms "
+                  f"{runc_rate:>7.1f}", flush=True)
         print(f"start rate at {steps[-1]} vs {steps[0]}: {rate / first_rate:.2f}x; "
-              f"p99/p50 at {steps[-1]}: {percentile(latencies, 0.99) / percentile(latencies, 0.5):.1f}")
+              f"p99/p50 at {steps[-1]}: {percentile(latencies, 0.99) / percentile(latencies, 0.5):.1f}"
+              + (f"; bare runc's rate at {steps[-1]} vs {steps[0]}: {runc_rate / first_runc:.2f}x" if first_runc else ""))
         killed = len(node.running)
         elapsed, once = kill_all(node, events)
         print(f"SIGKILL to {killed}: every exit recorded in {elapsed:.1f} s; each exactly once: {once}")
@@ -301,9 +331,10 @@ def main() -> None:
                   f"{end:.1f} MiB at the end (+{end - tenth:.1f} MiB)")
     finally:
         events.close()
-        runc = ["runc", "--root", str(node.state / "runc")]
-        for line in subprocess.run([*runc, "list", "-q"], capture_output=True, text=True).stdout.split():
-            subprocess.run([*runc, "delete", "--force", line], capture_output=True)
+        for root in (node.state / "runc", work / "bare"):
+            runc = ["runc", "--root", str(root)]
+            for line in subprocess.run([*runc, "list", "-q"], capture_output=True, text=True).stdout.split():
+                subprocess.run([*runc, "delete", "--force", line], capture_output=True)
         wait_empty(node, 30)
         node.stop()
         for line in Path("/proc/self/mountinfo").read_text().splitlines():
