@@ -5,28 +5,41 @@ one message at a time. The Supervisor never blocks: runtime calls go to the
 worker pool and come back as `start_done` / `runtime_done` messages, and the
 reply to the client is sent when they do (a deferred reply).
 
-The handlers live one task type per module (as containerd v0.2's supervisor
-folder): `start` (start, exec), `exit`, `signal`, `lifecycle` (pause, resume,
-update), `io` (stdin, resize, logs, stats), `checkpoint`, `query`.
+The life of containers and processes is `lifecycle.Lifecycle`: its transitions
+change the records and return effects, which `carry_out` performs here. The request
+handlers live one task type per module (as containerd v0.2's supervisor folder):
+`start` (start, exec), `signal`, `pause` (pause, resume, update), `io` (stdin,
+resize, logs, stats), `checkpoint`, `query`; `restore` loads a previous run's state.
 """
 
 from __future__ import annotations
 
-import collections
 import logging
+import os
+import shutil
 from typing import Any, Callable
 
 import zmq
 
 from actors.base import BusActor
 from actors.memory import HeapReturn
+from actors.rootfs import remove_container_dir
 from actors.statedir import StateDir
-from actors.supervisor import checkpoint, io, lifecycle, query, restore, start
-from actors.supervisor import exit as exit_task
+from actors.supervisor import checkpoint, io, pause, query, restore, start
 from actors.supervisor import signal as signal_task
 from actors.supervisor.deferred import DEFERRED
+from actors.supervisor.lifecycle import (
+    ClosePidfd,
+    Effect,
+    Emit,
+    Lifecycle,
+    RemoveContainerDir,
+    RemoveOutput,
+    RemoveProcessDir,
+    Reply,
+    Submit,
+)
 from actors.supervisor.pool import WorkerPool
-from actors.supervisor.state import Container, Process
 from actors.wire import ApiError, ErrorCode
 from actors.wire.api import STATE_CHANGING, error_reply, ok_reply
 
@@ -43,9 +56,9 @@ REQUEST_HANDLERS: dict[str, Handler] = {
     "containers.start": start.request,
     "containers.exec": start.exec_request,
     "containers.signal": signal_task.request,
-    "containers.pause": lifecycle.pause,
-    "containers.resume": lifecycle.resume,
-    "containers.update": lifecycle.update,
+    "containers.pause": pause.pause,
+    "containers.resume": pause.resume,
+    "containers.update": pause.update,
     "containers.stdin": io.stdin,
     "containers.close_stdin": io.close_stdin,
     "containers.resize": io.resize,
@@ -63,9 +76,9 @@ NEEDS_STORAGE = frozenset({"containers.start", "containers.exec", "containers.pa
 events that cannot be stored. Signals still go through, so containers can be stopped."""
 
 JOB_DONE: dict[str, Handler] = {
-    "pause": lifecycle.transition_done,
-    "resume": lifecycle.transition_done,
-    "orphan": exit_task.orphan_done,
+    "pause": pause.done,
+    "resume": pause.done,
+    "orphan": lambda sup, message: sup.orphan_done(message),  # a method: Supervisor is defined below
     "discard": restore.discarded,
 }
 
@@ -79,23 +92,7 @@ class Supervisor(BusActor):
         self.state = state
         self.info = info
         self._reported = reported
-        self.containers: dict[str, Container] = {}
-        self.tokens: dict[str, tuple[str, str]] = {}
-        """process token -> (container id, process id), for every live or starting process."""
-        self.pending: dict[str, tuple[bytes, str]] = {}
-        """exec token -> (route, request id) of the client waiting for it."""
-        self.early_exits: dict[str, int] = {}
-        """Exits that arrived before their process finished starting."""
-        self.tombstones: dict[str, str] = {}
-        """container id -> init token of a removed container whose state is not cleaned up yet."""
-        self.cleanups: dict[str, dict[str, Any]] = {}
-        """token -> {id, pid, shim_gone, recorded} of exited processes awaiting state cleanup."""
-        self.shims_gone: set[str] = set()
-        """Tokens of processes whose shim is gone but whose exit is still to be processed."""
-        self.parked: dict[str, dict[str, Any]] = {}
-        """container id -> start task waiting for that id's tombstone to clear."""
-        self.finished: collections.OrderedDict[tuple[str, str], dict[str, Any]] = collections.OrderedDict()
-        """(container id, process id) -> {token, status} of recently exited processes."""
+        self.life = Lifecycle()
         self.storage_trouble: str | None = None
         """Why the state dir's storage is degraded (the EventLog says), or None."""
         self.heap = HeapReturn()
@@ -109,10 +106,34 @@ class Supervisor(BusActor):
                     counts["running"], counts["exited"], counts["orphaned"], counts["discarded"])
 
     def on_stop(self) -> None:
-        for container in self.containers.values():
-            for process in container.processes.values():
-                process.close()
+        for process in self.life.processes.values():
+            if process.pidfd >= 0:
+                os.close(process.pidfd)
+                process.pidfd = -1
         super().on_stop()
+
+    def carry_out(self, effects: list[Effect]) -> None:
+        """Perform what the lifecycle's transitions asked for, in their order."""
+        for effect in effects:
+            if isinstance(effect, Emit):
+                self.emit(effect.event, effect.container_id, effect.process, effect.status, effect.token,
+                          answer=None if effect.answer is None else (*effect.answer[0], effect.answer[1]))
+                if effect.event == "exit" and effect.process == "init":
+                    self.heap.shrank(len(self.life.containers))  # after the event is on its way
+            elif isinstance(effect, Reply):
+                self.reply(*effect.client, error=effect.error)
+            elif isinstance(effect, Submit):
+                self.pool.submit(effect.task, effect.payload)
+            elif isinstance(effect, ClosePidfd):
+                os.close(effect.fd)
+            elif isinstance(effect, RemoveProcessDir):
+                shutil.rmtree(self.state.process(effect.container_id, effect.process), ignore_errors=True)
+            elif isinstance(effect, RemoveContainerDir):
+                remove_container_dir(self.state.container(effect.container_id))
+            elif isinstance(effect, RemoveOutput):
+                shutil.rmtree(self.state.output(effect.token), ignore_errors=True)
+            else:
+                raise TypeError(f"unknown effect {effect!r}")
 
     def reply(self, route: bytes | None, request_id: str | None, result: Any = None,
               error: ApiError | None = None) -> None:
@@ -133,18 +154,6 @@ class Supervisor(BusActor):
             route, body = answer[0], ok_reply(answer[1], answer[2])
         self.send("eventlog", "emit", event=event, id=container_id, pid=pid, status=status, token=token,
                   route=route, reply=body)
-
-    def find(self, container_id: str) -> Container:
-        container = self.containers.get(container_id)
-        if container is None or not container.listed:
-            raise ApiError(ErrorCode.NOT_FOUND, f"container {container_id} not found")
-        return container
-
-    def find_process(self, container_id: str, process_id: str) -> Process:
-        process = self.find(container_id).processes.get(process_id)
-        if process is None:
-            raise ApiError(ErrorCode.NOT_FOUND, f"process {process_id} of container {container_id} not found")
-        return process
 
     def submit_job(self, job: str, container_id: str, args: list[Any], request: dict[str, Any]) -> None:
         """Run a runtime job on a free worker; its `runtime_done` answers `request`."""
@@ -181,46 +190,37 @@ class Supervisor(BusActor):
 
     def on_start_done(self, message: dict[str, Any]) -> None:
         self.pool.done(message["worker"])
-        start.done(self, message)
+        if message["ok"]:
+            self.carry_out(self.life.started(message["token"], message["process"]))
+        else:
+            error = message.get("error") or {}
+            self.carry_out(self.life.start_failed(message["token"], ApiError(
+                str(error.get("code", ErrorCode.INTERNAL)), str(error.get("message", "start failed")))))
 
     def on_runtime_done(self, message: dict[str, Any]) -> None:
         self.pool.done(message["worker"])
         JOB_DONE.get(message["job"], Supervisor.job_reply)(self, message)
 
     def on_process_exit(self, message: dict[str, Any]) -> None:
-        exit_task.process_exit(self, message)
+        self.carry_out(self.life.exited(message["token"], message["status"]))
+
+    def orphan_done(self, message: dict[str, Any]) -> None:
+        """A dead shim's process has been dealt with: its exit is reported like any other."""
+        status = message.get("result")
+        self.carry_out(self.life.exited(message["args"][4], status if isinstance(status, int) else 255))
 
     def on_oom(self, message: dict[str, Any]) -> None:
-        container = self.containers.get(message["id"])
-        if container is not None and container.init_token == message["token"]:
-            self.emit("oom", container.id)
-
-    def orphaned(self, container: Container, process: Any) -> None:
-        """The shim of `process` is dead: have a worker kill what is left and find its status."""
-        self.pool.submit("runtime_task", {
-            "job": "orphan", "id": container.id, "route": None, "request_id": None,
-            "args": [process.id, process.system_pid, process.system_start, container.status == "paused",
-                     process.token],
-        })
+        self.carry_out(self.life.oom(message["id"], message["token"]))
 
     def on_shim_died(self, message: dict[str, Any]) -> None:
-        owner = self.tokens.get(message["token"])
-        container = self.containers.get(message["id"])
-        if owner is None or container is None or owner[1] not in container.processes:
-            return
-        logger.warning("the shim of %s/%s died", container.id, owner[1])
-        self.orphaned(container, container.processes[owner[1]])
+        self.carry_out(self.life.orphan(message["token"]))
 
     def on_shim_gone(self, message: dict[str, Any]) -> None:
-        freed = exit_task.shim_gone(self, message)
-        if freed is not None:
-            start.unpark(self, freed)
+        self.carry_out(self.life.shim_gone(message["token"]))
+
+    def on_recorded(self, message: dict[str, Any]) -> None:
+        self.carry_out(self.life.recorded(message["token"]))
 
     def on_storage(self, message: dict[str, Any]) -> None:
         """The EventLog's word on the state dir's storage: shown by `version`, checked by requests."""
         self.storage_trouble = (message.get("reason") or "storage full") if message["degraded"] else None
-
-    def on_recorded(self, message: dict[str, Any]) -> None:
-        freed = exit_task.recorded(self, message)
-        if freed is not None:
-            start.unpark(self, freed)

@@ -29,7 +29,7 @@ def create(sup: Supervisor, request: dict[str, Any]) -> object:
     params = Params(request["params"])
     container_id = params.container_id()
     name = _name(params)
-    container = sup.find(container_id)
+    container = sup.life.find(container_id)
     options = {"bundle": container.bundle, "name": name, "exit": params.flag("exit"),
                **{key: params.flag(key) for key in CHECKPOINT_FLAGS}}
     sup.submit_job("checkpoint", container_id, [options], request)
@@ -38,7 +38,7 @@ def create(sup: Supervisor, request: dict[str, Any]) -> object:
 
 def list_checkpoints(sup: Supervisor, request: dict[str, Any]) -> object:
     container_id = Params(request["params"]).container_id()
-    sup.submit_job("list_checkpoints", container_id, [sup.find(container_id).bundle], request)
+    sup.submit_job("list_checkpoints", container_id, [sup.life.find(container_id).bundle], request)
     return DEFERRED
 
 
@@ -46,5 +46,5 @@ def delete(sup: Supervisor, request: dict[str, Any]) -> object:
     params = Params(request["params"])
     container_id = params.container_id()
     name = _name(params)
-    sup.submit_job("delete_checkpoint", container_id, [sup.find(container_id).bundle, name], request)
+    sup.submit_job("delete_checkpoint", container_id, [sup.life.find(container_id).bundle, name], request)
     return DEFERRED

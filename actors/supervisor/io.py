@@ -10,13 +10,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from actors.supervisor.deferred import DEFERRED
+from actors.supervisor.lifecycle import ProcessPhase
 from actors.wire import ApiError, ErrorCode
 from actors.wire.api import Params
 from actors.wire.codec import MAX_STDIN_CHUNK
 
 if TYPE_CHECKING:
     from actors.supervisor.actor import Supervisor
-    from actors.supervisor.state import Process
+    from actors.supervisor.lifecycle import Process
 
 LOG_READ_MAX = 256 << 10
 
@@ -24,7 +25,7 @@ LOG_READ_MAX = 256 << 10
 def _process(sup: Supervisor, params: Params) -> tuple[str, Process]:
     container_id = params.container_id()
     process_id = params.string("pid", required=False, max_len=64) or "init"
-    return container_id, sup.find_process(container_id, process_id)
+    return container_id, sup.life.find_process(container_id, process_id)
 
 
 def _control(sup: Supervisor, request: dict[str, Any], message: dict[str, Any]) -> object:
@@ -61,13 +62,14 @@ def logs(sup: Supervisor, request: dict[str, Any]) -> object:
                                    and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0
                                            for n in cursor)):
         raise ApiError(ErrorCode.INVALID_PARAMS, "'cursor' must be [generation, offset]")
-    container = sup.containers.get(container_id)
+    container = sup.life.containers.get(container_id)
     process = container.processes.get(process_id) if container and container.listed else None
-    finished = sup.finished.get((container_id, process_id))
-    if process is not None and (finished is None or finished["token"] != process.token):
+    finished = sup.life.finished.get((container_id, process_id))
+    if process is not None and process.phase is ProcessPhase.RUNNING \
+            and (finished is None or finished[0] != process.token):
         token, status = process.token, None
     elif finished is not None:
-        token, status = finished["token"], finished["status"]
+        token, status = finished
     else:
         raise ApiError(ErrorCode.NOT_FOUND, f"process {process_id} of container {container_id} not found")
     sup.send("inspector", "inspect", what="logs", route=request["route"], request_id=request["id"],

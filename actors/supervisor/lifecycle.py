@@ -1,68 +1,553 @@
-"""containers.pause, containers.resume, containers.update: runc calls on a worker, state here.
+"""The life of every container and process, as two state machines.
 
-A container has at most one pause or resume under way; another is a conflict,
-as is pausing a paused container or resuming a running one.
+This module is the only place that changes a container's or a process's phase, and
+it does no I/O: each transition checks that it is legal from the record's phase,
+changes the records and returns the effects (emit an event, reply, submit a task,
+remove a dir, close a pidfd) that the Supervisor actor then carries out. An illegal
+transition raises `IllegalTransition`, a bug, never a silent no-op.
+
+A process (one record per process, keyed by its token):
+
+    starting -> running -> exited -> cleaning -> (removed)
+
+with facts on the record: `early_exit` (its exit arrived before its start was done),
+`shim_gone` (its shim has exited, which can happen in any phase), `exit_recorded`
+(the EventLog has its exit event on record). A process is removed, and its state dir
+with it, only when its shim is gone and its exit is on record: a crash at any moment
+leaves either the exit on record or the state a restart reports it from.
+
+A container:
+
+    parked -> starting -> running <-> pausing/paused/resuming -> stopping -> removed
+
+`parked`: a start waiting for a predecessor with the same id to be cleaned up.
+`stopping`: its init has exited and it waits for its other processes to exit first
+(subscribers always see exec exits before the init's). `removed`: out of the table,
+its id still reserved until its init is cleaned up. `discarding`: a damaged
+container found at restore, its id reserved until a worker has killed what it names.
+
+`MOVES` lists every transition; docs/architecture.md draws them (`diagram()`), and a
+test checks the drawing against this table.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import collections
+import enum
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Union
 
-from actors.supervisor.deferred import DEFERRED
 from actors.wire import ApiError, ErrorCode
-from actors.wire.api import Params
-from actors.worker.jobs import UPDATE_FLAGS
 
-if TYPE_CHECKING:
-    from actors.supervisor.actor import Supervisor
+__all__ = [
+    "MOVES",
+    "ClosePidfd",
+    "Container",
+    "ContainerPhase",
+    "Effect",
+    "Emit",
+    "IllegalTransition",
+    "Lifecycle",
+    "Process",
+    "ProcessPhase",
+    "RemoveContainerDir",
+    "RemoveOutput",
+    "RemoveProcessDir",
+    "Reply",
+    "Submit",
+    "diagram",
+]
 
-_FROM = {"pause": "running", "resume": "paused"}
-_TO = {"pause": "paused", "resume": "running"}
+logger = logging.getLogger(__name__)
 
+FINISHED_KEPT = 256
+"""Exited processes whose output stays readable (`logs` after the exit)."""
 
-def _transition(sup: Supervisor, request: dict[str, Any], job: str) -> object:
-    container_id = Params(request["params"]).container_id()
-    container = sup.find(container_id)
-    if container.transition is not None:
-        raise ApiError(ErrorCode.CONFLICT, f"a {container.transition} of {container_id} is under way")
-    if container.status != _FROM[job]:
-        raise ApiError(ErrorCode.CONFLICT, f"container {container_id} is {container.status}")
-    container.transition = job
-    sup.submit_job(job, container_id, [], request)
-    return DEFERRED
+Client = tuple[bytes | None, str | None]
+"""(route, request id) of a client waiting for a reply; route None: nobody waits."""
 
-
-def pause(sup: Supervisor, request: dict[str, Any]) -> object:
-    return _transition(sup, request, "pause")
-
-
-def resume(sup: Supervisor, request: dict[str, Any]) -> object:
-    return _transition(sup, request, "resume")
-
-
-def transition_done(sup: Supervisor, message: dict[str, Any]) -> None:
-    job = message["job"]
-    container = sup.containers.get(message["id"])
-    if container is not None and container.transition == job:
-        container.transition = None
-        if message["ok"] and container.status == _FROM[job]:
-            container.status = _TO[job]
-            sup.emit(job, container.id, answer=(message.get("route"), message.get("request_id"), {}))
-            return
-    sup.job_reply(message)
+NOBODY: Client = (None, None)
 
 
-def update(sup: Supervisor, request: dict[str, Any]) -> object:
-    params = Params(request["params"])
-    container_id = params.container_id()
-    limits = {}
-    for key in UPDATE_FLAGS:
-        low = -1 if key == "cpu_quota" else 0
-        value = params.integer(key, low=low)
-        if value is not None:
-            limits[key] = value
-    if not limits:
-        raise ApiError(ErrorCode.INVALID_PARAMS, f"give at least one of {', '.join(UPDATE_FLAGS)}")
-    sup.find(container_id)
-    sup.submit_job("update", container_id, [limits], request)
-    return DEFERRED
+class ProcessPhase(enum.Enum):
+    STARTING = "starting"
+    RUNNING = "running"
+    EXITED = "exited"
+    """Its status is known; an init's exit event waits for the container's other processes."""
+    CLEANING = "cleaning"
+    """Its exit event is out; waiting for its shim to be gone and its exit to be on record."""
+
+
+class ContainerPhase(enum.Enum):
+    PARKED = "parked"
+    STARTING = "starting"
+    RUNNING = "running"
+    PAUSING = "pausing"
+    PAUSED = "paused"
+    RESUMING = "resuming"
+    STOPPING = "stopping"
+    REMOVED = "removed"
+    DISCARDING = "discarding"
+
+
+LISTED = frozenset({ContainerPhase.RUNNING, ContainerPhase.PAUSING, ContainerPhase.PAUSED, ContainerPhase.RESUMING})
+"""Phases in which clients see a container (list, state, signal, exec...)."""
+
+PUBLISHED_STATUS = {ContainerPhase.RUNNING: "running", ContainerPhase.PAUSING: "running",
+                    ContainerPhase.PAUSED: "paused", ContainerPhase.RESUMING: "paused"}
+"""The `status` clients see: a pause or resume under way does not change it until it is done."""
+
+_P, _C = ProcessPhase, ContainerPhase
+GONE = None
+"""The target of a transition that drops the record."""
+
+MOVES: dict[str, dict[str, tuple[frozenset[Any], Any]]] = {
+    "process": {
+        "start": (frozenset({GONE}), _P.STARTING),
+        "started": (frozenset({_P.STARTING}), _P.RUNNING),
+        "start failed": (frozenset({_P.STARTING}), GONE),
+        "restored": (frozenset({GONE}), _P.RUNNING),
+        "exit": (frozenset({_P.RUNNING}), _P.EXITED),
+        "exit emitted": (frozenset({_P.EXITED}), _P.CLEANING),
+        "cleaned up": (frozenset({_P.CLEANING}), GONE),
+    },
+    "container": {
+        "start": (frozenset({GONE}), _C.STARTING),
+        "start behind predecessor": (frozenset({GONE}), _C.PARKED),
+        "predecessor cleaned up": (frozenset({_C.PARKED}), _C.STARTING),
+        "init started": (frozenset({_C.STARTING}), _C.RUNNING),
+        "init start failed": (frozenset({_C.STARTING}), GONE),
+        "restored running": (frozenset({GONE}), _C.RUNNING),
+        "restored paused": (frozenset({GONE}), _C.PAUSED),
+        "pause": (frozenset({_C.RUNNING}), _C.PAUSING),
+        "paused": (frozenset({_C.PAUSING}), _C.PAUSED),
+        "pause failed": (frozenset({_C.PAUSING}), _C.RUNNING),
+        "resume": (frozenset({_C.PAUSED}), _C.RESUMING),
+        "resumed": (frozenset({_C.RESUMING}), _C.RUNNING),
+        "resume failed": (frozenset({_C.RESUMING}), _C.PAUSED),
+        "init exited": (frozenset({_C.RUNNING, _C.PAUSING, _C.PAUSED, _C.RESUMING}), _C.STOPPING),
+        "last process exited": (frozenset({_C.STOPPING}), _C.REMOVED),
+        "init cleaned up": (frozenset({_C.REMOVED}), GONE),
+        "discard": (frozenset({GONE}), _C.DISCARDING),
+        "discarded": (frozenset({_C.DISCARDING}), GONE),
+    },
+}
+"""machine -> transition -> (phases it may start from, the phase it leads to); GONE: no record."""
+
+
+class IllegalTransition(Exception):
+    """A transition from a phase the machine does not allow it from: a bug in the caller."""
+
+
+def diagram(machine: str) -> str:
+    """`MOVES[machine]` as a mermaid state diagram."""
+    lines = ["stateDiagram-v2"]
+    for name, (sources, target) in MOVES[machine].items():
+        for source in sorted(sources, key=lambda phase: "" if phase is GONE else phase.value):
+            start = "[*]" if source is GONE else source.value
+            end = "[*]" if target is GONE else target.value
+            lines.append(f"    {start} --> {end}: {name}")
+    return "\n".join(lines)
+
+
+def _move(machine: str, record: Process | Container | None, transition: str) -> Any:
+    """The phase `transition` leads `record` to (None: a new record); IllegalTransition if it
+    may not be taken from the record's phase."""
+    sources, target = MOVES[machine][transition]
+    phase = None if record is None else record.phase
+    if phase not in sources:
+        what = "" if record is None else f" {record.describe()}"
+        shown = "nothing" if phase is None else phase.value
+        raise IllegalTransition(f"{machine}{what}: {transition!r} from {shown}")
+    if record is not None and target is not GONE:
+        record.phase = target
+    return target
+
+
+@dataclass
+class Process:
+    """One container process, from its start request to the removal of its state."""
+
+    token: str
+    container_id: str
+    name: str
+    phase: ProcessPhase = ProcessPhase.STARTING
+    client: Client = NOBODY
+    """Who waits for the start's reply (an exec's; an init's is its container's)."""
+    system_pid: int = 0
+    shim_pid: int = 0
+    pidfd: int = -1
+    system_start: int | None = None
+    """Start time of the container process, to tell it from a later process with the same pid."""
+    args: list[str] = field(default_factory=list)
+    tty: bool = False
+    early_exit: int | None = None
+    shim_gone: bool = False
+    exit_recorded: bool = False
+    status: int | None = None
+
+    def describe(self) -> str:
+        return f"{self.container_id}/{self.name}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"pid": self.name, "system_pid": self.system_pid, "shim_pid": self.shim_pid,
+                "args": self.args, "tty": self.tty}
+
+
+@dataclass
+class Container:
+    id: str
+    bundle: str
+    labels: dict[str, str]
+    init_token: str
+    init: bool = False
+    """Started with `--init`: tini is PID 1 and the bundle's process its child."""
+    phase: ContainerPhase = ContainerPhase.STARTING
+    client: Client = NOBODY
+    """Who waits for the start's reply."""
+    processes: dict[str, Process] = field(default_factory=dict)
+    """name -> process, for every process not yet reported (starting, running, an exited init)."""
+    exec_count: int = 0
+    start_task: dict[str, Any] | None = None
+    """The start task of a parked container, submitted once its predecessor is cleaned up."""
+
+    def describe(self) -> str:
+        return self.id
+
+    @property
+    def listed(self) -> bool:
+        return self.phase in LISTED
+
+    @property
+    def init_process(self) -> Process | None:
+        return self.processes.get("init")
+
+    def to_json(self) -> dict[str, Any]:
+        shown = sorted((p for p in self.processes.values() if p.phase is not ProcessPhase.STARTING),
+                       key=lambda p: (p.name != "init", p.name))
+        return {"id": self.id, "bundle": self.bundle, "status": PUBLISHED_STATUS.get(self.phase, self.phase.value),
+                "labels": self.labels, "init": self.init, "processes": [p.to_json() for p in shown]}
+
+
+@dataclass(frozen=True)
+class Emit:
+    """Record and publish an event; `answer` (the reply to a client) goes out once it is on record."""
+
+    event: str
+    container_id: str
+    process: str | None = None
+    status: int | None = None
+    token: str | None = None
+    answer: tuple[Client, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Reply:
+    client: Client
+    error: ApiError
+
+
+@dataclass(frozen=True)
+class Submit:
+    """Hand a task to a free worker (`start_task`, `exec_task`, `runtime_task`)."""
+
+    task: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RemoveProcessDir:
+    container_id: str
+    process: str
+
+
+@dataclass(frozen=True)
+class RemoveContainerDir:
+    container_id: str
+
+
+@dataclass(frozen=True)
+class RemoveOutput:
+    token: str
+
+
+@dataclass(frozen=True)
+class ClosePidfd:
+    fd: int
+
+
+Effect = Union[Emit, Reply, Submit, RemoveProcessDir, RemoveContainerDir, RemoveOutput, ClosePidfd]
+
+
+class Lifecycle:
+    """Every container and process record, and the transitions between their phases."""
+
+    def __init__(self) -> None:
+        self.containers: dict[str, Container] = {}
+        """id -> the container with that id (parked, starting, listed or stopping)."""
+        self.removed: dict[str, Container] = {}
+        """id -> a removed (or discarding) container whose id is still reserved."""
+        self.processes: dict[str, Process] = {}
+        """token -> every process from its start until its state is removed."""
+        self.finished: collections.OrderedDict[tuple[str, str], tuple[str, int]] = collections.OrderedDict()
+        """(container id, process name) -> (token, status) of recently exited processes."""
+
+    # -- lookups ----------------------------------------------------------------------------
+
+    def find(self, container_id: str) -> Container:
+        """A container clients can see, or a `not_found` error."""
+        container = self.containers.get(container_id)
+        if container is None or not container.listed:
+            raise ApiError(ErrorCode.NOT_FOUND, f"container {container_id} not found")
+        return container
+
+    def find_process(self, container_id: str, name: str) -> Process:
+        process = self.find(container_id).processes.get(name)
+        if process is None or process.phase is ProcessPhase.STARTING:
+            raise ApiError(ErrorCode.NOT_FOUND, f"process {name} of container {container_id} not found")
+        return process
+
+    # -- starts -----------------------------------------------------------------------------
+
+    def start(self, container_id: str, bundle: str, labels: dict[str, str], init: bool,
+              client: Client, task: dict[str, Any]) -> list[Effect]:
+        """A container start: its init's start task goes out now, or once the predecessor with
+        the same id is cleaned up. `task` gets the init's token."""
+        if container_id in self.containers:
+            raise ApiError(ErrorCode.ALREADY_EXISTS, f"container {container_id} already exists")
+        token = uuid.uuid4().hex
+        container = Container(id=container_id, bundle=bundle, labels=labels, init_token=token, init=init,
+                              client=client)
+        process = Process(token=token, container_id=container_id, name="init")
+        _move("process", None, "start")
+        container.processes["init"] = process
+        self.containers[container_id] = container
+        self.processes[token] = process
+        task = {**task, "token": token}
+        if container_id in self.removed:
+            container.phase = _move("container", None, "start behind predecessor")
+            container.start_task = task
+            return []
+        container.phase = _move("container", None, "start")
+        return [Submit("start_task", task)]
+
+    def exec(self, container_id: str, name: str | None, client: Client, task: dict[str, Any]) -> list[Effect]:
+        """One more process in a running container; `name` None: the next free `exec-N`."""
+        container = self.find(container_id)
+        if container.phase is not ContainerPhase.RUNNING:
+            raise ApiError(ErrorCode.CONFLICT, f"container {container_id} is {container.phase.value}")
+        if name is None:
+            container.exec_count += 1
+            while f"exec-{container.exec_count}" in container.processes:
+                container.exec_count += 1
+            name = f"exec-{container.exec_count}"
+        if name in container.processes:
+            raise ApiError(ErrorCode.ALREADY_EXISTS, f"process {name} already exists in {container_id}")
+        token = uuid.uuid4().hex
+        _move("process", None, "start")
+        process = Process(token=token, container_id=container_id, name=name, client=client)
+        container.processes[name] = process
+        self.processes[token] = process
+        return [Submit("exec_task", {**task, "token": token, "id": container_id, "pid": name})]
+
+    def started(self, token: str, info: dict[str, Any]) -> list[Effect]:
+        """A worker started the process: `info` has its pids, pidfd, args, tty."""
+        process = self.processes.get(token)
+        if process is None:  # never happens while a start is under way; kept safe
+            return [ClosePidfd(info["pidfd"])] if info["pidfd"] >= 0 else []
+        _move("process", process, "started")
+        process.system_pid, process.shim_pid, process.pidfd = info["system_pid"], info["shim_pid"], info["pidfd"]
+        process.system_start, process.args, process.tty = info.get("system_start"), info["args"], bool(info.get("tty"))
+        container = self.containers[process.container_id]
+        effects: list[Effect]
+        if process.name == "init":
+            _move("container", container, "init started")
+            client, container.client = container.client, NOBODY
+            logger.info("container %s started (pid %d)", container.id, process.system_pid)
+            effects = [Emit("start-container", container.id, answer=(client, container.to_json()))]
+        else:
+            client, process.client = process.client, NOBODY
+            logger.info("process %s started (pid %d)", process.describe(), process.system_pid)
+            effects = [Emit("start-process", container.id, process=process.name, answer=(client, process.to_json()))]
+        if process.early_exit is not None:
+            effects += self.exited(token, process.early_exit)
+        return effects
+
+    def start_failed(self, token: str, error: ApiError) -> list[Effect]:
+        """The start failed; the worker has undone it (nothing of it runs)."""
+        process = self.processes.pop(token, None)
+        if process is None:
+            return []
+        _move("process", process, "start failed")
+        container = self.containers[process.container_id]
+        del container.processes[process.name]
+        logger.warning("start of %s failed: %s", process.describe(), error.message)
+        if process.name == "init":
+            _move("container", container, "init start failed")
+            del self.containers[container.id]
+            return [Reply(container.client, error)]
+        return [Reply(process.client, error), *self._maybe_remove(container)]
+
+    # -- exits ------------------------------------------------------------------------------
+
+    def exited(self, token: str, status: int) -> list[Effect]:
+        """A process's exit status (from its shim, its exit.json or an orphan job), once per process."""
+        process = self.processes.get(token)
+        if process is None or process.phase in (ProcessPhase.EXITED, ProcessPhase.CLEANING):
+            return []  # a late duplicate
+        if process.phase is ProcessPhase.STARTING:
+            process.early_exit = status  # applied when its start is done
+            return []
+        _move("process", process, "exit")
+        process.status = status
+        container = self.containers[process.container_id]
+        effects: list[Effect] = self._remember(process, status)
+        if process.name != "init":
+            del container.processes[process.name]
+            effects += self._emit_exit(process)
+            logger.info("process %s exited with %d", process.describe(), status)
+            return effects + self._maybe_remove(container)
+        _move("container", container, "init exited")
+        return effects + self._maybe_remove(container)
+
+    def orphan(self, token: str) -> list[Effect]:
+        """A process's shim died without recording its exit: a worker kills what is left of it
+        and finds its status (then `exited`)."""
+        process = self.processes.get(token)
+        if process is None or process.phase is not ProcessPhase.RUNNING:
+            return []
+        container = self.containers[process.container_id]
+        logger.warning("the shim of %s died", process.describe())
+        return [Submit("runtime_task", {
+            "job": "orphan", "id": container.id, "route": None, "request_id": None,
+            "args": [process.name, process.system_pid, process.system_start,
+                     container.phase in (ContainerPhase.PAUSED, ContainerPhase.RESUMING), process.token],
+        })]
+
+    def shim_gone(self, token: str) -> list[Effect]:
+        process = self.processes.get(token)
+        if process is None:
+            return []
+        process.shim_gone = True
+        return self._maybe_clean(process)
+
+    def recorded(self, token: str) -> list[Effect]:
+        """The EventLog has the exit event of `token` on record."""
+        process = self.processes.get(token)
+        if process is None or process.phase is not ProcessPhase.CLEANING:
+            return []
+        process.exit_recorded = True
+        return self._maybe_clean(process)
+
+    def _emit_exit(self, process: Process) -> list[Effect]:
+        _move("process", process, "exit emitted")
+        effects: list[Effect] = [Emit("exit", process.container_id, process=process.name, status=process.status,
+                                      token=process.token)]
+        if process.pidfd >= 0:
+            effects.append(ClosePidfd(process.pidfd))
+            process.pidfd = -1
+        return effects
+
+    def _maybe_remove(self, container: Container) -> list[Effect]:
+        """Remove a stopping container once its init is the only process left."""
+        if container.phase is not ContainerPhase.STOPPING or list(container.processes) != ["init"]:
+            return []
+        init = container.processes.pop("init")
+        _move("container", container, "last process exited")
+        del self.containers[container.id]
+        self.removed[container.id] = container
+        logger.info("container %s exited with %s", container.id, init.status)
+        return self._emit_exit(init)
+
+    def _maybe_clean(self, process: Process) -> list[Effect]:
+        """Remove an exited process's state once its shim is gone and its exit is on record."""
+        if process.phase is not ProcessPhase.CLEANING or not (process.shim_gone and process.exit_recorded):
+            return []
+        _move("process", process, "cleaned up")
+        del self.processes[process.token]
+        if process.name != "init":
+            return [RemoveProcessDir(process.container_id, process.name)]
+        container = self.removed.pop(process.container_id)
+        _move("container", container, "init cleaned up")
+        return [RemoveContainerDir(container.id), *self._unpark(container.id)]
+
+    def _unpark(self, container_id: str) -> list[Effect]:
+        """The id's predecessor is gone: a start that waited for it goes ahead."""
+        container = self.containers.get(container_id)
+        if container is None or container.phase is not ContainerPhase.PARKED:
+            return []
+        _move("container", container, "predecessor cleaned up")
+        task, container.start_task = container.start_task, None
+        assert task is not None
+        return [Submit("start_task", task)]
+
+    def _remember(self, process: Process, status: int) -> list[Effect]:
+        """Keep the output of the last FINISHED_KEPT exited processes readable."""
+        effects: list[Effect] = []
+        key = (process.container_id, process.name)
+        replaced = self.finished.pop(key, None)
+        if replaced is not None:
+            effects.append(RemoveOutput(replaced[0]))
+        self.finished[key] = (process.token, status)
+        while len(self.finished) > FINISHED_KEPT:
+            _, (token, _) = self.finished.popitem(last=False)
+            effects.append(RemoveOutput(token))
+        return effects
+
+    # -- pause and resume -------------------------------------------------------------------
+
+    def pause(self, container_id: str, job: str) -> None:
+        """Begin a pause (`job` "pause") or resume ("resume"); the caller submits the job."""
+        container = self.find(container_id)
+        if container.phase in (ContainerPhase.PAUSING, ContainerPhase.RESUMING):
+            under_way = "pause" if container.phase is ContainerPhase.PAUSING else "resume"
+            raise ApiError(ErrorCode.CONFLICT, f"a {under_way} of {container_id} is under way")
+        wanted = ContainerPhase.RUNNING if job == "pause" else ContainerPhase.PAUSED
+        if container.phase is not wanted:
+            raise ApiError(ErrorCode.CONFLICT, f"container {container_id} is {PUBLISHED_STATUS[container.phase]}")
+        _move("container", container, job)
+
+    def paused(self, container_id: str, job: str, ok: bool, answer: tuple[Client, Any]) -> list[Effect] | None:
+        """A pause or resume job is done: the event (which answers the client), or None when
+        the caller is to reply with the job's own result (it failed, or the init exited meanwhile)."""
+        container = self.containers.get(container_id)
+        under_way = ContainerPhase.PAUSING if job == "pause" else ContainerPhase.RESUMING
+        if container is None or container.phase is not under_way:
+            return None
+        if not ok:
+            _move("container", container, f"{job} failed")
+            return None
+        _move("container", container, "paused" if job == "pause" else "resumed")
+        return [Emit(job, container_id, answer=answer)]
+
+    def oom(self, container_id: str, token: str) -> list[Effect]:
+        container = self.containers.get(container_id)
+        if container is None or container.init_token != token:
+            return []
+        return [Emit("oom", container_id)]
+
+    # -- restore ----------------------------------------------------------------------------
+
+    def restored(self, container: Container, paused: bool) -> None:
+        """A container of a previous run, with its processes in `container.processes` (running)."""
+        container.phase = _move("container", None, "restored paused" if paused else "restored running")
+        for process in container.processes.values():
+            process.phase = _move("process", None, "restored")
+            self.processes[process.token] = process
+        self.containers[container.id] = container
+
+    def discard(self, container_id: str) -> None:
+        """A damaged container found at restore: its id is reserved until `discarded`."""
+        container = Container(id=container_id, bundle="", labels={}, init_token="")
+        container.phase = _move("container", None, "discard")
+        self.removed[container_id] = container
+
+    def discarded(self, container_id: str) -> list[Effect]:
+        container = self.removed.get(container_id)
+        if container is None or container.phase is not ContainerPhase.DISCARDING:
+            return []
+        _move("container", container, "discarded")
+        del self.removed[container_id]
+        return [RemoveContainerDir(container_id), *self._unpark(container_id)]

@@ -26,15 +26,15 @@ def list_containers(sup: Supervisor, request: dict[str, Any]) -> list[dict[str, 
     params = Params(request["params"])
     after = params.optional_container_id("after")
     limit = params.integer("limit", low=1, high=LIST_PAGE_MAX)
-    ids = sorted(key for key, container in sup.containers.items() if container.listed)
+    ids = sorted(key for key, container in sup.life.containers.items() if container.listed)
     if after is not None:
         ids = ids[bisect.bisect_right(ids, after):]
-    return [sup.containers[key].to_json() for key in ids[:limit]]
+    return [sup.life.containers[key].to_json() for key in ids[:limit]]
 
 
 def state(sup: Supervisor, request: dict[str, Any]) -> dict[str, Any]:
     container_id = Params(request["params"]).container_id()
-    return sup.find(container_id).to_json()
+    return sup.life.find(container_id).to_json()
 
 
 def replay(sup: Supervisor, request: dict[str, Any]) -> object:

@@ -25,9 +25,7 @@ from actors.cgroups import cgroup_dirs, oom_watch_members, register_oom_watch
 from actors.procinfo import open_pidfd, same_process
 from actors.rootfs import remove_container_dir
 from actors.statedir import StateDir, read_json
-from actors.supervisor import exit as exit_task
-from actors.supervisor import start
-from actors.supervisor.state import Container, Process
+from actors.supervisor.lifecycle import Container, Process
 from actors.wire.api import CONTAINER_ID
 
 if TYPE_CHECKING:
@@ -63,7 +61,8 @@ def _frozen(pid: int) -> bool:
 def restore(sup: Supervisor, reported: set[str]) -> dict[str, int]:
     """Load every container dir; returns counts for the start-up log line."""
     counts = {"running": 0, "exited": 0, "orphaned": 0, "discarded": 0}
-    exits: list[tuple[Container, str, int]] = []
+    exits: list[tuple[Process, int]] = []
+    orphans: list[Process] = []
     kept_tokens: set[str] = set()
     if not sup.state.containers.is_dir():
         return counts
@@ -73,16 +72,16 @@ def restore(sup: Supervisor, reported: set[str]) -> dict[str, int]:
             remove_container_dir(container_dir) if container_dir.is_dir() else container_dir.unlink()
             continue
         try:
-            outcome = _restore_container(sup, container_dir, reported, exits, kept_tokens)
+            outcome = _restore_container(sup, container_dir, reported, exits, orphans, kept_tokens)
         except Exception:
             logger.exception("restore: container %s could not be loaded", container_dir.name)
-            sup.containers.pop(container_dir.name, None)
             _discard(sup, container_dir.name, "loading it failed", [])
             outcome = "discarded"
         counts[outcome] += 1
-    for container, process_id, status in sorted(exits, key=lambda e: e[1] == "init"):
-        if container.id in sup.containers and process_id in container.processes:
-            exit_task.exited(sup, container, process_id, status)
+    for process, status in sorted(exits, key=lambda e: e[0].name == "init"):  # exec exits first
+        sup.carry_out(sup.life.exited(process.token, status))
+    for process in orphans:
+        sup.carry_out(sup.life.orphan(process.token))
     _remove_stale(sup.state, kept_tokens)
     sup.pool.submit("runtime_task", {"job": "sweep", "id": "*", "route": None, "request_id": None,
                                      "args": [str(sup.state.containers)]})
@@ -100,8 +99,8 @@ def _remove_stale(state: StateDir, kept_tokens: set[str]) -> None:
     shutil.rmtree(state.criu_work, ignore_errors=True)
 
 
-def _restore_container(sup: Supervisor, container_dir: Path, reported: set[str],
-                       exits: list[tuple[Container, str, int]], kept_tokens: set[str]) -> str:
+def _restore_container(sup: Supervisor, container_dir: Path, reported: set[str], exits: list[tuple[Process, int]],
+                       orphans: list[Process], kept_tokens: set[str]) -> str:
     container_id = container_dir.name
     info = read_json(container_dir / "container.json")
     found: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
@@ -126,59 +125,52 @@ def _restore_container(sup: Supervisor, container_dir: Path, reported: set[str],
         _discard(sup, container_id, reason, victims)
         return "discarded"
 
-    init_meta, init_state = found["init"]
     container = Container(id=container_id, bundle=info["bundle"], labels=info.get("labels") or {},
-                          init_token=init_meta["token"], init=info.get("init") is True, status="running")
-    sup.containers[container_id] = container
+                          init_token=found["init"][0]["token"], init=info.get("init") is True)
     outcome = "running"
-    for process_id, (meta, state) in found.items():
+    watches = []
+    for name, (meta, state) in found.items():
         token = meta["token"]
-        procdir = container_dir / process_id
-        if process_id != "init" and token in reported:
+        procdir = container_dir / name
+        if name != "init" and token in reported:
             shutil.rmtree(procdir, ignore_errors=True)
             continue
         kept_tokens.add(token)
         pidfd = open_pidfd(state["system_pid"], state.get("system_start"))
-        alive = pidfd >= 0
-        process = Process(id=process_id, token=token, system_pid=state["system_pid"], shim_pid=state["shim_pid"],
-                          args=meta["args"], pidfd=pidfd, tty=bool(meta.get("tty")),
-                          system_start=state.get("system_start"))
-        container.processes[process_id] = process
-        sup.tokens[token] = (container_id, process_id)
         shim_alive = same_process(state["shim_pid"], state.get("shim_start"))
+        process = Process(token=token, container_id=container_id, name=name, system_pid=state["system_pid"],
+                          shim_pid=state["shim_pid"], pidfd=pidfd, system_start=state.get("system_start"),
+                          args=meta["args"], tty=bool(meta.get("tty")), shim_gone=not shim_alive)
+        container.processes[name] = process
         status = _exit_status(procdir)
         if shim_alive:
-            watch = register_oom_watch(state["system_pid"]) if process_id == "init" and alive else None
-            sup.send("monitor", "watch_process", token=token, id=container_id, pid=process_id,
-                     shim_pid=state["shim_pid"], procdir=str(procdir), **oom_watch_members(watch))
-        else:
-            sup.shims_gone.add(token)
+            watches.append((process, procdir))
         if status is not None:
-            exits.append((container, process_id, status))
-            outcome = "exited" if process_id == "init" else outcome
+            exits.append((process, status))
+            outcome = "exited" if name == "init" else outcome
         elif not shim_alive:
-            logger.warning("restore: the shim of %s/%s died while actord was down", container_id, process_id)
-            sup.orphaned(container, process)
+            logger.warning("restore: the shim of %s/%s died while actord was down", container_id, name)
+            orphans.append(process)
             outcome = "orphaned"
+    for process, procdir in watches:
+        alive = process.pidfd >= 0
+        watch = register_oom_watch(process.system_pid) if process.name == "init" and alive else None
+        sup.send("monitor", "watch_process", token=process.token, id=container_id, pid=process.name,
+                 shim_pid=process.shim_pid, procdir=str(procdir), **oom_watch_members(watch))
     init = container.processes["init"]
-    if init.pidfd >= 0 and _frozen(init.system_pid):
-        container.status = "paused"
+    sup.life.restored(container, paused=init.pidfd >= 0 and _frozen(init.system_pid))
     return outcome
 
 
 def _discard(sup: Supervisor, container_id: str, reason: str, victims: list[list[int | None]]) -> None:
     logger.warning("restore: discarding container %s: %s; killing %d process(es) it names",
                    container_id, reason, len(victims))
-    sup.tombstones[container_id] = "discard"
+    sup.life.discard(container_id)
     sup.pool.submit("runtime_task", {"job": "discard", "id": container_id, "args": victims,
                                      "route": None, "request_id": None})
 
 
 def discarded(sup: Supervisor, message: dict[str, Any]) -> None:
     """A damaged container's leftovers are dead: remove its state and free its id."""
-    container_id = message["id"]
-    remove_container_dir(sup.state.container(container_id))
-    logger.info("restore: container %s cleaned up", container_id)
-    if sup.tombstones.get(container_id) == "discard":
-        del sup.tombstones[container_id]
-        start.unpark(sup, container_id)
+    sup.carry_out(sup.life.discarded(message["id"]))
+    logger.info("restore: container %s cleaned up", message["id"])

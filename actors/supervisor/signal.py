@@ -23,10 +23,10 @@ def request(sup: Supervisor, request: dict[str, Any]) -> object:
     if every and process_id is not None:
         raise ApiError(ErrorCode.INVALID_PARAMS, "give either 'pid' or 'all', not both")
     if every:
-        sup.find(container_id)
+        sup.life.find(container_id)
         sup.submit_job("kill_all", container_id, [signum], request)
         return DEFERRED
-    process = sup.find_process(container_id, process_id or "init")
+    process = sup.life.find_process(container_id, process_id or "init")
     if process.pidfd >= 0:
         try:
             signals.pidfd_send_signal(process.pidfd, signum)
