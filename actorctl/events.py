@@ -1,6 +1,6 @@
 """Follow the event stream with no gap and no duplicate.
 
-1. subscribe to everything and wait for the daemon's welcome (the pipe is attached);
+1. subscribe to everything and wait for the daemon's welcome (the subscription is in effect);
 2. replay what the log holds after the last sequence number seen;
 3. read live events, dropping `seq <= last`; a jump in `seq`, or a heartbeat whose
    `seq` is ahead of `last`, means events were dropped on the way (a PUB socket
@@ -13,29 +13,29 @@ come back, for at most `reconnect` seconds.
 from __future__ import annotations
 
 import time
-from typing import Any, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import zmq
 
-from actorctl.client import CallTimeout, Client, Unreachable
-from actors.wire import WireError, unpack
+from actorctl.client import CallTimeout, Client, DaemonError, Unreachable
+from actors.wire import WireError
+from actors.wire.events import HEARTBEAT_INTERVAL, WELCOME_TOPIC, EventRecord, as_record, decode
 
-__all__ = ["follow", "stored"]
+__all__ = ["attach", "follow", "stored"]
 
-WELCOME = b"\x00welcome"
-HEARTBEAT_TOPIC = b"daemon/heartbeat"
-HEARTBEAT_MISSED = 3.0
+HEARTBEAT_MISSED = 3 * HEARTBEAT_INTERVAL
 """Seconds without a heartbeat after which the daemon is presumed away."""
 
 
-def _matches(event: dict[str, Any], container_id: str | None, since: float | None) -> bool:
-    if container_id is not None and event.get("id") != container_id:
+def _matches(event: EventRecord, container_id: str | None, since: float | None) -> bool:
+    if container_id is not None and event["id"] != container_id:
         return False
-    return since is None or event.get("timestamp", 0) >= since
+    return since is None or event["timestamp"] >= since
 
 
 def stored(client: Client, after: int, since: float | None = None,
-           container_id: str | None = None) -> Iterator[dict[str, Any]]:
+           container_id: str | None = None) -> Iterator[EventRecord]:
     """Every stored event after `after`, page by page."""
     params: dict[str, Any] = {"after": after}
     if since is not None:
@@ -44,10 +44,45 @@ def stored(client: Client, after: int, since: float | None = None,
         params["id"] = container_id
     while True:
         result = client.call("events.replay", params)
-        yield from result["events"]
+        for event in result["events"]:
+            try:
+                yield as_record(event)
+            except WireError as exc:
+                raise DaemonError("internal", f"events.replay returned a malformed event: {exc}") from None
         params["after"] = result["through"]
         if not result["more"]:
             return
+
+
+def attach(events_address: str, topics: Iterable[str] = ("",), timeout: float = 10.0, *,
+           context: zmq.Context[zmq.Socket[bytes]] | None = None, rcvhwm: int | None = None) -> zmq.Socket[bytes]:
+    """A SUB socket on the event stream subscribed to the topic prefixes `topics` (default: all),
+    returned once the daemon's welcome arrived: every message matching them that is published
+    from then on reaches it. Unreachable if no welcome comes within `timeout` seconds."""
+    sub = (context or zmq.Context.instance()).socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    if rcvhwm is not None:
+        sub.setsockopt(zmq.RCVHWM, rcvhwm)
+    prefixes = list(topics)
+    if not any(WELCOME_TOPIC.startswith(prefix) for prefix in prefixes):
+        prefixes.append(WELCOME_TOPIC)  # last: its welcome then proves the others in effect too
+    for prefix in prefixes:
+        sub.setsockopt(zmq.SUBSCRIBE, prefix.encode())
+    sub.connect(events_address)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not sub.poll(int(remaining * 1000) + 1):
+                raise Unreachable(f"no event stream at {events_address}")
+            try:
+                if decode(sub.recv_multipart())["type"] == "welcome":
+                    return sub
+            except WireError:
+                continue
+    except BaseException:
+        sub.close()
+        raise
 
 
 class _Stream:
@@ -60,14 +95,14 @@ class _Stream:
         self.reconnect = reconnect
         self.boot: str | None = None
 
-    def catch_up(self) -> Iterator[dict[str, Any]]:
+    def catch_up(self) -> Iterator[EventRecord]:
         """Replay from the log after `last`, retrying while the daemon is away."""
         gave_up_at = time.monotonic() + self.reconnect
         while True:
             try:
                 for event in stored(self.client, self.last):
                     self.last = event["seq"]
-                    self.boot = event.get("boot", self.boot)
+                    self.boot = event["boot"]
                     if _matches(event, self.container_id, self.since):
                         yield event
                 return
@@ -76,50 +111,38 @@ class _Stream:
                     raise
                 time.sleep(0.2)
 
-    def live(self, frames: list[bytes]) -> Iterator[dict[str, Any]]:
-        if len(frames) != 2:
-            return
+    def live(self, frames: list[bytes]) -> Iterator[EventRecord]:
         try:
-            event = unpack(frames[1])
+            message = decode(frames)
         except WireError:
             return
-        seq = event.get("seq")
-        if not isinstance(seq, int):
-            return
-        if frames[0] == HEARTBEAT_TOPIC:
-            restarted = self.boot is not None and event.get("boot") != self.boot
-            self.boot = event.get("boot")
-            if restarted or seq > self.last:
+        if message["type"] == "welcome":
+            return  # another subscriber's
+        if message["type"] == "heartbeat":
+            restarted = self.boot is not None and message["boot"] != self.boot
+            self.boot = message["boot"]
+            if restarted or message["seq"] > self.last:
                 yield from self.catch_up()
             return
+        seq = message["seq"]
         if seq <= self.last:
             return
-        if seq > self.last + 1 or event.get("boot") != self.boot:
+        if seq > self.last + 1 or message["boot"] != self.boot:
             yield from self.catch_up()
             if seq <= self.last:
                 return
         self.last = seq
-        self.boot = event.get("boot")
-        if _matches(event, self.container_id, self.since):
-            yield event
+        self.boot = message["boot"]
+        if _matches(message, self.container_id, self.since):
+            yield message
 
 
 def follow(client: Client, events_address: str, after: int = 0, since: float | None = None,
-           container_id: str | None = None, reconnect: float = 30.0) -> Iterator[dict[str, Any]]:
+           container_id: str | None = None, reconnect: float = 30.0) -> Iterator[EventRecord]:
     """Stored events after `after`, then live ones, forever (or until the daemon stays away)."""
-    sub = zmq.Context.instance().socket(zmq.SUB)
-    sub.setsockopt(zmq.LINGER, 0)
-    sub.setsockopt(zmq.SUBSCRIBE, b"")
-    sub.connect(events_address)
+    sub = attach(events_address, timeout=client.timeout)
     stream = _Stream(client, after, since, container_id, reconnect)
     try:
-        deadline = time.monotonic() + client.timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not sub.poll(int(remaining * 1000)):
-                raise Unreachable(f"no event stream at {events_address}")
-            if sub.recv_multipart() == [WELCOME]:
-                break
         yield from stream.catch_up()
         heard = time.monotonic()
         while True:

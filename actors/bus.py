@@ -9,8 +9,8 @@ for this thread: replies for clients, events to publish, fds to poll.
 
 External sockets:
   ROUTER  ipc://<state>/actord.sock   client requests and replies (each at most 1 MiB)
-  XPUB    ipc://<state>/events.sock   the event stream (topic frame + msgpack body); subscriptions
-                                      at most 1 KiB
+  XPUB    ipc://<state>/events.sock   the event stream (actors/wire/events.py: a topic frame and a
+                                      msgpack body, always); subscriptions at most 1 KiB
   PULL    ipc://<state>/shim.sock     exit reports from shims
 """
 
@@ -30,21 +30,21 @@ import zmq
 from actors.wire import MAX_CLIENT_MESSAGE, MAX_SHIM_MESSAGE, ApiError, ErrorCode, WireError, pack, unpack
 from actors.wire.api import error_reply, parse_request
 from actors.wire.codec import MAX_SUBSCRIPTION
+from actors.wire.events import HEARTBEAT_INTERVAL, WELCOME_TOPIC, encode, welcome
 from actors.wire.messages import make, validate
 from shimproc import trace
 
-__all__ = ["BUS_ADDRESS", "WELCOME", "Bus", "BusSender"]
+__all__ = ["BUS_ADDRESS", "Bus", "BusSender"]
 
 logger = logging.getLogger(__name__)
 
 BUS_ADDRESS = "inproc://actord.bus"
-WELCOME = b"\x00welcome"
-"""Sent by the event socket to each new subscriber: proof that the pipe is attached."""
 
 IPC_PEER = re.compile(r"localhost:(\d+):(\d+):(\d+)")
 """libzmq's Peer-Address of an ipc peer: the uid, gid and pid the kernel gives (SO_PEERCRED)."""
 
-TICK_SECONDS = 1.0
+TICK_SECONDS = HEARTBEAT_INTERVAL
+"""The EventLog's tick: it flushes what waits for the disk and publishes a heartbeat."""
 SEND_TIMEOUT_MS = 2000
 """An actor's send fails after this long only if the bus has stopped (its queue is unbounded)."""
 
@@ -98,6 +98,7 @@ class Bus(threading.Thread):
         events_hwm: int = 10000,
         events_buffer: int = 0,
         curve_secret_key: bytes | None = None,
+        boot: str,
     ) -> None:
         super().__init__(name="zmq-io", daemon=True)
         self.context = context
@@ -108,6 +109,7 @@ class Bus(threading.Thread):
         self.events_buffer = events_buffer
         self.curve_secret_key = curve_secret_key
         """With it, the control socket is a CURVE server (clients proven by the ZAP handler)."""
+        self.welcome = encode(WELCOME_TOPIC, welcome(boot))
         self.actors: dict[str, pykka.ActorRef[Any]] = {}
         self.ready = threading.Event()
         self.error: BaseException | None = None
@@ -163,7 +165,7 @@ class Bus(threading.Thread):
         self.router.bind(self.control_address)
 
         self.xpub = self.context.socket(zmq.XPUB)
-        self.xpub.setsockopt(zmq.XPUB_WELCOME_MSG, WELCOME)
+        self.xpub.setsockopt(zmq.XPUB_VERBOSE, 1)  # every subscription is seen, each one earns a welcome
         self.xpub.setsockopt(zmq.MAXMSGSIZE, MAX_SUBSCRIPTION)
         self.xpub.setsockopt(zmq.SNDHWM, self.events_hwm)
         if self.events_buffer:
@@ -246,9 +248,7 @@ class Bus(threading.Thread):
             self._send_reply(message["route"], message["body"])
         elif kind == "publish":
             try:
-                self.xpub.send_multipart(
-                    [message["topic"].encode(), pack(message["event"])], zmq.NOBLOCK
-                )
+                self.xpub.send_multipart(encode(message["topic"], message["event"]), zmq.NOBLOCK)
                 if trace.ENABLED and message["event"].get("token"):
                     trace.stamp(message["event"]["token"], "bus: published")
             except zmq.Again:
@@ -344,8 +344,21 @@ class Bus(threading.Thread):
             self._tell("monitor", message)
 
     def _drain_subscriptions(self) -> None:
+        """Take in the subscriptions that arrived, then welcome them all at once: by now the
+        XPUB applies them, so a subscriber that receives the welcome knows that every message
+        matching them from then on is sent to it. (ZeroMQ's own welcome, XPUB_WELCOME_MSG, is
+        one frame, and is sent when the pipe attaches, before any subscription is applied.)
+        The welcome reaches every subscriber whose subscriptions match its topic, not just the
+        new ones; they ignore it."""
+        subscribed = False
         while True:
             try:
-                self.xpub.recv(zmq.NOBLOCK)
+                frame = self.xpub.recv(zmq.NOBLOCK)
             except zmq.Again:
-                return
+                break
+            subscribed = subscribed or frame[:1] == b"\x01"
+        if subscribed:
+            try:
+                self.xpub.send_multipart(self.welcome, zmq.NOBLOCK)
+            except zmq.Again:
+                logger.debug("welcome not sent: subscribers are full")

@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import threading
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -250,14 +251,15 @@ class Daemon:
         context = zmq.Context()
         context.setsockopt(zmq.LINGER, 0)
         authenticator = self._start_authenticator(context)
+        boot = uuid.uuid4().hex  # this run's id, in every event, heartbeat and welcome: subscribers tell a restart
         bus = Bus(context, control_address=self.control_address, events_address=self.events_address,
                   shim_address=self.shim_address, events_hwm=self.events_hwm,
                   events_buffer=self.events_buffer,
-                  curve_secret_key=None if self.curve is None else self.curve.secret_key)
+                  curve_secret_key=None if self.curve is None else self.curve.secret_key, boot=boot)
         runtime = Runtime(binary, self.state.runtime_root)
         worker_names = [f"worker-{n}" for n in range(self.workers)]
         try:
-            bus.register("eventlog", EventLog.start(context, store))
+            bus.register("eventlog", EventLog.start(context, store, boot))
             bus.register("monitor", Monitor.start(context))
             bus.register("inspector", Inspector.start(context))
             for name in worker_names:

@@ -32,14 +32,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
-import zmq
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from actorctl.bundle import create_bundle  # noqa: E402
-from actorctl.client import Client  # noqa: E402
-from actors.fdwait import readable  # noqa: E402
-from containerd_baseline import ContainerdError, PrivateContainerd  # noqa: E402
+from actorctl.bundle import create_bundle
+from actorctl.client import Client
+from actorctl.events import attach
+from actors.fdwait import readable
+from actors.wire.events import CONTAINER_PREFIX, container_topic
+from containerd_baseline import ContainerdError, PrivateContainerd
 
 BIN = Path(sys.executable).parent
 
@@ -284,10 +284,7 @@ def main() -> None:
         kill_and_wait(*(f"cc{n}" for n in range(count)))
 
         # 4. exit -> event latency
-        sub: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
-        sub.setsockopt(zmq.SUBSCRIBE, b"container/")
-        sub.connect(info["events_address"])
-        time.sleep(0.3)
+        sub = attach(info["events_address"], [CONTAINER_PREFIX])
         latencies = []
         for n in range(args.runs):
             cid = f"lat{n}"
@@ -297,7 +294,7 @@ def main() -> None:
             exited = kill_noticed(started["processes"][0]["system_pid"])
             while True:
                 topic, _ = sub.recv_multipart()
-                if topic == f"container/{cid}/exit".encode():
+                if topic == container_topic(cid, "exit").encode():
                     latencies.append(time.perf_counter() - exited)
                     break
         sub.close()

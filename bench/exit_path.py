@@ -30,17 +30,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
-
-import msgpack
 import zmq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from actorctl.bundle import create_bundle
 from actorctl.client import Client, ClientError
-from actors.bus import WELCOME
+from actorctl.events import attach
 from actors.fdwait import readable
+from actors.wire import WireError
+from actors.wire.events import CONTAINER_PREFIX, decode
 from shimproc.trace import TRACE_VARIABLE
 
 BIN = Path(sys.executable).parent
@@ -67,19 +66,7 @@ def start_daemon(state: Path, log: Path, env: dict[str, str]) -> tuple[subproces
             time.sleep(0.1)
 
 
-def subscribe(context: zmq.Context, state: Path) -> zmq.Socket:
-    """A SUB socket on the event stream, returned once it is attached (the welcome arrived)."""
-    sub = context.socket(zmq.SUB)
-    sub.setsockopt(zmq.RCVHWM, 0)
-    sub.setsockopt(zmq.SUBSCRIBE, b"container/")
-    sub.setsockopt(zmq.SUBSCRIBE, WELCOME)
-    sub.connect(f"ipc://{state}/events.sock")
-    while sub.recv_multipart()[0] != WELCOME:
-        pass
-    return sub
-
-
-def measure_one(client: Client, sub: zmq.Socket, state: Path, container_id: str) -> tuple[int, int, str]:
+def measure_one(client: Client, sub: zmq.Socket[bytes], state: Path, container_id: str) -> tuple[int, int, str]:
     """Kill the container's init; (t0, t1, token) in monotonic ns. Returns once the daemon has
     cleaned up after it (its shim gone, its state dir removed), so nothing overlaps the next."""
     process = client.call("containers.state", {"id": container_id})["processes"][0]
@@ -92,12 +79,15 @@ def measure_one(client: Client, sub: zmq.Socket, state: Path, container_id: str)
         readable([pidfd], None)
         noticed = time.monotonic_ns()
         while True:
-            topic, body = sub.recv_multipart()
+            frames = sub.recv_multipart()
             arrived = time.monotonic_ns()
-            if topic == f"container/{container_id}/exit".encode():
-                event: dict[str, Any] = msgpack.unpackb(body, raw=False)
-                if event["pid"] == "init":
-                    break
+            try:
+                event = decode(frames)
+            except WireError:
+                continue
+            if event["type"] == "exit" and event["id"] == container_id and event["pid"] == "init":
+                token = event.get("token", "")
+                break
         if not readable([shimfd], 30):
             raise RuntimeError(f"the shim of {container_id} did not exit")
         deadline = time.monotonic() + 30
@@ -108,7 +98,7 @@ def measure_one(client: Client, sub: zmq.Socket, state: Path, container_id: str)
     finally:
         os.close(pidfd)
         os.close(shimfd)
-    return noticed, arrived, event.get("token", "")
+    return noticed, arrived, token
 
 
 def hop_table(trace: Path, samples: list[tuple[int, int, str]]) -> list[tuple[str, float, float]]:
@@ -178,7 +168,7 @@ def main() -> None:
             client.call("containers.start", {"id": f"load{n}", "bundle": str(bundle)})
         for n in range(args.samples):
             client.call("containers.start", {"id": f"probe{n}", "bundle": str(bundle)})
-        sub = subscribe(context, state)
+        sub = attach(f"ipc://{state}/events.sock", [CONTAINER_PREFIX], context=context, rcvhwm=0)
         samples = [measure_one(client, sub, state, f"probe{n}") for n in range(args.samples)]
         sub.close(0)
         delays = [(arrived - noticed) / 1e6 for noticed, arrived, _ in samples]

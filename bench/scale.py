@@ -29,14 +29,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-import msgpack
 import zmq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from actorctl.bundle import create_bundle  # noqa: E402
-from actorctl.client import Client  # noqa: E402
-from actors.fdwait import readable  # noqa: E402
+from actorctl.bundle import create_bundle
+from actorctl.client import Client
+from actorctl.events import attach
+from actors.fdwait import readable
+from actors.wire import WireError
+from actors.wire.events import CONTAINER_PREFIX, EventRecord, decode, is_record
 
 BIN = Path(sys.executable).parent
 
@@ -125,22 +127,23 @@ class Node:
 
 
 class Events:
-    """A SUB socket on the daemon's event stream."""
+    """A SUB socket on the daemon's event stream (container events), attached."""
 
     def __init__(self, state: Path) -> None:
         self.context = zmq.Context()
-        self.socket = self.context.socket(zmq.SUB)
-        self.socket.setsockopt(zmq.RCVHWM, 0)
-        self.socket.setsockopt(zmq.SUBSCRIBE, b"container/")
-        self.socket.connect(f"ipc://{state}/events.sock")
-        time.sleep(0.3)
+        self.socket = attach(f"ipc://{state}/events.sock", [CONTAINER_PREFIX], context=self.context, rcvhwm=0)
 
-    def next_event(self, timeout: float) -> dict[str, Any] | None:
-        if not self.socket.poll(int(timeout * 1000)):
-            return None
-        _, body = self.socket.recv_multipart()
-        event: dict[str, Any] = msgpack.unpackb(body, raw=False)
-        return event
+    def next_event(self, timeout: float) -> EventRecord | None:
+        """The next container event, or None if nothing arrived within `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while self.socket.poll(max(0, int((deadline - time.monotonic()) * 1000))):
+            try:
+                message = decode(self.socket.recv_multipart())
+            except WireError:
+                continue
+            if is_record(message):
+                return message
+        return None
 
     def exit_of(self, container_id: str, timeout: float = 10) -> float:
         """Wait for the init `exit` of `container_id`; when it arrived (time.monotonic())."""
@@ -240,12 +243,15 @@ def bare_runc_rate(bundle: Path, root: Path, count: int, threads: int) -> float:
     containers already running; containers per second. They are deleted afterwards."""
     runc = ["runc", "--root", str(root)]
     names = [f"bare{n}" for n in range(count)]
-    quiet = {"stdin": subprocess.DEVNULL, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+
+    def quiet(*args: str, check: bool = False) -> None:
+        subprocess.run([*runc, *args], check=check, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
 
     def worker(share: list[str]) -> None:
         for name in share:
-            subprocess.run([*runc, "create", "--bundle", str(bundle), name], check=True, **quiet)
-            subprocess.run([*runc, "start", name], check=True, **quiet)
+            quiet("create", "--bundle", str(bundle), name, check=True)
+            quiet("start", name, check=True)
 
     pool = [threading.Thread(target=worker, args=(names[n::threads],)) for n in range(threads)]
     began = time.perf_counter()
@@ -255,7 +261,7 @@ def bare_runc_rate(bundle: Path, root: Path, count: int, threads: int) -> float:
         thread.join()
     elapsed = time.perf_counter() - began
     for name in names:
-        subprocess.run([*runc, "delete", "--force", name], **quiet)
+        quiet("delete", "--force", name)
     return count / elapsed
 
 

@@ -19,6 +19,7 @@ import zmq.auth
 from zmq.utils.monitor import recv_monitor_message
 
 from actorctl.client import CallTimeout, Client, DaemonError, Unreachable
+from actors.wire.events import HEARTBEAT_TOPIC
 from tests.harness import ACTORCTL, ACTORD, Daemon, new_state_dir, remove_state_dir, wait_until
 
 
@@ -266,7 +267,7 @@ def test_an_oversized_subscription_drops_that_subscriber_and_nothing_else(daemon
     monitor = hostile.get_monitor_socket(zmq.EVENT_DISCONNECTED)
     listener = context.socket(zmq.SUB)
     listener.setsockopt(zmq.LINGER, 0)
-    listener.setsockopt(zmq.SUBSCRIBE, b"daemon/heartbeat")
+    listener.setsockopt(zmq.SUBSCRIBE, HEARTBEAT_TOPIC.encode())
     try:
         hostile.connect(events)
         hostile.send(b"\x01" + b"x" * (64 << 10))  # a "subscription" of 64 KiB

@@ -29,7 +29,8 @@ finally:
     sys.stderr.write("\\nmodules: " + " ".join(sorted(sys.modules)) + "\\n")
 """
 
-HEAVY = ("actorctl.attach", "actorctl.bundle", "actorctl.events", "subprocess", "termios", "zmq.auth")
+HEAVY = ("actorctl.attach", "actorctl.bundle", "actorctl.events", "actors.wire.events", "subprocess", "termios",
+         "zmq.auth")
 """Modules that only some commands need: bundle creation, attaching, following events, CURVE."""
 
 

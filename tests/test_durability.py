@@ -17,6 +17,7 @@ import pytest
 import zmq
 
 from actorctl.client import Client
+from actors.wire.events import CONTAINER_PREFIX
 from tests.harness import ACTORCTL, Daemon, pid_alive, process_table, wait_until
 
 BURST = 100
@@ -179,7 +180,7 @@ def test_a_late_and_slow_subscriber_sees_every_event(bundles: Callable[..., Path
         wait_until(lambda: len(lines) == 2, message="the replayed events")
         witness = zmq.Context.instance().socket(zmq.SUB)  # proves that this setup really drops
         witness.setsockopt(zmq.RCVHWM, 1)
-        witness.setsockopt(zmq.SUBSCRIBE, b"container/")
+        witness.setsockopt(zmq.SUBSCRIBE, CONTAINER_PREFIX.encode())
         witness.connect(f"ipc://{state_dir}/events.sock")
         time.sleep(0.5)
         follower.send_signal(signal.SIGSTOP)

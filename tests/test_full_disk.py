@@ -20,10 +20,12 @@ import pytest
 import zmq
 
 from actorctl.client import DaemonError
+from actorctl.events import attach
 from actors.eventlog import EventLog
 from actors.eventlog.store import EventStore
 from actors.outputlog import OutputWriter, read_output
 from actors.wire.api import ok_reply
+from actors.wire.events import EventRecord, decode, is_record
 from tests.harness import Daemon, checked_daemon, mounts_under, pid_alive, wait_until
 
 SHELL_LOOP = ("sh", "-c", 'trap "exit 0" TERM; while true; do sleep 0.2; done')
@@ -122,25 +124,20 @@ def full_disk_daemon(request: pytest.FixtureRequest) -> Iterator[Daemon]:
 
 
 class Subscriber:
-    """A raw SUB on the daemon's event socket, attached (welcomed) before it is returned."""
+    """A SUB on the daemon's event socket, attached (welcomed) before it is returned."""
 
     def __init__(self, daemon: Daemon) -> None:
-        self.socket = zmq.Context.instance().socket(zmq.SUB)
-        self.socket.setsockopt(zmq.LINGER, 0)
-        self.socket.setsockopt(zmq.SUBSCRIBE, b"")
-        self.socket.connect(f"ipc://{daemon.state_dir}/events.sock")
-        wait_until(lambda: self.socket.poll(100) and self.socket.recv_multipart() == [b"\0welcome"],
-                   message="the event socket's welcome")
-        self.events: list[dict[str, Any]] = []
+        self.socket = attach(f"ipc://{daemon.state_dir}/events.sock")
+        self.events: list[EventRecord] = []
 
-    def wait_for(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10.0) -> dict[str, Any]:
+    def wait_for(self, predicate: Callable[[EventRecord], bool], timeout: float = 10.0) -> EventRecord:
         deadline = time.monotonic() + timeout
         while self.socket.poll(max(1, int((deadline - time.monotonic()) * 1000))):
-            topic, body = self.socket.recv_multipart()
-            if topic.startswith(b"container/"):
-                self.events.append(msgpack.unpackb(body))
-                if predicate(self.events[-1]):
-                    return self.events[-1]
+            message = decode(self.socket.recv_multipart())
+            if is_record(message):
+                self.events.append(message)
+                if predicate(message):
+                    return message
         raise AssertionError(f"no such event within {timeout}s; got {self.events[-5:]}")
 
     def close(self) -> None:
@@ -378,7 +375,7 @@ def test_output_that_cannot_be_stored_is_counted_and_a_marker_says_so(tiny_fs: P
 
 def test_the_event_log_answers_at_once_and_records_exits_late_on_a_full_disk(tiny_fs: Path) -> None:
     store = new_store(tiny_fs)
-    log = EventLog(zmq.Context.instance(), store)
+    log = EventLog(zmq.Context(), store, "boot")
     sent: list[tuple[str, dict[str, Any]]] = []
     log.send = lambda to, kind, **members: sent.append((kind, members))  # type: ignore[method-assign]
 

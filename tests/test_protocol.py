@@ -1,12 +1,19 @@
-"""Hostile and malformed frames on the control socket: a clear reply, never harm."""
+"""The wire: hostile and malformed frames on the control socket get a clear reply, never harm;
+every message on the event socket is a topic frame and a msgpack map."""
 
 from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import msgpack
 import pytest
 import zmq
 
 from actors.wire import pack
+from actors.wire.events import CONTAINER_PREFIX, HEARTBEAT_TOPIC, WELCOME_TOPIC, container_topic, decode
 from tests.harness import Daemon
 
 
@@ -87,3 +94,66 @@ def test_shim_socket_rejects_forged_and_garbage_reports(daemon: Daemon) -> None:
     push.close()
     assert daemon.call("containers.list") == []
     assert daemon.events() == []
+
+
+def test_every_message_on_the_event_socket_is_a_topic_and_a_msgpack_map(daemon: Daemon, sleeper: Path) -> None:
+    """As a plain ZeroMQ subscriber sees it (README): the welcome, heartbeats and events alike."""
+    sub = zmq.Context.instance().socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.connect(f"ipc://{daemon.state_dir}/events.sock")
+    seen: list[tuple[str, dict[str, Any]]] = []
+
+    def receive_until(done: Callable[[], bool], timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not done():
+            assert sub.poll(max(1, int((deadline - time.monotonic()) * 1000))), f"only {seen} within {timeout}s"
+            frames = sub.recv_multipart()
+            assert len(frames) == 2, frames
+            body = msgpack.unpackb(frames[1], raw=False)
+            assert isinstance(body, dict), frames
+            assert decode(frames)["type"] == body["type"]
+            seen.append((frames[0].decode(), body))
+
+    def topics() -> set[str]:
+        return {topic for topic, _ in seen}
+
+    try:
+        receive_until(lambda: {WELCOME_TOPIC, HEARTBEAT_TOPIC} <= topics())
+        welcome = next(body for topic, body in seen if topic == WELCOME_TOPIC)
+        beat = next(body for topic, body in seen if topic == HEARTBEAT_TOPIC)
+        assert welcome == {"type": "welcome", "boot": beat["boot"]}
+        assert beat["seq"] == 0 and isinstance(beat["timestamp"], float)
+        daemon.start_container("framed", sleeper)
+        daemon.call("containers.signal", {"id": "framed", "signal": 9})
+        exit_topic = container_topic("framed", "exit")
+        receive_until(lambda: exit_topic in topics())
+        events = [body for topic, body in seen if topic.startswith(CONTAINER_PREFIX)]
+        assert [(e["type"], e["id"], e["pid"], e["status"]) for e in events] == [
+            ("start-container", "framed", None, None), ("exit", "framed", "init", 137)]
+        assert [e["seq"] for e in events] == [1, 2] and {e["boot"] for e in events} == {beat["boot"]}
+        assert events == daemon.events(), "the same records as events.replay"
+    finally:
+        sub.close()
+
+
+def test_a_welcome_follows_each_new_subscription(daemon: Daemon) -> None:
+    """A subscriber of the welcome alone gets one once subscribed, and again, as every subscriber
+    of it does, when another subscriber's subscription is in effect."""
+    context = zmq.Context.instance()
+    address = f"ipc://{daemon.state_dir}/events.sock"
+    first = context.socket(zmq.SUB)
+    second = context.socket(zmq.SUB)
+    try:
+        for sock in (first, second):
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.SUBSCRIBE, WELCOME_TOPIC.encode())
+        first.connect(address)
+        assert first.poll(5000) and decode(first.recv_multipart())["type"] == "welcome"
+        second.connect(address)
+        for sock in (first, second):
+            assert sock.poll(5000) and decode(sock.recv_multipart())["type"] == "welcome"
+        assert not first.poll(1500), "nothing but welcomes on that topic (no heartbeat)"
+    finally:
+        first.close()
+        second.close()

@@ -5,19 +5,21 @@ from __future__ import annotations
 import datetime
 import json
 import sys
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import click
 
 from actorctl.client import ClientError
 from actorctl.common import client_of, container_id_arg, guard, parse_time
 
+if TYPE_CHECKING:
+    from actors.wire.events import EventRecord
+
 __all__ = ["events"]
 
-FIELDS = ("seq", "type", "id", "pid", "status", "timestamp")
 
-
-def format_event(event: dict[str, Any]) -> str:
+def format_event(event: EventRecord) -> str:
     moment = datetime.datetime.fromtimestamp(event["timestamp"]).isoformat(timespec="milliseconds")
     text = f"{event['seq']:>6} {moment} {event['type']:<16} {event['id']}"
     if event.get("pid") is not None:
@@ -42,15 +44,16 @@ def events(ctx: click.Context, as_json: bool, after: int | None, since: str | No
     Without --after or --since only new events are followed; --no-follow prints
     what is stored and exits.
     """
-    from actorctl.events import follow, stored  # zmq: not for --help
+    from actorctl.events import follow, stored  # zmq and msgpack: not for --help
+    from actors.wire.events import EVENT_FIELDS
 
     client = client_of(ctx)
     since_ts = parse_time(since) if since else None
     start = after if after is not None else (0 if since_ts is not None or no_follow else None)
 
-    def emit(stream: Iterator[dict[str, Any]]) -> None:
+    def emit(stream: Iterator[EventRecord]) -> None:
         for event in stream:
-            shown = {key: event.get(key) for key in FIELDS}
+            shown = {key: event.get(key) for key in EVENT_FIELDS}
             click.echo(json.dumps(shown) if as_json else format_event(event))
             sys.stdout.flush()
 

@@ -13,19 +13,18 @@ the heartbeat carries the last number so a lost tail is noticed as well.
 from __future__ import annotations
 
 import logging
-import time
-import uuid
 from typing import Any
 
 import zmq
 
 from actors.base import BusActor
 from actors.eventlog.store import EventStore
-from actors.wire import MAX_CLIENT_MESSAGE, ApiError, ErrorCode, pack
+from actors.wire import MAX_CLIENT_MESSAGE, ApiError, ErrorCode, WireError, pack
 from actors.wire.api import Params, error_reply, ok_reply
+from actors.wire.events import HEARTBEAT_TOPIC, EventRecord, event_record, heartbeat, is_event_type, topic_of
 from shimproc import trace
 
-__all__ = ["EventLog", "event_topic"]
+__all__ = ["EventLog"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,23 +41,18 @@ _CHANGES = {
 }
 
 
-def _unrecorded(event: dict[str, Any], reason: str | None) -> str:
+def _unrecorded(event: EventRecord, reason: str | None) -> str:
     """What a client is told of a change whose event could not be written yet."""
     change = _CHANGES.get(event["type"], "{type} of container {id}").format(**event)
     return (f"{change}, but its event could not be recorded: {reason}; it is kept in memory "
             "and written when space returns")
 
 
-def event_topic(event: dict[str, Any]) -> str:
-    if event["type"] == "heartbeat":
-        return "daemon/heartbeat"
-    return f"container/{event['id']}/{event['type']}"
-
-
 class EventLog(BusActor):
-    def __init__(self, context: zmq.Context, store: EventStore) -> None:
+    def __init__(self, context: zmq.Context[zmq.Socket[bytes]], store: EventStore, boot: str) -> None:
         super().__init__(context)
-        self.boot = uuid.uuid4().hex
+        self.boot = boot
+        """This daemon's boot id, in every event and heartbeat."""
         self.store = store
         self.trouble: str | None = None
         """The storage trouble last reported to the Supervisor."""
@@ -67,21 +61,16 @@ class EventLog(BusActor):
         token = message.get("token")
         if trace.ENABLED and token:
             trace.stamp(token, "eventlog: emit")
-        event = {
-            "seq": self.store.last_seq + 1,
-            "type": message["event"],
-            "id": message["id"],
-            "pid": message.get("pid"),
-            "status": message.get("status"),
-            "timestamp": time.time(),
-            "boot": self.boot,
-        }
-        if token:
-            event["token"] = token
-        written = self.store.append(event)
+        kind = message["event"]
+        if not is_event_type(kind):
+            raise WireError(f"no such event type: {kind!r}")
+        event = event_record(seq=self.store.last_seq + 1, event_type=kind, container_id=message["id"],
+                             pid=message.get("pid"), status=message.get("status"), boot=self.boot,
+                             token=token or None)
+        written = self.store.append(dict(event))
         if trace.ENABLED and token:
             trace.stamp(token, "eventlog: written")
-        self.send("bus", "publish", topic=event_topic(event), event=event)
+        self.send("bus", "publish", topic=topic_of(event), event=event)
         self._recorded(written)
         self._report_storage()
         route, reply = message.get("route"), message.get("reply")
@@ -111,13 +100,7 @@ class EventLog(BusActor):
     def on_tick(self, _: dict[str, Any]) -> None:
         self._recorded(self.store.flush())
         self._report_storage()
-        heartbeat = {
-            "type": "heartbeat",
-            "seq": self.store.last_seq,
-            "boot": self.boot,
-            "timestamp": time.time(),
-        }
-        self.send("bus", "publish", topic="daemon/heartbeat", event=heartbeat)
+        self.send("bus", "publish", topic=HEARTBEAT_TOPIC, event=heartbeat(self.store.last_seq, self.boot))
 
     def on_replay(self, message: dict[str, Any]) -> None:
         route, request_id = message["route"], message["request_id"]

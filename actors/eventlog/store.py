@@ -33,13 +33,12 @@ import msgpack
 
 from actors.statedir import append_record, describe_os_error, write_file_atomic
 from actors.wire import pack
+from actors.wire.codec import MAX_EVENT_MESSAGE
 
 __all__ = ["EventStore", "HighWaterMark"]
 
 logger = logging.getLogger(__name__)
 
-RECORD_MAX = 1 << 16
-"""No event record is larger: anything that claims to be is damage."""
 READ_SIZE = 4096
 """Bytes read at a time at load: small, as resynchronising tries one offset after another."""
 COMPACT_RETRY = 30.0
@@ -109,7 +108,7 @@ def _records(stream: io.BytesIO, offset: int, after: int) -> Iterator[tuple[dict
     """The events from `offset` on, each numbered above the one before (the first above
     `after`), with the offset after each; ends at the first record that is not one."""
     stream.seek(offset)
-    unpacker = msgpack.Unpacker(stream, raw=False, read_size=READ_SIZE, max_buffer_size=RECORD_MAX)
+    unpacker = msgpack.Unpacker(stream, raw=False, read_size=READ_SIZE, max_buffer_size=MAX_EVENT_MESSAGE)
     try:
         for record in unpacker:
             if not _is_event(record, after):

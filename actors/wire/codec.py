@@ -6,7 +6,16 @@ from typing import Any
 
 import msgpack
 
-__all__ = ["MAX_CLIENT_MESSAGE", "MAX_SHIM_MESSAGE", "MAX_STDIN_CHUNK", "MAX_SUBSCRIPTION", "WireError", "pack", "unpack"]
+__all__ = [
+    "MAX_CLIENT_MESSAGE",
+    "MAX_EVENT_MESSAGE",
+    "MAX_SHIM_MESSAGE",
+    "MAX_STDIN_CHUNK",
+    "MAX_SUBSCRIPTION",
+    "WireError",
+    "pack",
+    "unpack",
+]
 
 MAX_CLIENT_MESSAGE = 1 << 20
 """Largest request or reply frame; ZeroMQ drops bigger frames (MAXMSGSIZE), so the bus
@@ -14,6 +23,10 @@ answers `too_large` instead of sending a reply over it."""
 
 MAX_SUBSCRIPTION = 1 << 10
 """Largest frame an event subscriber may send: a subscription is a topic prefix."""
+
+MAX_EVENT_MESSAGE = 64 << 10
+"""Largest body on the event socket, and largest record in the event log: an event's members
+are bounded (ids, names), so anything that claims to be larger is damage."""
 
 MAX_SHIM_MESSAGE = 64 << 10
 """Largest message a shim sends or accepts (reports, control messages)."""

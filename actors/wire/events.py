@@ -1,0 +1,208 @@
+"""The event socket (`ipc://<state-dir>/events.sock`): its contract, defined once.
+
+Every message on it is two frames, a topic and a msgpack map:
+
+  topic                    body
+  container/<id>/<type>    an `EventRecord` (the same map `events.replay` returns)
+  daemon/welcome           a `Welcome`: sent once new subscriptions are in effect
+  daemon/heartbeat         a `Heartbeat`, every `HEARTBEAT_INTERVAL` seconds
+
+A subscription is a topic prefix (ZeroMQ's). The welcome goes out after the daemon has taken
+in a batch of new subscriptions, to every subscriber whose subscriptions match its topic:
+a subscriber that set its subscriptions (`daemon/welcome` among them, or a prefix of it such
+as the empty one) before connecting knows, once a welcome arrives, that every message
+published from then on that matches them reaches it (unless it falls behind: a PUB socket
+drops for a slow subscriber, which the sequence numbers and the heartbeat reveal).
+
+The daemon side builds bodies with `event_record`, `heartbeat` and `welcome`, and frames them
+with `encode`; a client checks what it receives with `decode`. Both ends import this module,
+so that nothing else spells a topic or a field.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Final, Literal, NotRequired, TypeAlias, TypedDict, TypeGuard, get_args
+
+from actors.wire.codec import MAX_EVENT_MESSAGE, WireError, pack, unpack
+
+__all__ = [
+    "CONTAINER_PREFIX",
+    "EVENT_FIELDS",
+    "EVENT_TYPES",
+    "HEARTBEAT_INTERVAL",
+    "HEARTBEAT_TOPIC",
+    "WELCOME_TOPIC",
+    "EventMessage",
+    "EventRecord",
+    "EventType",
+    "Heartbeat",
+    "Welcome",
+    "as_record",
+    "container_topic",
+    "decode",
+    "encode",
+    "event_record",
+    "heartbeat",
+    "is_event_type",
+    "is_record",
+    "topic_of",
+    "welcome",
+]
+
+CONTAINER_PREFIX: Final = "container/"
+"""Topics of event records: `container/<id>/<type>`."""
+WELCOME_TOPIC: Final = "daemon/welcome"
+HEARTBEAT_TOPIC: Final = "daemon/heartbeat"
+
+HEARTBEAT_INTERVAL: Final = 1.0
+"""Seconds between heartbeats."""
+
+EventType: TypeAlias = Literal["start-container", "start-process", "exit", "oom", "pause", "resume"]
+EVENT_TYPES: Final[frozenset[str]] = frozenset(get_args(EventType))
+
+
+class EventRecord(TypedDict):
+    """One event, as published, stored in the event log and replayed."""
+
+    seq: int
+    """Its sequence number: only grows, across daemon restarts too."""
+    type: EventType
+    id: str
+    """The container's id."""
+    pid: str | None
+    """The process's name in the container (`init` for the container's own), if it concerns one."""
+    status: int | None
+    """Of an `exit`: the exit code, or 128 + the signal that ended the process."""
+    timestamp: float
+    """Unix time at which the daemon recorded it."""
+    boot: str
+    """The boot id of the daemon that recorded it (a new one at each daemon start)."""
+    token: NotRequired[str]
+    """The daemon's own name for the process (an exit carries it; for tracing and restarts)."""
+
+
+EVENT_FIELDS: Final[tuple[str, ...]] = ("seq", "type", "id", "pid", "status", "timestamp")
+"""The fields of an `EventRecord` a user is shown (`actorctl events --json`)."""
+
+
+class Heartbeat(TypedDict):
+    """The daemon is alive; `seq` is the last sequence number it issued (a subscriber whose last
+    event is older lost some on the way), `boot` tells a restarted daemon."""
+
+    type: Literal["heartbeat"]
+    seq: int
+    boot: str
+    timestamp: float
+
+
+class Welcome(TypedDict):
+    """New subscriptions are in effect (see the module's doc); `boot` names the daemon."""
+
+    type: Literal["welcome"]
+    boot: str
+
+
+EventMessage: TypeAlias = EventRecord | Heartbeat | Welcome
+"""A decoded message of the event socket; its `type` tells which."""
+
+
+def is_event_type(value: object) -> TypeGuard[EventType]:
+    return isinstance(value, str) and value in EVENT_TYPES
+
+
+def is_record(message: EventMessage) -> TypeGuard[EventRecord]:
+    """Is this decoded message an event (not a welcome or a heartbeat)?"""
+    return message["type"] in EVENT_TYPES
+
+
+def container_topic(container_id: str, event_type: EventType) -> str:
+    return f"{CONTAINER_PREFIX}{container_id}/{event_type}"
+
+
+def event_record(*, seq: int, event_type: EventType, container_id: str, pid: str | None, status: int | None,
+                 boot: str, token: str | None = None) -> EventRecord:
+    """A new event, stamped now."""
+    record: EventRecord = {"seq": seq, "type": event_type, "id": container_id, "pid": pid, "status": status,
+                           "timestamp": time.time(), "boot": boot}
+    if token is not None:
+        record["token"] = token
+    return record
+
+
+def heartbeat(seq: int, boot: str) -> Heartbeat:
+    return {"type": "heartbeat", "seq": seq, "boot": boot, "timestamp": time.time()}
+
+
+def welcome(boot: str) -> Welcome:
+    return {"type": "welcome", "boot": boot}
+
+
+def topic_of(message: EventMessage) -> str:
+    if message["type"] == "heartbeat":
+        return HEARTBEAT_TOPIC
+    if message["type"] == "welcome":
+        return WELCOME_TOPIC
+    return container_topic(message["id"], message["type"])
+
+
+def encode(topic: str, body: Mapping[str, Any]) -> list[bytes]:
+    """The two frames of one message."""
+    return [topic.encode(), pack(body)]
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> TypeGuard[float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def decode(frames: Sequence[bytes]) -> EventMessage:
+    """Check one message received on the event socket and return its body, or raise `WireError`
+    (for anything but two frames, an unknown topic, or a body that does not fit its topic)."""
+    if len(frames) != 2:
+        raise WireError(f"a message on the event socket is 2 frames, not {len(frames)}")
+    try:
+        topic = frames[0].decode()
+    except UnicodeDecodeError:
+        raise WireError("the topic is not UTF-8") from None
+    body = unpack(frames[1], limit=MAX_EVENT_MESSAGE)
+    if topic == WELCOME_TOPIC:
+        boot = body.get("boot")
+        if body.get("type") != "welcome" or not isinstance(boot, str):
+            raise WireError(f"{topic}: not a welcome")
+        return {"type": "welcome", "boot": boot}
+    if topic == HEARTBEAT_TOPIC:
+        seq, boot, timestamp = body.get("seq"), body.get("boot"), body.get("timestamp")
+        if not (body.get("type") == "heartbeat" and _is_int(seq) and isinstance(boot, str) and _is_number(timestamp)):
+            raise WireError(f"{topic}: not a heartbeat")
+        return {"type": "heartbeat", "seq": seq, "boot": boot, "timestamp": timestamp}
+    if not topic.startswith(CONTAINER_PREFIX):
+        raise WireError(f"{topic}: unknown topic")
+    record = as_record(body)
+    if topic != container_topic(record["id"], record["type"]):
+        raise WireError(f"{topic}: the topic does not name the event's container and type")
+    return record
+
+
+def as_record(body: Mapping[str, Any]) -> EventRecord:
+    """An event record received whole (on the event socket, or in an `events.replay` reply)
+    after checking every field, or `WireError`."""
+    seq, kind, container_id, pid, status = (body.get(name) for name in ("seq", "type", "id", "pid", "status"))
+    timestamp, boot, token = body.get("timestamp"), body.get("boot"), body.get("token")
+    if not _is_int(seq) or not is_event_type(kind) or not isinstance(container_id, str):
+        raise WireError("not an event record: seq, type or id missing or mistyped")
+    if not _is_number(timestamp) or not isinstance(boot, str):
+        raise WireError(f"event {seq}: timestamp or boot missing or mistyped")
+    if not (pid is None or isinstance(pid, str)) or not (status is None or _is_int(status)):
+        raise WireError(f"event {seq}: pid or status mistyped")
+    record: EventRecord = {"seq": seq, "type": kind, "id": container_id, "pid": pid, "status": status,
+                           "timestamp": timestamp, "boot": boot}
+    if isinstance(token, str):
+        record["token"] = token
+    elif token is not None:
+        raise WireError(f"event {seq}: token mistyped")
+    return record
