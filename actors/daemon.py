@@ -324,7 +324,8 @@ def cli() -> None:
 
 @cli.command()
 @click.option("--state-dir", default=DEFAULT_STATE_DIR, show_default=True, type=click.Path(file_okay=False),
-              help="Where containers, sockets and the event log live (keep it short: ipc paths are limited to 107 bytes).")
+              help="Where containers, sockets and the event log live (keep it short: ipc paths are limited "
+                   "to 107 bytes).")
 @click.option("--listen", default=None, metavar="ADDRESS",
               help="Control socket address; a network one (tcp://...) needs --curve-secret-key and "
                    "--curve-authorized-keys.  [default: ipc://<state-dir>/actord.sock]")

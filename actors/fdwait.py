@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import select
 
-__all__ = ["reader_gone", "readable"]
+__all__ = ["readable", "reader_gone"]
 
 
 def readable(fds: list[int], timeout: float | None) -> list[int]:

@@ -28,9 +28,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, ParamSpec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -39,6 +40,7 @@ from actorctl.client import Client
 from actorctl.events import attach
 from actors.fdwait import readable
 from actors.wire.events import CONTAINER_PREFIX, container_topic
+
 from containerd_baseline import ContainerdError, PrivateContainerd
 
 BIN = Path(sys.executable).parent
@@ -108,9 +110,13 @@ class BareRunc:
         self.run("delete", "--force", container_id)
 
 
-def timed(action: Callable[[], Any]) -> float:
+P = ParamSpec("P")
+
+
+def timed(action: Callable[P, object], *args: P.args, **kwargs: P.kwargs) -> float:
+    """Seconds `action(*args, **kwargs)` takes."""
     began = time.perf_counter()
-    action()
+    action(*args, **kwargs)
     return time.perf_counter() - began
 
 
@@ -167,8 +173,9 @@ def main() -> None:
     bundle = create_bundle(work / "bundle", ["sleep", "100000"])
     bare = BareRunc(work / "runc", bundle)
     state = work / "s"
-    daemon = subprocess.Popen([str(BIN / "actord"), "start", "--state-dir", str(state)],
-                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(work / "actord.log", "wb"))
+    with open(work / "actord.log", "wb") as log:
+        daemon = subprocess.Popen([str(BIN / "actord"), "start", "--state-dir", str(state)],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
     address = f"ipc://{state}/actord.sock"
     client = Client(address, timeout=60)
     env = dict(os.environ, ACTORD_ADDRESS=address)
@@ -203,23 +210,23 @@ def main() -> None:
         bare_times, ctr_times, cli_times, lib_times, fresh_times, version_times = [], [], [], [], [], []
         for n in range(args.runs):
             cid = f"bare{n}"
-            bare_times.append(timed(lambda: bare.start(cid)))
+            bare_times.append(timed(bare.start, cid))
             bare.remove(cid)
             if containerd:
                 cid = f"ctr{n}"
-                ctr_times.append(timed(lambda: containerd.start_container(cid, bundle)))
+                ctr_times.append(timed(containerd.start_container, cid, bundle))
                 containerd.remove(cid)
             cid = f"cli{n}"
-            cli_times.append(timed(lambda: actorctl("containers", "start", cid, str(bundle))))
+            cli_times.append(timed(actorctl, "containers", "start", cid, str(bundle)))
             kill_and_wait(cid)
             cid = f"lib{n}"
-            lib_times.append(timed(lambda: client.call("containers.start", {"id": cid, "bundle": str(bundle)})))
+            lib_times.append(timed(client.call, "containers.start", {"id": cid, "bundle": str(bundle)}))
             kill_and_wait(cid)
             cid = f"py{n}"
-            fresh_times.append(timed(lambda: subprocess.run([sys.executable, "-c", LIBRARY_START, address, cid,
-                                                             str(bundle)], check=True)))
+            fresh_times.append(timed(subprocess.run, [sys.executable, "-c", LIBRARY_START, address, cid, str(bundle)],
+                                     check=True))
             kill_and_wait(cid)
-            version_times.append(timed(lambda: actorctl("version")))
+            version_times.append(timed(actorctl, "version"))
         base = statistics.median(bare_times)
         ctr_base = statistics.median(ctr_times) if containerd else None
         table.section("start latency (median)")
@@ -329,11 +336,11 @@ def main() -> None:
             containerd.start_container("ctrexec", bundle)
         bare_exec, ctr_exec, ours_exec = [], [], []
         for n in range(args.runs):
-            bare_exec.append(timed(lambda: bare.run("exec", "-d", "execbare", "sleep", "1000")))
+            bare_exec.append(timed(bare.run, "exec", "-d", "execbare", "sleep", "1000"))
             if containerd:
-                ctr_exec.append(timed(lambda: containerd.exec("ctrexec", f"e{n}", ["sleep", "1000"])))
-            ours_exec.append(timed(lambda: client.call(
-                "containers.exec", {"id": "execours", "pid": f"e{n}", "args": ["sleep", "1000"]})))
+                ctr_exec.append(timed(containerd.exec, "ctrexec", f"e{n}", ["sleep", "1000"]))
+            ours_exec.append(timed(client.call, "containers.exec",
+                                   {"id": "execours", "pid": f"e{n}", "args": ["sleep", "1000"]}))
         base = statistics.median(bare_exec)
         ctr_base = statistics.median(ctr_exec) if ctr_exec else None
         table.section("exec latency (median)")

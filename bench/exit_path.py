@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
 import zmq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -172,8 +173,8 @@ def main() -> None:
         samples = [measure_one(client, sub, state, f"probe{n}") for n in range(args.samples)]
         sub.close(0)
         delays = [(arrived - noticed) / 1e6 for noticed, arrived, _ in samples]
-        print(f"exit -> event with {args.running} running, {args.samples} exits, {os.cpu_count()} cpus, state in {args.dir}"
-              f"{' (hops stamped)' if args.hops else ''}")
+        print(f"exit -> event with {args.running} running, {args.samples} exits, {os.cpu_count()} cpus, "
+              f"state in {args.dir}{' (hops stamped)' if args.hops else ''}")
         print(f"  p50 {percentile(delays, 0.5):.3f} ms   p90 {percentile(delays, 0.9):.3f} ms   "
               f"p99 {percentile(delays, 0.99):.3f} ms   max {max(delays):.3f} ms")
         if args.hops:

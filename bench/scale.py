@@ -69,10 +69,9 @@ class Node:
     def __init__(self, work: Path) -> None:
         self.state = work / "s"
         self.address = f"ipc://{self.state}/actord.sock"
-        log = open(work / "actord.log", "ab")
-        self.daemon = subprocess.Popen([str(BIN / "actord"), "start", "--state-dir", str(self.state)],
-                                       stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-        log.close()
+        with open(work / "actord.log", "ab") as log:
+            self.daemon = subprocess.Popen([str(BIN / "actord"), "start", "--state-dir", str(self.state)],
+                                           stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         deadline = time.monotonic() + 20
         while True:
             try:
@@ -320,9 +319,10 @@ def main() -> None:
                   f"{status_kib(pid, 'Pss', 'smaps_rollup') / 1024:>8.1f} {fd_count(pid):>6} "
                   f"{shim_pss_median(node):>7.2f}Mi {listed * 1000:>7.1f}ms {first_page * 1000:>7.1f}ms "
                   f"{runc_rate:>7.1f}", flush=True)
+        runc_note = (f"; bare runc's rate at {steps[-1]} vs {steps[0]}: {runc_rate / first_runc:.2f}x"
+                     if first_runc else "")
         print(f"start rate at {steps[-1]} vs {steps[0]}: {rate / first_rate:.2f}x; "
-              f"p99/p50 at {steps[-1]}: {percentile(latencies, 0.99) / percentile(latencies, 0.5):.1f}"
-              + (f"; bare runc's rate at {steps[-1]} vs {steps[0]}: {runc_rate / first_runc:.2f}x" if first_runc else ""))
+              f"p99/p50 at {steps[-1]}: {percentile(latencies, 0.99) / percentile(latencies, 0.5):.1f}{runc_note}")
         killed = len(node.running)
         elapsed, once = kill_all(node, events)
         print(f"SIGKILL to {killed}: every exit recorded in {elapsed:.1f} s; each exactly once: {once}")

@@ -113,8 +113,10 @@ class Stdio:
     def __init__(self, output_dir: str, log_limit: int, *, tty: bool, layout: dict[str, Any],
                  fds: list[int]) -> None:
         self.tty = tty
-        self.log = OutputWriter(output_dir, log_limit, opened=(fds[layout["log"]], layout["generation"], layout["size"]))
-        self.outputs: dict[int, int] = dict(zip(fds, layout["streams"]))
+        self.log = OutputWriter(output_dir, log_limit,
+                                opened=(fds[layout["log"]], layout["generation"], layout["size"]))
+        # the output ends come first in `fds`, one per stream (then stdin's, if apart, and the log)
+        self.outputs: dict[int, int] = dict(zip(fds, layout["streams"], strict=False))
         """fd -> stream number (1 stdout, 2 stderr) of open output ends."""
         self.stdin_fd = fds[layout["stdin"]] if layout["stdin"] >= 0 else -1
         self.stdin_buffer = bytearray()

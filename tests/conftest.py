@@ -3,14 +3,13 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 
 from actorctl.bundle import create_bundle
 from tests.harness import Daemon, checked_daemon, new_state_dir, remove_state_dir
-
 
 UNIT_TESTS = Path(__file__).resolve().parent / "unit"
 """Tests of pure logic: no root, runc or daemon needed."""

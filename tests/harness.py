@@ -11,9 +11,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from actorctl.client import Client, DaemonError, Unreachable
 
@@ -98,13 +99,12 @@ class Daemon:
         """Run actord in `cwd` with `env` (default: ours); `isolated` runs actord itself as
         `python -I`, so that a PYTHONPATH in `env` reaches only the Pythons actord starts."""
         self.log_path = Path(str(self.state_dir) + ".log")
-        log = open(self.log_path, "ab")
         command = [sys.executable, "-I", ACTORD] if isolated else [ACTORD]
-        self.process = subprocess.Popen(
-            [*command, "start", "--state-dir", str(self.state_dir), *self.extra_args],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=cwd, env=env,
-        )
-        log.close()
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [*command, "start", "--state-dir", str(self.state_dir), *self.extra_args],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=cwd, env=env,
+            )
         if wait:
             self.wait_ready()
         return self

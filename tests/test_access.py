@@ -9,9 +9,9 @@ import pwd
 import socket
 import stat
 import subprocess
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 import zmq
@@ -53,7 +53,8 @@ def users() -> Iterator[Users]:
         as_user = [User(name, pwd.getpwnam(name).pw_uid, pwd.getpwnam(name).pw_gid) for name in (member, outsider)]
         found = Users(group, grp.getgrnam(group).gr_gid, *as_user)
         probe = ctl_as(found.outsider, "ipc:///nowhere", "--version")
-        assert probe.returncode == 0, f"actorctl does not run as an unprivileged user (check the venv's permissions): {probe}"
+        assert probe.returncode == 0, (
+            f"actorctl does not run as an unprivileged user (check the venv's permissions): {probe}")
         yield found
     finally:
         for remove in reversed(made):
@@ -185,7 +186,8 @@ def free_port() -> int:
 
 @pytest.mark.parametrize("given", [[], ["--curve-secret-key"], ["--curve-authorized-keys"]])
 def test_a_network_address_without_curve_keys_is_refused(certificates: Certificates, given: list[str]) -> None:
-    values = {"--curve-secret-key": str(certificates.server[1]), "--curve-authorized-keys": str(certificates.authorized)}
+    values = {"--curve-secret-key": str(certificates.server[1]),
+              "--curve-authorized-keys": str(certificates.authorized)}
     listen = f"tcp://127.0.0.1:{free_port()}"
     state_dir = new_state_dir()
     try:

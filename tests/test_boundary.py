@@ -11,8 +11,8 @@ import json
 import os
 import subprocess
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 
@@ -54,7 +54,7 @@ def test_ps_in_a_container_shows_nothing_of_the_host(daemon: Daemon, bundles: Ca
     results: list[subprocess.CompletedProcess[str]] = []
 
     def starts() -> None:  # more execs start while `ps` runs
-        for n in range(5):
+        for _ in range(5):
             results.append(attached_exec(daemon, "box", "true"))
 
     racer = threading.Thread(target=starts)

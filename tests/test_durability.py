@@ -9,8 +9,9 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import msgpack
 import pytest
@@ -227,8 +228,13 @@ def test_the_follower_survives_a_daemon_restart(daemon: Daemon, bundles: Callabl
     follower = subprocess.Popen([ACTORCTL, "events", "--json", "--after", "0"], stdout=subprocess.PIPE,
                                 env=dict(os.environ, ACTORD_ADDRESS=daemon.address))
     lines: list[dict[str, Any]] = []
-    reader = threading.Thread(target=lambda: [lines.append(json.loads(l)) for l in follower.stdout],  # type: ignore
-                              daemon=True)
+
+    def read() -> None:
+        assert follower.stdout is not None
+        for line in follower.stdout:
+            lines.append(json.loads(line))
+
+    reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
         daemon.start_container("before", quick)
@@ -264,7 +270,8 @@ def test_a_torn_event_log_and_a_half_deleted_container(daemon: Daemon, loop_bund
     daemon.start_container("next", quick)
     events = daemon.wait_events(lambda ev: len(ev) == 6)
     assert [e["seq"] for e in events] == [1, 2, 3, 4, 5, 6]
-    assert kept["processes"][0]["system_pid"] == daemon.call("containers.state", {"id": "kept"})["processes"][0]["system_pid"]
+    [process] = daemon.call("containers.state", {"id": "kept"})["processes"]
+    assert kept["processes"][0]["system_pid"] == process["system_pid"]
     assert daemon.start_container("broken", loop_bundle)["id"] == "broken"
 
 

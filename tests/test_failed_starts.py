@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 
@@ -31,7 +31,8 @@ case "$fault:$command" in
   create-fails:create) runc "$@"; echo '{{"level":"error","msg":"injected: create fails"}}' >&2; exit 1 ;;
   create-hangs:create) runc "$@"; exec sleep 60 ;;
   shim-dies:create) runc "$@"; kill -9 $PPID; exit 0 ;;
-  init-dies:create) runc "$@" || exit $?; while [ "$1" != "--pid-file" ]; do shift; done; kill -9 "$(cat "$2")"; exit 0 ;;
+  init-dies:create) runc "$@" || exit $?
+    while [ "$1" != "--pid-file" ]; do shift; done; kill -9 "$(cat "$2")"; exit 0 ;;
   start-fails:start) echo "injected: start fails" >&2; exit 1 ;;
   exec-fails:exec) runc "$@"; exit 1 ;;
 esac

@@ -12,8 +12,9 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import msgpack
 import pytest
@@ -140,6 +141,9 @@ class Subscriber:
                     return message
         raise AssertionError(f"no such event within {timeout}s; got {self.events[-5:]}")
 
+    def wait_for_exit(self, pid: str, timeout: float = 10.0) -> EventRecord:
+        return self.wait_for(lambda e: e["type"] == "exit" and e["pid"] == pid, timeout)
+
     def close(self) -> None:
         self.socket.close()
 
@@ -184,7 +188,7 @@ def test_a_full_disk_delays_records_and_drops_output_but_stops_nothing(
         for name in victims:  # until an exit does not fit in the event log's last page
             daemon.call("containers.signal", {"id": "host", "pid": name, "signal": 9})
             killed.append(name)
-            subscriber.wait_for(lambda e: e["type"] == "exit" and e["pid"] == name)
+            subscriber.wait_for_exit(name)
             if any("not yet written" in reason for reason in degraded(daemon)):
                 break
             time.sleep(0.2)  # the filler takes the room a recorded exit's state leaves
@@ -193,7 +197,7 @@ def test_a_full_disk_delays_records_and_drops_output_but_stops_nothing(
         for name in victims[len(killed):len(killed) + 2]:
             daemon.call("containers.signal", {"id": "host", "pid": name, "signal": 9})
             killed.append(name)
-            subscriber.wait_for(lambda e: e["type"] == "exit" and e["pid"] == name)
+            subscriber.wait_for_exit(name)
         assert [c["id"] for c in daemon.call("containers.list")] == ["chatty", "host"]
         assert pid_alive(chatty["system_pid"]) and pid_alive(chatty["shim_pid"])
         replayed = [(e["pid"], e["status"]) for e in daemon.events() if e["type"] == "exit"]
@@ -225,7 +229,8 @@ def test_a_full_disk_delays_records_and_drops_output_but_stops_nothing(
     exits = collections.Counter((e["id"], e["pid"]) for e in events if e["type"] == "exit")
     assert set(exits.values()) == {1}
     assert set(exits) == {("host", name) for name in victims} | {(c, "init") for c in ("chatty", "host", "later")}
-    assert {(e["id"], e["pid"]): e["seq"] for e in events if e["type"] == "exit" and (e["id"], e["pid"]) in live} == live
+    stored = {(e["id"], e["pid"]): e["seq"] for e in events if e["type"] == "exit"}
+    assert {key: seq for key, seq in stored.items() if key in live} == live
 
 
 # --- the event store and the output writer on their own (no daemon) ---

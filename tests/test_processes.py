@@ -9,8 +9,9 @@ import select
 import subprocess
 import termios
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 

@@ -130,7 +130,7 @@ def list_(ctx: click.Context, as_json: bool) -> None:
                      str(len(container["processes"])), container["bundle"]))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True)) + "  " + row[4])
 
 
 @containers.command("state")
@@ -230,9 +230,9 @@ def stats(ctx: click.Context, as_json: bool, watch: bool, container_id: str) -> 
             if watch:
                 click.echo("\x1b[H\x1b[2J", nl=False)
             click.echo(f"{container_id}  {time.strftime('%H:%M:%S', time.localtime(result['timestamp']))}")
-            click.echo(f"memory  {_human_bytes(memory.get('usage'))} used, {_human_bytes(memory.get('max_usage'))} max, "
-                       f"limit {_human_bytes(memory.get('limit'))} (rss {_human_bytes(memory.get('rss'))}, "
-                       f"cache {_human_bytes(memory.get('cache'))})")
+            click.echo(f"memory  {_human_bytes(memory.get('usage'))} used, "
+                       f"{_human_bytes(memory.get('max_usage'))} max, limit {_human_bytes(memory.get('limit'))} "
+                       f"(rss {_human_bytes(memory.get('rss'))}, cache {_human_bytes(memory.get('cache'))})")
             total = cpu.get("usage_total_ns")
             click.echo(f"cpu     {total / 1e9 if total is not None else 0:.3f} s, "
                        f"throttled {cpu.get('throttled_periods')} periods")

@@ -76,7 +76,8 @@ class EventLog(BusActor):
         route, reply = message.get("route"), message.get("reply")
         if route is not None and reply is not None:
             if self.store.unwritten:
-                reply = error_reply(reply.get("id"), ApiError(ErrorCode.STORAGE_FULL, _unrecorded(event, self.store.error)))
+                refusal = ApiError(ErrorCode.STORAGE_FULL, _unrecorded(event, self.store.error))
+                reply = error_reply(reply.get("id"), refusal)
             self.send("bus", "reply", route=route, body=reply)
 
     def _recorded(self, written: list[dict[str, Any]]) -> None:
@@ -132,10 +133,8 @@ class EventLog(BusActor):
                 break
             events.append(event)
             size += encoded
-        if not more:
-            through = self.store.last_seq
-        else:
-            through = events[-1]["seq"] if events else start
+        # how far this page goes: to the end, or to its last event (`start` if it holds none)
+        through = (events[-1]["seq"] if events else start) if more else self.store.last_seq
         return {
             "events": events,
             "first_seq": self.store.first_seq,

@@ -26,8 +26,9 @@ import logging
 import os
 import struct
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import msgpack
 
@@ -161,10 +162,11 @@ class EventStore:
         """(first byte, end, last good seq before it) of each stretch that did not decode."""
         offset = 0
         while offset < len(data):
-            for event, offset in _records(stream, offset, self.last_seq):
+            for event, after in _records(stream, offset, self.last_seq):
                 self.events.append(event)
                 self.last_seq = event["seq"]
                 self._records_in_file += 1
+                offset = after
             if offset < len(data):
                 end = _resync(data, stream, offset, self.last_seq)
                 damaged.append((offset, end, self.last_seq))
