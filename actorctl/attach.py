@@ -29,7 +29,7 @@ IDLE_SLEEP = 0.02
 def copy_output(client: Client, target: dict[str, Any], cursor: list[int] | None) -> dict[str, Any]:
     """Fetch the next page of a process's output after `cursor`, write it to our stdout/stderr,
     and return the page (its `cursor`, `records`, `dropped` and the process's `status`)."""
-    page = client.call("containers.logs", {**target, "cursor": cursor})
+    page: dict[str, Any] = client.call("containers.logs", {**target, "cursor": cursor})
     for stream, _, data in page["records"]:
         out = sys.stderr.buffer if stream == 2 else sys.stdout.buffer
         out.write(data)

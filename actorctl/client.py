@@ -80,13 +80,14 @@ class Client:
     """
 
     def __init__(self, address: str = DEFAULT_ADDRESS, timeout: float = 10.0,
-                 context: zmq.Context | None = None, *, curve_server_key: str | os.PathLike[str] | None = None,
+                 context: zmq.Context[zmq.Socket[bytes]] | None = None, *,
+                 curve_server_key: str | os.PathLike[str] | None = None,
                  curve_client_key: str | os.PathLike[str] | None = None) -> None:
         self.address = address
         self.timeout = timeout
         self.curve = CurveKeys.load(curve_server_key, curve_client_key)
         self._context = context
-        self._socket: zmq.Socket | None = None
+        self._socket: zmq.Socket[bytes] | None = None
 
     def clone(self) -> Client:
         """A client to the same daemon with the same keys, for another thread (sockets are per thread)."""
@@ -94,7 +95,7 @@ class Client:
         twin.curve = self.curve
         return twin
 
-    def _connect(self) -> zmq.Socket:
+    def _connect(self) -> zmq.Socket[bytes]:
         if self._socket is None:
             import zmq
 

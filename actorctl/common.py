@@ -13,25 +13,37 @@ import click
 
 from actorctl.client import Client, ClientError, DaemonError, Unreachable
 
-__all__ = ["EXIT_REFUSED", "EXIT_TIMEOUT", "EXIT_UNREACHABLE", "Failure", "call", "container_id_arg",
-           "guard", "parse_signal", "parse_time", "print_json"]
+__all__ = ["EXIT_REFUSED", "EXIT_TIMEOUT", "EXIT_UNREACHABLE", "Failure", "NoAnswer", "NoDaemon", "call",
+           "container_id_arg", "guard", "parse_signal", "parse_time", "print_json"]
 
 EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_TIMEOUT = 1, 3, 4
 
 
 class Failure(click.ClickException):
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+    """The daemon refused or failed (or so did the command): exit 1 with the message."""
+
+    exit_code = EXIT_REFUSED
+
+
+class NoDaemon(Failure):
+    """The daemon cannot be reached: exit 3."""
+
+    exit_code = EXIT_UNREACHABLE
+
+
+class NoAnswer(Failure):
+    """The daemon did not answer in time: exit 4."""
+
+    exit_code = EXIT_TIMEOUT
 
 
 def guard(error: ClientError) -> Failure:
     """The CLI failure (and exit code) for a client error."""
     if isinstance(error, DaemonError):
-        return Failure(error.message, EXIT_REFUSED)
+        return Failure(error.message)
     if isinstance(error, Unreachable):
-        return Failure(str(error), EXIT_UNREACHABLE)
-    return Failure(str(error), EXIT_TIMEOUT)
+        return NoDaemon(str(error))
+    return NoAnswer(str(error))
 
 
 def client_of(ctx: click.Context) -> Client:

@@ -213,7 +213,7 @@ class Daemon:
         except OSError as exc:
             raise StartupError(f"cannot set the access of the daemon's sockets: {exc}") from None
 
-    def _start_authenticator(self, context: zmq.Context) -> ThreadAuthenticator | None:
+    def _start_authenticator(self, context: zmq.Context[zmq.Socket[bytes]]) -> ThreadAuthenticator | None:
         """With CURVE, the ZAP handler that admits only the authorized public keys (without one,
         a CURVE server would admit any key)."""
         if self.curve is None:

@@ -142,7 +142,8 @@ class Daemon:
         params: dict[str, Any] = {"after": after}
         if container_id:
             params["id"] = container_id
-        return self.call("events.replay", params)["events"]
+        events: list[dict[str, Any]] = self.call("events.replay", params)["events"]
+        return events
 
     def wait_events(self, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = 15.0,
                     container_id: str | None = None) -> list[dict[str, Any]]:
@@ -161,7 +162,7 @@ class Daemon:
         return found
 
     def start_container(self, container_id: str, bundle: Path, **params: Any) -> dict[str, Any]:
-        result = self.call("containers.start", {"id": container_id, "bundle": str(bundle), **params})
+        result: dict[str, Any] = self.call("containers.start", {"id": container_id, "bundle": str(bundle), **params})
         for process in result["processes"]:
             self.known_shims.add(process["shim_pid"])
         return result
@@ -170,7 +171,8 @@ class Daemon:
         assert self.process is not None
         for proc in process_table():
             if proc["ppid"] == self.process.pid and proc["cmdline"].startswith("actor-shim-spawner"):
-                return proc["pid"]
+                pid: int = proc["pid"]
+                return pid
         return None
 
     def our_pids(self) -> set[int]:

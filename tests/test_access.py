@@ -181,7 +181,8 @@ def certificates(tmp_path: Path) -> Certificates:
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+        return port
 
 
 @pytest.mark.parametrize("given", [[], ["--curve-secret-key"], ["--curve-authorized-keys"]])
@@ -261,7 +262,7 @@ def test_a_reply_over_the_frame_limit_becomes_a_too_large_error(daemon: Daemon, 
 
 
 def test_an_oversized_subscription_drops_that_subscriber_and_nothing_else(daemon: Daemon) -> None:
-    context = zmq.Context.instance()
+    context = zmq.Context[zmq.Socket[bytes]].instance()
     events = f"ipc://{daemon.state_dir}/events.sock"
     hostile = context.socket(zmq.XSUB)
     hostile.setsockopt(zmq.LINGER, 0)

@@ -179,7 +179,7 @@ def test_a_late_and_slow_subscriber_sees_every_event(bundles: Callable[..., Path
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
         wait_until(lambda: len(lines) == 2, message="the replayed events")
-        witness = zmq.Context.instance().socket(zmq.SUB)  # proves that this setup really drops
+        witness = zmq.Context[zmq.Socket[bytes]].instance().socket(zmq.SUB)  # proves that this setup really drops
         witness.setsockopt(zmq.RCVHWM, 1)
         witness.setsockopt(zmq.SUBSCRIBE, CONTAINER_PREFIX.encode())
         witness.connect(f"ipc://{state_dir}/events.sock")
@@ -318,7 +318,7 @@ def test_retention_keeps_the_newest_events_and_says_what_was_trimmed(bundles: Ca
         quick = bundles("true")
         for n in range(6):
             daemon.start_container(f"r{n}", quick)
-        daemon.wait_events(lambda ev: ev and ev[-1]["seq"] == 12)
+        daemon.wait_events(lambda ev: bool(ev) and ev[-1]["seq"] == 12)
         result = daemon.call("events.replay", {"after": 0})
         assert [e["seq"] for e in result["events"]] == [8, 9, 10, 11, 12]
         assert result["truncated"] is True and result["first_seq"] == 8

@@ -149,7 +149,8 @@ class Subscriber:
 
 
 def all_output(daemon: Daemon, container_id: str) -> list[list[Any]]:
-    records, cursor = [], None
+    records: list[list[Any]] = []
+    cursor = None
     while True:
         page = daemon.call("containers.logs", {"id": container_id, "cursor": cursor})
         if not page["records"]:
@@ -159,7 +160,8 @@ def all_output(daemon: Daemon, container_id: str) -> list[list[Any]]:
 
 
 def degraded(daemon: Daemon) -> list[str]:
-    return daemon.call("version")["degraded"]
+    reasons: list[str] = daemon.call("version")["degraded"]
+    return reasons
 
 
 def test_a_full_disk_delays_records_and_drops_output_but_stops_nothing(
@@ -388,7 +390,7 @@ def test_the_event_log_answers_at_once_and_records_exits_late_on_a_full_disk(tin
         return [members for sent_kind, members in sent if sent_kind == kind]
 
     filler = Filler(tiny_fs)
-    tokens = []
+    tokens: list[str] = []
     while not store.unwritten:  # until an exit no longer fits in the log's last page
         tokens.append(f"{len(tokens):032d}")
         log.on_emit({"event": "exit", "id": "c1", "pid": f"p{len(tokens)}", "status": 0, "token": tokens[-1]})

@@ -17,16 +17,16 @@ from actors.wire.events import CONTAINER_PREFIX, HEARTBEAT_TOPIC, WELCOME_TOPIC,
 from tests.harness import Daemon
 
 
-def raw_exchange(daemon: Daemon, frames: list[bytes], expect_reply: bool = True) -> dict | None:
-    context = zmq.Context.instance()
-    sock = context.socket(zmq.DEALER)
+def raw_exchange(daemon: Daemon, frames: list[bytes], expect_reply: bool = True) -> dict[str, Any] | None:
+    sock = zmq.Context[zmq.Socket[bytes]].instance().socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     sock.connect(daemon.address)
     try:
         sock.send_multipart(frames)
         if not sock.poll(3000 if expect_reply else 500):
             return None
-        return msgpack.unpackb(sock.recv(), raw=False)
+        reply: dict[str, Any] = msgpack.unpackb(sock.recv(), raw=False)
+        return reply
     finally:
         sock.close()
 
@@ -84,8 +84,7 @@ def test_the_reply_echoes_the_request_id(daemon: Daemon) -> None:
 
 
 def test_shim_socket_rejects_forged_and_garbage_reports(daemon: Daemon) -> None:
-    context = zmq.Context.instance()
-    push = context.socket(zmq.PUSH)
+    push = zmq.Context[zmq.Socket[bytes]].instance().socket(zmq.PUSH)
     push.setsockopt(zmq.LINGER, 1000)
     push.connect(f"ipc://{daemon.state_dir}/shim.sock")
     push.send(b"\xc1junk")
@@ -98,7 +97,7 @@ def test_shim_socket_rejects_forged_and_garbage_reports(daemon: Daemon) -> None:
 
 def test_every_message_on_the_event_socket_is_a_topic_and_a_msgpack_map(daemon: Daemon, sleeper: Path) -> None:
     """As a plain ZeroMQ subscriber sees it (README): the welcome, heartbeats and events alike."""
-    sub = zmq.Context.instance().socket(zmq.SUB)
+    sub = zmq.Context[zmq.Socket[bytes]].instance().socket(zmq.SUB)
     sub.setsockopt(zmq.LINGER, 0)
     sub.setsockopt(zmq.SUBSCRIBE, b"")
     sub.connect(f"ipc://{daemon.state_dir}/events.sock")
@@ -140,7 +139,7 @@ def test_every_message_on_the_event_socket_is_a_topic_and_a_msgpack_map(daemon: 
 def test_a_welcome_follows_each_new_subscription(daemon: Daemon) -> None:
     """A subscriber of the welcome alone gets one once subscribed, and again, as every subscriber
     of it does, when another subscriber's subscription is in effect."""
-    context = zmq.Context.instance()
+    context = zmq.Context[zmq.Socket[bytes]].instance()
     address = f"ipc://{daemon.state_dir}/events.sock"
     first = context.socket(zmq.SUB)
     second = context.socket(zmq.SUB)

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from actorctl.common import EXIT_REFUSED, Failure
+from actorctl.common import Failure
 
 __all__ = ["bundle"]
 
@@ -36,5 +36,5 @@ def create(tty: bool, force: bool, directory: str, args: tuple[str, ...]) -> Non
     try:
         create_bundle(directory, list(args) or ["sleep", "3600"], terminal=tty, force=force)
     except (OSError, RuntimeError) as exc:
-        raise Failure(str(exc), EXIT_REFUSED) from None
+        raise Failure(str(exc)) from None
     click.echo(f"bundle ready in {os.path.abspath(directory)}")

@@ -125,7 +125,7 @@ def list_(ctx: click.Context, as_json: bool) -> None:
         return
     rows = [("ID", "STATUS", "PID", "PROCESSES", "BUNDLE")]
     for container in result:
-        init = next((p for p in container["processes"] if p["pid"] == "init"), {})
+        init: dict[str, Any] = next((p for p in container["processes"] if p["pid"] == "init"), {})
         rows.append((container["id"], container["status"], str(init.get("system_pid", "-")),
                      str(len(container["processes"])), container["bundle"]))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
@@ -192,7 +192,7 @@ def resume(ctx: click.Context, container_id: str) -> None:
 @click.option("--pids-limit", type=click.IntRange(0), metavar="N", help="Maximum number of processes.")
 @click.argument("container_id", metavar="ID", callback=container_id_arg)
 @click.pass_context
-def update(ctx: click.Context, container_id: str, **limits: int | None) -> None:
+def update(ctx: click.Context, /, container_id: str, **limits: int | None) -> None:
     """Change a running container's resource limits (runc update)."""
     given = {key: value for key, value in limits.items() if value is not None}
     if not given:

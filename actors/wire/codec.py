@@ -44,7 +44,8 @@ class WireError(ValueError):
 
 def pack(message: Any) -> bytes:
     """Encode plain data (dicts, lists, str, bytes, numbers, bool, None)."""
-    return msgpack.packb(message, use_bin_type=True)
+    data: bytes = msgpack.packb(message, use_bin_type=True)  # msgpack has no type information
+    return data
 
 
 def unpack(data: bytes, *, limit: int = MAX_CLIENT_MESSAGE) -> dict[str, Any]:

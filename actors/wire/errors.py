@@ -19,7 +19,6 @@ class ErrorCode:
     RUNTIME_ERROR = "runtime_error"
     TIMEOUT = "timeout"
     BUSY = "busy"
-    SHUTTING_DOWN = "shutting_down"
     STORAGE_FULL = "storage_full"
     INTERNAL = "internal"
 

@@ -30,12 +30,14 @@ INIT_PATH = "/dev/init"
 def read_config(path: Path) -> dict[str, Any]:
     """A config.json, checked to have a runnable process."""
     try:
-        config = json.loads(path.read_bytes())
+        config: object = json.loads(path.read_bytes())
     except OSError as exc:
         raise ApiError(ErrorCode.INVALID_PARAMS, f"cannot read {path}: {exc.strerror}") from None
     except ValueError:
         raise ApiError(ErrorCode.INVALID_PARAMS, f"{path} is not valid JSON") from None
-    process = config.get("process") if isinstance(config, dict) else None
+    if not isinstance(config, dict):
+        raise ApiError(ErrorCode.INVALID_PARAMS, f"{path} has no process.args")
+    process = config.get("process")
     args = process.get("args") if isinstance(process, dict) else None
     if not isinstance(args, list) or not args or not all(isinstance(a, str) for a in args):
         raise ApiError(ErrorCode.INVALID_PARAMS, f"{path} has no process.args")
@@ -71,7 +73,7 @@ def container_config(bundle: Path, *, init: bool) -> dict[str, Any]:
 
 def exec_process(config: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
     """The container's process with the exec's args, cwd, env, user and terminal."""
-    process = copy.deepcopy(config["process"])
+    process: dict[str, Any] = copy.deepcopy(config["process"])
     process["args"] = list(spec["args"])
     process["terminal"] = bool(spec.get("tty"))
     if spec.get("cwd"):
