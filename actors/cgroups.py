@@ -6,11 +6,12 @@ mount table (`/proc/self/mountinfo`), never assumed: hosts nest cgroups.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import time
 from pathlib import Path
 from typing import Any
+
+from actors.libc import LIBC
 
 __all__ = ["CgroupWatch", "cgroup_dirs", "oom_kills", "oom_watch_members", "read_stats", "register_oom_watch"]
 
@@ -126,11 +127,10 @@ def register_oom_watch(pid: int) -> CgroupWatch | None:
     unified = dirs.get("unified")
     if unified is None or not (unified / "memory.events").exists():
         return None
-    libc = ctypes.CDLL(None, use_errno=True)
-    fd = libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
+    fd = LIBC.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
     if fd < 0:
         return None
-    if libc.inotify_add_watch(fd, str(unified / "memory.events").encode(), IN_MODIFY) < 0:
+    if LIBC.inotify_add_watch(fd, str(unified / "memory.events").encode(), IN_MODIFY) < 0:
         os.close(fd)
         return None
     return CgroupWatch(fd, "v2", unified)

@@ -8,9 +8,10 @@ the daemon's RSS follows its load down instead of staying at its high-water mark
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import logging
+
+from actors.libc import LIBC
 
 __all__ = ["HeapReturn"]
 
@@ -19,8 +20,6 @@ logger = logging.getLogger(__name__)
 SMALLEST_PEAK = 64
 """Below this many containers there is too little to return to be worth a collection (except
 when the last one is gone)."""
-
-_libc = ctypes.CDLL(None)
 
 
 class HeapReturn:
@@ -35,6 +34,6 @@ class HeapReturn:
     def shrank(self, count: int) -> None:
         if count <= self.peak // 2 and (self.peak >= SMALLEST_PEAK or count == 0):
             gc.collect()
-            _libc.malloc_trim(0)
+            LIBC.malloc_trim(0)
             logger.debug("heap trimmed: %d containers, down from %d", count, self.peak)
             self.peak = count

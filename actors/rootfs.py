@@ -19,6 +19,8 @@ import os
 import shutil
 from pathlib import Path
 
+from actors.libc import LIBC
+
 __all__ = ["ROOTFS", "bind_rootfs", "detach_rootfs", "remove_container_dir"]
 
 logger = logging.getLogger(__name__)
@@ -26,14 +28,12 @@ logger = logging.getLogger(__name__)
 ROOTFS = "rootfs"
 MS_BIND, MS_REC, MNT_DETACH = 0x1000, 0x4000, 0x2
 
-_libc = ctypes.CDLL(None, use_errno=True)
-
 
 def bind_rootfs(source: Path, container_dir: Path) -> Path:
     """Bind-mount `source` at `<container_dir>/rootfs`; the mount point."""
     target = container_dir / ROOTFS
     target.mkdir(mode=0o700)
-    if _libc.mount(os.fsencode(source), os.fsencode(target), None, MS_BIND | MS_REC, None) != 0:
+    if LIBC.mount(os.fsencode(source), os.fsencode(target), None, MS_BIND | MS_REC, None) != 0:
         err = ctypes.get_errno()
         target.rmdir()
         raise OSError(err, f"cannot bind-mount the rootfs {source}: {os.strerror(err)}")
@@ -43,7 +43,7 @@ def bind_rootfs(source: Path, container_dir: Path) -> Path:
 def detach_rootfs(container_dir: Path) -> None:
     """Detach the rootfs mount (lazily: a process still inside keeps its view); no mount is fine."""
     target = container_dir / ROOTFS
-    if _libc.umount2(os.fsencode(target), MNT_DETACH) != 0 and ctypes.get_errno() not in (errno.EINVAL, errno.ENOENT):
+    if LIBC.umount2(os.fsencode(target), MNT_DETACH) != 0 and ctypes.get_errno() not in (errno.EINVAL, errno.ENOENT):
         logger.error("cannot unmount %s: %s", target, os.strerror(ctypes.get_errno()))
 
 
