@@ -3,31 +3,39 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pykka
 import zmq
 
 from actors.bus import BusSender
-from actors.wire.messages import make
+from actors.wire.messages import Message
 
-__all__ = ["BusActor"]
+__all__ = ["BusActor", "Handlers"]
 
 logger = logging.getLogger(__name__)
 
+Handlers = Mapping[type[Any], Callable[[Any], None]]
+"""Message class -> the handler of that message (each takes that class)."""
+
 
 class BusActor(pykka.ThreadingActor):
-    """A pykka actor that receives validated message maps and sends through the bus.
+    """A pykka actor that receives typed, validated messages and sends through the bus.
 
-    A message of type `t` is handled by the method `on_t`. An exception in a
-    handler is logged and the actor keeps running: one bad message must not
-    take a daemon actor down.
+    `handlers()` is the actor's one dispatch table. An exception in a handler is logged and
+    the actor keeps running: one bad message must not take a daemon actor down.
     """
 
-    def __init__(self, context: zmq.Context) -> None:
+    def __init__(self, context: zmq.Context[Any]) -> None:
         super().__init__()
         self._context = context
         self._bus: BusSender | None = None
+        self._handlers = self.handlers()
+
+    def handlers(self) -> Handlers:
+        """What this actor handles."""
+        return {}
 
     def on_start(self) -> None:
         self._bus = BusSender(self._context)
@@ -39,17 +47,17 @@ class BusActor(pykka.ThreadingActor):
     def on_failure(self, *_: Any) -> None:
         self.on_stop()
 
-    def send(self, destination: str, message_type: str, **members: Any) -> None:
-        """Send a message of `message_type` to the actor (or "bus") named `destination`."""
+    def send(self, destination: str, message: Message) -> None:
+        """Send `message` to the actor (or "bus") named `destination`."""
         assert self._bus is not None, "send() before on_start()"
-        self._bus.send(destination, make(message_type, **members))
+        self._bus.send(destination, message)
 
     def on_receive(self, message: Any) -> None:
-        handler = getattr(self, f"on_{message.get('type')}", None)
+        handler = self._handlers.get(type(message))
         if handler is None:
-            logger.error("%s cannot handle %r", type(self).__name__, message.get("type"))
+            logger.error("%s cannot handle %r", type(self).__name__, getattr(message, "kind", message))
             return
         try:
             handler(message)
         except Exception:
-            logger.exception("%s failed on %s", type(self).__name__, message.get("type"))
+            logger.exception("%s failed on %s", type(self).__name__, message.kind)

@@ -28,10 +28,10 @@ import pykka
 import zmq
 
 from actors.wire import MAX_CLIENT_MESSAGE, MAX_SHIM_MESSAGE, ApiError, ErrorCode, WireError, pack, unpack
+from actors.wire import messages as wire
 from actors.wire.api import error_reply, parse_request
 from actors.wire.codec import MAX_SUBSCRIPTION
 from actors.wire.events import HEARTBEAT_INTERVAL, WELCOME_TOPIC, encode, welcome
-from actors.wire.messages import make, validate
 from shimproc import trace
 
 __all__ = ["BUS_ADDRESS", "Bus", "BusSender"]
@@ -75,11 +75,11 @@ class BusSender:
         self._socket.setsockopt(zmq.SNDTIMEO, SEND_TIMEOUT_MS)
         self._socket.connect(BUS_ADDRESS)
 
-    def send(self, destination: str, message: dict[str, Any]) -> None:
+    def send(self, destination: str, message: wire.Message) -> None:
         try:
-            self._socket.send_multipart([destination.encode(), pack(message)])
+            self._socket.send_multipart([destination.encode(), pack(wire.encode(message))])
         except zmq.Again:  # only when the bus is gone: the daemon is stopping
-            logger.warning("bus gone: %s for %s dropped", message.get("type"), destination)
+            logger.warning("bus gone: %s for %s dropped", message.kind, destination)
 
     def close(self) -> None:
         self._socket.close()
@@ -127,7 +127,7 @@ class Bus(threading.Thread):
     def stop(self) -> None:
         """Ask the thread to close its sockets and end (callable from any thread)."""
         sender = BusSender(self.context)
-        sender.send("bus", make("stop"))
+        sender.send("bus", wire.Stop())
         sender.close()
         self.join(timeout=5)
 
@@ -206,17 +206,17 @@ class Bus(threading.Thread):
                     logger.exception("the IO thread failed on one event; going on")
             if time.monotonic() >= next_tick:
                 next_tick = time.monotonic() + TICK_SECONDS
-                self._tell("eventlog", make("tick"))
+                self._tell("eventlog", wire.Tick())
 
-    def _tell(self, name: str, message: dict[str, Any]) -> None:
+    def _tell(self, name: str, message: wire.Message) -> None:
         ref = self.actors.get(name)
         if ref is None:
-            logger.error("message %s for unknown actor %r dropped", message.get("type"), name)
+            logger.error("message %s for unknown actor %r dropped", message.kind, name)
             return
         try:
             ref.tell(message)
         except pykka.ActorDeadError:
-            logger.error("actor %s is dead; message %s dropped", name, message.get("type"))
+            logger.error("actor %s is dead; message %s dropped", name, message.kind)
 
     def _drain_inbox(self) -> bool:
         while True:
@@ -229,51 +229,49 @@ class Bus(threading.Thread):
                 continue
             destination = frames[0].decode()
             try:
-                message = validate(unpack(frames[1], limit=1 << 30))
+                message = wire.decode(unpack(frames[1], limit=1 << 30))
             except WireError as exc:
                 logger.error("invalid internal message for %s dropped: %s", destination, exc)
                 continue
             if destination != "bus":
-                if trace.ENABLED and message.get("token"):
-                    trace.stamp(message["token"], f"bus: {message['type']} for {destination}")
+                token = getattr(message, "token", None)
+                if trace.ENABLED and token:
+                    trace.stamp(token, f"bus: {message.kind} for {destination}")
                 self._tell(destination, message)
-            elif message["type"] == "stop":
+            elif isinstance(message, wire.Stop):
                 return False
             else:
                 self._handle_own(message)
 
-    def _handle_own(self, message: dict[str, Any]) -> None:
-        kind = message["type"]
-        if kind == "reply":
-            self._send_reply(message["route"], message["body"])
-        elif kind == "publish":
+    def _handle_own(self, message: wire.Message) -> None:
+        if isinstance(message, wire.ClientReply):
+            self._send_reply(message.route, message.body)
+        elif isinstance(message, wire.Publish):
             try:
-                self.xpub.send_multipart(encode(message["topic"], message["event"]), zmq.NOBLOCK)
-                if trace.ENABLED and message["event"].get("token"):
-                    trace.stamp(message["event"]["token"], "bus: published")
+                self.xpub.send_multipart(encode(message.topic, message.event), zmq.NOBLOCK)
+                if trace.ENABLED and message.event.get("token"):
+                    trace.stamp(message.event["token"], "bus: published")
             except zmq.Again:
-                logger.debug("event %s not published: subscribers are full", message["topic"])
-        elif kind == "watch_fd":
-            fd = message["fd"]
+                logger.debug("event %s not published: subscribers are full", message.topic)
+        elif isinstance(message, wire.WatchFd):
             try:
-                self._epoll.register(fd, select.EPOLLIN)
+                self._epoll.register(message.fd, select.EPOLLIN)
             except FileExistsError:
                 pass  # armed already (re-armed before its readiness was seen)
-            self._watched[fd] = message["key"]
-        elif kind == "forget_fd":
-            fd = message["fd"]
-            if self._watched.pop(fd, None) is not None:
-                self._epoll.unregister(fd)
-            os.close(fd)
+            self._watched[message.fd] = message.key
+        elif isinstance(message, wire.ForgetFd):
+            if self._watched.pop(message.fd, None) is not None:
+                self._epoll.unregister(message.fd)
+            os.close(message.fd)
         else:
-            logger.error("message %s is not for the bus", kind)
+            logger.error("message %s is not for the bus", message.kind)
 
     def _fd_ready(self, fd: int) -> None:
         key = self._watched.pop(fd, None)
         if key is None:
             return  # forgotten earlier in this same round of events
         self._epoll.unregister(fd)
-        self._tell("monitor", make("fd_ready", fd=fd, key=key))
+        self._tell("monitor", wire.FdReady(fd=fd, key=key))
 
     def _send_reply(self, route: bytes, body: dict[str, Any]) -> None:
         """Send a reply, or a `too_large` error in its place: the client would drop a bigger frame
@@ -318,11 +316,8 @@ class Bus(threading.Thread):
             except ApiError as exc:
                 self._send_reply(route, error_reply(request_id, exc))
                 continue
-            self._tell(
-                "supervisor",
-                make("request", route=route, id=request_id, method=method, params=params,
-                     peer=peer_of(frames[1])),
-            )
+            self._tell("supervisor", wire.Request(route=route, request_id=request_id, method=method, params=params,
+                                                  peer=peer_of(frames[1])))
 
     def _drain_shims(self) -> None:
         while True:
@@ -333,14 +328,14 @@ class Bus(threading.Thread):
             try:
                 if len(frames) != 1:
                     raise WireError("a shim report is one frame")
-                message = validate(unpack(frames[0], limit=MAX_SHIM_MESSAGE))
-                if message["type"] != "shim_exit":
-                    raise WireError(f"shims may not send {message['type']}")
+                message = wire.decode(unpack(frames[0], limit=MAX_SHIM_MESSAGE))
+                if not isinstance(message, wire.ShimExit):
+                    raise WireError(f"shims may not send {message.kind}")
             except WireError as exc:
                 logger.warning("bad shim report dropped: %s", exc)
                 continue
             if trace.ENABLED:
-                trace.stamp(message["token"], "bus: shim report received")
+                trace.stamp(message.token, "bus: shim report received")
             self._tell("monitor", message)
 
     def _drain_subscriptions(self) -> None:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
-from actors.base import BusActor
+from actors.base import BusActor, Handlers
 from actors.cgroups import read_stats
 from actors.outputlog import CursorError, read_output
 from actors.wire import ApiError, ErrorCode
+from actors.wire import messages as wire
 from actors.wire.api import error_reply, ok_reply
 
 __all__ = ["Inspector"]
@@ -22,27 +22,30 @@ logger = logging.getLogger(__name__)
 
 
 class Inspector(BusActor):
-    def on_inspect(self, message: dict[str, Any]) -> None:
-        target = message["target"]
+    def handlers(self) -> Handlers:
+        return {wire.Inspect: self.on_inspect}
+
+    def on_inspect(self, message: wire.Inspect) -> None:
+        target = message.target
         try:
-            if message["what"] == "logs":
+            if message.what == "logs":
                 try:
                     result = read_output(Path(target["dir"]), target["cursor"], target["max_bytes"])
                 except CursorError as exc:
                     raise ApiError(ErrorCode.INVALID_PARAMS, str(exc)) from None
                 result["status"] = target["status"]
-            elif message["what"] == "stats":
+            elif message.what == "stats":
                 try:
                     result = read_stats(target["pid"])
                 except OSError:
                     raise ApiError(ErrorCode.CONFLICT, f"container {target['id']} has exited") from None
             else:
-                raise ApiError(ErrorCode.INTERNAL, f"cannot inspect {message['what']!r}")
-            body = ok_reply(message["request_id"], result)
+                raise ApiError(ErrorCode.INTERNAL, f"cannot inspect {message.what!r}")
+            body = ok_reply(message.request_id, result)
         except ApiError as exc:
-            body = error_reply(message["request_id"], exc)
+            body = error_reply(message.request_id, exc)
         except Exception as exc:  # damaged output or a cgroup file we cannot parse: still answer
-            logger.exception("inspecting %s failed", message["what"])
-            body = error_reply(message["request_id"], ApiError(
-                ErrorCode.INTERNAL, f"cannot read the {message['what']}: {type(exc).__name__}: {exc}"))
-        self.send("bus", "reply", route=message["route"], body=body)
+            logger.exception("inspecting %s failed", message.what)
+            body = error_reply(message.request_id, ApiError(
+                ErrorCode.INTERNAL, f"cannot read the {message.what}: {type(exc).__name__}: {exc}"))
+        self.send("bus", wire.ClientReply(route=message.route, body=body))

@@ -54,7 +54,7 @@ from actors.procinfo import children, open_pidfd, parent_pid, start_time
 from actors.rootfs import detach_rootfs
 from actors.statedir import remove_file, reserve_file, write_file_atomic
 from actors.wire import MAX_SHIM_MESSAGE, WireError, pack, unpack
-from actors.wire.messages import make, validate
+from actors.wire import messages as wire
 from shimproc import trace
 from shimproc.config import ShimConfig
 from shimproc.stdio import ProcessEnds, Stdio
@@ -359,8 +359,8 @@ class Shim:
         stdio.drain()
         if trace.ENABLED:
             trace.stamp(config.token, "shim drained")
-        report.send(pack(make("shim_exit", token=config.token, id=config.container_id,
-                              pid=config.process_id, status=status, shim_pid=os.getpid())))
+        report.send(pack(wire.encode(wire.ShimExit(token=config.token, container_id=config.container_id,
+                                                   process=config.process_id, status=status, shim_pid=os.getpid()))))
         if trace.ENABLED:
             trace.stamp(config.token, "shim reported")
         try:
@@ -381,32 +381,32 @@ class Shim:
             if len(frames) != 2:
                 continue
             try:
-                message = validate(unpack(frames[1].bytes, limit=MAX_SHIM_MESSAGE))
-                if message["type"] != "shim_control":
+                message = wire.decode(unpack(frames[1].bytes, limit=MAX_SHIM_MESSAGE))
+                if not isinstance(message, wire.ShimControl):
                     raise WireError("not a control message")
                 error = self._control(message, stdio)
             except WireError as exc:
                 error = str(exc)
             except OSError as exc:
                 error = f"{exc.strerror or exc}"
-            ack = make("shim_ack", ok=error is None, error=error)
+            ack = wire.ShimAck(ok=error is None, error=error)
             try:
                 control.send(frames[0], _SEND_MORE)
-                control.send(pack(ack), _SEND_LAST)
+                control.send(pack(wire.encode(ack)), _SEND_LAST)
             except zmq.ZMQError:
                 pass
 
-    def _control(self, message: dict[str, Any], stdio: Stdio) -> str | None:
-        op = message["op"]
+    def _control(self, message: wire.ShimControl, stdio: Stdio) -> str | None:
+        op = message.op
         if op == "start":
-            return self._start(float(message.get("timeout") or 30))
+            return self._start(float(message.timeout or 30))
         if op == "write_stdin":
-            return stdio.write_stdin(message.get("data") or b"")
+            return stdio.write_stdin(message.data or b"")
         if op == "close_stdin":
             stdio.close_stdin()
             return None
         if op == "resize":
-            return stdio.resize(int(message.get("width") or 80), int(message.get("height") or 24))
+            return stdio.resize(message.width or 80, message.height or 24)
         return f"unknown control operation {op!r}"
 
     def _start(self, timeout: float) -> str | None:

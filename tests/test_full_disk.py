@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgpack
 import pytest
@@ -25,9 +25,12 @@ from actorctl.events import attach
 from actors.eventlog import EventLog
 from actors.eventlog.store import EventStore
 from actors.outputlog import OutputWriter, read_output
+from actors.wire import messages as wire
 from actors.wire.api import ok_reply
 from actors.wire.events import EventRecord, decode, is_record
 from tests.harness import Daemon, checked_daemon, mounts_under, pid_alive, wait_until
+
+M = TypeVar("M", bound=wire.Message)
 
 SHELL_LOOP = ("sh", "-c", 'trap "exit 0" TERM; while true; do sleep 0.2; done')
 CHATTY = ("sh", "-c", "while true; do echo hello; sleep 0.01; done")
@@ -383,29 +386,30 @@ def test_output_that_cannot_be_stored_is_counted_and_a_marker_says_so(tiny_fs: P
 def test_the_event_log_answers_at_once_and_records_exits_late_on_a_full_disk(tiny_fs: Path) -> None:
     store = new_store(tiny_fs)
     log = EventLog(zmq.Context(), store, "boot")
-    sent: list[tuple[str, dict[str, Any]]] = []
-    log.send = lambda to, kind, **members: sent.append((kind, members))  # type: ignore[method-assign]
+    sent: list[wire.Message] = []
+    log.send = lambda to, message: sent.append(message)  # type: ignore[method-assign]
 
-    def of(kind: str) -> list[dict[str, Any]]:
-        return [members for sent_kind, members in sent if sent_kind == kind]
+    def of(kind: type[M]) -> list[M]:
+        return [message for message in sent if isinstance(message, kind)]
 
     filler = Filler(tiny_fs)
     tokens: list[str] = []
     while not store.unwritten:  # until an exit no longer fits in the log's last page
         tokens.append(f"{len(tokens):032d}")
-        log.on_emit({"event": "exit", "id": "c1", "pid": f"p{len(tokens)}", "status": 0, "token": tokens[-1]})
-    assert [m["token"] for m in of("recorded")] == tokens[:-1], "the last exit is not on record yet"
-    log.on_emit({"event": "start-container", "id": "c2", "route": b"client", "reply": ok_reply("r1", {"id": "c2"})})
-    [reply] = of("reply")
-    assert reply["body"]["error"] == {"code": "storage_full", "message": (
+        log.on_emit(wire.Emit(event="exit", container_id="c1", process=f"p{len(tokens)}", status=0, token=tokens[-1]))
+    assert [m.token for m in of(wire.Recorded)] == tokens[:-1], "the last exit is not on record yet"
+    log.on_emit(wire.Emit(event="start-container", container_id="c2", route=b"client",
+                          reply=ok_reply("r1", {"id": "c2"})))
+    [reply] = of(wire.ClientReply)
+    assert reply.body["error"] == {"code": "storage_full", "message": (
         "container c2 started, but its event could not be recorded: no space left on device; "
         "it is kept in memory and written when space returns")}
-    assert of("publish")[-1]["event"]["id"] == "c2"
-    assert of("storage")[-1] == {"degraded": True, "reason": (
-        f"storage full: 2 event(s) not yet written to {tiny_fs / 'events.log'}: no space left on device")}
+    assert of(wire.Publish)[-1].event["id"] == "c2"
+    assert of(wire.Storage)[-1] == wire.Storage(degraded=True, reason=(
+        f"storage full: 2 event(s) not yet written to {tiny_fs / 'events.log'}: no space left on device"))
     sent.clear()
     filler.release()
-    log.on_tick({})
-    assert [m["token"] for m in of("recorded")] == tokens[-1:]
-    assert of("storage") == [{"degraded": False, "reason": None}]
+    log.on_tick(wire.Tick())
+    assert [m.token for m in of(wire.Recorded)] == tokens[-1:]
+    assert of(wire.Storage) == [wire.Storage(degraded=False, reason=None)]
     store.close()

@@ -17,9 +17,10 @@ from typing import Any
 
 import zmq
 
-from actors.base import BusActor
+from actors.base import BusActor, Handlers
 from actors.eventlog.store import EventStore
 from actors.wire import MAX_CLIENT_MESSAGE, ApiError, ErrorCode, WireError, pack
+from actors.wire import messages as wire
 from actors.wire.api import Params, error_reply, ok_reply
 from actors.wire.events import HEARTBEAT_TOPIC, EventRecord, event_record, heartbeat, is_event_type, topic_of
 from shimproc import trace
@@ -57,34 +58,37 @@ class EventLog(BusActor):
         self.trouble: str | None = None
         """The storage trouble last reported to the Supervisor."""
 
-    def on_emit(self, message: dict[str, Any]) -> None:
-        token = message.get("token")
+    def handlers(self) -> Handlers:
+        return {wire.Emit: self.on_emit, wire.Tick: self.on_tick, wire.Replay: self.on_replay}
+
+    def on_emit(self, message: wire.Emit) -> None:
+        token = message.token
         if trace.ENABLED and token:
             trace.stamp(token, "eventlog: emit")
-        kind = message["event"]
+        kind = message.event
         if not is_event_type(kind):
             raise WireError(f"no such event type: {kind!r}")
-        event = event_record(seq=self.store.last_seq + 1, event_type=kind, container_id=message["id"],
-                             pid=message.get("pid"), status=message.get("status"), boot=self.boot,
+        event = event_record(seq=self.store.last_seq + 1, event_type=kind, container_id=message.container_id,
+                             pid=message.process, status=message.status, boot=self.boot,
                              token=token or None)
         written = self.store.append(dict(event))
         if trace.ENABLED and token:
             trace.stamp(token, "eventlog: written")
-        self.send("bus", "publish", topic=topic_of(event), event=event)
+        self.send("bus", wire.Publish(topic=topic_of(event), event=dict(event)))
         self._recorded(written)
         self._report_storage()
-        route, reply = message.get("route"), message.get("reply")
+        route, reply = message.route, message.reply
         if route is not None and reply is not None:
             if self.store.unwritten:
                 refusal = ApiError(ErrorCode.STORAGE_FULL, _unrecorded(event, self.store.error))
                 reply = error_reply(reply.get("id"), refusal)
-            self.send("bus", "reply", route=route, body=reply)
+            self.send("bus", wire.ClientReply(route=route, body=reply))
 
     def _recorded(self, written: list[dict[str, Any]]) -> None:
         """Exits now on record: the Supervisor may remove their processes' state."""
         for event in written:
             if "token" in event:
-                self.send("supervisor", "recorded", token=event["token"])
+                self.send("supervisor", wire.Recorded(token=event["token"]))
 
     def _report_storage(self) -> None:
         """Tell the Supervisor when the storage trouble starts, changes or ends."""
@@ -96,22 +100,22 @@ class EventLog(BusActor):
         elif self.trouble is None:
             logger.warning("%s", trouble)
         self.trouble = trouble
-        self.send("supervisor", "storage", degraded=trouble is not None, reason=trouble)
+        self.send("supervisor", wire.Storage(degraded=trouble is not None, reason=trouble))
 
-    def on_tick(self, _: dict[str, Any]) -> None:
+    def on_tick(self, _: wire.Tick) -> None:
         self._recorded(self.store.flush())
         self._report_storage()
-        self.send("bus", "publish", topic=HEARTBEAT_TOPIC, event=heartbeat(self.store.last_seq, self.boot))
+        self.send("bus", wire.Publish(topic=HEARTBEAT_TOPIC, event=dict(heartbeat(self.store.last_seq, self.boot))))
 
-    def on_replay(self, message: dict[str, Any]) -> None:
-        route, request_id = message["route"], message["request_id"]
+    def on_replay(self, message: wire.Replay) -> None:
+        route, request_id = message.route, message.request_id
         try:
-            result = self._replay(Params(message["params"]))
+            result = self._replay(Params(message.params))
         except ApiError as exc:
             body = error_reply(request_id, exc)
         else:
             body = ok_reply(request_id, result)
-        self.send("bus", "reply", route=route, body=body)
+        self.send("bus", wire.ClientReply(route=route, body=body))
 
     def _replay(self, params: Params) -> dict[str, Any]:
         after = params.integer("after", low=0)

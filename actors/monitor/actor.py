@@ -22,13 +22,13 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import zmq
 
-from actors.base import BusActor
+from actors.base import BusActor, Handlers
 from actors.cgroups import drain, oom_kills
 from actors.statedir import read_json
+from actors.wire import messages as wire
 from shimproc import trace
 
 __all__ = ["Monitor"]
@@ -43,7 +43,7 @@ REMEMBERED_EXITS = 65536
 class WatchedShim:
     token: str
     container_id: str
-    process_id: str
+    process: str
     procdir: Path
     key: int
 
@@ -69,6 +69,10 @@ class Monitor(BusActor):
         self._reported_order: collections.deque[str] = collections.deque()
         self._keys = itertools.count(1)
 
+    def handlers(self) -> Handlers:
+        return {wire.ShimExit: self.on_shim_exit, wire.WatchProcess: self.on_watch_process,
+                wire.FdReady: self.on_fd_ready}
+
     def on_stop(self) -> None:
         for fd in [*self.shims, *self.ooms]:
             os.close(fd)
@@ -86,7 +90,7 @@ class Monitor(BusActor):
             self.reported.discard(self._reported_order.popleft())
         return True
 
-    def _report(self, token: str, container_id: str, process_id: str, status: int) -> None:
+    def _report(self, token: str, container_id: str, process: str, status: int) -> None:
         if not self._first_report(token):
             return
         oom_fd = self.oom_by_token.get(token)
@@ -94,39 +98,40 @@ class Monitor(BusActor):
             self._check_oom(oom_fd, woken=False)
         if trace.ENABLED:
             trace.stamp(token, "monitor: passed on")
-        self.send("supervisor", "process_exit", token=token, id=container_id, pid=process_id, status=status)
+        self.send("supervisor", wire.ProcessExit(token=token, container_id=container_id, process=process,
+                                                 status=status))
 
-    def on_shim_exit(self, message: dict[str, Any]) -> None:
+    def on_shim_exit(self, message: wire.ShimExit) -> None:
         if trace.ENABLED:
-            trace.stamp(message["token"], "monitor: report")
-        self._report(message["token"], message["id"], message["pid"], message["status"])
+            trace.stamp(message.token, "monitor: report")
+        self._report(message.token, message.container_id, message.process, message.status)
 
-    def on_watch_process(self, message: dict[str, Any]) -> None:
-        token = message["token"]
-        if message.get("oom_fd", -1) >= 0:
-            fd = message["oom_fd"]
-            directory = Path(message["cgroup"])
-            watch = OomWatch(token, message["id"], message["oom_kind"], directory,
-                             oom_kills(message["oom_kind"], directory) or 0, next(self._keys))
+    def on_watch_process(self, message: wire.WatchProcess) -> None:
+        token = message.token
+        if message.oom_fd >= 0 and message.oom_kind is not None and message.cgroup is not None:
+            fd = message.oom_fd
+            directory = Path(message.cgroup)
+            watch = OomWatch(token, message.container_id, message.oom_kind, directory,
+                             oom_kills(message.oom_kind, directory) or 0, next(self._keys))
             self.ooms[fd] = watch
             self.oom_by_token[token] = fd
-            self.send("bus", "watch_fd", fd=fd, key=watch.key)
-        shim = WatchedShim(token, message["id"], message["pid"], Path(message["procdir"]), next(self._keys))
+            self.send("bus", wire.WatchFd(fd=fd, key=watch.key))
+        shim = WatchedShim(token, message.container_id, message.process, Path(message.procdir), next(self._keys))
         try:
-            fd = os.pidfd_open(message["shim_pid"])
+            fd = os.pidfd_open(message.shim_pid)
         except ProcessLookupError:
             self._shim_gone(shim)
             return
         self.shims[fd] = shim
-        self.send("bus", "watch_fd", fd=fd, key=shim.key)
+        self.send("bus", wire.WatchFd(fd=fd, key=shim.key))
 
-    def on_fd_ready(self, message: dict[str, Any]) -> None:
-        fd, key = message["fd"], message["key"]
+    def on_fd_ready(self, message: wire.FdReady) -> None:
+        fd, key = message.fd, message.key
         oom = self.ooms.get(fd)
         if oom is not None and oom.key == key:
             self._check_oom(fd)
             if fd in self.ooms:
-                self.send("bus", "watch_fd", fd=fd, key=key)
+                self.send("bus", wire.WatchFd(fd=fd, key=key))
             return
         shim = self.shims.get(fd)
         if shim is None or shim.key != key:
@@ -151,26 +156,26 @@ class Monitor(BusActor):
             watch.kills = kills
             watch.signalled = False
             logger.info("container %s: out of memory", watch.container_id)
-            self.send("supervisor", "oom", id=watch.container_id, token=watch.token)
+            self.send("supervisor", wire.Oom(container_id=watch.container_id, token=watch.token))
         if kills is None:
             self._drop_oom(fd)
 
     def _drop_oom(self, fd: int) -> None:
         watch = self.ooms.pop(fd)
         self.oom_by_token.pop(watch.token, None)
-        self.send("bus", "forget_fd", fd=fd)
+        self.send("bus", wire.ForgetFd(fd=fd))
 
     def _shim_gone(self, shim: WatchedShim) -> None:
         if shim.token not in self.reported:
             record = read_json(shim.procdir / "exit.json")
             if isinstance(record, dict) and isinstance(record.get("status"), int):
-                self._report(shim.token, shim.container_id, shim.process_id, record["status"])
+                self._report(shim.token, shim.container_id, shim.process, record["status"])
             elif self._first_report(shim.token):
                 logger.warning("shim of %s/%s died without recording an exit",
-                               shim.container_id, shim.process_id)
-                self.send("supervisor", "shim_died", token=shim.token, id=shim.container_id,
-                          pid=shim.process_id)
+                               shim.container_id, shim.process)
+                self.send("supervisor", wire.ShimDied(token=shim.token, container_id=shim.container_id,
+                                                      process=shim.process))
         oom_fd = self.oom_by_token.get(shim.token)
         if oom_fd is not None:
             self._drop_oom(oom_fd)
-        self.send("supervisor", "shim_gone", token=shim.token, id=shim.container_id, pid=shim.process_id)
+        self.send("supervisor", wire.ShimGone(token=shim.token, container_id=shim.container_id, process=shim.process))

@@ -17,11 +17,12 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import zmq
 
-from actors.base import BusActor
+from actors.base import BusActor, Handlers
 from actors.memory import HeapReturn
 from actors.rootfs import remove_container_dir
 from actors.statedir import StateDir
@@ -29,6 +30,7 @@ from actors.supervisor import checkpoint, io, pause, query, restore, start
 from actors.supervisor import signal as signal_task
 from actors.supervisor.deferred import DEFERRED
 from actors.supervisor.lifecycle import (
+    Client,
     ClosePidfd,
     Effect,
     Emit,
@@ -41,13 +43,15 @@ from actors.supervisor.lifecycle import (
 )
 from actors.supervisor.pool import WorkerPool
 from actors.wire import ApiError, ErrorCode
+from actors.wire import messages as wire
 from actors.wire.api import STATE_CHANGING, error_reply, ok_reply
+from actors.worker.jobs import UNKNOWN_STATUS
 
 __all__ = ["Supervisor"]
 
 logger = logging.getLogger(__name__)
 
-Handler = Callable[["Supervisor", dict[str, Any]], Any]
+Handler = Callable[["Supervisor", wire.Request], Any]
 
 REQUEST_HANDLERS: dict[str, Handler] = {
     "version": query.version,
@@ -75,14 +79,6 @@ NEEDS_STORAGE = frozenset({"containers.start", "containers.exec", "containers.pa
 """Requests refused at once while the state dir's storage is full: they would write state or
 events that cannot be stored. Signals still go through, so containers can be stopped."""
 
-JOB_DONE: dict[str, Handler] = {
-    "pause": pause.done,
-    "resume": pause.done,
-    "orphan": lambda sup, message: sup.orphan_done(message),  # a method: Supervisor is defined below
-    "discard": restore.discarded,
-}
-
-
 class Supervisor(BusActor):
     def __init__(
         self, context: zmq.Context, *, state: StateDir, workers: list[str], info: dict[str, Any],
@@ -96,7 +92,20 @@ class Supervisor(BusActor):
         self.storage_trouble: str | None = None
         """Why the state dir's storage is degraded (the EventLog says), or None."""
         self.heap = HeapReturn()
-        self.pool = WorkerPool(workers, lambda to, kind, members: self.send(to, kind, **members))
+        self.pool = WorkerPool(workers, self.send)
+
+    def handlers(self) -> Handlers:
+        return {
+            wire.Request: self.on_request,
+            wire.StartDone: self.on_start_done,
+            wire.RuntimeDone: self.on_runtime_done,
+            wire.ProcessExit: lambda m: self.carry_out(self.life.exited(m.token, m.status)),
+            wire.Oom: lambda m: self.carry_out(self.life.oom(m.container_id, m.token)),
+            wire.ShimDied: lambda m: self.carry_out(self.life.orphan(m.token)),
+            wire.ShimGone: lambda m: self.carry_out(self.life.shim_gone(m.token)),
+            wire.Recorded: lambda m: self.carry_out(self.life.recorded(m.token)),
+            wire.Storage: self.on_storage,
+        }
 
     def on_start(self) -> None:
         super().on_start()
@@ -117,13 +126,13 @@ class Supervisor(BusActor):
         for effect in effects:
             if isinstance(effect, Emit):
                 self.emit(effect.event, effect.container_id, effect.process, effect.status, effect.token,
-                          answer=None if effect.answer is None else (*effect.answer[0], effect.answer[1]))
+                          answer=effect.answer)
                 if effect.event == "exit" and effect.process == "init":
                     self.heap.shrank(len(self.life.containers))  # after the event is on its way
             elif isinstance(effect, Reply):
-                self.reply(*effect.client, error=effect.error)
+                self.reply(effect.client, error=effect.error)
             elif isinstance(effect, Submit):
-                self.pool.submit(effect.task, effect.payload)
+                self.pool.submit(effect.task)
             elif isinstance(effect, ClosePidfd):
                 os.close(effect.fd)
             elif isinstance(effect, RemoveProcessDir):
@@ -135,92 +144,79 @@ class Supervisor(BusActor):
             else:
                 raise TypeError(f"unknown effect {effect!r}")
 
-    def reply(self, route: bytes | None, request_id: str | None, result: Any = None,
-              error: ApiError | None = None) -> None:
+    def reply(self, client: Client, result: Any = None, error: ApiError | None = None) -> None:
+        route, request_id = client
         if route is None:
             return
         body = error_reply(request_id, error) if error is not None else ok_reply(request_id, result)
-        self.send("bus", "reply", route=route, body=body)
+        self.send("bus", wire.ClientReply(route=route, body=body))
 
-    def emit(self, event: str, container_id: str, pid: str | None = None, status: int | None = None,
-             token: str | None = None, answer: tuple[bytes | None, str | None, Any] | None = None) -> None:
+    def emit(self, event: str, container_id: str, process: str | None = None, status: int | None = None,
+             token: str | None = None, answer: tuple[Client, Any] | None = None) -> None:
         """Record an event; an exit carries its process token, so a restart never reports it twice.
 
-        `answer` (route, request id, result) is the client's reply, sent by the EventLog once
-        the event is on record, so no client hears of a change whose event a crash could lose.
+        `answer` (client, result) is the client's reply, sent by the EventLog once the event is
+        on record, so no client hears of a change whose event a crash could lose.
         """
         route, body = None, None
-        if answer is not None and answer[0] is not None:
-            route, body = answer[0], ok_reply(answer[1], answer[2])
-        self.send("eventlog", "emit", event=event, id=container_id, pid=pid, status=status, token=token,
-                  route=route, reply=body)
+        if answer is not None and answer[0][0] is not None:
+            route, body = answer[0][0], ok_reply(answer[0][1], answer[1])
+        self.send("eventlog", wire.Emit(event=event, container_id=container_id, process=process, status=status,
+                                        token=token, route=route, reply=body))
 
-    def submit_job(self, job: str, container_id: str, args: list[Any], request: dict[str, Any]) -> None:
-        """Run a runtime job on a free worker; its `runtime_done` answers `request`."""
-        self.pool.submit("runtime_task", {"job": job, "id": container_id, "args": args,
-                                          "route": request["route"], "request_id": request["id"]})
+    def submit_job(self, job: str, container_id: str, params: dict[str, Any], request: wire.Request) -> None:
+        """Run a runtime job on a free worker; its `RuntimeDone` answers `request`."""
+        self.pool.submit(wire.RuntimeTask(job=job, container_id=container_id, params=params, route=request.route,
+                                          request_id=request.request_id))
 
-    def job_reply(self, message: dict[str, Any]) -> None:
-        error = message.get("error")
-        if message["ok"] or error is None:
-            result = message.get("result")
-            self.reply(message.get("route"), message.get("request_id"), {} if result is None else result)
+    def job_reply(self, message: wire.RuntimeDone) -> None:
+        client = (message.route, message.request_id)
+        error = message.error
+        if message.ok or error is None:
+            self.reply(client, {} if message.result is None else message.result)
         else:
-            self.reply(message.get("route"), message.get("request_id"),
-                       error=ApiError(str(error.get("code")), str(error.get("message"))))
+            self.reply(client, error=ApiError(str(error.get("code")), str(error.get("message"))))
 
-    def on_request(self, request: dict[str, Any]) -> None:
-        route, request_id = request["route"], request["id"]
-        if request["method"] in STATE_CHANGING:  # who asked, whether or not it is granted
-            peer = " ".join(f"{name}={value}" for name, value in request.get("peer", {}).items())
-            logger.info("%s %.80r by %s", request["method"], request["params"].get("id"), peer)
-        handler = REQUEST_HANDLERS[request["method"]]
+    def on_request(self, request: wire.Request) -> None:
+        client = (request.route, request.request_id)
+        if request.method in STATE_CHANGING:  # who asked, whether or not it is granted
+            peer = " ".join(f"{name}={value}" for name, value in (request.peer or {}).items())
+            logger.info("%s %.80r by %s", request.method, request.params.get("id"), peer)
+        handler = REQUEST_HANDLERS[request.method]
         try:
-            if self.storage_trouble is not None and request["method"] in NEEDS_STORAGE:
-                raise ApiError(ErrorCode.STORAGE_FULL, f"{request['method']} refused: {self.storage_trouble}")
+            if self.storage_trouble is not None and request.method in NEEDS_STORAGE:
+                raise ApiError(ErrorCode.STORAGE_FULL, f"{request.method} refused: {self.storage_trouble}")
             result = handler(self, request)
         except ApiError as exc:
-            self.reply(route, request_id, error=exc)
+            self.reply(client, error=exc)
         except Exception as exc:
-            logger.exception("request %s failed", request["method"])
-            self.reply(route, request_id, error=ApiError(ErrorCode.INTERNAL, f"internal error: {type(exc).__name__}"))
+            logger.exception("request %s failed", request.method)
+            self.reply(client, error=ApiError(ErrorCode.INTERNAL, f"internal error: {type(exc).__name__}"))
         else:
             if result is not DEFERRED:
-                self.reply(route, request_id, result)
+                self.reply(client, result)
 
-    def on_start_done(self, message: dict[str, Any]) -> None:
-        self.pool.done(message["worker"])
-        if message["ok"]:
-            self.carry_out(self.life.started(message["token"], message["process"]))
+    def on_start_done(self, message: wire.StartDone) -> None:
+        self.pool.done(message.worker)
+        if message.ok and message.started is not None:
+            self.carry_out(self.life.started(message.token, message.started))
         else:
-            error = message.get("error") or {}
-            self.carry_out(self.life.start_failed(message["token"], ApiError(
+            error = message.error or {}
+            self.carry_out(self.life.start_failed(message.token, ApiError(
                 str(error.get("code", ErrorCode.INTERNAL)), str(error.get("message", "start failed")))))
 
-    def on_runtime_done(self, message: dict[str, Any]) -> None:
-        self.pool.done(message["worker"])
-        JOB_DONE.get(message["job"], Supervisor.job_reply)(self, message)
+    def on_runtime_done(self, message: wire.RuntimeDone) -> None:
+        self.pool.done(message.worker)
+        if message.job in ("pause", "resume"):
+            pause.done(self, message)
+        elif message.job == "orphan":  # a dead shim's process is dealt with: its exit is reported as any
+            status = message.result if isinstance(message.result, int) else UNKNOWN_STATUS
+            self.carry_out(self.life.exited(message.params["token"], status))
+        elif message.job == "discard":
+            restore.discarded(self, message)
+        else:
+            self.job_reply(message)
 
-    def on_process_exit(self, message: dict[str, Any]) -> None:
-        self.carry_out(self.life.exited(message["token"], message["status"]))
-
-    def orphan_done(self, message: dict[str, Any]) -> None:
-        """A dead shim's process has been dealt with: its exit is reported like any other."""
-        status = message.get("result")
-        self.carry_out(self.life.exited(message["args"][4], status if isinstance(status, int) else 255))
-
-    def on_oom(self, message: dict[str, Any]) -> None:
-        self.carry_out(self.life.oom(message["id"], message["token"]))
-
-    def on_shim_died(self, message: dict[str, Any]) -> None:
-        self.carry_out(self.life.orphan(message["token"]))
-
-    def on_shim_gone(self, message: dict[str, Any]) -> None:
-        self.carry_out(self.life.shim_gone(message["token"]))
-
-    def on_recorded(self, message: dict[str, Any]) -> None:
-        self.carry_out(self.life.recorded(message["token"]))
-
-    def on_storage(self, message: dict[str, Any]) -> None:
+    def on_storage(self, message: wire.Storage) -> None:
         """The EventLog's word on the state dir's storage: shown by `version`, checked by requests."""
-        self.storage_trouble = (message.get("reason") or "storage full") if message["degraded"] else None
+        self.storage_trouble = (message.reason or "storage full") if message.degraded else None

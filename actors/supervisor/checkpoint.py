@@ -6,11 +6,12 @@ and `containers.start` with `checkpoint` can restore from them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from actors.supervisor.deferred import DEFERRED
 from actors.wire import ApiError, ErrorCode
 from actors.wire.api import PROCESS_ID, Params
+from actors.wire.messages import Request
 from actors.worker.checkpoints import CHECKPOINT_FLAGS
 
 if TYPE_CHECKING:
@@ -25,26 +26,27 @@ def _name(params: Params) -> str:
     return name
 
 
-def create(sup: Supervisor, request: dict[str, Any]) -> object:
-    params = Params(request["params"])
+def create(sup: Supervisor, request: Request) -> object:
+    params = Params(request.params)
     container_id = params.container_id()
     name = _name(params)
     container = sup.life.find(container_id)
-    options = {"bundle": container.bundle, "name": name, "exit": params.flag("exit"),
-               **{key: params.flag(key) for key in CHECKPOINT_FLAGS}}
-    sup.submit_job("checkpoint", container_id, [options], request)
+    job = {"bundle": container.bundle, "name": name, "exit": params.flag("exit"),
+           "options": {key: params.flag(key) for key in CHECKPOINT_FLAGS}}
+    sup.submit_job("checkpoint", container_id, job, request)
     return DEFERRED
 
 
-def list_checkpoints(sup: Supervisor, request: dict[str, Any]) -> object:
-    container_id = Params(request["params"]).container_id()
-    sup.submit_job("list_checkpoints", container_id, [sup.life.find(container_id).bundle], request)
+def list_checkpoints(sup: Supervisor, request: Request) -> object:
+    container_id = Params(request.params).container_id()
+    sup.submit_job("list_checkpoints", container_id, {"bundle": sup.life.find(container_id).bundle}, request)
     return DEFERRED
 
 
-def delete(sup: Supervisor, request: dict[str, Any]) -> object:
-    params = Params(request["params"])
+def delete(sup: Supervisor, request: Request) -> object:
+    params = Params(request.params)
     container_id = params.container_id()
     name = _name(params)
-    sup.submit_job("delete_checkpoint", container_id, [sup.life.find(container_id).bundle, name], request)
+    sup.submit_job("delete_checkpoint", container_id, {"bundle": sup.life.find(container_id).bundle, "name": name},
+                   request)
     return DEFERRED

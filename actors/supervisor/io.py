@@ -14,6 +14,7 @@ from actors.supervisor.lifecycle import ProcessPhase
 from actors.wire import ApiError, ErrorCode
 from actors.wire.api import Params
 from actors.wire.codec import MAX_STDIN_CHUNK
+from actors.wire.messages import Inspect, Request
 
 if TYPE_CHECKING:
     from actors.supervisor.actor import Supervisor
@@ -28,36 +29,36 @@ def _process(sup: Supervisor, params: Params) -> tuple[str, Process]:
     return container_id, sup.life.find_process(container_id, process_id)
 
 
-def _control(sup: Supervisor, request: dict[str, Any], message: dict[str, Any]) -> object:
-    container_id, process = _process(sup, Params(request["params"]))
-    sup.submit_job("control", container_id, [process.token, message], request)
+def _control(sup: Supervisor, request: Request, control: dict[str, Any]) -> object:
+    container_id, process = _process(sup, Params(request.params))
+    sup.submit_job("control", container_id, {"token": process.token, "control": control}, request)
     return DEFERRED
 
 
-def stdin(sup: Supervisor, request: dict[str, Any]) -> object:
-    data = request["params"].get("data")
+def stdin(sup: Supervisor, request: Request) -> object:
+    data = request.params.get("data")
     if not isinstance(data, bytes) or len(data) > MAX_STDIN_CHUNK:
         raise ApiError(ErrorCode.INVALID_PARAMS, f"'data' must be bytes, at most {MAX_STDIN_CHUNK}")
     return _control(sup, request, {"op": "write_stdin", "data": data})
 
 
-def close_stdin(sup: Supervisor, request: dict[str, Any]) -> object:
+def close_stdin(sup: Supervisor, request: Request) -> object:
     return _control(sup, request, {"op": "close_stdin"})
 
 
-def resize(sup: Supervisor, request: dict[str, Any]) -> object:
-    params = Params(request["params"])
+def resize(sup: Supervisor, request: Request) -> object:
+    params = Params(request.params)
     width = params.integer("width", required=True, low=1, high=65535)
     height = params.integer("height", required=True, low=1, high=65535)
     return _control(sup, request, {"op": "resize", "width": width, "height": height})
 
 
-def logs(sup: Supervisor, request: dict[str, Any]) -> object:
-    params = Params(request["params"])
+def logs(sup: Supervisor, request: Request) -> object:
+    params = Params(request.params)
     container_id = params.container_id()
     process_id = params.string("pid", required=False, max_len=64) or "init"
     max_bytes = params.integer("max_bytes", low=1, high=LOG_READ_MAX) or LOG_READ_MAX
-    cursor = request["params"].get("cursor")
+    cursor = request.params.get("cursor")
     if cursor is not None and not (isinstance(cursor, list) and len(cursor) == 2
                                    and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0
                                            for n in cursor)):
@@ -72,13 +73,13 @@ def logs(sup: Supervisor, request: dict[str, Any]) -> object:
         token, status = finished
     else:
         raise ApiError(ErrorCode.NOT_FOUND, f"process {process_id} of container {container_id} not found")
-    sup.send("inspector", "inspect", what="logs", route=request["route"], request_id=request["id"],
-             target={"dir": str(sup.state.output(token)), "cursor": cursor, "max_bytes": max_bytes, "status": status})
+    sup.send("inspector", Inspect(what="logs", route=request.route, request_id=request.request_id, target={
+        "dir": str(sup.state.output(token)), "cursor": cursor, "max_bytes": max_bytes, "status": status}))
     return DEFERRED
 
 
-def stats(sup: Supervisor, request: dict[str, Any]) -> object:
-    container_id, process = _process(sup, Params({"id": request["params"].get("id")}))
-    sup.send("inspector", "inspect", what="stats", route=request["route"], request_id=request["id"],
-             target={"pid": process.system_pid, "id": container_id})
+def stats(sup: Supervisor, request: Request) -> object:
+    container_id, process = _process(sup, Params({"id": request.params.get("id")}))
+    sup.send("inspector", Inspect(what="stats", route=request.route, request_id=request.request_id,
+                                  target={"pid": process.system_pid, "id": container_id}))
     return DEFERRED

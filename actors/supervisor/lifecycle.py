@@ -33,13 +33,15 @@ test checks the drawing against this table.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import enum
 import logging
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from actors.wire import ApiError, ErrorCode
+from actors.wire.messages import ExecTask, RuntimeTask, StartTask
 
 __all__ = [
     "MOVES",
@@ -210,7 +212,7 @@ class Container:
     processes: dict[str, Process] = field(default_factory=dict)
     """name -> process, for every process not yet reported (starting, running, an exited init)."""
     exec_count: int = 0
-    start_task: dict[str, Any] | None = None
+    start_task: StartTask | None = None
     """The start task of a parked container, submitted once its predecessor is cleaned up."""
 
     def describe(self) -> str:
@@ -251,10 +253,9 @@ class Reply:
 
 @dataclass(frozen=True)
 class Submit:
-    """Hand a task to a free worker (`start_task`, `exec_task`, `runtime_task`)."""
+    """Hand a task to a free worker."""
 
-    task: str
-    payload: dict[str, Any]
+    task: StartTask | ExecTask | RuntimeTask
 
 
 @dataclass(frozen=True)
@@ -278,7 +279,7 @@ class ClosePidfd:
     fd: int
 
 
-Effect = Union[Emit, Reply, Submit, RemoveProcessDir, RemoveContainerDir, RemoveOutput, ClosePidfd]
+Effect = Emit | Reply | Submit | RemoveProcessDir | RemoveContainerDir | RemoveOutput | ClosePidfd
 
 
 class Lifecycle:
@@ -312,7 +313,7 @@ class Lifecycle:
     # -- starts -----------------------------------------------------------------------------
 
     def start(self, container_id: str, bundle: str, labels: dict[str, str], init: bool,
-              client: Client, task: dict[str, Any]) -> list[Effect]:
+              client: Client, task: StartTask) -> list[Effect]:
         """A container start: its init's start task goes out now, or once the predecessor with
         the same id is cleaned up. `task` gets the init's token."""
         if container_id in self.containers:
@@ -325,15 +326,15 @@ class Lifecycle:
         container.processes["init"] = process
         self.containers[container_id] = container
         self.processes[token] = process
-        task = {**task, "token": token}
+        task = dataclasses.replace(task, token=token)
         if container_id in self.removed:
             container.phase = _move("container", None, "start behind predecessor")
             container.start_task = task
             return []
         container.phase = _move("container", None, "start")
-        return [Submit("start_task", task)]
+        return [Submit(task)]
 
-    def exec(self, container_id: str, name: str | None, client: Client, task: dict[str, Any]) -> list[Effect]:
+    def exec(self, container_id: str, name: str | None, client: Client, task: ExecTask) -> list[Effect]:
         """One more process in a running container; `name` None: the next free `exec-N`."""
         container = self.find(container_id)
         if container.phase is not ContainerPhase.RUNNING:
@@ -350,7 +351,7 @@ class Lifecycle:
         process = Process(token=token, container_id=container_id, name=name, client=client)
         container.processes[name] = process
         self.processes[token] = process
-        return [Submit("exec_task", {**task, "token": token, "id": container_id, "pid": name})]
+        return [Submit(dataclasses.replace(task, token=token, process=name))]
 
     def started(self, token: str, info: dict[str, Any]) -> list[Effect]:
         """A worker started the process: `info` has its pids, pidfd, args, tty."""
@@ -420,11 +421,10 @@ class Lifecycle:
             return []
         container = self.containers[process.container_id]
         logger.warning("the shim of %s died", process.describe())
-        return [Submit("runtime_task", {
-            "job": "orphan", "id": container.id, "route": None, "request_id": None,
-            "args": [process.name, process.system_pid, process.system_start,
-                     container.phase in (ContainerPhase.PAUSED, ContainerPhase.RESUMING), process.token],
-        })]
+        return [Submit(RuntimeTask(job="orphan", container_id=container.id, params={
+            "token": process.token, "process": process.name, "system_pid": process.system_pid,
+            "system_start": process.system_start,
+            "paused": container.phase in (ContainerPhase.PAUSED, ContainerPhase.RESUMING)}))]
 
     def shim_gone(self, token: str) -> list[Effect]:
         process = self.processes.get(token)
@@ -481,7 +481,7 @@ class Lifecycle:
         _move("container", container, "predecessor cleaned up")
         task, container.start_task = container.start_task, None
         assert task is not None
-        return [Submit("start_task", task)]
+        return [Submit(task)]
 
     def _remember(self, process: Process, status: int) -> list[Effect]:
         """Keep the output of the last FINISHED_KEPT exited processes readable."""

@@ -7,44 +7,45 @@ container or resuming a running one.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from actors.supervisor.deferred import DEFERRED
 from actors.wire import ApiError, ErrorCode
 from actors.wire.api import Params
+from actors.wire.messages import Request, RuntimeDone
 from actors.worker.jobs import UPDATE_FLAGS
 
 if TYPE_CHECKING:
     from actors.supervisor.actor import Supervisor
 
 
-def _begin(sup: Supervisor, request: dict[str, Any], job: str) -> object:
-    container_id = Params(request["params"]).container_id()
+def _begin(sup: Supervisor, request: Request, job: str) -> object:
+    container_id = Params(request.params).container_id()
     sup.life.pause(container_id, job)
-    sup.submit_job(job, container_id, [], request)
+    sup.submit_job(job, container_id, {}, request)
     return DEFERRED
 
 
-def pause(sup: Supervisor, request: dict[str, Any]) -> object:
+def pause(sup: Supervisor, request: Request) -> object:
     return _begin(sup, request, "pause")
 
 
-def resume(sup: Supervisor, request: dict[str, Any]) -> object:
+def resume(sup: Supervisor, request: Request) -> object:
     return _begin(sup, request, "resume")
 
 
-def done(sup: Supervisor, message: dict[str, Any]) -> None:
+def done(sup: Supervisor, message: RuntimeDone) -> None:
     """A pause or resume job is done: the event answers the client, or the job's own reply does."""
-    answer = ((message.get("route"), message.get("request_id")), {})
-    effects = sup.life.paused(message["id"], message["job"], message["ok"], answer)
+    answer = ((message.route, message.request_id), {})
+    effects = sup.life.paused(message.container_id, message.job, message.ok, answer)
     if effects is None:
         sup.job_reply(message)
     else:
         sup.carry_out(effects)
 
 
-def update(sup: Supervisor, request: dict[str, Any]) -> object:
-    params = Params(request["params"])
+def update(sup: Supervisor, request: Request) -> object:
+    params = Params(request.params)
     container_id = params.container_id()
     limits = {}
     for key in UPDATE_FLAGS:
@@ -55,5 +56,5 @@ def update(sup: Supervisor, request: dict[str, Any]) -> object:
     if not limits:
         raise ApiError(ErrorCode.INVALID_PARAMS, f"give at least one of {', '.join(UPDATE_FLAGS)}")
     sup.life.find(container_id)
-    sup.submit_job("update", container_id, [limits], request)
+    sup.submit_job("update", container_id, {"limits": limits}, request)
     return DEFERRED

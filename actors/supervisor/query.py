@@ -7,12 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 from actors.supervisor.deferred import DEFERRED
 from actors.wire.api import Params
+from actors.wire.messages import Replay, Request
 
 if TYPE_CHECKING:
     from actors.supervisor.actor import Supervisor
 
 
-def version(sup: Supervisor, request: dict[str, Any]) -> dict[str, Any]:
+def version(sup: Supervisor, request: Request) -> dict[str, Any]:
     """The daemon's facts, and `degraded`: why it cannot do all it should (empty when healthy)."""
     return {**sup.info, "degraded": [] if sup.storage_trouble is None else [sup.storage_trouble]}
 
@@ -20,10 +21,10 @@ def version(sup: Supervisor, request: dict[str, Any]) -> dict[str, Any]:
 LIST_PAGE_MAX = 1000
 
 
-def list_containers(sup: Supervisor, request: dict[str, Any]) -> list[dict[str, Any]]:
+def list_containers(sup: Supervisor, request: Request) -> list[dict[str, Any]]:
     """Containers by id; a page of at most `limit` after the id `after` (a node may run thousands,
     and a reply is at most 1 MiB). An empty page: no more."""
-    params = Params(request["params"])
+    params = Params(request.params)
     after = params.optional_container_id("after")
     limit = params.integer("limit", low=1, high=LIST_PAGE_MAX)
     ids = sorted(key for key, container in sup.life.containers.items() if container.listed)
@@ -32,12 +33,12 @@ def list_containers(sup: Supervisor, request: dict[str, Any]) -> list[dict[str, 
     return [sup.life.containers[key].to_json() for key in ids[:limit]]
 
 
-def state(sup: Supervisor, request: dict[str, Any]) -> dict[str, Any]:
-    container_id = Params(request["params"]).container_id()
+def state(sup: Supervisor, request: Request) -> dict[str, Any]:
+    container_id = Params(request.params).container_id()
     return sup.life.find(container_id).to_json()
 
 
-def replay(sup: Supervisor, request: dict[str, Any]) -> object:
+def replay(sup: Supervisor, request: Request) -> object:
     """Stored events are the EventLog's; it answers the client itself."""
-    sup.send("eventlog", "replay", route=request["route"], request_id=request["id"], params=request["params"])
+    sup.send("eventlog", Replay(route=request.route, request_id=request.request_id, params=request.params))
     return DEFERRED

@@ -27,6 +27,7 @@ from actors.rootfs import remove_container_dir
 from actors.statedir import StateDir, read_json
 from actors.supervisor.lifecycle import Container, Process
 from actors.wire.api import CONTAINER_ID
+from actors.wire.messages import RuntimeDone, RuntimeTask, WatchProcess
 
 if TYPE_CHECKING:
     from actors.supervisor.actor import Supervisor
@@ -83,8 +84,7 @@ def restore(sup: Supervisor, reported: set[str]) -> dict[str, int]:
     for process in orphans:
         sup.carry_out(sup.life.orphan(process.token))
     _remove_stale(sup.state, kept_tokens)
-    sup.pool.submit("runtime_task", {"job": "sweep", "id": "*", "route": None, "request_id": None,
-                                     "args": [str(sup.state.containers)]})
+    sup.pool.submit(RuntimeTask(job="sweep", container_id="*", params={"containers": str(sup.state.containers)}))
     return counts
 
 
@@ -104,7 +104,7 @@ def _restore_container(sup: Supervisor, container_dir: Path, reported: set[str],
     container_id = container_dir.name
     info = read_json(container_dir / "container.json")
     found: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
-    stray: list[list[int | None]] = []
+    stray: list[tuple[int, int | None]] = []
     for procdir in container_dir.iterdir():
         if not procdir.is_dir():
             continue
@@ -112,7 +112,7 @@ def _restore_container(sup: Supervisor, container_dir: Path, reported: set[str],
         if _valid_meta(meta) and _valid_state(state) and meta["token"] == state["token"]:
             found[procdir.name] = (meta, state)
         elif _valid_state(state):
-            stray.append([state["system_pid"], state.get("system_start")])
+            stray.append((state["system_pid"], state.get("system_start")))
     reason = None
     if not isinstance(info, dict) or not isinstance(info.get("bundle"), str):
         reason = "container.json is missing or damaged"
@@ -121,7 +121,7 @@ def _restore_container(sup: Supervisor, container_dir: Path, reported: set[str],
     elif found["init"][0]["token"] in reported:
         reason = "its exit was already reported"
     if reason is not None:
-        victims = stray + [[s["system_pid"], s.get("system_start")] for _, s in found.values()]
+        victims = stray + [(s["system_pid"], s.get("system_start")) for _, s in found.values()]
         _discard(sup, container_id, reason, victims)
         return "discarded"
 
@@ -155,22 +155,21 @@ def _restore_container(sup: Supervisor, container_dir: Path, reported: set[str],
     for process, procdir in watches:
         alive = process.pidfd >= 0
         watch = register_oom_watch(process.system_pid) if process.name == "init" and alive else None
-        sup.send("monitor", "watch_process", token=process.token, id=container_id, pid=process.name,
-                 shim_pid=process.shim_pid, procdir=str(procdir), **oom_watch_members(watch))
+        sup.send("monitor", WatchProcess(token=process.token, container_id=container_id, process=process.name,
+                                         shim_pid=process.shim_pid, procdir=str(procdir), **oom_watch_members(watch)))
     init = container.processes["init"]
     sup.life.restored(container, paused=init.pidfd >= 0 and _frozen(init.system_pid))
     return outcome
 
 
-def _discard(sup: Supervisor, container_id: str, reason: str, victims: list[list[int | None]]) -> None:
+def _discard(sup: Supervisor, container_id: str, reason: str, victims: list[tuple[int, int | None]]) -> None:
     logger.warning("restore: discarding container %s: %s; killing %d process(es) it names",
                    container_id, reason, len(victims))
     sup.life.discard(container_id)
-    sup.pool.submit("runtime_task", {"job": "discard", "id": container_id, "args": victims,
-                                     "route": None, "request_id": None})
+    sup.pool.submit(RuntimeTask(job="discard", container_id=container_id, params={"victims": victims}))
 
 
-def discarded(sup: Supervisor, message: dict[str, Any]) -> None:
+def discarded(sup: Supervisor, message: RuntimeDone) -> None:
     """A damaged container's leftovers are dead: remove its state and free its id."""
-    sup.carry_out(sup.life.discarded(message["id"]))
-    logger.info("restore: container %s cleaned up", message["id"])
+    sup.carry_out(sup.life.discarded(message.container_id))
+    logger.info("restore: container %s cleaned up", message.container_id)

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import signal as signals
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from actors.supervisor.deferred import DEFERRED
 from actors.wire import ApiError, ErrorCode
 from actors.wire.api import Params
+from actors.wire.messages import Request
 
 if TYPE_CHECKING:
     from actors.supervisor.actor import Supervisor
 
 
-def request(sup: Supervisor, request: dict[str, Any]) -> object:
-    params = Params(request["params"])
+def request(sup: Supervisor, request: Request) -> object:
+    params = Params(request.params)
     container_id = params.container_id()
     signum = params.integer("signal", required=True, low=1, high=int(signals.SIGRTMAX))
     process_id = params.string("pid", required=False, max_len=64)
@@ -24,7 +25,7 @@ def request(sup: Supervisor, request: dict[str, Any]) -> object:
         raise ApiError(ErrorCode.INVALID_PARAMS, "give either 'pid' or 'all', not both")
     if every:
         sup.life.find(container_id)
-        sup.submit_job("kill_all", container_id, [signum], request)
+        sup.submit_job("kill_all", container_id, {"signal": signum}, request)
         return DEFERRED
     process = sup.life.find_process(container_id, process_id or "init")
     if process.pidfd >= 0:

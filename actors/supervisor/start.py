@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from actors.supervisor.deferred import DEFERRED
 from actors.wire import ApiError, ErrorCode
 from actors.wire.api import PROCESS_ID, Params
+from actors.wire.messages import ExecTask, Request, StartTask
 
 if TYPE_CHECKING:
     from actors.supervisor.actor import Supervisor
 
 
-def request(sup: Supervisor, request: dict[str, Any]) -> object:
-    params = Params(request["params"])
+def request(sup: Supervisor, request: Request) -> object:
+    params = Params(request.params)
     container_id = params.container_id()
     bundle = params.string("bundle")
     labels = params.labels()
@@ -38,9 +39,9 @@ def request(sup: Supervisor, request: dict[str, Any]) -> object:
         raise ApiError(ErrorCode.INVALID_PARAMS, f"bundle {bundle} does not exist or is not a directory")
     if not (bundle_path / "config.json").is_file():
         raise ApiError(ErrorCode.INVALID_PARAMS, f"bundle {bundle} has no config.json")
-    task = {"id": container_id, "bundle": bundle, "labels": labels, "stdin": stdin, "checkpoint": checkpoint,
-            "init": init}
-    sup.carry_out(sup.life.start(container_id, bundle, labels, init, (request["route"], request["id"]), task))
+    task = StartTask(token="", container_id=container_id, bundle=bundle, labels=labels, stdin=stdin,
+                     checkpoint=checkpoint, init=init)
+    sup.carry_out(sup.life.start(container_id, bundle, labels, init, (request.route, request.request_id), task))
     sup.heap.grew(len(sup.life.containers))
     return DEFERRED
 
@@ -58,13 +59,13 @@ def _user(value: str | None) -> list[int] | None:
     return ids
 
 
-def exec_request(sup: Supervisor, request: dict[str, Any]) -> object:
-    params = Params(request["params"])
+def exec_request(sup: Supervisor, request: Request) -> object:
+    params = Params(request.params)
     container_id = params.container_id()
-    args = request["params"].get("args")
+    args = request.params.get("args")
     if not isinstance(args, list) or not args or len(args) > 4096 or not all(isinstance(a, str) for a in args):
         raise ApiError(ErrorCode.INVALID_PARAMS, "'args' must be a non-empty list of strings")
-    env = request["params"].get("env") or []
+    env = request.params.get("env") or []
     if not isinstance(env, list) or not all(isinstance(e, str) and "=" in e and e[0] != "=" for e in env):
         raise ApiError(ErrorCode.INVALID_PARAMS, "'env' must be a list of KEY=VALUE strings")
     cwd = params.string("cwd", required=False)
@@ -80,6 +81,6 @@ def exec_request(sup: Supervisor, request: dict[str, Any]) -> object:
     name = params.string("pid", required=False, max_len=64)
     if name is not None and (not PROCESS_ID.match(name) or name == "init"):
         raise ApiError(ErrorCode.INVALID_PARAMS, f"invalid process name {name[:80]!r}")
-    task = {"spec": spec, "stdin": params.flag("stdin")}
-    sup.carry_out(sup.life.exec(container_id, name, (request["route"], request["id"]), task))
+    task = ExecTask(token="", container_id=container_id, process="", spec=spec, stdin=params.flag("stdin"))
+    sup.carry_out(sup.life.exec(container_id, name, (request.route, request.request_id), task))
     return DEFERRED

@@ -1,141 +1,386 @@
-"""Every message type that crosses a socket, defined once and checked on receipt.
+"""Every message that crosses a socket between actors, shims and the daemon, defined once.
 
-A message is a plain map with a `type` member. Actors build them with `make()`
-and the bus checks each one with `validate()` before handing it to an actor, so
-a handler can trust the members it reads.
+A message is a frozen dataclass with a `kind`; on the wire it is a msgpack map with
+`type` set to that kind and one member per field. `encode` makes the map, `decode`
+checks a received map against the dataclass's own annotations (the only schema there
+is) and builds the message, so a handler can trust every field it reads.
+
+Names: `container_id` is a container's id, `process` a process's name in its container
+("init", "exec-1"), `token` a process's unique id; an OS process id always ends in `_pid`.
+Runtime jobs carry named parameters (`actors/wire/jobs.py`), never positional lists.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+import typing
+from typing import Any, ClassVar
 
 from actors.wire.codec import WireError
+from actors.wire.jobs import check_job
+from actors.wire.schema import Field, accepted, check_fields
 
-__all__ = ["SCHEMAS", "make", "validate"]
+__all__ = [
+    "KINDS",
+    "ClientReply",
+    "Emit",
+    "ExecTask",
+    "FdReady",
+    "ForgetFd",
+    "Inspect",
+    "Message",
+    "Oom",
+    "ProcessExit",
+    "Publish",
+    "Recorded",
+    "Replay",
+    "Request",
+    "RuntimeDone",
+    "RuntimeTask",
+    "ShimAck",
+    "ShimControl",
+    "ShimDied",
+    "ShimExit",
+    "ShimGone",
+    "StartDone",
+    "StartTask",
+    "Stop",
+    "Storage",
+    "Tick",
+    "WatchFd",
+    "WatchProcess",
+    "decode",
+    "encode",
+]
 
-_Spec = dict[str, tuple[tuple[type, ...], bool]]
-"""member name -> (accepted types, required)."""
+class Message:
+    """Base of every message; `kind` is its `type` on the wire."""
 
-
-def _fields(required: dict[str, Any], optional: dict[str, Any] | None = None) -> _Spec:
-    spec: _Spec = {}
-    for table, needed in ((required, True), (optional or {}, False)):
-        for name, kinds in table.items():
-            spec[name] = (kinds if isinstance(kinds, tuple) else (kinds,), needed)
-    return spec
-
-
-_NONE = type(None)
-
-SCHEMAS: dict[str, _Spec] = {
-    # Client request handed by the bus to the Supervisor; `route` is the ROUTER identity, `peer`
-    # who sent it as the kernel tells (ipc: uid, gid, pid) or its address (and CURVE key).
-    "request": _fields({"route": bytes, "id": str, "method": str, "params": dict}, {"peer": dict}),
-    # Anything -> bus: one reply to a client.
-    "reply": _fields({"route": bytes, "body": dict}),
-    # EventLog -> bus: one event on the PUB socket.
-    "publish": _fields({"topic": str, "event": dict}),
-    # Monitor -> bus: poll a raw fd once; the bus answers `fd_ready` and forgets it. `key`
-    # names this watch: fd numbers are reused, so a late `fd_ready` is told from a current one.
-    "watch_fd": _fields({"fd": int, "key": int}),
-    # Monitor -> bus: stop polling a fd (if armed) and close it.
-    "forget_fd": _fields({"fd": int}),
-    "fd_ready": _fields({"fd": int, "key": int}),
-    # Bus -> EventLog, once a second: publish a heartbeat.
-    "tick": _fields({}),
-    # Main thread -> bus: close the sockets and end the IO thread.
-    "stop": _fields({}),
-    # Supervisor -> Worker: start a container's init process (or restore it from a checkpoint).
-    "start_task": _fields(
-        {"worker": str, "token": str, "id": str, "bundle": str, "labels": dict},
-        {"stdin": bool, "checkpoint": (str, _NONE), "init": bool},
-    ),
-    # Supervisor -> Worker: start one more process in a running container (its process
-    # defaults come from the container's own copy of its config, never from the bundle).
-    "exec_task": _fields(
-        {"worker": str, "token": str, "id": str, "pid": str, "spec": dict},
-        {"stdin": bool},
-    ),
-    # Worker -> Supervisor: outcome of a start_task or exec_task.
-    "start_done": _fields(
-        {"worker": str, "token": str, "id": str, "ok": bool},
-        {"error": (dict, _NONE), "process": (dict, _NONE)},
-    ),
-    # Supervisor -> Worker: one blocking job (runc kill --all, pause, update, checkpoint,
-    # a shim control message, ...); the reply goes to `route` when there is one.
-    "runtime_task": _fields(
-        {"worker": str, "job": str, "id": str, "args": list},
-        {"route": (bytes, _NONE), "request_id": (str, _NONE)},
-    ),
-    "runtime_done": _fields(
-        {"worker": str, "job": str, "id": str, "ok": bool, "args": list},
-        {"error": (dict, _NONE), "result": (dict, list, str, int, float, bool, bytes, _NONE), "route": (bytes, _NONE),
-         "request_id": (str, _NONE)},
-    ),
-    # Worker -> Monitor: a started process whose shim is to be watched.
-    # With an OOM watch (init only): the fd to poll, "v1" or "v2", the memory cgroup dir.
-    "watch_process": _fields(
-        {"token": str, "id": str, "pid": str, "shim_pid": int, "procdir": str},
-        {"oom_fd": int, "oom_kind": (str, _NONE), "cgroup": (str, _NONE)},
-    ),
-    # Shim -> daemon (ipc PUSH): the container process exited.
-    "shim_exit": _fields(
-        {"token": str, "id": str, "pid": str, "status": int, "shim_pid": int}
-    ),
-    # Daemon -> shim (its own control socket), answered by `shim_ack`.
-    "shim_control": _fields(
-        {"op": str},
-        {"data": (bytes, _NONE), "width": (int, _NONE), "height": (int, _NONE),
-         "timeout": (float, int, _NONE)},
-    ),
-    "shim_ack": _fields({"ok": bool}, {"error": (str, _NONE)}),
-    # Monitor -> Supervisor: a process exit, exactly once per process.
-    "process_exit": _fields({"token": str, "id": str, "pid": str, "status": int}),
-    # Monitor -> Supervisor: the container's memory cgroup killed a process.
-    "oom": _fields({"id": str, "token": str}),
-    # Monitor -> Supervisor: a shim died without recording its process's exit.
-    "shim_died": _fields({"token": str, "id": str, "pid": str}),
-    # Monitor -> Supervisor: the shim of a process has exited (after its process_exit).
-    "shim_gone": _fields({"token": str, "id": str, "pid": str}),
-    # Supervisor -> EventLog: record and publish an event, then send `reply` (if any) to the
-    # client at `route`: a client is told of a change only once its event is on record (when it
-    # cannot be written now, on a full disk, the client gets a `storage_full` error instead).
-    "emit": _fields(
-        {"event": str, "id": str},
-        {"pid": (str, _NONE), "status": (int, _NONE), "token": (str, _NONE),
-         "route": (bytes, _NONE), "reply": (dict, _NONE)},
-    ),
-    # Supervisor -> Inspector: read a process's output or a container's cgroup stats
-    # and answer the client.
-    "inspect": _fields({"what": str, "route": bytes, "request_id": str, "target": dict}),
-    # EventLog -> Supervisor: the exit event of process `token` is on record.
-    "recorded": _fields({"token": str}),
-    # EventLog -> Supervisor: the state dir's storage is degraded (`reason`: why) or fine again.
-    "storage": _fields({"degraded": bool}, {"reason": (str, _NONE)}),
-    # Supervisor -> EventLog: answer an events.replay request.
-    "replay": _fields({"route": bytes, "request_id": str, "params": dict}),
-}
+    __slots__ = ()
+    kind: ClassVar[str]
 
 
-def make(message_type: str, **members: Any) -> dict[str, Any]:
-    """Build a message, checking it against its schema (a bug if it fails)."""
-    message = {"type": message_type, **members}
-    return validate(message)
+KINDS: dict[str, type[Message]] = {}
+"""kind -> message class."""
+
+_M = typing.TypeVar("_M", bound=type[Message])
 
 
-def validate(message: dict[str, Any]) -> dict[str, Any]:
-    """Return the message if it matches its schema, else raise `WireError`."""
-    message_type = message.get("type")
-    if not isinstance(message_type, str) or message_type not in SCHEMAS:
-        raise WireError(f"unknown message type {message_type!r}")
-    for name, (kinds, required) in SCHEMAS[message_type].items():
-        if name not in message:
-            if required:
-                raise WireError(f"{message_type}: missing member {name!r}")
-            continue
-        value = message[name]
-        if isinstance(value, bool) and bool not in kinds:
-            raise WireError(f"{message_type}: member {name!r} has the wrong type")
-        if not isinstance(value, kinds):
-            raise WireError(f"{message_type}: member {name!r} has the wrong type")
-    return message
+def _message(cls: _M) -> _M:
+    """Make `cls` a frozen dataclass and register it under its kind."""
+    final = dataclasses.dataclass(frozen=True, slots=True, kw_only=True)(cls)
+    KINDS[final.kind] = final
+    return final
+
+
+@_message
+class Request(Message):
+    """Bus -> Supervisor: a client request. `route` is the ROUTER identity; `peer` who sent it
+    as the kernel tells (ipc: uid, gid, pid) or its address (and CURVE key)."""
+
+    kind = "request"
+    route: bytes
+    request_id: str
+    method: str
+    params: dict[str, Any]
+    peer: dict[str, Any] | None = None
+
+
+@_message
+class ClientReply(Message):
+    """Anything -> bus: one reply to a client."""
+
+    kind = "reply"
+    route: bytes
+    body: dict[str, Any]
+
+
+@_message
+class Publish(Message):
+    """EventLog -> bus: one message on the event socket."""
+
+    kind = "publish"
+    topic: str
+    event: dict[str, Any]
+
+
+@_message
+class WatchFd(Message):
+    """Monitor -> bus: poll a raw fd once; the bus answers `FdReady` and forgets it. `key` names
+    this watch: fd numbers are reused, so a late `FdReady` is told from a current one."""
+
+    kind = "watch_fd"
+    fd: int
+    key: int
+
+
+@_message
+class ForgetFd(Message):
+    """Monitor -> bus: stop polling a fd (if armed) and close it."""
+
+    kind = "forget_fd"
+    fd: int
+
+
+@_message
+class FdReady(Message):
+    kind = "fd_ready"
+    fd: int
+    key: int
+
+
+@_message
+class Tick(Message):
+    """Bus -> EventLog, once a second: publish a heartbeat."""
+
+    kind = "tick"
+
+
+@_message
+class Stop(Message):
+    """Main thread -> bus: close the sockets and end the IO thread."""
+
+    kind = "stop"
+
+
+@_message
+class StartTask(Message):
+    """Supervisor -> Worker: start a container's init process (or restore it from a checkpoint)."""
+
+    kind = "start_task"
+    worker: str = ""
+    token: str
+    container_id: str
+    bundle: str
+    labels: dict[str, str]
+    stdin: bool = False
+    checkpoint: str | None = None
+    init: bool = False
+
+
+@_message
+class ExecTask(Message):
+    """Supervisor -> Worker: one more process in a running container (its defaults come from the
+    container's own copy of its config, never from the bundle)."""
+
+    kind = "exec_task"
+    worker: str = ""
+    token: str
+    container_id: str
+    process: str
+    spec: dict[str, Any]
+    stdin: bool = False
+
+
+@_message
+class StartDone(Message):
+    """Worker -> Supervisor: the outcome of a StartTask or ExecTask; `started` has the process's
+    pids, pidfd, args and tty when it is running, `error` {code, message} when not."""
+
+    kind = "start_done"
+    worker: str
+    token: str
+    container_id: str
+    ok: bool
+    error: dict[str, Any] | None = None
+    started: dict[str, Any] | None = None
+
+
+@_message
+class RuntimeTask(Message):
+    """Supervisor -> Worker: one blocking job (`actors/wire/jobs.py` names each and its params);
+    the reply goes to `route` when there is one."""
+
+    kind = "runtime_task"
+    worker: str = ""
+    job: str
+    container_id: str
+    params: dict[str, Any]
+    route: bytes | None = None
+    request_id: str | None = None
+
+
+@_message
+class RuntimeDone(Message):
+    kind = "runtime_done"
+    worker: str
+    job: str
+    container_id: str
+    params: dict[str, Any]
+    ok: bool
+    error: dict[str, Any] | None = None
+    result: Any = None
+    route: bytes | None = None
+    request_id: str | None = None
+
+
+@_message
+class WatchProcess(Message):
+    """Worker (or restore) -> Monitor: a started process whose shim is to be watched. With an OOM
+    watch (an init's): the fd to poll, "v1" or "v2", the memory cgroup dir."""
+
+    kind = "watch_process"
+    token: str
+    container_id: str
+    process: str
+    shim_pid: int
+    procdir: str
+    oom_fd: int = -1
+    oom_kind: str | None = None
+    cgroup: str | None = None
+
+
+@_message
+class ShimExit(Message):
+    """Shim -> daemon (ipc PUSH): the container process exited."""
+
+    kind = "shim_exit"
+    token: str
+    container_id: str
+    process: str
+    status: int
+    shim_pid: int
+
+
+@_message
+class ShimControl(Message):
+    """Daemon -> shim (its own control socket), answered by `ShimAck`. `op`: start, write_stdin,
+    close_stdin, resize."""
+
+    kind = "shim_control"
+    op: str
+    data: bytes | None = None
+    width: int | None = None
+    height: int | None = None
+    timeout: float | None = None
+
+
+@_message
+class ShimAck(Message):
+    kind = "shim_ack"
+    ok: bool
+    error: str | None = None
+
+
+@_message
+class ProcessExit(Message):
+    """Monitor -> Supervisor: a process exit, exactly once per process."""
+
+    kind = "process_exit"
+    token: str
+    container_id: str
+    process: str
+    status: int
+
+
+@_message
+class Oom(Message):
+    """Monitor -> Supervisor: the container's memory cgroup killed a process."""
+
+    kind = "oom"
+    container_id: str
+    token: str
+
+
+@_message
+class ShimDied(Message):
+    """Monitor -> Supervisor: a shim died without recording its process's exit."""
+
+    kind = "shim_died"
+    token: str
+    container_id: str
+    process: str
+
+
+@_message
+class ShimGone(Message):
+    """Monitor -> Supervisor: the shim of a process has exited (after its ProcessExit)."""
+
+    kind = "shim_gone"
+    token: str
+    container_id: str
+    process: str
+
+
+@_message
+class Emit(Message):
+    """Supervisor -> EventLog: record and publish an event, then send `reply` (if any) to the
+    client at `route`: a client hears of a change only once its event is on record (when it
+    cannot be written now, on a full disk, the client gets a `storage_full` error instead)."""
+
+    kind = "emit"
+    event: str
+    container_id: str
+    process: str | None = None
+    status: int | None = None
+    token: str | None = None
+    route: bytes | None = None
+    reply: dict[str, Any] | None = None
+
+
+@_message
+class Inspect(Message):
+    """Supervisor -> Inspector: read a process's output or a container's cgroup stats and
+    answer the client."""
+
+    kind = "inspect"
+    what: str
+    route: bytes
+    request_id: str
+    target: dict[str, Any]
+
+
+@_message
+class Recorded(Message):
+    """EventLog -> Supervisor: the exit event of process `token` is on record."""
+
+    kind = "recorded"
+    token: str
+
+
+@_message
+class Storage(Message):
+    """EventLog -> Supervisor: the state dir's storage is degraded (`reason`: why) or fine again."""
+
+    kind = "storage"
+    degraded: bool
+    reason: str | None = None
+
+
+@_message
+class Replay(Message):
+    """Supervisor -> EventLog: answer an events.replay request."""
+
+    kind = "replay"
+    route: bytes
+    request_id: str
+    params: dict[str, Any]
+
+
+def _fields(cls: type[Message]) -> list[Field]:
+    hints = typing.get_type_hints(cls)
+    return [(field.name, accepted(hints[field.name]),
+             field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING)
+            for field in dataclasses.fields(cls)]  # type: ignore[arg-type]  # every Message is a dataclass
+
+
+_SCHEMAS: dict[str, list[Field]] = {kind: _fields(cls) for kind, cls in KINDS.items()}
+
+
+def encode(message: Message) -> dict[str, Any]:
+    """The wire map of a message."""
+    return {"type": message.kind, **{name: getattr(message, name) for name, _, _ in _SCHEMAS[message.kind]}}
+
+
+def decode(data: Any) -> Message:
+    """The message a received map holds; `WireError` if it is not exactly one."""
+    if not isinstance(data, dict):
+        raise WireError("a message must be a map")
+    kind = data.get("type")
+    schema = _SCHEMAS.get(kind) if isinstance(kind, str) else None
+    if schema is None:
+        raise WireError(f"unknown message type {kind!r}")
+    values = check_fields(kind, schema, data, skip="type")
+    if kind in ("runtime_task", "runtime_done"):
+        check_job(data["job"], data["params"])
+    return KINDS[kind](**values)

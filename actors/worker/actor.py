@@ -21,19 +21,20 @@ import resource
 import shutil
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import zmq
 
-from actors.base import BusActor
+from actors.base import BusActor, Handlers
 from actors.cgroups import oom_watch_members, register_oom_watch
 from actors.fdwait import readable
 from actors.procinfo import open_pidfd, start_time
 from actors.rootfs import bind_rootfs, remove_container_dir
 from actors.statedir import NO_SPACE, StateDir, write_json_atomic
 from actors.wire import MAX_SHIM_MESSAGE, ApiError, ErrorCode, WireError, pack, unpack
-from actors.wire.messages import make, validate
+from actors.wire import messages as wire
 from actors.worker import jobs
 from actors.worker.checkpoints import CheckpointDir, fd_path, new_work_dir, restore_flags
 from actors.worker.runtime import Runtime
@@ -134,36 +135,41 @@ class Worker(BusActor):
         self.report_address = report_address
         self.log_limit = log_limit
 
-    def _done(self, task: dict[str, Any], process: dict[str, Any] | None = None,
-              error: ApiError | None = None) -> None:
-        self.send("supervisor", "start_done", worker=self.name, token=task["token"], id=task["id"],
-                  ok=error is None, process=process, error=error.to_wire() if error else None)
+    def handlers(self) -> Handlers:
+        return {wire.StartTask: self.on_start_task, wire.ExecTask: self.on_exec_task,
+                wire.RuntimeTask: self.on_runtime_task}
 
-    def _guarded(self, task: dict[str, Any], launch: Any) -> None:
+    def _done(self, task: wire.StartTask | wire.ExecTask, started: dict[str, Any] | None = None,
+              error: ApiError | None = None) -> None:
+        self.send("supervisor", wire.StartDone(worker=self.name, token=task.token, container_id=task.container_id,
+                                               ok=error is None, started=started,
+                                               error=error.to_wire() if error else None))
+
+    def _guarded(self, task: Any, launch: Callable[[Any], dict[str, Any]]) -> None:
         try:
             process = launch(task)
         except ApiError as exc:
             self._done(task, error=exc)
         except Exception as exc:
             if isinstance(exc, OSError) and exc.errno in NO_SPACE:
-                error = ApiError(ErrorCode.STORAGE_FULL, f"start of {task['id']} failed: its state cannot be "
+                error = ApiError(ErrorCode.STORAGE_FULL, f"start of {task.container_id} failed: its state cannot be "
                                  f"written to {self.state.root}: {exc.strerror}")
             else:
-                logger.exception("start of %s failed", task["id"])
+                logger.exception("start of %s failed", task.container_id)
                 error = ApiError(ErrorCode.INTERNAL, f"start failed: {exc}")
             self._done(task, error=error)
         else:
-            self._done(task, process=process)
+            self._done(task, started=process)
 
-    def on_start_task(self, task: dict[str, Any]) -> None:
+    def on_start_task(self, task: wire.StartTask) -> None:
         self._guarded(task, self._start_init)
 
-    def on_exec_task(self, task: dict[str, Any]) -> None:
+    def on_exec_task(self, task: wire.ExecTask) -> None:
         self._guarded(task, self._start_exec)
 
-    def _shim_config(self, task: dict[str, Any], process_id: str, mode: str, *, checkpoint: str = "",
-                     restore_args: list[str] | None = None, work_path: str = "") -> ShimConfig:
-        token, container_id = task["token"], task["id"]
+    def _shim_config(self, task: wire.StartTask | wire.ExecTask, process_id: str, mode: str, tty: bool, *,
+                     checkpoint: str = "", restore_args: list[str] | None = None, work_path: str = "") -> ShimConfig:
+        token, container_id = task.token, task.container_id
         return ShimConfig(
             container_id=container_id, process_id=process_id, token=token,
             bundle=str(self.state.container(container_id)),
@@ -172,17 +178,17 @@ class Worker(BusActor):
             report_address=self.report_address,
             control_path=str(self.state.shim_control(token)),
             console_path=str(self.state.shim_console(token)),
-            mode=mode, tty=bool(task.get("tty")), stdin=bool(task.get("stdin")),
+            mode=mode, tty=tty, stdin=task.stdin,
             checkpoint=checkpoint, restore_args=restore_args or [], work_path=work_path,
             log_limit=self.log_limit,
         )
 
-    def _start_init(self, task: dict[str, Any]) -> dict[str, Any]:
+    def _start_init(self, task: wire.StartTask) -> dict[str, Any]:
         check_fd_reserve()
-        container_id, bundle = task["id"], Path(task["bundle"])
+        container_id, bundle = task.container_id, Path(task.bundle)
         deadline = time.monotonic() + self.start_timeout
-        config = container_config(bundle, init=bool(task.get("init")))
-        task["tty"] = bool(config["process"].get("terminal"))
+        config = container_config(bundle, init=task.init)
+        tty = bool(config["process"].get("terminal"))
         container_dir = self.state.container(container_id)
         try:
             container_dir.mkdir(mode=0o700)
@@ -190,23 +196,23 @@ class Worker(BusActor):
             raise ApiError(ErrorCode.CONFLICT, f"state of a container {container_id} is still on disk") from None
         try:
             write_json_atomic(container_dir / "container.json",
-                              {"id": container_id, "bundle": str(bundle), "labels": task["labels"],
-                               "init": bool(task.get("init")), "created": time.time()}, durable=False)
+                              {"id": container_id, "bundle": str(bundle), "labels": task.labels,
+                               "init": task.init, "created": time.time()}, durable=False)
             try:
                 config["root"]["path"] = str(bind_rootfs(Path(config["root"]["path"]), container_dir))
             except OSError as exc:
                 raise ApiError(ErrorCode.INVALID_PARAMS, str(exc)) from None
             write_json_atomic(container_dir / "config.json", config, durable=False)
             args = config["process"]["args"]
-            if not task.get("checkpoint"):
-                return self._launch(task, self._shim_config(task, "init", "create"), args, deadline)
+            if not task.checkpoint:
+                return self._launch(self._shim_config(task, "init", "create", tty), args, deadline)
             with CheckpointDir(bundle) as checkpoints:
-                image = checkpoints.open(task["checkpoint"])
+                image = checkpoints.open(task.checkpoint)
             work = new_work_dir(self.state.criu_work)
             try:
-                shim_config = self._shim_config(task, "init", "restore", checkpoint=fd_path(image),
+                shim_config = self._shim_config(task, "init", "restore", tty, checkpoint=fd_path(image),
                                                 restore_args=restore_flags(image), work_path=str(work))
-                return self._launch(task, shim_config, args, deadline)
+                return self._launch(shim_config, args, deadline)
             finally:
                 os.close(image)
                 shutil.rmtree(work, ignore_errors=True)
@@ -214,27 +220,27 @@ class Worker(BusActor):
             remove_container_dir(container_dir)
             raise
 
-    def _start_exec(self, task: dict[str, Any]) -> dict[str, Any]:
+    def _start_exec(self, task: wire.ExecTask) -> dict[str, Any]:
         check_fd_reserve()
         deadline = time.monotonic() + self.start_timeout
-        container_dir = self.state.container(task["id"])
-        procdir = self.state.process(task["id"], task["pid"])
-        process = exec_process(read_config(container_dir / "config.json"), task["spec"])
+        container_dir = self.state.container(task.container_id)
+        procdir = self.state.process(task.container_id, task.process)
+        process = exec_process(read_config(container_dir / "config.json"), task.spec)
         try:
             procdir.mkdir(mode=0o700)
         except FileExistsError:
-            raise ApiError(ErrorCode.CONFLICT, f"state of process {task['pid']} is still on disk") from None
+            raise ApiError(ErrorCode.CONFLICT, f"state of process {task.process} is still on disk") from None
         except FileNotFoundError:
-            raise ApiError(ErrorCode.NOT_FOUND, f"container {task['id']} is gone") from None
+            raise ApiError(ErrorCode.NOT_FOUND, f"container {task.container_id} is gone") from None
         try:
             write_json_atomic(procdir / "process.json", process, durable=False)
-            task["tty"] = process["terminal"]
-            return self._launch(task, self._shim_config(task, task["pid"], "exec"), process["args"], deadline)
+            shim_config = self._shim_config(task, task.process, "exec", bool(process["terminal"]))
+            return self._launch(shim_config, process["args"], deadline)
         except BaseException:
             shutil.rmtree(procdir, ignore_errors=True)
             raise
 
-    def _launch(self, task: dict[str, Any], config: ShimConfig, args: list[str], deadline: float) -> dict[str, Any]:
+    def _launch(self, config: ShimConfig, args: list[str], deadline: float) -> dict[str, Any]:
         """Spawn the shim, wait for the runtime, start if it is a create; undo on failure."""
         procdir = Path(config.procdir)
         procdir.mkdir(mode=0o700, exist_ok=True)
@@ -266,9 +272,9 @@ class Worker(BusActor):
                     watch = register_oom_watch(system_pid)
                 except FileNotFoundError:
                     pass  # the init is gone already: `runc start` reports it
-            self.send("monitor", "watch_process", token=config.token, id=config.container_id,
-                      pid=config.process_id, shim_pid=shim_pid, procdir=str(procdir),
-                      **oom_watch_members(watch))
+            self.send("monitor", wire.WatchProcess(token=config.token, container_id=config.container_id,
+                                                   process=config.process_id, shim_pid=shim_pid, procdir=str(procdir),
+                                                   **oom_watch_members(watch)))
             if config.mode == "create":
                 remaining = max(0.1, deadline - time.monotonic())
                 self._control(config.token, {"op": "start", "timeout": remaining},
@@ -277,7 +283,7 @@ class Worker(BusActor):
                 "token": config.token, "system_pid": system_pid, "system_start": started,
                 "shim_pid": shim_pid, "shim_start": start_time(shim_pid),
             })
-            return {"pid": config.process_id, "system_pid": system_pid, "shim_pid": shim_pid,
+            return {"system_pid": system_pid, "shim_pid": shim_pid,
                     "args": args, "pidfd": pidfd, "tty": config.tty, "system_start": started}
         except BaseException:
             self._undo(config, shim_pid, stuck, pidfd)
@@ -323,26 +329,26 @@ class Worker(BusActor):
             time.sleep(0.1 * attempt)
         logger.error("runc container %s is left for the next start-up's sweep", container_id)
 
-    def on_runtime_task(self, task: dict[str, Any]) -> None:
-        job = task["job"]
+    def on_runtime_task(self, task: wire.RuntimeTask) -> None:
+        job = task.job
         error = None
         result: Any = None
         try:
             if job == "control":
-                self._control(task["args"][0], task["args"][1])
+                self._control(task.params["token"], task.params["control"])
             else:
-                result = jobs.run(self.runtime, job, task["id"], task["args"], self.state.criu_work,
+                result = jobs.run(self.runtime, job, task.container_id, task.params, self.state.criu_work,
                                   self.start_timeout)
         except ApiError as exc:
             error = exc.to_wire()
         except Exception as exc:
-            logger.exception("%s of %s failed", job, task["id"])
+            logger.exception("%s of %s failed", job, task.container_id)
             error = ApiError(ErrorCode.INTERNAL, f"{job} failed: {exc}").to_wire()
-        self.send("supervisor", "runtime_done", worker=self.name, job=job, id=task["id"],
-                  ok=error is None, error=error, result=result, route=task.get("route"),
-                  request_id=task.get("request_id"), args=task["args"])
+        self.send("supervisor", wire.RuntimeDone(worker=self.name, job=job, container_id=task.container_id,
+                                                 params=task.params, ok=error is None, error=error, result=result,
+                                                 route=task.route, request_id=task.request_id))
 
-    def _control(self, token: str, message: dict[str, Any], timeout: float = CONTROL_TIMEOUT,
+    def _control(self, token: str, control: dict[str, Any], timeout: float = CONTROL_TIMEOUT,
                  refused: str = ErrorCode.CONFLICT) -> None:
         """Send one control message to a shim and wait for its acknowledgement."""
         sock = self._context.socket(zmq.DEALER)
@@ -353,7 +359,7 @@ class Worker(BusActor):
             if not path.exists():
                 raise ApiError(ErrorCode.CONFLICT, "the process has exited")
             sock.connect(f"ipc://{path}")
-            sock.send(pack(make("shim_control", **message)))
+            sock.send(pack(wire.encode(wire.ShimControl(**control))))
             deadline = time.monotonic() + timeout
             while not sock.poll(100):
                 if not path.exists() and not sock.poll(CONTROL_LINGER_MS):  # an ack may still be on its way
@@ -361,12 +367,12 @@ class Worker(BusActor):
                 if time.monotonic() > deadline:
                     raise ApiError(ErrorCode.TIMEOUT, "the shim did not acknowledge in time")
             try:
-                ack = validate(unpack(sock.recv(), limit=MAX_SHIM_MESSAGE))
+                ack = wire.decode(unpack(sock.recv(), limit=MAX_SHIM_MESSAGE))
             except WireError as exc:
                 raise ApiError(ErrorCode.INTERNAL, f"bad acknowledgement from the shim: {exc}") from None
-            if ack["type"] != "shim_ack":
+            if not isinstance(ack, wire.ShimAck):
                 raise ApiError(ErrorCode.INTERNAL, "bad acknowledgement from the shim")
-            if not ack["ok"]:
-                raise ApiError(refused, str(ack.get("error")))
+            if not ack.ok:
+                raise ApiError(refused, str(ack.error))
         finally:
             sock.close()

@@ -161,7 +161,7 @@ def checkpoint(runtime: Runtime, container_id: str, options: dict[str, Any], wor
                timeout: float) -> dict[str, Any]:
     """`runc checkpoint` into a new `<bundle>/checkpoints/<name>`; its record."""
     name = options["name"]
-    flags = [flag for key, flag in CHECKPOINT_FLAGS.items() if options.get(key)]
+    flags = [flag for key, flag in CHECKPOINT_FLAGS.items() if options["options"].get(key)]
     if not options.get("exit"):
         flags.append("--leave-running")
     with CheckpointDir(Path(options["bundle"]), create=True) as checkpoints:
@@ -171,7 +171,7 @@ def checkpoint(runtime: Runtime, container_id: str, options: dict[str, Any], wor
             runtime.run("checkpoint", "--image-path", fd_path(image), "--work-path", str(work), *flags,
                         container_id, timeout=timeout)
             record = {"name": name, "created": time.time(), "exit": bool(options.get("exit")),
-                      **{key: bool(options.get(key)) for key in CHECKPOINT_FLAGS}}
+                      **{key: bool(options["options"].get(key)) for key in CHECKPOINT_FLAGS}}
             fd = os.open(RECORD, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
                          dir_fd=image)
             with os.fdopen(fd, "w") as out:

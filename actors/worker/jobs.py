@@ -1,4 +1,4 @@
-"""Runtime jobs a worker runs for the Supervisor: signal-all, delete, pause, resume, update, checkpoints."""
+"""Runtime jobs a worker runs for the Supervisor (each job's params: `actors/wire/jobs.py`)."""
 
 from __future__ import annotations
 
@@ -21,16 +21,16 @@ KILLED_STATUS, UNKNOWN_STATUS = 137, 255
 GONE_TIMEOUT = 10.0
 
 
-def _orphan(runtime: Runtime, container_id: str, args: list[Any], timeout: float) -> int:
+def _orphan(runtime: Runtime, container_id: str, params: dict[str, Any], timeout: float) -> int:
     """A process whose shim died: kill what is left of it; its exit status."""
-    process_id, pid, started, paused = args[:4]
-    if process_id == "init" and paused:
+    is_init = params["process"] == "init"
+    if is_init and params["paused"]:
         try:
             runtime.run("resume", container_id, timeout=timeout)  # a frozen process cannot die
         except ApiError:
             pass
-    killed = kill_and_wait(pid, started, GONE_TIMEOUT)
-    if process_id == "init":
+    killed = kill_and_wait(params["system_pid"], params["system_start"], GONE_TIMEOUT)
+    if is_init:
         runtime.delete(container_id, timeout=timeout)
     return KILLED_STATUS if killed else UNKNOWN_STATUS
 
@@ -52,34 +52,33 @@ def _sweep(runtime: Runtime, containers: Path, timeout: float) -> list[str]:
     return swept
 
 
-def run(runtime: Runtime, job: str, container_id: str, args: list[Any], work_root: Path, timeout: float) -> Any:
+def run(runtime: Runtime, job: str, container_id: str, params: dict[str, Any], work_root: Path,
+        timeout: float) -> Any:
     """Run one job; its result, or ApiError."""
     if job == "kill_all":
-        runtime.kill(container_id, int(args[0]), all_processes=True, timeout=timeout)
-    elif job == "delete":
-        runtime.delete(container_id, timeout=timeout)
+        runtime.kill(container_id, params["signal"], all_processes=True, timeout=timeout)
     elif job in ("pause", "resume"):
         runtime.run(job, container_id, timeout=timeout)
     elif job == "update":
-        flags = [item for key, flag in UPDATE_FLAGS.items() if key in args[0]
-                 for item in (flag, str(args[0][key]))]
+        limits = params["limits"]
+        flags = [item for key, flag in UPDATE_FLAGS.items() if key in limits for item in (flag, str(limits[key]))]
         runtime.run("update", *flags, container_id, timeout=timeout)
     elif job == "checkpoint":
-        return checkpoint(runtime, container_id, args[0], work_root, timeout)
+        return checkpoint(runtime, container_id, params, work_root, timeout)
     elif job == "list_checkpoints":
-        with CheckpointDir(Path(args[0])) as checkpoints:
+        with CheckpointDir(Path(params["bundle"])) as checkpoints:
             return checkpoints.records()
     elif job == "orphan":
-        return _orphan(runtime, container_id, args, timeout)
+        return _orphan(runtime, container_id, params, timeout)
     elif job == "sweep":
-        return _sweep(runtime, Path(args[0]), timeout)
+        return _sweep(runtime, Path(params["containers"]), timeout)
     elif job == "discard":
-        for pid, started in args:
+        for pid, started in params["victims"]:
             kill_and_wait(pid, started, GONE_TIMEOUT)
         runtime.delete(container_id, timeout=timeout)
     elif job == "delete_checkpoint":
-        with CheckpointDir(Path(args[0])) as checkpoints:
-            checkpoints.delete(args[1])
+        with CheckpointDir(Path(params["bundle"])) as checkpoints:
+            checkpoints.delete(params["name"])
     else:
         raise ApiError(ErrorCode.INTERNAL, f"unknown runtime job {job!r}")
     return None

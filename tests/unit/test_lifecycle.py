@@ -23,6 +23,7 @@ from actors.supervisor.lifecycle import (
     diagram,
 )
 from actors.wire import ApiError, ErrorCode
+from actors.wire.messages import ExecTask, RuntimeTask, StartTask
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,7 +38,8 @@ def events(effects: list[Effect]) -> list[tuple[str, str | None, int | None]]:
 
 def start(life: Lifecycle, container_id: str = "c1") -> tuple[str, list[Effect]]:
     """Start a container; (init token, effects of the start request)."""
-    effects = life.start(container_id, "/b", {}, False, (b"route", "r1"), {"id": container_id})
+    task = StartTask(token="", container_id=container_id, bundle="/b", labels={})
+    effects = life.start(container_id, "/b", {}, False, (b"route", "r1"), task)
     return life.containers[container_id].init_token, effects
 
 
@@ -48,15 +50,17 @@ def running(life: Lifecycle, container_id: str = "c1") -> str:
 
 
 def exec_token(life: Lifecycle, container_id: str = "c1", name: str | None = None) -> str:
-    (submit,) = life.exec(container_id, name, (b"route", "r2"), {"spec": {}})
-    assert isinstance(submit, Submit) and submit.task == "exec_task"
-    return str(submit.payload["token"])
+    (submit,) = life.exec(container_id, name, (b"route", "r2"),
+                          ExecTask(token="", container_id=container_id, process="", spec={}))
+    assert isinstance(submit, Submit) and isinstance(submit.task, ExecTask)
+    assert submit.task.process == life.processes[submit.task.token].name
+    return submit.task.token
 
 
 def test_a_start_submits_its_task_and_answers_with_the_start_event() -> None:
     life = Lifecycle()
     token, effects = start(life)
-    assert effects == [Submit("start_task", {"id": "c1", "token": token})]
+    assert effects == [Submit(StartTask(token=token, container_id="c1", bundle="/b", labels={}))]
     assert life.containers["c1"].phase is ContainerPhase.STARTING
     with pytest.raises(ApiError) as refused:
         life.find("c1")  # not listed until it runs
@@ -132,7 +136,8 @@ def test_a_start_for_a_removed_containers_id_is_parked_until_it_is_cleaned_up() 
     assert refused.value.code == ErrorCode.ALREADY_EXISTS
     life.shim_gone(old)
     effects = life.recorded(old)
-    assert effects == [RemoveContainerDir("c1"), Submit("start_task", {"id": "c1", "token": new})]
+    restarted = StartTask(token=new, container_id="c1", bundle="/b", labels={})
+    assert effects == [RemoveContainerDir("c1"), Submit(restarted)]
     assert life.containers["c1"].phase is ContainerPhase.STARTING
 
 
@@ -153,7 +158,7 @@ def test_pause_resume_and_what_they_refuse() -> None:
     with pytest.raises(ApiError, match="a pause of c1 is under way"):
         life.pause("c1", "resume")
     with pytest.raises(ApiError, match="c1 is pausing"):
-        life.exec("c1", None, (None, None), {})
+        life.exec("c1", None, (None, None), ExecTask(token="", container_id="c1", process="", spec={}))
     assert life.paused("c1", "pause", True, ((b"r", "1"), {})) == [Emit("pause", "c1", answer=((b"r", "1"), {}))]
     with pytest.raises(ApiError, match="c1 is paused"):
         life.pause("c1", "pause")
@@ -200,7 +205,8 @@ def test_an_orphan_job_goes_out_only_for_a_running_process() -> None:
     life = Lifecycle()
     token = running(life)
     (submit,) = life.orphan(token)
-    assert isinstance(submit, Submit) and submit.payload["job"] == "orphan"
+    assert isinstance(submit, Submit) and isinstance(submit.task, RuntimeTask) and submit.task.job == "orphan"
+    assert submit.task.params["token"] == token
     life.exited(token, 137)
     assert life.orphan(token) == []
 
