@@ -21,6 +21,7 @@ so that nothing else spells a topic or a field.
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal, NotRequired, TypeAlias, TypedDict, TypeGuard, get_args
@@ -33,6 +34,8 @@ __all__ = [
     "EVENT_TYPES",
     "HEARTBEAT_INTERVAL",
     "HEARTBEAT_TOPIC",
+    "KILLED_STATUS",
+    "UNKNOWN_STATUS",
     "WELCOME_TOPIC",
     "EventMessage",
     "EventRecord",
@@ -82,6 +85,12 @@ class EventRecord(TypedDict):
     token: NotRequired[str]
     """The daemon's own name for the process (an exit carries it; for tracing and restarts)."""
 
+
+KILLED_STATUS: Final = 128 + signal.SIGKILL
+"""The status of an `exit` of a process that was killed (`kill -9`), also when its shim died
+and what was left of it had to be killed."""
+UNKNOWN_STATUS: Final = 255
+"""The status of an `exit` whose real status is lost: its shim died and the process was gone."""
 
 EVENT_FIELDS: Final[tuple[str, ...]] = ("seq", "type", "id", "pid", "status", "timestamp")
 """The fields of an `EventRecord` a user is shown (`actorctl events --json`)."""

@@ -8,6 +8,7 @@ from typing import Any
 
 from actors.procinfo import kill_and_wait
 from actors.wire import ApiError, ErrorCode
+from actors.wire.events import KILLED_STATUS, UNKNOWN_STATUS
 from actors.worker.checkpoints import CheckpointDir, checkpoint
 from actors.worker.runtime import Runtime
 
@@ -17,7 +18,6 @@ logger = logging.getLogger(__name__)
 
 UPDATE_FLAGS = {"memory_limit": "--memory", "cpu_shares": "--cpu-share", "cpu_quota": "--cpu-quota",
                 "cpu_period": "--cpu-period", "pids_limit": "--pids-limit"}
-KILLED_STATUS, UNKNOWN_STATUS = 137, 255
 GONE_TIMEOUT = 10.0
 
 
