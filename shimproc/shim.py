@@ -50,6 +50,7 @@ from setproctitle import setproctitle
 from zmq.backend import Context, Socket, zmq_poll
 
 from actors.fdwait import readable
+from actors.libc import LIBC
 from actors.procinfo import children, open_pidfd, parent_pid, start_time
 from actors.rootfs import detach_rootfs
 from actors.statedir import remove_file, reserve_file, write_file_atomic
@@ -66,14 +67,13 @@ PR_SET_CHILD_SUBREAPER = 36
 HELPER_FDS_MAX = 8
 _HELPER_FDS_SPACE = socket.CMSG_SPACE(HELPER_FDS_MAX * 4)
 REPORT_LINGER_MS = 2000
+"""How long an undelivered exit report may hold the shim after the process exits."""
 CONTROL_LINGER_MS = 1000
 """How long acknowledgements already sent may take to reach their worker once the shim ends (a
 start's ack must not be dropped because the process exited at once)."""
-"""How long an undelivered exit report may hold the shim after the process exits."""
 
 _RESET_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.SIGCHLD)
 
-_libc = ctypes.CDLL(None, use_errno=True)
 _libc_fork = ctypes.PyDLL(None).fork
 _RUNTIME_ENV = dict(os.environ)
 """The runtime's environment (ours), as a plain dict made before the fork: converting
@@ -464,7 +464,7 @@ def in_helper(work: Work) -> tuple[dict[str, Any], list[int]]:
         code = 2
         try:
             ours.close()
-            _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
             if os.getppid() == shim:
                 try:
                     message, fds = work()
@@ -501,7 +501,7 @@ def set_signals() -> None:
 
 def become_subreaper() -> None:
     """Orphaned descendants are re-parented to this process instead of PID 1."""
-    if _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+    if LIBC.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
 
 
