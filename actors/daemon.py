@@ -37,6 +37,7 @@ from actors.eventlog import EventLog
 from actors.eventlog.store import EventStore
 from actors.inspector import Inspector
 from actors.monitor import Monitor
+from actors.outputlog import DEFAULT_LIMIT
 from actors.statedir import StateDir
 from actors.supervisor import Supervisor
 from actors.wire.api import PROTOCOL_VERSION
@@ -348,7 +349,7 @@ def cli() -> None:
               help="Events queued per slow subscriber before the PUB socket drops (subscribers then replay).")
 @click.option("--events-buffer", default=0, show_default=True, type=click.IntRange(0, 1 << 30), metavar="BYTES",
               help="Kernel send buffer per event subscriber (0: the system's default).")
-@click.option("--log-limit", default=1 << 20, show_default=True, type=click.IntRange(4096, 1 << 30),
+@click.option("--log-limit", default=DEFAULT_LIMIT, show_default=True, type=click.IntRange(4096, 1 << 30),
               help="Bytes of captured output per process file; two files are kept (rotated).")
 @click.option("--socket-group", metavar="GROUP",
               help="Let this group's members use actord: the control and event sockets become root:GROUP "

@@ -30,6 +30,7 @@ from actors.statedir import append_record, describe_os_error, remove_file
 __all__ = ["DEFAULT_LIMIT", "CursorError", "OutputWriter", "generations", "read_output"]
 
 DEFAULT_LIMIT = 1 << 20
+"""Bytes of captured output per file (two are kept per process), unless `actord start --log-limit`."""
 _NAME = re.compile(r"output\.(\d+)\.log\Z")
 
 

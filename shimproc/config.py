@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
+from actors.outputlog import DEFAULT_LIMIT
+
 __all__ = ["ShimConfig"]
 
 
@@ -34,7 +36,7 @@ class ShimConfig:
     stdin: bool = False
     checkpoint: str = ""
     restore_args: list[str] = field(default_factory=list)
-    log_limit: int = 1 << 20
+    log_limit: int = DEFAULT_LIMIT
     work_path: str = ""
     """For a restore: CRIU's work directory (in the state dir, removed afterwards)."""
 
