@@ -91,6 +91,10 @@ class Daemon:
         return f"ipc://{self.state_dir}/actord.sock"
 
     @property
+    def events_address(self) -> str:
+        return f"ipc://{self.state_dir}/events.sock"
+
+    @property
     def runtime_root(self) -> Path:
         return self.state_dir / "runc"
 

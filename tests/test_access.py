@@ -263,7 +263,7 @@ def test_a_reply_over_the_frame_limit_becomes_a_too_large_error(daemon: Daemon, 
 
 def test_an_oversized_subscription_drops_that_subscriber_and_nothing_else(daemon: Daemon) -> None:
     context = zmq.Context[zmq.Socket[bytes]].instance()
-    events = f"ipc://{daemon.state_dir}/events.sock"
+    events = daemon.events_address
     hostile = context.socket(zmq.XSUB)
     hostile.setsockopt(zmq.LINGER, 0)
     hostile.setsockopt(zmq.RECONNECT_IVL, -1)

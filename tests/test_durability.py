@@ -15,9 +15,9 @@ from typing import Any
 
 import msgpack
 import pytest
-import zmq
 
 from actorctl.client import Client
+from actorctl.events import attach
 from actors.wire.events import CONTAINER_PREFIX
 from tests.harness import ACTORCTL, Daemon, pid_alive, process_table, wait_until
 
@@ -179,11 +179,7 @@ def test_a_late_and_slow_subscriber_sees_every_event(bundles: Callable[..., Path
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
         wait_until(lambda: len(lines) == 2, message="the replayed events")
-        witness = zmq.Context[zmq.Socket[bytes]].instance().socket(zmq.SUB)  # proves that this setup really drops
-        witness.setsockopt(zmq.RCVHWM, 1)
-        witness.setsockopt(zmq.SUBSCRIBE, CONTAINER_PREFIX.encode())
-        witness.connect(f"ipc://{state_dir}/events.sock")
-        time.sleep(0.5)
+        witness = attach(daemon.events_address, [CONTAINER_PREFIX], rcvhwm=1)  # proves that this setup really drops
         follower.send_signal(signal.SIGSTOP)
         failures: list[Exception] = []
 

@@ -100,7 +100,7 @@ def test_every_message_on_the_event_socket_is_a_topic_and_a_msgpack_map(daemon: 
     sub = zmq.Context[zmq.Socket[bytes]].instance().socket(zmq.SUB)
     sub.setsockopt(zmq.LINGER, 0)
     sub.setsockopt(zmq.SUBSCRIBE, b"")
-    sub.connect(f"ipc://{daemon.state_dir}/events.sock")
+    sub.connect(daemon.events_address)
     seen: list[tuple[str, dict[str, Any]]] = []
 
     def receive_until(done: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -140,7 +140,7 @@ def test_a_welcome_follows_each_new_subscription(daemon: Daemon) -> None:
     """A subscriber of the welcome alone gets one once subscribed, and again, as every subscriber
     of it does, when another subscriber's subscription is in effect."""
     context = zmq.Context[zmq.Socket[bytes]].instance()
-    address = f"ipc://{daemon.state_dir}/events.sock"
+    address = daemon.events_address
     first = context.socket(zmq.SUB)
     second = context.socket(zmq.SUB)
     try:
