@@ -68,7 +68,7 @@ def peer_of(frame: zmq.Frame) -> dict[str, Any]:
 class BusSender:
     """An actor's own PUSH socket to the bus; create it in the actor's thread."""
 
-    def __init__(self, context: zmq.Context) -> None:
+    def __init__(self, context: zmq.Context[zmq.Socket[bytes]]) -> None:
         self._socket = context.socket(zmq.PUSH)
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.SNDHWM, 0)
@@ -90,7 +90,7 @@ class Bus(threading.Thread):
 
     def __init__(
         self,
-        context: zmq.Context,
+        context: zmq.Context[zmq.Socket[bytes]],
         *,
         control_address: str,
         events_address: str,

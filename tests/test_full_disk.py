@@ -387,7 +387,7 @@ def test_the_event_log_answers_at_once_and_records_exits_late_on_a_full_disk(tin
     store = new_store(tiny_fs)
     log = EventLog(zmq.Context(), store, "boot")
     sent: list[wire.Message] = []
-    log.send = lambda to, message: sent.append(message)  # type: ignore[method-assign]
+    log.send = lambda destination, message: sent.append(message)  # type: ignore[method-assign]
 
     def of(kind: type[M]) -> list[M]:
         return [message for message in sent if isinstance(message, kind)]

@@ -60,7 +60,7 @@ class OomWatch:
 
 
 class Monitor(BusActor):
-    def __init__(self, context: zmq.Context) -> None:
+    def __init__(self, context: zmq.Context[zmq.Socket[bytes]]) -> None:
         super().__init__(context)
         self.shims: dict[int, WatchedShim] = {}
         self.ooms: dict[int, OomWatch] = {}

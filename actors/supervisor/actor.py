@@ -45,7 +45,7 @@ from actors.supervisor.pool import WorkerPool
 from actors.wire import ApiError, ErrorCode
 from actors.wire import messages as wire
 from actors.wire.api import STATE_CHANGING, error_reply, ok_reply
-from actors.worker.jobs import UNKNOWN_STATUS
+from actors.wire.events import UNKNOWN_STATUS
 
 __all__ = ["Supervisor"]
 
@@ -81,7 +81,7 @@ events that cannot be stored. Signals still go through, so containers can be sto
 
 class Supervisor(BusActor):
     def __init__(
-        self, context: zmq.Context, *, state: StateDir, workers: list[str], info: dict[str, Any],
+        self, context: zmq.Context[zmq.Socket[bytes]], *, state: StateDir, workers: list[str], info: dict[str, Any],
         reported: set[str],
     ) -> None:
         super().__init__(context)

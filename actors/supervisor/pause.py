@@ -7,7 +7,7 @@ container or resuming a running one.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from actors.supervisor.deferred import DEFERRED
 from actors.wire import ApiError, ErrorCode
@@ -17,6 +17,7 @@ from actors.worker.jobs import UPDATE_FLAGS
 
 if TYPE_CHECKING:
     from actors.supervisor.actor import Supervisor
+    from actors.supervisor.lifecycle import Client
 
 
 def _begin(sup: Supervisor, request: Request, job: str) -> object:
@@ -36,7 +37,7 @@ def resume(sup: Supervisor, request: Request) -> object:
 
 def done(sup: Supervisor, message: RuntimeDone) -> None:
     """A pause or resume job is done: the event answers the client, or the job's own reply does."""
-    answer = ((message.route, message.request_id), {})
+    answer: tuple[Client, Any] = ((message.route, message.request_id), {})
     effects = sup.life.paused(message.container_id, message.job, message.ok, answer)
     if effects is None:
         sup.job_reply(message)

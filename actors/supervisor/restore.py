@@ -46,9 +46,8 @@ def _valid_state(state: Any) -> bool:
 
 def _exit_status(path: Path) -> int | None:
     record = read_json(path / "exit.json")
-    if isinstance(record, dict) and isinstance(record.get("status"), int):
-        return record["status"]
-    return None
+    status = record.get("status") if isinstance(record, dict) else None
+    return status if isinstance(status, int) else None
 
 
 def _frozen(pid: int) -> bool:

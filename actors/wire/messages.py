@@ -66,11 +66,12 @@ KINDS: dict[str, type[Message]] = {}
 _M = typing.TypeVar("_M", bound=type[Message])
 
 
+@typing.dataclass_transform(frozen_default=True, kw_only_default=True)
 def _message(cls: _M) -> _M:
     """Make `cls` a frozen dataclass and register it under its kind."""
     final = dataclasses.dataclass(frozen=True, slots=True, kw_only=True)(cls)
     KINDS[final.kind] = final
-    return final
+    return typing.cast(_M, final)
 
 
 @_message
@@ -377,9 +378,9 @@ def decode(data: Any) -> Message:
     if not isinstance(data, dict):
         raise WireError("a message must be a map")
     kind = data.get("type")
-    schema = _SCHEMAS.get(kind) if isinstance(kind, str) else None
-    if schema is None:
+    if not isinstance(kind, str) or kind not in _SCHEMAS:
         raise WireError(f"unknown message type {kind!r}")
+    schema = _SCHEMAS[kind]
     values = check_fields(kind, schema, data, skip="type")
     if kind in ("runtime_task", "runtime_done"):
         check_job(data["job"], data["params"])

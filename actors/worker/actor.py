@@ -116,7 +116,7 @@ def read_ready(fd: int, deadline: float) -> dict[str, Any] | None:
 class Worker(BusActor):
     def __init__(
         self,
-        context: zmq.Context,
+        context: zmq.Context[zmq.Socket[bytes]],
         name: str,
         *,
         state: StateDir,

@@ -36,6 +36,10 @@ def events(effects: list[Effect]) -> list[tuple[str, str | None, int | None]]:
     return [(e.event, e.process, e.status) for e in effects if isinstance(e, Emit)]
 
 
+def phase(life: Lifecycle, container_id: str) -> ContainerPhase:
+    return life.containers[container_id].phase
+
+
 def start(life: Lifecycle, container_id: str = "c1") -> tuple[str, list[Effect]]:
     """Start a container; (init token, effects of the start request)."""
     task = StartTask(token="", container_id=container_id, bundle="/b", labels={})
@@ -61,7 +65,7 @@ def test_a_start_submits_its_task_and_answers_with_the_start_event() -> None:
     life = Lifecycle()
     token, effects = start(life)
     assert effects == [Submit(StartTask(token=token, container_id="c1", bundle="/b", labels={}))]
-    assert life.containers["c1"].phase is ContainerPhase.STARTING
+    assert phase(life, "c1") is ContainerPhase.STARTING
     with pytest.raises(ApiError) as refused:
         life.find("c1")  # not listed until it runs
     assert refused.value.code == ErrorCode.NOT_FOUND
@@ -87,7 +91,7 @@ def test_exec_exits_come_before_the_inits() -> None:
     job = exec_token(life)
     assert events(life.started(job, info(200))) == [("start-process", "exec-1", None)]
     assert life.exited(init, 137) == []  # waits for exec-1
-    assert life.containers["c1"].phase is ContainerPhase.STOPPING
+    assert phase(life, "c1") is ContainerPhase.STOPPING
     assert events(life.exited(job, 137)) == [("exit", "exec-1", 137), ("exit", "init", 137)]
 
 
@@ -130,7 +134,7 @@ def test_a_start_for_a_removed_containers_id_is_parked_until_it_is_cleaned_up() 
     old = running(life)
     life.exited(old, 0)
     new, effects = start(life)
-    assert effects == [] and life.containers["c1"].phase is ContainerPhase.PARKED
+    assert effects == [] and phase(life, "c1") is ContainerPhase.PARKED
     with pytest.raises(ApiError) as refused:
         start(life)
     assert refused.value.code == ErrorCode.ALREADY_EXISTS
@@ -138,7 +142,7 @@ def test_a_start_for_a_removed_containers_id_is_parked_until_it_is_cleaned_up() 
     effects = life.recorded(old)
     restarted = StartTask(token=new, container_id="c1", bundle="/b", labels={})
     assert effects == [RemoveContainerDir("c1"), Submit(restarted)]
-    assert life.containers["c1"].phase is ContainerPhase.STARTING
+    assert phase(life, "c1") is ContainerPhase.STARTING
 
 
 def test_duplicate_exits_are_dropped_and_a_duplicate_start_done_is_illegal() -> None:
@@ -164,7 +168,7 @@ def test_pause_resume_and_what_they_refuse() -> None:
         life.pause("c1", "pause")
     life.pause("c1", "resume")
     assert life.paused("c1", "resume", False, ((b"r", "2"), {})) is None  # failed: the job's error answers
-    assert life.containers["c1"].phase is ContainerPhase.PAUSED
+    assert phase(life, "c1") is ContainerPhase.PAUSED
 
 
 def test_an_init_exit_during_a_pause_ends_it() -> None:
