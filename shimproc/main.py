@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from shimproc.config import ShimConfig
+from actors.wire.shim import ShimConfig
 from shimproc.shim import run_shim
 
 __all__ = ["main"]

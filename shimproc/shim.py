@@ -56,8 +56,9 @@ from actors.rootfs import detach_rootfs
 from actors.statedir import remove_file, reserve_file, write_file_atomic
 from actors.wire import MAX_SHIM_MESSAGE, WireError, pack, unpack
 from actors.wire import messages as wire
+from actors.wire.records import exit_record
+from actors.wire.shim import ShimConfig, ShimReady, ready_line
 from shimproc import trace
-from shimproc.config import ShimConfig
 from shimproc.stdio import ProcessEnds, Stdio
 
 __all__ = ["Reaper", "become_subreaper", "fork", "in_helper", "run_shim", "set_signals"]
@@ -187,7 +188,7 @@ class Shim:
                 message = str(record.get("msg", ""))
         return message or "the runtime failed without a message"
 
-    def tell_starter(self, reply: dict[str, object]) -> None:
+    def tell_starter(self, reply: ShimReady) -> None:
         self._write_ready(ready_line(reply))
 
     def _write_ready(self, line: bytes) -> None:
@@ -360,12 +361,11 @@ class Shim:
         if trace.ENABLED:
             trace.stamp(config.token, "shim drained")
         report.send(pack(wire.encode(wire.ShimExit(token=config.token, container_id=config.container_id,
-                                                   process=config.process_id, status=status, shim_pid=os.getpid()))))
+                                                   process=config.process, status=status, shim_pid=os.getpid()))))
         if trace.ENABLED:
             trace.stamp(config.token, "shim reported")
         try:
-            record = b'{"status":%d,"time":%r}' % (status, time.time())  # json.dumps: a dozen more functions
-            write_file_atomic(self.path("exit.json"), record, durable=False)
+            write_file_atomic(self.path("exit.json"), exit_record(status, time.time()), durable=False)
         except OSError:
             pass  # our state is gone (a discarded container) or the disk is full: the report is out
         if config.is_init:
@@ -430,11 +430,6 @@ class Shim:
         if status != 0:
             return {"error": self.runtime_error()}, []
         return {}, []
-
-
-def ready_line(reply: dict[str, object]) -> bytes:
-    """The one line the starter reads from the ready pipe."""
-    return json.dumps(reply).encode() + b"\n"
 
 
 def fork() -> int:
@@ -507,7 +502,7 @@ def become_subreaper() -> None:
 
 def become_shim(config: ShimConfig) -> None:
     """Process-wide set-up: title, subreaper, signals that must not stop a shim."""
-    setproctitle(f"actor-shim {config.container_id} {config.process_id}")
+    setproctitle(f"actor-shim {config.container_id} {config.process}")
     become_subreaper()
     set_signals()
 

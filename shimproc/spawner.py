@@ -46,7 +46,7 @@ from typing import Any, NoReturn
 from setproctitle import setproctitle
 
 from actors.fdwait import reader_gone
-from shimproc.config import ShimConfig
+from actors.wire.shim import ShimConfig, parse_spawn_reply, spawn_reply
 from shimproc.shim import Reaper, become_subreaper, fork, in_helper, run_shim, set_signals
 
 __all__ = ["SpawnedShim", "Spawner", "serve"]
@@ -129,7 +129,7 @@ class Spawner:
                 reply = conn.recv(4096)
             if not reply:
                 raise ConnectionError("the shim spawner closed the connection")
-            pid = int(reply)
+            pid = parse_spawn_reply(reply)
         except BaseException:
             os.close(ready_r)
             raise
@@ -148,7 +148,7 @@ def _take_request(conn_fd: int) -> tuple[dict[str, Any], list[int]]:
         if len(fds) != 1 or reader_gone(fds[0]):
             return {"error": "no request, or its starter gave up"}, []
         config = ShimConfig.from_json(message)
-        conn.sendall(b"%d" % os.getppid())
+        conn.sendall(spawn_reply(os.getppid()))
     return {"config": dataclasses.asdict(config)}, fds
 
 

@@ -27,8 +27,8 @@ import zmq
 
 from actors.base import BusActor, Handlers
 from actors.cgroups import drain, oom_kills
-from actors.statedir import read_json
 from actors.wire import messages as wire
+from actors.wire.records import ExitRecord, read_record
 from shimproc import trace
 
 __all__ = ["Monitor"]
@@ -167,8 +167,8 @@ class Monitor(BusActor):
 
     def _shim_gone(self, shim: WatchedShim) -> None:
         if shim.token not in self.reported:
-            record = read_json(shim.procdir / "exit.json")
-            if isinstance(record, dict) and isinstance(record.get("status"), int):
+            record = read_record(shim.procdir / "exit.json", ExitRecord)
+            if record is not None:
                 self._report(shim.token, shim.container_id, shim.process, record["status"])
             elif self._first_report(shim.token):
                 logger.warning("shim of %s/%s died without recording an exit",

@@ -19,15 +19,16 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from actors.cgroups import cgroup_dirs, oom_watch_members, register_oom_watch
 from actors.procinfo import open_pidfd, same_process
 from actors.rootfs import remove_container_dir
-from actors.statedir import StateDir, read_json
+from actors.statedir import StateDir
 from actors.supervisor.lifecycle import Container, Process
 from actors.wire.api import CONTAINER_ID
 from actors.wire.messages import RuntimeDone, RuntimeTask, WatchProcess
+from actors.wire.records import ContainerRecord, ExitRecord, ProcessMeta, ProcessState, read_record
 
 if TYPE_CHECKING:
     from actors.supervisor.actor import Supervisor
@@ -35,19 +36,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def _valid_meta(meta: Any) -> bool:
-    return isinstance(meta, dict) and isinstance(meta.get("token"), str) and isinstance(meta.get("args"), list)
-
-
-def _valid_state(state: Any) -> bool:
-    return (isinstance(state, dict) and isinstance(state.get("token"), str)
-            and isinstance(state.get("system_pid"), int) and isinstance(state.get("shim_pid"), int))
-
-
 def _exit_status(path: Path) -> int | None:
-    record = read_json(path / "exit.json")
-    status = record.get("status") if isinstance(record, dict) else None
-    return status if isinstance(status, int) else None
+    record = read_record(path / "exit.json", ExitRecord)
+    return None if record is None else record["status"]
 
 
 def _frozen(pid: int) -> bool:
@@ -101,27 +92,27 @@ def _remove_stale(state: StateDir, kept_tokens: set[str]) -> None:
 def _restore_container(sup: Supervisor, container_dir: Path, reported: set[str], exits: list[tuple[Process, int]],
                        orphans: list[Process], kept_tokens: set[str]) -> str:
     container_id = container_dir.name
-    info = read_json(container_dir / "container.json")
-    found: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    info = read_record(container_dir / "container.json", ContainerRecord)
+    found: dict[str, tuple[ProcessMeta, ProcessState]] = {}
     stray: list[tuple[int, int | None]] = []
     for procdir in container_dir.iterdir():
         if not procdir.is_dir():
             continue
-        meta, state = read_json(procdir / "meta.json"), read_json(procdir / "state.json")
-        if _valid_meta(meta) and _valid_state(state) and meta["token"] == state["token"]:
+        meta, state = read_record(procdir / "meta.json", ProcessMeta), read_record(procdir / "state.json", ProcessState)
+        if meta is not None and state is not None and meta["token"] == state["token"]:
             found[procdir.name] = (meta, state)
-        elif _valid_state(state):
+        elif state is not None:
             stray.append((state["system_pid"], state.get("system_start")))
     reason = None
-    if not isinstance(info, dict) or not isinstance(info.get("bundle"), str):
+    if info is None:
         reason = "container.json is missing or damaged"
     elif "init" not in found:
         reason = "its init process state is missing or damaged"
     elif found["init"][0]["token"] in reported:
         reason = "its exit was already reported"
-    if reason is not None:
+    if info is None or reason is not None:
         victims = stray + [(s["system_pid"], s.get("system_start")) for _, s in found.values()]
-        _discard(sup, container_id, reason, victims)
+        _discard(sup, container_id, reason or "damaged", victims)
         return "discarded"
 
     container = Container(id=container_id, bundle=info["bundle"], labels=info.get("labels") or {},

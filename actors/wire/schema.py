@@ -32,14 +32,20 @@ def accepted(hint: Any) -> tuple[type, ...]:
 
 
 def typed_dict_fields(cls: type) -> list[Field]:
-    hints = typing.get_type_hints(cls)
-    required: frozenset[str] = getattr(cls, "__required_keys__", frozenset())
-    return [(name, accepted(hint), name in required) for name, hint in hints.items()]
+    """A (total) TypedDict's fields; a `NotRequired[...]` one is optional. (Read from the
+    annotations: with postponed annotations `__required_keys__` lists every key.)"""
+    fields = []
+    for name, hint in typing.get_type_hints(cls, include_extras=True).items():
+        optional = typing.get_origin(hint) is typing.NotRequired
+        fields.append((name, accepted(typing.get_args(hint)[0] if optional else hint), not optional))
+    return fields
 
 
-def check_fields(what: str, fields: list[Field], data: dict[Any, Any], skip: str | None = None) -> dict[str, Any]:
-    """The members of `data`, checked against `fields` (none missing, none unknown, each of an
-    accepted type); `skip`: a member that is not a field (a message's `type`)."""
+def check_fields(what: str, fields: list[Field], data: dict[Any, Any], skip: str | None = None,
+                 allow_unknown: bool = False) -> dict[str, Any]:
+    """The members of `data`, checked against `fields` (none missing, none unknown unless
+    `allow_unknown`, each of an accepted type); `skip`: a member that is not a field (a
+    message's `type`)."""
     values = {}
     for name, kinds, required in fields:
         if name not in data:
@@ -50,7 +56,7 @@ def check_fields(what: str, fields: list[Field], data: dict[Any, Any], skip: str
         if (isinstance(value, bool) and bool not in kinds and object not in kinds) or not isinstance(value, kinds):
             raise WireError(f"{what}: member {name!r} has the wrong type")
         values[name] = value
-    if len(values) + (skip in data) != len(data):
+    if not allow_unknown and len(values) + (skip in data) != len(data):
         unknown = sorted(str(key) for key in data if key != skip and key not in values)
         raise WireError(f"{what}: unknown member(s) {', '.join(unknown)}")
     return values

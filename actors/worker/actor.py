@@ -14,7 +14,6 @@ Start path (containerd v0.2's `startTasks`, made safe):
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import resource
@@ -35,11 +34,12 @@ from actors.rootfs import bind_rootfs, remove_container_dir
 from actors.statedir import NO_SPACE, StateDir, write_json_atomic
 from actors.wire import MAX_SHIM_MESSAGE, ApiError, ErrorCode, WireError, pack, unpack
 from actors.wire import messages as wire
+from actors.wire.records import ContainerRecord, ProcessMeta, ProcessState
+from actors.wire.shim import ShimConfig, ShimReady, parse_ready
 from actors.worker import jobs
 from actors.worker.checkpoints import CheckpointDir, fd_path, new_work_dir, restore_flags
 from actors.worker.runtime import Runtime
 from actors.worker.spec import container_config, exec_process, read_config
-from shimproc.config import ShimConfig
 from shimproc.shim import CONTROL_LINGER_MS
 from shimproc.spawner import Spawner
 
@@ -95,7 +95,7 @@ def _kill_group(leader: int) -> None:
         pass
 
 
-def read_ready(fd: int, deadline: float) -> dict[str, Any] | None:
+def read_ready(fd: int, deadline: float) -> ShimReady | None:
     """The shim's one-line create result; None if the shim died. TimeoutError at the deadline."""
     data = b""
     while not data.endswith(b"\n"):
@@ -106,11 +106,7 @@ def read_ready(fd: int, deadline: float) -> dict[str, Any] | None:
         if not chunk:
             return None
         data += chunk
-    try:
-        reply = json.loads(data)
-    except ValueError:
-        return None
-    return reply if isinstance(reply, dict) else None
+    return parse_ready(data)
 
 
 class Worker(BusActor):
@@ -167,13 +163,13 @@ class Worker(BusActor):
     def on_exec_task(self, task: wire.ExecTask) -> None:
         self._guarded(task, self._start_exec)
 
-    def _shim_config(self, task: wire.StartTask | wire.ExecTask, process_id: str, mode: str, tty: bool, *,
+    def _shim_config(self, task: wire.StartTask | wire.ExecTask, process: str, mode: str, tty: bool, *,
                      checkpoint: str = "", restore_args: list[str] | None = None, work_path: str = "") -> ShimConfig:
         token, container_id = task.token, task.container_id
         return ShimConfig(
-            container_id=container_id, process_id=process_id, token=token,
+            container_id=container_id, process=process, token=token,
             bundle=str(self.state.container(container_id)),
-            procdir=str(self.state.process(container_id, process_id)), output_dir=str(self.state.output(token)),
+            procdir=str(self.state.process(container_id, process)), output_dir=str(self.state.output(token)),
             runtime=self.runtime.binary, runtime_root=str(self.runtime.root),
             report_address=self.report_address,
             control_path=str(self.state.shim_control(token)),
@@ -195,9 +191,9 @@ class Worker(BusActor):
         except FileExistsError:
             raise ApiError(ErrorCode.CONFLICT, f"state of a container {container_id} is still on disk") from None
         try:
-            write_json_atomic(container_dir / "container.json",
-                              {"id": container_id, "bundle": str(bundle), "labels": task.labels,
-                               "init": task.init, "created": time.time()}, durable=False)
+            record = ContainerRecord(id=container_id, bundle=str(bundle), labels=task.labels, init=task.init,
+                                     created=time.time())
+            write_json_atomic(container_dir / "container.json", record, durable=False)
             try:
                 config["root"]["path"] = str(bind_rootfs(Path(config["root"]["path"]), container_dir))
             except OSError as exc:
@@ -244,8 +240,8 @@ class Worker(BusActor):
         """Spawn the shim, wait for the runtime, start if it is a create; undo on failure."""
         procdir = Path(config.procdir)
         procdir.mkdir(mode=0o700, exist_ok=True)
-        write_json_atomic(procdir / "meta.json", {"token": config.token, "args": args, "mode": config.mode,
-                                                  "tty": config.tty}, durable=False)
+        write_json_atomic(procdir / "meta.json", ProcessMeta(token=config.token, args=args, mode=config.mode,
+                                                             tty=config.tty), durable=False)
         shim_pid: int | None = None
         pidfd = -1
         stuck = False
@@ -256,15 +252,15 @@ class Worker(BusActor):
                 reply = read_ready(shim.ready_fd, deadline)
             except TimeoutError:
                 stuck = True
-                raise ApiError(ErrorCode.TIMEOUT, f"{config.process_id} of {config.container_id} was not "
+                raise ApiError(ErrorCode.TIMEOUT, f"{config.process} of {config.container_id} was not "
                                f"created within {self.start_timeout:g}s") from None
             finally:
                 os.close(shim.ready_fd)
             if reply is None:
                 raise ApiError(ErrorCode.RUNTIME_ERROR, f"the shim of {config.container_id} died during create")
-            if not reply.get("ok"):
+            if not reply["ok"] or "pid" not in reply:
                 raise ApiError(ErrorCode.RUNTIME_ERROR, str(reply.get("error")))
-            system_pid, started = int(reply["pid"]), reply.get("start")
+            system_pid, started = reply["pid"], reply.get("start")
             pidfd = open_pidfd(system_pid, started)
             watch = None
             if config.is_init and pidfd >= 0:
@@ -273,16 +269,15 @@ class Worker(BusActor):
                 except FileNotFoundError:
                     pass  # the init is gone already: `runc start` reports it
             self.send("monitor", wire.WatchProcess(token=config.token, container_id=config.container_id,
-                                                   process=config.process_id, shim_pid=shim_pid, procdir=str(procdir),
+                                                   process=config.process, shim_pid=shim_pid, procdir=str(procdir),
                                                    **oom_watch_members(watch)))
             if config.mode == "create":
                 remaining = max(0.1, deadline - time.monotonic())
                 self._control(config.token, {"op": "start", "timeout": remaining},
                               timeout=remaining + CONTROL_TIMEOUT, refused=ErrorCode.RUNTIME_ERROR)
-            write_json_atomic(procdir / "state.json", {
-                "token": config.token, "system_pid": system_pid, "system_start": started,
-                "shim_pid": shim_pid, "shim_start": start_time(shim_pid),
-            })
+            write_json_atomic(procdir / "state.json", ProcessState(
+                token=config.token, system_pid=system_pid, system_start=started, shim_pid=shim_pid,
+                shim_start=start_time(shim_pid)))
             return {"system_pid": system_pid, "shim_pid": shim_pid,
                     "args": args, "pidfd": pidfd, "tty": config.tty, "system_start": started}
         except BaseException:
