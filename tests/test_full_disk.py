@@ -92,7 +92,8 @@ def test_a_flooding_process_does_not_starve_its_shims_control(daemon: Daemon, bu
     daemon.start_container("top", bundles(*SHELL_LOOP))
     flood = "for n in 1 2 3 4; do yes & done; read a; read b; read c; kill $(jobs -p)"
     daemon.call("containers.exec", {"id": "top", "pid": "flood", "stdin": True, "args": ["sh", "-c", flood]})
-    time.sleep(0.5)
+    wait_until(lambda: daemon.call("containers.logs", {"id": "top", "pid": "flood", "max_bytes": 1})["records"],
+               message="the flood's output")
     for line in (b"one\n", b"two\n", b"three\n"):
         began = time.monotonic()
         assert daemon.call("containers.stdin", {"id": "top", "pid": "flood", "data": line}, timeout=5) == {}

@@ -60,6 +60,7 @@ __all__ = [
     "Reply",
     "Submit",
     "diagram",
+    "move",
 ]
 
 logger = logging.getLogger(__name__)
@@ -154,7 +155,7 @@ def diagram(machine: str) -> str:
     return "\n".join(lines)
 
 
-def _move(machine: str, record: Process | Container | None, transition: str) -> Any:
+def move(machine: str, record: Process | Container | None, transition: str) -> Any:
     """The phase `transition` leads `record` to (None: a new record); IllegalTransition if it
     may not be taken from the record's phase."""
     sources, target = MOVES[machine][transition]
@@ -322,16 +323,16 @@ class Lifecycle:
         container = Container(id=container_id, bundle=bundle, labels=labels, init_token=token, init=init,
                               client=client)
         process = Process(token=token, container_id=container_id, name="init")
-        _move("process", None, "start")
+        move("process", None, "start")
         container.processes["init"] = process
         self.containers[container_id] = container
         self.processes[token] = process
         task = dataclasses.replace(task, token=token)
         if container_id in self.removed:
-            container.phase = _move("container", None, "start behind predecessor")
+            container.phase = move("container", None, "start behind predecessor")
             container.start_task = task
             return []
-        container.phase = _move("container", None, "start")
+        container.phase = move("container", None, "start")
         return [Submit(task)]
 
     def exec(self, container_id: str, name: str | None, client: Client, task: ExecTask) -> list[Effect]:
@@ -347,7 +348,7 @@ class Lifecycle:
         if name in container.processes:
             raise ApiError(ErrorCode.ALREADY_EXISTS, f"process {name} already exists in {container_id}")
         token = uuid.uuid4().hex
-        _move("process", None, "start")
+        move("process", None, "start")
         process = Process(token=token, container_id=container_id, name=name, client=client)
         container.processes[name] = process
         self.processes[token] = process
@@ -358,13 +359,13 @@ class Lifecycle:
         process = self.processes.get(token)
         if process is None:  # never happens while a start is under way; kept safe
             return [ClosePidfd(info["pidfd"])] if info["pidfd"] >= 0 else []
-        _move("process", process, "started")
+        move("process", process, "started")
         process.system_pid, process.shim_pid, process.pidfd = info["system_pid"], info["shim_pid"], info["pidfd"]
         process.system_start, process.args, process.tty = info.get("system_start"), info["args"], bool(info.get("tty"))
         container = self.containers[process.container_id]
         effects: list[Effect]
         if process.name == "init":
-            _move("container", container, "init started")
+            move("container", container, "init started")
             client, container.client = container.client, NOBODY
             logger.info("container %s started (pid %d)", container.id, process.system_pid)
             effects = [Emit("start-container", container.id, answer=(client, container.to_json()))]
@@ -381,12 +382,12 @@ class Lifecycle:
         process = self.processes.pop(token, None)
         if process is None:
             return []
-        _move("process", process, "start failed")
+        move("process", process, "start failed")
         container = self.containers[process.container_id]
         del container.processes[process.name]
         logger.warning("start of %s failed: %s", process.describe(), error.message)
         if process.name == "init":
-            _move("container", container, "init start failed")
+            move("container", container, "init start failed")
             del self.containers[container.id]
             return [Reply(container.client, error)]
         return [Reply(process.client, error), *self._maybe_remove(container)]
@@ -401,7 +402,7 @@ class Lifecycle:
         if process.phase is ProcessPhase.STARTING:
             process.early_exit = status  # applied when its start is done
             return []
-        _move("process", process, "exit")
+        move("process", process, "exit")
         process.status = status
         container = self.containers[process.container_id]
         effects: list[Effect] = self._remember(process, status)
@@ -410,7 +411,7 @@ class Lifecycle:
             effects += self._emit_exit(process)
             logger.info("process %s exited with %d", process.describe(), status)
             return effects + self._maybe_remove(container)
-        _move("container", container, "init exited")
+        move("container", container, "init exited")
         return effects + self._maybe_remove(container)
 
     def orphan(self, token: str) -> list[Effect]:
@@ -442,7 +443,7 @@ class Lifecycle:
         return self._maybe_clean(process)
 
     def _emit_exit(self, process: Process) -> list[Effect]:
-        _move("process", process, "exit emitted")
+        move("process", process, "exit emitted")
         effects: list[Effect] = [Emit("exit", process.container_id, process=process.name, status=process.status,
                                       token=process.token)]
         if process.pidfd >= 0:
@@ -455,7 +456,7 @@ class Lifecycle:
         if container.phase is not ContainerPhase.STOPPING or list(container.processes) != ["init"]:
             return []
         init = container.processes.pop("init")
-        _move("container", container, "last process exited")
+        move("container", container, "last process exited")
         del self.containers[container.id]
         self.removed[container.id] = container
         logger.info("container %s exited with %s", container.id, init.status)
@@ -465,12 +466,12 @@ class Lifecycle:
         """Remove an exited process's state once its shim is gone and its exit is on record."""
         if process.phase is not ProcessPhase.CLEANING or not (process.shim_gone and process.exit_recorded):
             return []
-        _move("process", process, "cleaned up")
+        move("process", process, "cleaned up")
         del self.processes[process.token]
         if process.name != "init":
             return [RemoveProcessDir(process.container_id, process.name)]
         container = self.removed.pop(process.container_id)
-        _move("container", container, "init cleaned up")
+        move("container", container, "init cleaned up")
         return [RemoveContainerDir(container.id), *self._unpark(container.id)]
 
     def _unpark(self, container_id: str) -> list[Effect]:
@@ -478,7 +479,7 @@ class Lifecycle:
         container = self.containers.get(container_id)
         if container is None or container.phase is not ContainerPhase.PARKED:
             return []
-        _move("container", container, "predecessor cleaned up")
+        move("container", container, "predecessor cleaned up")
         task, container.start_task = container.start_task, None
         assert task is not None
         return [Submit(task)]
@@ -507,7 +508,7 @@ class Lifecycle:
         wanted = ContainerPhase.RUNNING if job == "pause" else ContainerPhase.PAUSED
         if container.phase is not wanted:
             raise ApiError(ErrorCode.CONFLICT, f"container {container_id} is {PUBLISHED_STATUS[container.phase]}")
-        _move("container", container, job)
+        move("container", container, job)
 
     def paused(self, container_id: str, job: str, ok: bool, answer: tuple[Client, Any]) -> list[Effect] | None:
         """A pause or resume job is done: the event (which answers the client), or None when
@@ -517,9 +518,9 @@ class Lifecycle:
         if container is None or container.phase is not under_way:
             return None
         if not ok:
-            _move("container", container, f"{job} failed")
+            move("container", container, f"{job} failed")
             return None
-        _move("container", container, "paused" if job == "pause" else "resumed")
+        move("container", container, "paused" if job == "pause" else "resumed")
         return [Emit(job, container_id, answer=answer)]
 
     def oom(self, container_id: str, token: str) -> list[Effect]:
@@ -532,22 +533,22 @@ class Lifecycle:
 
     def restored(self, container: Container, paused: bool) -> None:
         """A container of a previous run, with its processes in `container.processes` (running)."""
-        container.phase = _move("container", None, "restored paused" if paused else "restored running")
+        container.phase = move("container", None, "restored paused" if paused else "restored running")
         for process in container.processes.values():
-            process.phase = _move("process", None, "restored")
+            process.phase = move("process", None, "restored")
             self.processes[process.token] = process
         self.containers[container.id] = container
 
     def discard(self, container_id: str) -> None:
         """A damaged container found at restore: its id is reserved until `discarded`."""
         container = Container(id=container_id, bundle="", labels={}, init_token="")
-        container.phase = _move("container", None, "discard")
+        container.phase = move("container", None, "discard")
         self.removed[container_id] = container
 
     def discarded(self, container_id: str) -> list[Effect]:
         container = self.removed.get(container_id)
         if container is None or container.phase is not ContainerPhase.DISCARDING:
             return []
-        _move("container", container, "discarded")
+        move("container", container, "discarded")
         del self.removed[container_id]
         return [RemoveContainerDir(container_id), *self._unpark(container_id)]

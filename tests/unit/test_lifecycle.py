@@ -8,12 +8,15 @@ from typing import Any
 import pytest
 
 from actors.supervisor.lifecycle import (
+    MOVES,
     ClosePidfd,
+    Container,
     ContainerPhase,
     Effect,
     Emit,
     IllegalTransition,
     Lifecycle,
+    Process,
     ProcessPhase,
     RemoveContainerDir,
     RemoveOutput,
@@ -21,6 +24,7 @@ from actors.supervisor.lifecycle import (
     Reply,
     Submit,
     diagram,
+    move,
 )
 from actors.wire import ApiError, ErrorCode
 from actors.wire.messages import ExecTask, RuntimeTask, StartTask
@@ -219,3 +223,52 @@ def test_the_architecture_doc_draws_the_machines_in_the_code() -> None:
     doc = (ROOT / "docs" / "architecture.md").read_text()
     for machine in ("process", "container"):
         assert f"```mermaid\n{diagram(machine)}\n```" in doc, f"docs/architecture.md: the {machine} diagram is stale"
+
+
+def restored(life: Lifecycle, *names: str, paused: bool = False) -> dict[str, Process]:
+    """A container of a previous run, as restore builds it: processes running, their shims alive."""
+    container = Container(id="c1", bundle="/b", labels={}, init_token="t-init")
+    for name in names:
+        container.processes[name] = Process(token=f"t-{name}", container_id="c1", name=name, system_pid=100)
+    life.restored(container, paused=paused)
+    return container.processes
+
+
+def test_a_restore_with_exits_on_disk_reports_exec_exits_first() -> None:
+    life = Lifecycle()
+    restored(life, "init", "job")
+    # restore reports what it found in exit.json files, execs first (as actord does)
+    assert life.exited("t-init", 0) == []
+    assert events(life.exited("t-job", 3)) == [("exit", "job", 3), ("exit", "init", 0)]
+
+
+def test_a_restore_with_a_dead_shim_has_the_process_killed_then_reports_it() -> None:
+    life = Lifecycle()
+    processes = restored(life, "init", paused=True)
+    processes["init"].shim_gone = True  # restore saw it dead
+    (submit,) = life.orphan("t-init")
+    assert isinstance(submit, Submit) and isinstance(submit.task, RuntimeTask)
+    assert submit.task.params["paused"] is True  # a frozen process cannot die: the job resumes it first
+    assert events(life.exited("t-init", 137)) == [("exit", "init", 137)]
+    assert life.recorded("t-init") == [RemoveContainerDir("c1")]  # its shim is gone already
+
+
+def test_a_discarded_container_holds_its_id_until_it_is_cleaned_up() -> None:
+    life = Lifecycle()
+    life.discard("c1")
+    token, effects = start(life)
+    assert effects == [] and phase(life, "c1") is ContainerPhase.PARKED
+    assert life.discarded("c1") == [RemoveContainerDir("c1"),
+                                    Submit(StartTask(token=token, container_id="c1", bundle="/b", labels={}))]
+
+
+def test_a_transition_from_a_phase_it_does_not_start_from_raises() -> None:
+    life = Lifecycle()
+    restored(life, "init")
+    container = life.containers["c1"]
+    illegal = [name for name, (sources, _) in MOVES["container"].items() if ContainerPhase.RUNNING not in sources]
+    assert "last process exited" in illegal
+    for name in illegal:
+        with pytest.raises(IllegalTransition, match=f"container c1: '{name}' from running"):
+            move("container", container, name)
+    assert container.phase is ContainerPhase.RUNNING
