@@ -88,6 +88,14 @@ class Table:
         print(f"  {label:<34}{figure:>12}{cells}".rstrip())
 
 
+def cmdline(pid: int) -> bytes:
+    """A process's command line; empty once it has exited."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def ratio(value: float, base: float | None) -> float | None:
     return None if base is None else value / base
 
@@ -275,7 +283,7 @@ def main() -> None:
         # 3. memory per shim with `count` running
         shim_pss = [pss_kib(pid) for pid in shim_pids]
         spawner = [int(p) for p in os.listdir("/proc") if p.isdigit() and
-                   Path(f"/proc/{p}/cmdline").read_bytes().startswith(b"actor-shim-spawner " + str(state).encode())]
+                   cmdline(int(p)).startswith(b"actor-shim-spawner " + str(state).encode())]
         ours_all = sum(shim_pss) + sum(pss_kib(p) for p in spawner)
         table.section(f"memory (PSS) with {len(shim_pids)} running")
         per_shim, daemon_pss = statistics.median(shim_pss), pss_kib(daemon.pid)
