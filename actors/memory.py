@@ -18,8 +18,9 @@ __all__ = ["HeapReturn"]
 logger = logging.getLogger(__name__)
 
 SMALLEST_PEAK = 64
-"""Below this many containers there is too little to return to be worth a collection (except
-when the last one is gone)."""
+"""Below this many containers there is too little to return to be worth a collection: a full
+collection holds the GIL for milliseconds, which every thread of the daemon (the bus publishing
+the very exit that triggered it) would wait for."""
 
 
 class HeapReturn:
@@ -32,7 +33,7 @@ class HeapReturn:
         self.peak = max(self.peak, count)
 
     def shrank(self, count: int) -> None:
-        if count <= self.peak // 2 and (self.peak >= SMALLEST_PEAK or count == 0):
+        if count <= self.peak // 2 and self.peak >= SMALLEST_PEAK:
             gc.collect()
             LIBC.malloc_trim(0)
             logger.debug("heap trimmed: %d containers, down from %d", count, self.peak)

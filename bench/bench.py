@@ -312,6 +312,11 @@ def main() -> None:
                 if topic == container_topic(cid, "exit").encode():
                     latencies.append(time.perf_counter() - exited)
                     break
+            # the next kill waits for this container's clean-up (`runc delete`, its state dir),
+            # as the containerd loop below waits for `ctr task delete`: no overlap in either
+            deadline = time.monotonic() + 30
+            while (state / "containers" / cid).exists() and time.monotonic() < deadline:
+                time.sleep(0.005)
         sub.close()
         ctr_latencies = []
         if containerd:
