@@ -405,9 +405,7 @@ class Shim:
         if op == "close_stdin":
             stdio.close_stdin()
             return None
-        if op == "resize":
-            return stdio.resize(message.width or 80, message.height or 24)
-        return f"unknown control operation {op!r}"
+        return stdio.resize(message.width or 80, message.height or 24)  # "resize": decode allows no other op
 
     def _start(self, timeout: float) -> str | None:
         """`runc start` for a created init (in a helper); an error message, or None."""

@@ -45,7 +45,7 @@ from actors.supervisor.pool import WorkerPool
 from actors.wire import ApiError, ErrorCode
 from actors.wire import messages as wire
 from actors.wire.api import STATE_CHANGING, error_reply, ok_reply
-from actors.wire.events import UNKNOWN_STATUS
+from actors.wire.events import UNKNOWN_STATUS, EventType
 
 __all__ = ["Supervisor"]
 
@@ -151,7 +151,7 @@ class Supervisor(BusActor):
         body = error_reply(request_id, error) if error is not None else ok_reply(request_id, result)
         self.send("bus", wire.ClientReply(route=route, body=body))
 
-    def emit(self, event: str, container_id: str, process: str | None = None, status: int | None = None,
+    def emit(self, event: EventType, container_id: str, process: str | None = None, status: int | None = None,
              token: str | None = None, answer: tuple[Client, Any] | None = None) -> None:
         """Record an event; an exit carries its process token, so a restart never reports it twice.
 

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actors.wire import ApiError, ErrorCode
+from actors.wire.events import EventType
 from actors.wire.messages import ExecTask, RuntimeTask, StartTask
 
 __all__ = [
@@ -238,7 +239,7 @@ class Container:
 class Emit:
     """Record and publish an event; `answer` (the reply to a client) goes out once it is on record."""
 
-    event: str
+    event: EventType
     container_id: str
     process: str | None = None
     status: int | None = None
@@ -521,7 +522,7 @@ class Lifecycle:
             move("container", container, f"{job} failed")
             return None
         move("container", container, "paused" if job == "pause" else "resumed")
-        return [Emit(job, container_id, answer=answer)]
+        return [Emit("pause" if job == "pause" else "resume", container_id, answer=answer)]
 
     def oom(self, container_id: str, token: str) -> list[Effect]:
         container = self.containers.get(container_id)

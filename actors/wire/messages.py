@@ -17,8 +17,10 @@ import typing
 from typing import Any, ClassVar
 
 from actors.wire.codec import WireError
+from actors.wire.events import EventType
 from actors.wire.jobs import check_job
-from actors.wire.schema import Field, accepted, check_fields
+from actors.wire.schema import Field, check_fields, field
+from actors.wire.shim import ControlOp
 
 __all__ = [
     "KINDS",
@@ -249,7 +251,7 @@ class ShimControl(Message):
     close_stdin, resize."""
 
     kind = "shim_control"
-    op: str
+    op: ControlOp
     data: bytes | None = None
     width: int | None = None
     height: int | None = None
@@ -310,7 +312,7 @@ class Emit(Message):
     cannot be written now, on a full disk, the client gets a `storage_full` error instead)."""
 
     kind = "emit"
-    event: str
+    event: EventType
     container_id: str
     process: str | None = None
     status: int | None = None
@@ -360,9 +362,9 @@ class Replay(Message):
 
 def _fields(cls: type[Message]) -> list[Field]:
     hints = typing.get_type_hints(cls)
-    return [(field.name, accepted(hints[field.name]),
-             field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING)
-            for field in dataclasses.fields(cls)]  # type: ignore[arg-type]  # every Message is a dataclass
+    return [field(member.name, hints[member.name],
+                  member.default is dataclasses.MISSING and member.default_factory is dataclasses.MISSING)
+            for member in dataclasses.fields(cls)]  # type: ignore[arg-type]  # every Message is a dataclass
 
 
 _SCHEMAS: dict[str, list[Field]] = {kind: _fields(cls) for kind, cls in KINDS.items()}
@@ -370,7 +372,7 @@ _SCHEMAS: dict[str, list[Field]] = {kind: _fields(cls) for kind, cls in KINDS.it
 
 def encode(message: Message) -> dict[str, Any]:
     """The wire map of a message."""
-    return {"type": message.kind, **{name: getattr(message, name) for name, _, _ in _SCHEMAS[message.kind]}}
+    return {"type": message.kind, **{name: getattr(message, name) for name, *_ in _SCHEMAS[message.kind]}}
 
 
 def decode(data: Any) -> Message:

@@ -69,3 +69,12 @@ def test_the_ready_line() -> None:
     assert parse_ready(ready_line({"ok": False, "error": "no"})) == {"ok": False, "error": "no"}
     assert parse_ready(b'{"ok": true, "pid": 0}\n') is None
     assert parse_ready(b'{"ok": tr') is None
+
+
+def test_a_literal_field_takes_only_its_values() -> None:
+    with pytest.raises(WireError, match="member 'op' may not be 'reboot'"):
+        wire.decode({"type": "shim_control", "op": "reboot"})
+    with pytest.raises(WireError, match="member 'event' may not be 'explode'"):
+        wire.decode({"type": "emit", "event": "explode", "container_id": "c"})
+    oom = wire.Emit(event="oom", container_id="c")
+    assert wire.decode({"type": "emit", "event": "oom", "container_id": "c"}) == oom
