@@ -63,6 +63,16 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
+def run_threads(pool: list[threading.Thread]) -> float:
+    """Start every thread, wait for all; the seconds it took."""
+    began = time.perf_counter()
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    return time.perf_counter() - began
+
+
 class Node:
     """A private actord and the containers the bench has running on it."""
 
@@ -109,13 +119,7 @@ class Node:
                         self.running[name] = result["processes"][0]
 
         shares = [count // threads + (1 if n < count % threads else 0) for n in range(threads)]
-        pool = [threading.Thread(target=worker, args=(share,)) for share in shares if share]
-        began = time.perf_counter()
-        for thread in pool:
-            thread.start()
-        for thread in pool:
-            thread.join()
-        elapsed = time.perf_counter() - began
+        elapsed = run_threads([threading.Thread(target=worker, args=(share,)) for share in shares if share])
         if errors:
             raise RuntimeError(f"{len(errors)} start(s) failed, the first: {errors[0]}")
         return count / elapsed, latencies
@@ -252,13 +256,7 @@ def bare_runc_rate(bundle: Path, root: Path, count: int, threads: int) -> float:
             quiet("create", "--bundle", str(bundle), name, check=True)
             quiet("start", name, check=True)
 
-    pool = [threading.Thread(target=worker, args=(names[n::threads],)) for n in range(threads)]
-    began = time.perf_counter()
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join()
-    elapsed = time.perf_counter() - began
+    elapsed = run_threads([threading.Thread(target=worker, args=(names[n::threads],)) for n in range(threads)])
     for name in names:
         quiet("delete", "--force", name)
     return count / elapsed

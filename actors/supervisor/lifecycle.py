@@ -224,10 +224,6 @@ class Container:
     def listed(self) -> bool:
         return self.phase in LISTED
 
-    @property
-    def init_process(self) -> Process | None:
-        return self.processes.get("init")
-
     def to_json(self) -> dict[str, Any]:
         shown = sorted((p for p in self.processes.values() if p.phase is not ProcessPhase.STARTING),
                        key=lambda p: (p.name != "init", p.name))
@@ -323,8 +319,7 @@ class Lifecycle:
         token = uuid.uuid4().hex
         container = Container(id=container_id, bundle=bundle, labels=labels, init_token=token, init=init,
                               client=client)
-        process = Process(token=token, container_id=container_id, name="init")
-        move("process", None, "start")
+        process = Process(token=token, container_id=container_id, name="init", phase=move("process", None, "start"))
         container.processes["init"] = process
         self.containers[container_id] = container
         self.processes[token] = process
@@ -349,8 +344,8 @@ class Lifecycle:
         if name in container.processes:
             raise ApiError(ErrorCode.ALREADY_EXISTS, f"process {name} already exists in {container_id}")
         token = uuid.uuid4().hex
-        move("process", None, "start")
-        process = Process(token=token, container_id=container_id, name=name, client=client)
+        process = Process(token=token, container_id=container_id, name=name, client=client,
+                          phase=move("process", None, "start"))
         container.processes[name] = process
         self.processes[token] = process
         return [Submit(dataclasses.replace(task, token=token, process=name))]
