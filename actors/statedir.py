@@ -28,7 +28,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["IPC_PATH_MAX", "NO_SPACE", "StateDir", "append_record", "describe_os_error", "read_json", "remove_file",
+__all__ = ["IPC_PATH_MAX", "NO_SPACE", "StateDir", "append_record", "describe_os_error", "remove_file",
            "reserve_file", "write_all", "write_file_atomic", "write_json_atomic"]
 
 IPC_PATH_MAX = 107
@@ -216,10 +216,3 @@ def write_json_atomic(path: str | os.PathLike[str], data: Any, *, durable: bool 
     """Write a JSON file so that readers see the old or the new content, never a torn one."""
     write_file_atomic(path, json.dumps(data, separators=(",", ":")).encode(), durable=durable)
 
-
-def read_json(path: Path) -> Any:
-    """Read a JSON file; `None` when it is missing or damaged."""
-    try:
-        return json.loads(path.read_bytes())
-    except (OSError, ValueError):
-        return None

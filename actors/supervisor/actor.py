@@ -175,7 +175,7 @@ class Supervisor(BusActor):
         if message.ok or error is None:
             self.reply(client, {} if message.result is None else message.result)
         else:
-            self.reply(client, error=ApiError(str(error.get("code")), str(error.get("message"))))
+            self.reply(client, error=ApiError.from_wire(error, f"{message.job} failed"))
 
     def on_request(self, request: wire.Request) -> None:
         client = (request.route, request.request_id)
@@ -201,9 +201,8 @@ class Supervisor(BusActor):
         if message.ok and message.started is not None:
             self.carry_out(self.life.started(message.token, message.started))
         else:
-            error = message.error or {}
-            self.carry_out(self.life.start_failed(message.token, ApiError(
-                str(error.get("code", ErrorCode.INTERNAL)), str(error.get("message", "start failed")))))
+            error = ApiError.from_wire(message.error or {}, "start failed")
+            self.carry_out(self.life.start_failed(message.token, error))
 
     def on_runtime_done(self, message: wire.RuntimeDone) -> None:
         self.pool.done(message.worker)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = ["ApiError", "ErrorCode"]
 
 
@@ -34,3 +36,8 @@ class ApiError(Exception):
     def to_wire(self) -> dict[str, str]:
         """The `error` member of a reply."""
         return {"code": self.code, "message": self.message}
+
+    @classmethod
+    def from_wire(cls, error: dict[str, Any], fallback: str) -> ApiError:
+        """The error a `to_wire` map carries (a worker's, back in the Supervisor)."""
+        return cls(str(error.get("code", ErrorCode.INTERNAL)), str(error.get("message", fallback)))
