@@ -24,6 +24,8 @@ caches). So:
     with no Python thread but its main one, which a test checks;
   * the signal dispositions shims need are set here, once, and inherited (so
     the spawner, too, ignores TERM, INT and HUP: it ends with its lifeline);
+  * the wire code each shim runs is run here first (`_warm_up`), so that CPython's
+    rewriting of new bytecode happens once, in pages the shims then share;
   * gc.freeze() after the imports: a collection in a shim never walks (and
     writes the GC headers of) what it inherited.
 """
@@ -46,7 +48,9 @@ from typing import Any, NoReturn
 from setproctitle import setproctitle
 
 from actors.fdwait import reader_gone
-from actors.wire.shim import ShimConfig, parse_spawn_reply, spawn_reply
+from actors.wire import MAX_SHIM_MESSAGE, pack, unpack
+from actors.wire import messages as wire
+from actors.wire.shim import ShimConfig, parse_spawn_reply, ready_line, spawn_reply
 from shimproc.shim import Reaper, become_subreaper, fork, in_helper, run_shim, set_signals
 
 __all__ = ["SpawnedShim", "Spawner", "serve"]
@@ -199,6 +203,19 @@ def _fork_loop(listener: socket.socket, lifeline: int, reaper: Reaper) -> None:
                 reaper.statuses.clear()
 
 
+def _warm_up() -> None:
+    """Run the wire code every shim runs, here, before forking: CPython 3.11 rewrites a
+    function's bytecode in place during its first calls (quickening, specialisation), and if
+    that happened in each shim, each would copy the pages it is written in."""
+    control = pack(wire.encode(wire.ShimControl(op="start", timeout=1.0)))
+    for _ in range(64):
+        wire.decode(unpack(control, limit=MAX_SHIM_MESSAGE))
+        pack(wire.encode(wire.ShimAck(ok=True)))
+        pack(wire.encode(wire.ShimExit(token="", container_id="", process="", status=0, shim_pid=0)))
+        ready_line({"ok": True, "pid": 1, "start": 1})
+        ready_line({"ok": False, "error": "warm-up"})
+
+
 def serve(socket_path: str, lifeline: int, ready_fd: int, title: str) -> None:
     """Run the fork server until the daemon's lifeline pipe closes."""
     setproctitle(title)
@@ -214,6 +231,7 @@ def serve(socket_path: str, lifeline: int, ready_fd: int, title: str) -> None:
     os.chmod(socket_path, 0o600)
     listener.listen(64)
     listener.setblocking(False)
+    _warm_up()
     gc.collect()
     gc.freeze()
     os.write(ready_fd, b"1")
