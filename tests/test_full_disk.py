@@ -33,7 +33,8 @@ from tests.harness import Daemon, checked_daemon, mounts_under, pid_alive, wait_
 M = TypeVar("M", bound=wire.Message)
 
 SHELL_LOOP = ("sh", "-c", 'trap "exit 0" TERM; while true; do sleep 0.2; done')
-CHATTY = ("sh", "-c", "while true; do echo hello; sleep 0.01; done")
+CHATTY = ("sh", "-c", "n=0; while true; do n=$((n+1)); echo $n; echo $n > /said; sleep 0.01; done")
+"""Numbers its lines, and keeps the last one it said in its rootfs, where the test reads it."""
 VICTIMS = 32
 """Execs killed one by one while the disk is full, until an exit event no longer fits in the
 room left in the event log's last page (each event is about 200 bytes)."""
@@ -163,6 +164,25 @@ def all_output(daemon: Daemon, container_id: str) -> list[list[Any]]:
         cursor = page["cursor"]
 
 
+def room_retaken(state: Path, removed: Path) -> Callable[[], bool]:
+    """Whether `removed` is gone and the filler has taken the room it left."""
+    return lambda: not removed.exists() and os.statvfs(state).f_bfree == 0
+
+
+def said(bundle: Path) -> int:
+    """The last line number a CHATTY container said (0 before its first, or mid-write)."""
+    try:
+        return int((bundle / "rootfs" / "said").read_text())
+    except (FileNotFoundError, ValueError):
+        return 0
+
+
+def last_stored(daemon: Daemon, container_id: str) -> int:
+    """The last line number of a CHATTY container's output on record."""
+    return max((int(line) for record in all_output(daemon, container_id) for line in record[2].split()
+                if line.isdigit()), default=0)
+
+
 def degraded(daemon: Daemon) -> list[str]:
     reasons: list[str] = daemon.call("version")["degraded"]
     return reasons
@@ -171,7 +191,8 @@ def degraded(daemon: Daemon) -> list[str]:
 def test_a_full_disk_delays_records_and_drops_output_but_stops_nothing(
         full_disk_daemon: Daemon, bundles: Callable[..., Path]) -> None:
     daemon, state = full_disk_daemon, full_disk_daemon.state_dir
-    chatty = daemon.start_container("chatty", bundles(*CHATTY))["processes"][0]
+    chatty_bundle = bundles(*CHATTY)
+    chatty = daemon.start_container("chatty", chatty_bundle)["processes"][0]
     daemon.start_container("host", bundles(*SHELL_LOOP))
     victims = [f"victim-{n:02d}-".ljust(64, "x") for n in range(VICTIMS)]
     for name in victims:
@@ -197,7 +218,8 @@ def test_a_full_disk_delays_records_and_drops_output_but_stops_nothing(
             subscriber.wait_for_exit(name)
             if any("not yet written" in reason for reason in degraded(daemon)):
                 break
-            time.sleep(0.2)  # the filler takes the room a recorded exit's state leaves
+            wait_until(room_retaken(state, state / "containers" / "host" / name),
+                       message="the filler to take the room the recorded exit's state left")
         else:
             raise AssertionError("every exit was written: the disk was never full for the event log")
         for name in victims[len(killed):len(killed) + 2]:
@@ -209,7 +231,8 @@ def test_a_full_disk_delays_records_and_drops_output_but_stops_nothing(
         replayed = [(e["pid"], e["status"]) for e in daemon.events() if e["type"] == "exit"]
         assert replayed == [(name, 137) for name in killed], "replay serves exits not yet on disk"
         assert (state / "containers" / "host" / killed[-1]).is_dir(), "state stays until the exit is on record"
-        time.sleep(2)  # chatty keeps talking into the full disk
+        wait_until(lambda: said(chatty_bundle) > last_stored(daemon, "chatty") + 10,
+                   message="chatty's output to be dropped on the full disk, not blocked")
     finally:
         filler.release()
     wait_until(lambda: not degraded(daemon), 5, 0.1, "the pending events to be written")
