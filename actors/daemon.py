@@ -38,8 +38,10 @@ from actors.eventlog.store import EventStore
 from actors.inspector import Inspector
 from actors.monitor import Monitor
 from actors.outputlog import DEFAULT_LIMIT
+from actors.rootdir import DEFAULT_ROOT, RootDir
 from actors.statedir import StateDir
 from actors.supervisor import Supervisor
+from actors.supervisor.restart import Backoff
 from actors.wire.api import PROTOCOL_VERSION
 from actors.worker import Worker
 from actors.worker.runtime import Runtime
@@ -56,18 +58,18 @@ class StartupError(click.ClickException):
     """A reason the daemon cannot start; exits 1 with the message."""
 
 
-def lock_state_dir(state: StateDir) -> int:
-    """Hold an exclusive flock on the state dir for the daemon's lifetime."""
+def lock_dir(lock_file: Path, directory: Path) -> int:
+    """Hold an exclusive flock on a directory (the state dir, the root) for the daemon's lifetime."""
     try:
-        fd = os.open(state.lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     except OSError as exc:
-        raise StartupError(f"cannot open the lock file {state.lock_file}: {exc.strerror}") from None
+        raise StartupError(f"cannot open the lock file {lock_file}: {exc.strerror}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
         os.close(fd)
-        raise StartupError(f"another actord (pid {holder}) is running on {state.root}") from None
+        raise StartupError(f"another actord (pid {holder}) is running on {directory}") from None
     record = f"{os.getpid():<15}\n".encode()  # fixed width: rewritten in place, so a full disk cannot refuse it
     os.pwrite(fd, record, 0)
     os.ftruncate(fd, len(record))
@@ -148,11 +150,13 @@ def runtime_version(binary: str) -> str:
 class Daemon:
     """One running actord: its lock, spawner, bus and actors."""
 
-    def __init__(self, state: StateDir, *, listen: str | None, workers: int,
+    def __init__(self, state: StateDir, root: RootDir, backoff: Backoff, *, listen: str | None, workers: int,
                  start_timeout: float, retain_count: int, runtime: str, events_hwm: int,
                  log_limit: int, pidfile: Path | None, events_buffer: int = 0,
                  socket_group: int | None = None, curve: Curve | None = None) -> None:
         self.state = state
+        self.root = root
+        self.backoff = backoff
         self.control_address = listen or state.ipc(state.control_socket)
         self.control_path = ipc_path(self.control_address)
         self.events_address = state.ipc(state.events_socket)
@@ -176,7 +180,12 @@ class Daemon:
         os.umask(0o077)  # whatever is made in the state dir is root's alone, unless chmod says otherwise
         raise_fd_limit()
         self._prepare_state_dir()
-        lock_fd = lock_state_dir(self.state)
+        lock_fd = lock_dir(self.state.lock_file, self.state.root)
+        try:
+            root_lock_fd = lock_dir(self.root.lock_file, self.root.root)
+        except StartupError:
+            os.close(lock_fd)
+            raise
         try:
             if self.pidfile is not None:
                 try:
@@ -187,6 +196,7 @@ class Daemon:
         finally:
             if self.pidfile is not None:
                 self.pidfile.unlink(missing_ok=True)
+            os.close(root_lock_fd)
             os.close(lock_fd)
 
     def _prepare_state_dir(self) -> None:
@@ -201,6 +211,14 @@ class Daemon:
                 directory.mkdir(mode=0o700, exist_ok=True)
         except OSError as exc:
             raise StartupError(f"cannot prepare the state dir {root}: {exc.strerror}") from None
+        try:
+            self.root.prepare()
+            legacy_seq = self.state.root / "events.seq"  # where an actord before --root kept it
+            if legacy_seq.exists() and not self.root.event_seq.exists():
+                shutil.copyfile(legacy_seq, self.root.event_seq)
+            legacy_seq.unlink(missing_ok=True)
+        except OSError as exc:
+            raise StartupError(f"cannot prepare the root {self.root.root}: {exc.strerror}") from None
 
     def _set_socket_access(self) -> None:
         """The shim socket is root's alone; the control and event sockets are too (0600), or
@@ -233,6 +251,7 @@ class Daemon:
             "protocol": PROTOCOL_VERSION,
             "runtime": runtime_version(binary),
             "state_dir": str(self.state.root),
+            "root": str(self.root.root),
             "events_address": self.events_address,
             "pid": os.getpid(),
         }
@@ -240,7 +259,7 @@ class Daemon:
             stale.unlink(missing_ok=True)
 
         try:
-            store = EventStore(self.state.event_log, self.retain_count, self.state.event_seq)
+            store = EventStore(self.state.event_log, self.retain_count, self.root.event_seq)
         except OSError as exc:
             raise StartupError(f"cannot open the event log in {self.state.root}: {exc.strerror}") from None
         reported = {e["token"] for e in store.events if e["type"] == "exit" and "token" in e}
@@ -269,8 +288,9 @@ class Daemon:
                     start_timeout=self.start_timeout, report_address=self.shim_address,
                     log_limit=self.log_limit,
                 ))
-            bus.register("supervisor", Supervisor.start(context, state=self.state, workers=worker_names,
-                                                        info=info, reported=reported))
+            bus.register("supervisor", Supervisor.start(context, state=self.state, root=self.root,
+                                                        workers=worker_names, info=info, reported=reported,
+                                                        backoff=self.backoff))
             bus.start()
             bus.ready.wait()
             if bus.error is not None:
@@ -325,8 +345,11 @@ def cli() -> None:
 
 @cli.command()
 @click.option("--state-dir", default=DEFAULT_STATE_DIR, show_default=True, type=click.Path(file_okay=False),
-              help="Where containers, sockets and the event log live (keep it short: ipc paths are limited "
-                   "to 107 bytes).")
+              help="Where running containers, sockets and the event log live, wiped by a reboot (keep it "
+                   "short: ipc paths are limited to 107 bytes).")
+@click.option("--root", default=DEFAULT_ROOT, show_default=True, type=click.Path(file_okay=False),
+              help="Persistent storage: definitions of containers under a restart policy (brought back after "
+                   "a reboot) and the event numbering.")
 @click.option("--listen", default=None, metavar="ADDRESS",
               help="Control socket address; a network one (tcp://...) needs --curve-secret-key and "
                    "--curve-authorized-keys.  [default: ipc://<state-dir>/actord.sock]")
@@ -355,13 +378,20 @@ def cli() -> None:
               help="Let this group's members use actord: the control and event sockets become root:GROUP "
                    "0660 and the state dir root:GROUP 0710 (enter, not list); all else stays root's.  "
                    "[default: root only]")
+@click.option("--restart-delay", default=0.1, show_default=True, type=click.FloatRange(0.01, 3600), metavar="SECONDS",
+              help="A restart policy's first back-off; it doubles with each quick restart, up to --restart-delay-max.")
+@click.option("--restart-delay-max", default=60.0, show_default=True, type=click.FloatRange(0.01, 86400),
+              metavar="SECONDS", help="The longest back-off between restarts.")
+@click.option("--restart-reset", default=10.0, show_default=True, type=click.FloatRange(0, 86400), metavar="SECONDS",
+              help="A container that ran this long before it stopped restarts after --restart-delay again.")
 @click.option("--pidfile", type=click.Path(dir_okay=False, path_type=Path, resolve_path=True),
               help="Write the daemon's pid here.")
 @click.option("--debug", is_flag=True, help="Log debug messages.")
-def start(state_dir: str, listen: str | None, curve_secret_key: Path | None, curve_authorized_keys: Path | None,
-          workers: int, start_timeout: float, retain_count: int,
+def start(state_dir: str, root: str, listen: str | None, curve_secret_key: Path | None,
+          curve_authorized_keys: Path | None, workers: int, start_timeout: float, retain_count: int,
           runtime: str, events_hwm: int, events_buffer: int, log_limit: int, socket_group: str | None,
-          pidfile: Path | None, debug: bool) -> None:
+          restart_delay: float, restart_delay_max: float, restart_reset: float, pidfile: Path | None,
+          debug: bool) -> None:
     """Run the daemon in the foreground until SIGTERM or SIGINT (a second SIGINT: at once).
 
     Containers keep running when the daemon stops: their shims outlive it, and
@@ -381,7 +411,8 @@ def start(state_dir: str, listen: str | None, curve_secret_key: Path | None, cur
     os.chdir("/")  # nothing is read, written or imported relative to wherever root started us
     setproctitle(f"actord {state.root}")
     try:
-        daemon = Daemon(state, listen=listen, workers=workers, start_timeout=start_timeout,
+        backoff = Backoff(first=restart_delay, cap=max(restart_delay, restart_delay_max), reset=restart_reset)
+        daemon = Daemon(state, RootDir(root), backoff, listen=listen, workers=workers, start_timeout=start_timeout,
                         retain_count=retain_count, runtime=runtime, events_hwm=events_hwm,
                         log_limit=log_limit, pidfile=pidfile, events_buffer=events_buffer,
                         socket_group=None if socket_group is None else group_id(socket_group), curve=curve)

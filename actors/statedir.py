@@ -1,19 +1,19 @@
-"""Where things live in the state dir, and how files there are written safely.
+"""Where things live in the state dir (`--state-dir`; the persistent root is `rootdir.py`),
+and how files there are written safely.
 
-    <root>/actord.lock           flock held by the running daemon
-    <root>/actord.sock           control socket (ROUTER)
-    <root>/events.sock           event stream (PUB)
-    <root>/shim.sock             shim reports (PULL)
-    <root>/spawner.sock          the pre-warmed shim spawner
-    <root>/events.log            event log (msgpack records)
-    <root>/events.seq            the highest event sequence number ever issued (updated in place)
-    <root>/runc/                 runc's own state (--root)
-    <root>/shims/<token>.sock    a shim's control socket (<token>.tty: its console socket)
-    <root>/output/<token>/       captured output of a process (kept a while after it exits)
-    <root>/criu/<name>/          CRIU work dirs of checkpoints and restores (removed after use)
-    <root>/containers/<id>/container.json
-    <root>/containers/<id>/config.json   the OCI config runc runs the container with (copied at start)
-    <root>/containers/<id>/<process>/{meta.json, state.json, process.json, pid, log.json, exit.json}
+    <state>/actord.lock           flock held by the running daemon
+    <state>/actord.sock           control socket (ROUTER)
+    <state>/events.sock           event stream (PUB)
+    <state>/shim.sock             shim reports (PULL)
+    <state>/spawner.sock          the pre-warmed shim spawner
+    <state>/events.log            event log (msgpack records)
+    <state>/runc/                 runc's own state (--root)
+    <state>/shims/<token>.sock    a shim's control socket (<token>.tty: its console socket)
+    <state>/output/<token>/       captured output of a process (kept a while after it exits)
+    <state>/criu/<name>/          CRIU work dirs of checkpoints and restores (removed after use)
+    <state>/containers/<id>/container.json
+    <state>/containers/<id>/config.json   the OCI config runc runs the container with (copied at start)
+    <state>/containers/<id>/<process>/{meta.json, state.json, process.json, pid, log.json, exit.json}
 
 Both the daemon and the shim import this module, so it stays free of heavy imports,
 and the file helpers take plain strings as well as paths: a shim avoids pathlib (every
@@ -78,10 +78,6 @@ class StateDir:
     @property
     def event_log(self) -> Path:
         return self.root / "events.log"
-
-    @property
-    def event_seq(self) -> Path:
-        return self.root / "events.seq"
 
     @property
     def runtime_root(self) -> Path:

@@ -95,6 +95,11 @@ class Daemon:
         return f"ipc://{self.state_dir}/events.sock"
 
     @property
+    def root_dir(self) -> Path:
+        """The daemon's persistent root (`--root`): beside the state dir, removed with it."""
+        return Path(str(self.state_dir) + ".root")
+
+    @property
     def runtime_root(self) -> Path:
         return self.state_dir / "runc"
 
@@ -106,7 +111,7 @@ class Daemon:
         command = [sys.executable, "-I", ACTORD] if isolated else [ACTORD]
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [*command, "start", "--state-dir", str(self.state_dir), *self.extra_args],
+                [*command, "start", "--state-dir", str(self.state_dir), "--root", str(self.root_dir), *self.extra_args],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=cwd, env=env,
             )
         if wait:
@@ -249,6 +254,7 @@ def remove_state_dir(path: Path) -> None:
     for point in sorted(mounts_under(path), reverse=True):
         subprocess.run(["umount", "-l", point], check=False)
     shutil.rmtree(path, ignore_errors=True)
+    shutil.rmtree(str(path) + ".root", ignore_errors=True)
     Path(str(path) + ".log").unlink(missing_ok=True)
 
 
@@ -276,6 +282,7 @@ def checked_daemon(instance: Daemon, request: Any,
             if spawner:
                 assert not pid_alive(spawner), "the shim spawner outlived actord"
         finally:
+            shutil.rmtree(instance.root_dir, ignore_errors=True)
             if instance.process and instance.process.poll() is None:
                 instance.process.kill()
                 instance.process.wait()

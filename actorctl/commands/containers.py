@@ -1,4 +1,4 @@
-"""`actorctl containers ...`: start, exec, list, state, kill, pause, resume, update, stats, logs."""
+"""`actorctl containers ...`: start, exec, list, state, kill, rm, pause, resume, update, stats, logs."""
 
 from __future__ import annotations
 
@@ -42,16 +42,25 @@ def _run_attached(ctx: click.Context, container_id: str, process_id: str, stdin:
 @click.option("--init", is_flag=True,
               help="Run a minimal init (tini) as PID 1 that forwards signals and reaps orphans; "
                    "the bundle's process is its child and its exit status is the container's.")
+@click.option("--restart", default="no", show_default=True, metavar="POLICY",
+              help="Restart policy: no, on-failure[:MAX] (a non-zero exit or an OOM kill; at most MAX restarts), "
+                   "always (even after a kill), unless-stopped (not after a kill). Restarts back off (actord's "
+                   "--restart-delay); the container is kept, and brought back after a reboot, until "
+                   "`containers rm`.")
 @click.argument("container_id", metavar="ID", callback=container_id_arg)
 @click.argument("bundle", type=click.Path(file_okay=False))
 @click.pass_context
 def start(ctx: click.Context, labels: tuple[str, ...], checkpoint: str | None, attached: bool, stdin: bool,
-          init: bool, container_id: str, bundle: str) -> None:
+          init: bool, restart: str, container_id: str, bundle: str) -> None:
     """Start container ID from the OCI bundle directory BUNDLE.
 
     Returns once the container's init process runs, and prints its host pid;
     with --attach, once it exits, with its exit status. A bundle whose
     process.terminal is true gets a terminal.
+
+    \b
+    Example:
+      actorctl containers start --restart on-failure:3 web1 ./web
     """
     label_map = {}
     for label in labels:
@@ -61,6 +70,8 @@ def start(ctx: click.Context, labels: tuple[str, ...], checkpoint: str | None, a
         label_map[key] = value
     params: dict[str, Any] = {"id": container_id, "bundle": os.path.abspath(bundle),
                               "labels": label_map, "stdin": stdin, "init": init}
+    if restart != "no":
+        params["restart"] = restart
     if checkpoint:
         params["checkpoint"] = checkpoint
     result = call(ctx, "containers.start", params)
@@ -110,7 +121,7 @@ def exec_(ctx: click.Context, process_id: str | None, cwd: str | None, env: tupl
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 @click.pass_context
 def list_(ctx: click.Context, as_json: bool) -> None:
-    """List running and paused containers."""
+    """List containers: running, paused, and those a restart policy keeps (restarting, stopped)."""
     result: list[dict[str, Any]] = []
     while True:  # by pages: a node may run more containers than one 1 MiB reply holds
         params: dict[str, Any] = {"limit": LIST_PAGE}
@@ -144,6 +155,12 @@ def state(ctx: click.Context, as_json: bool, container_id: str) -> None:
         print_json(result)
         return
     click.echo(f"id:      {result['id']}\nstatus:  {result['status']}\nbundle:  {result['bundle']}")
+    if "restart" in result:
+        restart = result["restart"]
+        when = restart["next_attempt"]
+        click.echo(f"restart: {restart['policy']}, {restart['count']} so far"
+                   + (f", next at {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(when))}" if when else "")
+                   + ("" if restart["last_status"] is None else f", last exit {restart['last_status']}"))
     for key, value in sorted(result["labels"].items()):
         click.echo(f"label:   {key}={value}")
     for process in result["processes"]:
@@ -166,6 +183,21 @@ def kill(ctx: click.Context, signame: str, process_id: str | None, every: bool, 
     if process_id:
         params["pid"] = process_id
     call(ctx, "containers.signal", params)
+
+
+@containers.command("rm")
+@click.argument("container_id", metavar="ID", callback=container_id_arg)
+@click.pass_context
+def rm(ctx: click.Context, container_id: str) -> None:
+    """Remove a container its restart policy keeps (stopped, or restarting): it is not
+    restarted again, and its definition is deleted from actord's root. A running container
+    is killed first (`containers kill`).
+
+    \b
+    Example:
+      actorctl containers kill web1 && actorctl containers rm web1
+    """
+    call(ctx, "containers.remove", {"id": container_id})
 
 
 @containers.command("pause")

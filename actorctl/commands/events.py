@@ -26,6 +26,8 @@ def format_event(event: EventRecord) -> str:
         text += f" pid={event['pid']}"
     if event.get("status") is not None:
         text += f" status={event['status']}"
+    if event.get("attempt") is not None:
+        text += f" attempt={event['attempt']}"
     return text
 
 
@@ -53,7 +55,7 @@ def events(ctx: click.Context, as_json: bool, after: int | None, since: str | No
 
     def emit(stream: Iterator[EventRecord]) -> None:
         for event in stream:
-            shown = {key: event.get(key) for key in EVENT_FIELDS}
+            shown = {key: event.get(key) for key in EVENT_FIELDS if key in event or key != "attempt"}
             click.echo(json.dumps(shown) if as_json else format_event(event))
             sys.stdout.flush()
 

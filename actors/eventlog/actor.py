@@ -70,7 +70,7 @@ class EventLog(BusActor):
             raise WireError(f"no such event type: {kind!r}")
         event = event_record(seq=self.store.last_seq + 1, event_type=kind, container_id=message.container_id,
                              pid=message.process, status=message.status, boot=self.boot,
-                             token=token or None)
+                             token=token or None, attempt=message.attempt)
         written = self.store.append(dict(event))
         if trace.ENABLED and token:
             trace.stamp(token, "eventlog: written")

@@ -9,7 +9,8 @@ The life of containers and processes is `lifecycle.Lifecycle`: its transitions
 change the records and return effects, which `carry_out` performs here. The request
 handlers live one task type per module (as containerd v0.2's supervisor folder):
 `start` (start, exec), `signal`, `pause` (pause, resume, update), `io` (stdin,
-resize, logs, stats), `checkpoint`, `query`; `restore` loads a previous run's state.
+resize, logs, stats), `checkpoint`, `query`, `remove`; `restore` loads a previous run's
+state; `restart` holds the restart policies' rules (the lifecycle applies them).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -24,24 +26,29 @@ import zmq
 
 from actors.base import BusActor, Handlers
 from actors.memory import HeapReturn
+from actors.rootdir import RootDir
 from actors.rootfs import remove_container_dir
-from actors.statedir import StateDir
-from actors.supervisor import checkpoint, io, pause, query, restore, start
+from actors.statedir import StateDir, describe_os_error
+from actors.supervisor import checkpoint, io, pause, query, remove, restore, start
 from actors.supervisor import signal as signal_task
 from actors.supervisor.deferred import DEFERRED
 from actors.supervisor.lifecycle import (
+    ArmAlarm,
     Client,
     ClosePidfd,
     Effect,
     Emit,
+    ForgetDefinition,
     Lifecycle,
     RemoveContainerDir,
     RemoveOutput,
     RemoveProcessDir,
     Reply,
+    SaveDefinition,
     Submit,
 )
 from actors.supervisor.pool import WorkerPool
+from actors.supervisor.restart import Alarm, Backoff
 from actors.wire import ApiError, ErrorCode
 from actors.wire import messages as wire
 from actors.wire.api import STATE_CHANGING, error_reply, ok_reply
@@ -60,6 +67,7 @@ REQUEST_HANDLERS: dict[str, Handler] = {
     "containers.start": start.request,
     "containers.exec": start.exec_request,
     "containers.signal": signal_task.request,
+    "containers.remove": remove.request,
     "containers.pause": pause.pause,
     "containers.resume": pause.resume,
     "containers.update": pause.update,
@@ -81,14 +89,17 @@ events that cannot be stored. Signals still go through, so containers can be sto
 
 class Supervisor(BusActor):
     def __init__(
-        self, context: zmq.Context[zmq.Socket[bytes]], *, state: StateDir, workers: list[str], info: dict[str, Any],
-        reported: set[str],
+        self, context: zmq.Context[zmq.Socket[bytes]], *, state: StateDir, root: RootDir, workers: list[str],
+        info: dict[str, Any], reported: set[str], backoff: Backoff | None = None,
     ) -> None:
         super().__init__(context)
         self.state = state
+        self.root = root
         self.info = info
         self._reported = reported
-        self.life = Lifecycle()
+        self.life = Lifecycle(backoff, stored_config=lambda container_id: str(root.config(container_id)))
+        self.alarm = Alarm(lambda: self.actor_ref.tell(wire.RestartDue()), time.monotonic)
+        """Wakes this actor when a restart policy's next attempt is due."""
         self.storage_trouble: str | None = None
         """Why the state dir's storage is degraded (the EventLog says), or None."""
         self.heap = HeapReturn()
@@ -105,6 +116,7 @@ class Supervisor(BusActor):
             wire.ShimGone: lambda m: self.carry_out(self.life.shim_gone(m.token)),
             wire.Recorded: lambda m: self.carry_out(self.life.recorded(m.token)),
             wire.Storage: self.on_storage,
+            wire.RestartDue: lambda _: self.carry_out(self.life.due_restarts()),
         }
 
     def on_start(self) -> None:
@@ -115,6 +127,7 @@ class Supervisor(BusActor):
                     counts["running"], counts["exited"], counts["orphaned"], counts["discarded"])
 
     def on_stop(self) -> None:
+        self.alarm.cancel()
         for process in self.life.processes.values():
             if process.pidfd >= 0:
                 os.close(process.pidfd)
@@ -126,7 +139,7 @@ class Supervisor(BusActor):
         for effect in effects:
             if isinstance(effect, Emit):
                 self.emit(effect.event, effect.container_id, effect.process, effect.status, effect.token,
-                          answer=effect.answer)
+                          answer=effect.answer, attempt=effect.attempt)
                 if effect.event == "exit" and effect.process == "init":
                     self.heap.shrank(len(self.life.containers))  # after the event is on its way
             elif isinstance(effect, Reply):
@@ -141,8 +154,26 @@ class Supervisor(BusActor):
                 remove_container_dir(self.state.container(effect.container_id))
             elif isinstance(effect, RemoveOutput):
                 shutil.rmtree(self.state.output(effect.token), ignore_errors=True)
+            elif isinstance(effect, SaveDefinition):
+                self._save_definition(effect)
+            elif isinstance(effect, ForgetDefinition):
+                self.root.forget(effect.container_id)
+            elif isinstance(effect, ArmAlarm):
+                self.alarm.arm(effect.delay)
             else:
                 raise TypeError(f"unknown effect {effect!r}")
+
+    def _save_definition(self, effect: SaveDefinition) -> None:
+        """A definition that cannot be written (the root's disk is full) is logged: the container
+        runs on, and the policy holds while this daemon runs, but would not survive a reboot."""
+        definition = effect.definition
+        try:
+            if effect.keep_config:
+                self.root.keep_config(definition["id"], definition["bundle"])
+            self.root.save(definition)
+        except OSError as exc:
+            logger.error("cannot write the definition of container %s in %s: %s", definition["id"], self.root.root,
+                         describe_os_error(exc))
 
     def reply(self, client: Client, result: Any = None, error: ApiError | None = None) -> None:
         route, request_id = client
@@ -152,7 +183,7 @@ class Supervisor(BusActor):
         self.send("bus", wire.ClientReply(route=route, body=body))
 
     def emit(self, event: EventType, container_id: str, process: str | None = None, status: int | None = None,
-             token: str | None = None, answer: tuple[Client, Any] | None = None) -> None:
+             token: str | None = None, answer: tuple[Client, Any] | None = None, attempt: int | None = None) -> None:
         """Record an event; an exit carries its process token, so a restart never reports it twice.
 
         `answer` (client, result) is the client's reply, sent by the EventLog once the event is
@@ -162,7 +193,7 @@ class Supervisor(BusActor):
         if answer is not None and answer[0][0] is not None:
             route, body = answer[0][0], ok_reply(answer[0][1], answer[1])
         self.send("eventlog", wire.Emit(event=event, container_id=container_id, process=process, status=status,
-                                        token=token, route=route, reply=body))
+                                        token=token, attempt=attempt, route=route, reply=body))
 
     def submit_job(self, job: str, container_id: str, params: dict[str, Any], request: wire.Request) -> None:
         """Run a runtime job on a free worker; its `RuntimeDone` answers `request`."""

@@ -19,12 +19,18 @@ leaves either the exit on record or the state a restart reports it from.
 A container:
 
     parked -> starting -> running <-> pausing/paused/resuming -> stopping -> removed
+                                             (restart policy) -> restarting -> starting ...
+                                                               -> stopped
 
 `parked`: a start waiting for a predecessor with the same id to be cleaned up.
 `stopping`: its init has exited and it waits for its other processes to exit first
 (subscribers always see exec exits before the init's). `removed`: out of the table,
 its id still reserved until its init is cleaned up. `discarding`: a damaged
 container found at restore, its id reserved until a worker has killed what it names.
+Under a restart policy (`restart.py`) a container that stopped is followed by a new record
+with the same id: `restarting` (backing off until its next attempt, which then starts as any
+start, parked if its predecessor is not yet cleaned up) or `stopped` (explicitly killed, or
+the policy gave up), which only `containers rm` ends. Their definitions live in the root.
 
 `MOVES` lists every transition; docs/architecture.md draws them (`diagram()`), and a
 test checks the drawing against this table.
@@ -36,21 +42,27 @@ import collections
 import dataclasses
 import enum
 import logging
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from actors.supervisor.restart import STOP_SIGNALS, Backoff, RestartPolicy, should_restart
 from actors.wire import ApiError, ErrorCode
 from actors.wire.events import EventType
 from actors.wire.messages import ExecTask, RuntimeTask, StartTask
+from actors.wire.records import ContainerDefinition
 
 __all__ = [
     "MOVES",
+    "ArmAlarm",
     "ClosePidfd",
     "Container",
     "ContainerPhase",
     "Effect",
     "Emit",
+    "ForgetDefinition",
     "IllegalTransition",
     "Lifecycle",
     "Process",
@@ -59,6 +71,7 @@ __all__ = [
     "RemoveOutput",
     "RemoveProcessDir",
     "Reply",
+    "SaveDefinition",
     "Submit",
     "diagram",
     "move",
@@ -94,10 +107,17 @@ class ContainerPhase(enum.Enum):
     STOPPING = "stopping"
     REMOVED = "removed"
     DISCARDING = "discarding"
+    RESTARTING = "restarting"
+    """Under a restart policy, backing off until its next attempt."""
+    STOPPED = "stopped"
+    """Under a restart policy, not to be restarted; kept until `containers rm`."""
 
 
 LISTED = frozenset({ContainerPhase.RUNNING, ContainerPhase.PAUSING, ContainerPhase.PAUSED, ContainerPhase.RESUMING})
-"""Phases in which clients see a container (list, state, signal, exec...)."""
+"""Phases in which a container runs: clients can signal it, exec in it, pause it..."""
+
+SHOWN = LISTED | {ContainerPhase.RESTARTING, ContainerPhase.STOPPED}
+"""Phases in which clients see a container (list, state, rm)."""
 
 PUBLISHED_STATUS = {ContainerPhase.RUNNING: "running", ContainerPhase.PAUSING: "running",
                     ContainerPhase.PAUSED: "paused", ContainerPhase.RESUMING: "paused"}
@@ -136,6 +156,13 @@ MOVES: dict[str, dict[str, tuple[frozenset[Any], Any]]] = {
         "init cleaned up": (frozenset({_C.REMOVED}), GONE),
         "discard": (frozenset({GONE}), _C.DISCARDING),
         "discarded": (frozenset({_C.DISCARDING}), GONE),
+        "restart scheduled": (frozenset({GONE}), _C.RESTARTING),
+        "kept stopped": (frozenset({GONE}), _C.STOPPED),
+        "restart due": (frozenset({_C.RESTARTING}), _C.STARTING),
+        "restart due behind predecessor": (frozenset({_C.RESTARTING}), _C.PARKED),
+        "restart failed": (frozenset({_C.STARTING}), _C.RESTARTING),
+        "restart failed, given up": (frozenset({_C.STARTING}), _C.STOPPED),
+        "removed by client": (frozenset({_C.RESTARTING, _C.STOPPED}), GONE),
     },
 }
 """machine -> transition -> (phases it may start from, the phase it leads to); GONE: no record."""
@@ -216,6 +243,20 @@ class Container:
     exec_count: int = 0
     start_task: StartTask | None = None
     """The start task of a parked container, submitted once its predecessor is cleaned up."""
+    restart: RestartPolicy = field(default_factory=RestartPolicy)
+    restarts: int = 0
+    """Restarts so far (what on-failure:MAX limits)."""
+    streak: int = 0
+    """Quick stops in a row: the back-off's exponent."""
+    next_attempt: float | None = None
+    """Unix time of the next restart, while restarting."""
+    stop_requested: bool = False
+    """Explicitly stopped: a stop signal was sent to its init (or it was stopped before)."""
+    oom: bool = False
+    """An OOM kill happened in it since it started (on-failure counts it as a failure)."""
+    started_at: float = 0.0
+    """Monotonic time its init started (how long it ran decides the back-off)."""
+    last_status: int | None = None
 
     def describe(self) -> str:
         return self.id
@@ -224,11 +265,41 @@ class Container:
     def listed(self) -> bool:
         return self.phase in LISTED
 
+    @property
+    def shown(self) -> bool:
+        """Seen by clients: listed, or kept by its restart policy (a restart's start included)."""
+        return self.phase in SHOWN or (self.restarts > 0 and self.phase in (ContainerPhase.STARTING,
+                                                                            ContainerPhase.PARKED))
+
+    @property
+    def status(self) -> str:
+        """What clients see: a pause or resume under way shows the status before it, a restart's
+        start shows `restarting`."""
+        if self.phase in (ContainerPhase.STARTING, ContainerPhase.PARKED):
+            return ContainerPhase.RESTARTING.value
+        return PUBLISHED_STATUS.get(self.phase) or str(self.phase.value)
+
     def to_json(self) -> dict[str, Any]:
         shown = sorted((p for p in self.processes.values() if p.phase is not ProcessPhase.STARTING),
                        key=lambda p: (p.name != "init", p.name))
-        return {"id": self.id, "bundle": self.bundle, "status": PUBLISHED_STATUS.get(self.phase, self.phase.value),
+        data = {"id": self.id, "bundle": self.bundle, "status": self.status,
                 "labels": self.labels, "init": self.init, "processes": [p.to_json() for p in shown]}
+        if self.restart.keeps_definition:
+            data["restart"] = {"policy": str(self.restart), "count": self.restarts, "next_attempt": self.next_attempt,
+                               "last_status": self.last_status}
+        return data
+
+    def definition(self) -> ContainerDefinition:
+        return ContainerDefinition(id=self.id, bundle=self.bundle, labels=self.labels, init=self.init,
+                                   restart=str(self.restart), restarts=self.restarts, streak=self.streak,
+                                   next_attempt=self.next_attempt, stopped=self.phase is ContainerPhase.STOPPED,
+                                   last_status=self.last_status)
+
+    def successor(self) -> Container:
+        """A new record for the same container, for its next life under its restart policy."""
+        return Container(id=self.id, bundle=self.bundle, labels=self.labels, init_token="", init=self.init,
+                         restart=self.restart, restarts=self.restarts, streak=self.streak,
+                         stop_requested=self.stop_requested, oom=self.oom, started_at=self.started_at)
 
 
 @dataclass(frozen=True)
@@ -241,6 +312,8 @@ class Emit:
     status: int | None = None
     token: str | None = None
     answer: tuple[Client, Any] | None = None
+    attempt: int | None = None
+    """Of a `restart`: which restart of the container this is (1: the first)."""
 
 
 @dataclass(frozen=True)
@@ -277,15 +350,41 @@ class ClosePidfd:
     fd: int
 
 
-Effect = Emit | Reply | Submit | RemoveProcessDir | RemoveContainerDir | RemoveOutput | ClosePidfd
+@dataclass(frozen=True)
+class SaveDefinition:
+    """Write a container's definition in the root; `keep_config`: copy its bundle's config first."""
+
+    definition: ContainerDefinition
+    keep_config: bool = False
+
+
+@dataclass(frozen=True)
+class ForgetDefinition:
+    container_id: str
+
+
+@dataclass(frozen=True)
+class ArmAlarm:
+    """Wake the Supervisor (`due_restarts`) in `delay` seconds."""
+
+    delay: float
+
+
+Effect = (Emit | Reply | Submit | RemoveProcessDir | RemoveContainerDir | RemoveOutput | ClosePidfd | SaveDefinition
+          | ForgetDefinition | ArmAlarm)
 
 
 class Lifecycle:
     """Every container and process record, and the transitions between their phases."""
 
-    def __init__(self) -> None:
+    def __init__(self, backoff: Backoff | None = None, stored_config: Callable[[str], str] = lambda _: "",
+                 clock: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.backoff = backoff or Backoff()
+        self.stored_config = stored_config
+        """id -> the config.json a restart of that container runs (kept in the root)."""
+        self.clock, self.monotonic = clock, monotonic
         self.containers: dict[str, Container] = {}
-        """id -> the container with that id (parked, starting, listed or stopping)."""
+        """id -> the container with that id (parked, starting, listed, stopping, restarting, stopped)."""
         self.removed: dict[str, Container] = {}
         """id -> a removed (or discarding) container whose id is still reserved."""
         self.processes: dict[str, Process] = {}
@@ -296,9 +395,17 @@ class Lifecycle:
     # -- lookups ----------------------------------------------------------------------------
 
     def find(self, container_id: str) -> Container:
-        """A container clients can see, or a `not_found` error."""
+        """A running (or paused) container, or a `not_found` (or `conflict`) error."""
+        container = self.shown(container_id)
+        if not container.listed:
+            raise ApiError(ErrorCode.CONFLICT, f"container {container_id} is {container.status}: "
+                                               f"nothing of it runs (actorctl containers rm removes it)")
+        return container
+
+    def shown(self, container_id: str) -> Container:
+        """A container clients can see (list, state), or a `not_found` error."""
         container = self.containers.get(container_id)
-        if container is None or not container.listed:
+        if container is None or not container.shown:
             raise ApiError(ErrorCode.NOT_FOUND, f"container {container_id} not found")
         return container
 
@@ -311,25 +418,43 @@ class Lifecycle:
     # -- starts -----------------------------------------------------------------------------
 
     def start(self, container_id: str, bundle: str, labels: dict[str, str], init: bool,
-              client: Client, task: StartTask) -> list[Effect]:
+              client: Client, task: StartTask, restart: RestartPolicy | None = None) -> list[Effect]:
         """A container start: its init's start task goes out now, or once the predecessor with
         the same id is cleaned up. `task` gets the init's token."""
-        if container_id in self.containers:
-            raise ApiError(ErrorCode.ALREADY_EXISTS, f"container {container_id} already exists")
-        token = uuid.uuid4().hex
-        container = Container(id=container_id, bundle=bundle, labels=labels, init_token=token, init=init,
-                              client=client)
-        process = Process(token=token, container_id=container_id, name="init", phase=move("process", None, "start"))
-        container.processes["init"] = process
-        self.containers[container_id] = container
-        self.processes[token] = process
-        task = dataclasses.replace(task, token=token)
+        self.check_free(container_id)
+        container = Container(id=container_id, bundle=bundle, labels=labels, init_token="", init=init,
+                              client=client, restart=restart or RestartPolicy())
+        effects: list[Effect] = []
+        if container.restart.keeps_definition:
+            effects.append(SaveDefinition(container.definition(), keep_config=True))
         if container_id in self.removed:
             container.phase = move("container", None, "start behind predecessor")
+        else:
+            container.phase = move("container", None, "start")
+        self.containers[container_id] = container
+        return effects + self._launch(container, task)
+
+    def _launch(self, container: Container, task: StartTask) -> list[Effect]:
+        """Give a starting (or parked) container its init process and submit (or park) its start."""
+        token = uuid.uuid4().hex
+        container.init_token = token
+        process = Process(token=token, container_id=container.id, name="init", phase=move("process", None, "start"))
+        container.processes["init"] = process
+        self.processes[token] = process
+        task = dataclasses.replace(task, token=token)
+        if container.phase is ContainerPhase.PARKED:
             container.start_task = task
             return []
-        container.phase = move("container", None, "start")
         return [Submit(task)]
+
+    def check_free(self, container_id: str) -> None:
+        """An `already_exists` error if a container has this id (saying so if its policy keeps it)."""
+        existing = self.containers.get(container_id)
+        if existing is not None:
+            kept = existing.restart.keeps_definition and not existing.listed
+            raise ApiError(ErrorCode.ALREADY_EXISTS, f"container {container_id} already exists" + (
+                f" ({existing.status}, under restart policy {existing.restart}; "
+                f"actorctl containers rm {container_id} removes it)" if kept else ""))
 
     def exec(self, container_id: str, name: str | None, client: Client, task: ExecTask) -> list[Effect]:
         """One more process in a running container; `name` None: the next free `exec-N`."""
@@ -362,6 +487,7 @@ class Lifecycle:
         effects: list[Effect]
         if process.name == "init":
             move("container", container, "init started")
+            container.started_at = self.monotonic()
             client, container.client = container.client, NOBODY
             logger.info("container %s started (pid %d)", container.id, process.system_pid)
             effects = [Emit("start-container", container.id, answer=(client, container.to_json()))]
@@ -383,9 +509,12 @@ class Lifecycle:
         del container.processes[process.name]
         logger.warning("start of %s failed: %s", process.describe(), error.message)
         if process.name == "init":
+            if container.restarts:  # an attempt of the restart policy: nobody waits for it
+                return self._next_life(container, None, "restart failed")
             move("container", container, "init start failed")
             del self.containers[container.id]
-            return [Reply(container.client, error)]
+            forget = [ForgetDefinition(container.id)] if container.restart.keeps_definition else []
+            return [Reply(container.client, error), *forget]
         return [Reply(process.client, error), *self._maybe_remove(container)]
 
     # -- exits ------------------------------------------------------------------------------
@@ -456,7 +585,38 @@ class Lifecycle:
         del self.containers[container.id]
         self.removed[container.id] = container
         logger.info("container %s exited with %s", container.id, init.status)
-        return self._emit_exit(init)
+        effects = self._emit_exit(init)
+        if container.restart.keeps_definition:
+            effects += self._next_life(container.successor(), init.status, None)
+        return effects
+
+    def _next_life(self, container: Container, status: int | None, failed_start: str | None) -> list[Effect]:
+        """After a container stopped (`status`) or a restart attempt failed to start
+        (`failed_start`: the transition from starting): restart it after a back-off, or keep it
+        stopped, as its policy says."""
+        container.last_status = status
+        if should_restart(container.restart, status=status, oom=container.oom, stopped=container.stop_requested,
+                          restarts=container.restarts):
+            ran = self.monotonic() - container.started_at if status is not None else 0.0
+            container.streak = self.backoff.next_streak(container.streak, ran)
+            delay = self.backoff.delay(container.streak)
+            container.next_attempt = self.clock() + delay
+            if failed_start is None:
+                container.phase = move("container", None, "restart scheduled")
+            else:
+                move("container", container, failed_start)
+            self.containers[container.id] = container
+            logger.info("container %s restarts in %.1fs (attempt %d)", container.id, delay, container.restarts + 1)
+            return [Emit("restart", container.id, status=status, attempt=container.restarts + 1),
+                    SaveDefinition(container.definition()), ArmAlarm(delay)]
+        container.next_attempt = None
+        if failed_start is None:
+            container.phase = move("container", None, "kept stopped")
+        else:
+            move("container", container, "restart failed, given up")
+        self.containers[container.id] = container
+        logger.info("container %s stays stopped (restart policy %s)", container.id, container.restart)
+        return [SaveDefinition(container.definition())]
 
     def _maybe_clean(self, process: Process) -> list[Effect]:
         """Remove an exited process's state once its shim is gone and its exit is on record."""
@@ -523,7 +683,75 @@ class Lifecycle:
         container = self.containers.get(container_id)
         if container is None or container.init_token != token:
             return []
+        container.oom = True
         return [Emit("oom", container_id)]
+
+    # -- restart policies -------------------------------------------------------------------
+
+    def signalled(self, container_id: str, signum: int) -> None:
+        """A signal to a container's init (or all its processes): a stop signal is an explicit stop."""
+        if signum in STOP_SIGNALS:
+            self.find(container_id).stop_requested = True
+
+    def due_restarts(self) -> list[Effect]:
+        """Start every restarting container whose next attempt is due; re-arm for the next one."""
+        now = self.clock()
+        effects: list[Effect] = []
+        later = []
+        for container in list(self.containers.values()):
+            if container.phase is not ContainerPhase.RESTARTING or container.next_attempt is None:
+                continue
+            if container.next_attempt > now:
+                later.append(container.next_attempt - now)
+                continue
+            container.next_attempt = None
+            container.restarts += 1
+            container.oom = False
+            move("container", container, "restart due behind predecessor" if container.id in self.removed
+                 else "restart due")
+            logger.info("container %s: restart %d", container.id, container.restarts)
+            task = StartTask(token="", container_id=container.id, bundle=container.bundle, labels=container.labels,
+                             stdin=False, checkpoint=None, init=container.init,
+                             config=self.stored_config(container.id))
+            effects += [SaveDefinition(container.definition()), *self._launch(container, task)]
+        if later:
+            effects.append(ArmAlarm(min(later)))
+        return effects
+
+    def remove(self, container_id: str) -> list[Effect]:
+        """`containers rm`: forget a stopped or restarting container."""
+        container = self.shown(container_id)
+        if container.phase not in (ContainerPhase.STOPPED, ContainerPhase.RESTARTING):
+            raise ApiError(ErrorCode.CONFLICT, f"container {container_id} is {container.status}: "
+                                               "kill it first (only a stopped or restarting container is removed)")
+        move("container", container, "removed by client")
+        del self.containers[container_id]
+        logger.info("container %s removed", container_id)
+        return [ForgetDefinition(container_id)]
+
+    def restored_definition(self, definition: ContainerDefinition, policy: RestartPolicy) -> list[Effect]:
+        """A definition in the root whose container has no state (a reboot wiped it, or the
+        daemon stopped while it was stopped or backing off): bring it back as its policy says."""
+        container = Container(id=definition["id"], bundle=definition["bundle"], labels=definition["labels"],
+                              init_token="", init=definition["init"], restart=policy,
+                              restarts=definition["restarts"], streak=definition["streak"],
+                              stop_requested=definition["stopped"], last_status=definition["last_status"])
+        if definition["stopped"]:
+            container.phase = move("container", None, "kept stopped")
+            self.containers[container.id] = container
+            return []
+        if definition["next_attempt"] is not None:  # it was backing off: keep the attempt's time
+            container.phase = move("container", None, "restart scheduled")
+            container.next_attempt = definition["next_attempt"]
+            self.containers[container.id] = container
+            return [ArmAlarm(max(0.0, container.next_attempt - self.clock()))]
+        # it was running: its state is gone with a reboot (its exit status with it)
+        if policy.policy.value in ("always", "unless-stopped"):
+            container.streak = 0
+            return self._next_life(container, None, None)
+        container.phase = move("container", None, "kept stopped")
+        self.containers[container.id] = container
+        return [SaveDefinition(container.definition())]
 
     # -- restore ----------------------------------------------------------------------------
 

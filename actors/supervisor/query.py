@@ -27,7 +27,7 @@ def list_containers(sup: Supervisor, request: Request) -> list[dict[str, Any]]:
     params = Params(request.params)
     after = params.optional_container_id("after")
     limit = params.integer("limit", low=1, high=LIST_PAGE_MAX)
-    ids = sorted(key for key, container in sup.life.containers.items() if container.listed)
+    ids = sorted(key for key, container in sup.life.containers.items() if container.shown)
     if after is not None:
         ids = ids[bisect.bisect_right(ids, after):]
     return [sup.life.containers[key].to_json() for key in ids[:limit]]
@@ -35,7 +35,7 @@ def list_containers(sup: Supervisor, request: Request) -> list[dict[str, Any]]:
 
 def state(sup: Supervisor, request: Request) -> dict[str, Any]:
     container_id = Params(request.params).container_id()
-    return sup.life.find(container_id).to_json()
+    return sup.life.shown(container_id).to_json()
 
 
 def replay(sup: Supervisor, request: Request) -> object:

@@ -9,6 +9,9 @@ For each process found, one of:
   * its shim is dead: a worker kills what is left of the process and its exit
     is reported with 137 (killed) or 255 (already gone, status unknown).
 The bundle is not needed: the container runs from the config copied at start.
+Then the definitions in the root (containers under a restart policy) are matched: a
+restored container takes its policy and counts back; one without state (a reboot wiped
+it, or it was stopped or backing off) comes back as its policy says.
 A container whose state is damaged (unreadable files, no init) is
 discarded: a worker kills every process it still names and deletes the runc
 container, then its directory is removed. Nothing stops the daemon from starting.
@@ -26,6 +29,7 @@ from actors.procinfo import open_pidfd, same_process
 from actors.rootfs import remove_container_dir
 from actors.statedir import StateDir
 from actors.supervisor.lifecycle import Container, Process
+from actors.supervisor.restart import RestartPolicy
 from actors.wire.api import CONTAINER_ID
 from actors.wire.messages import RuntimeDone, RuntimeTask, WatchProcess
 from actors.wire.records import ContainerRecord, ExitRecord, ProcessMeta, ProcessState, read_record
@@ -69,6 +73,7 @@ def restore(sup: Supervisor, reported: set[str]) -> dict[str, int]:
             _discard(sup, container_dir.name, "loading it failed", [])
             outcome = "discarded"
         counts[outcome] += 1
+    _apply_definitions(sup)
     for process, status in sorted(exits, key=lambda e: e[0].name == "init"):  # exec exits first
         sup.carry_out(sup.life.exited(process.token, status))
     for process in orphans:
@@ -76,6 +81,22 @@ def restore(sup: Supervisor, reported: set[str]) -> dict[str, int]:
     _remove_stale(sup.state, kept_tokens)
     sup.pool.submit(RuntimeTask(job="sweep", container_id="*", params={"containers": str(sup.state.containers)}))
     return counts
+
+
+def _apply_definitions(sup: Supervisor) -> None:
+    for definition in sup.root.definitions():
+        try:
+            policy = RestartPolicy.parse(definition["restart"])
+        except ValueError as exc:
+            logger.error("restore: ignoring the definition of %s in %s: %s", definition["id"], sup.root.root, exc)
+            continue
+        container = sup.life.containers.get(definition["id"])
+        if container is None:
+            sup.carry_out(sup.life.restored_definition(definition, policy))
+            continue
+        container.restart, container.restarts, container.streak = policy, definition["restarts"], definition["streak"]
+        container.last_status = definition["last_status"]
+        container.started_at = sup.life.monotonic()  # how long it ran before is unknown: from now
 
 
 def _remove_stale(state: StateDir, kept_tokens: set[str]) -> None:

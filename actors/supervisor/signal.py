@@ -24,10 +24,12 @@ def request(sup: Supervisor, request: Request) -> object:
     if every and process_id is not None:
         raise ApiError(ErrorCode.INVALID_PARAMS, "give either 'pid' or 'all', not both")
     if every:
-        sup.life.find(container_id)
+        sup.life.signalled(container_id, signum)
         sup.submit_job("kill_all", container_id, {"signal": signum}, request)
         return DEFERRED
     process = sup.life.find_process(container_id, process_id or "init")
+    if process.name == "init":
+        sup.life.signalled(container_id, signum)
     if process.pidfd >= 0:
         try:
             signals.pidfd_send_signal(process.pidfd, signum)

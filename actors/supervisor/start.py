@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from actors.supervisor.deferred import DEFERRED
+from actors.supervisor.restart import RestartPolicy
 from actors.wire import ApiError, ErrorCode
 from actors.wire.api import PROCESS_ID, Params
 from actors.wire.messages import ExecTask, Request, StartTask
@@ -27,13 +28,16 @@ def request(sup: Supervisor, request: Request) -> object:
     checkpoint = params.string("checkpoint", required=False, max_len=64)
     stdin = params.flag("stdin")
     init = params.flag("init")
+    try:
+        restart = RestartPolicy.parse(params.string("restart", required=False, max_len=32) or "no")
+    except ValueError as exc:
+        raise ApiError(ErrorCode.INVALID_PARAMS, str(exc)) from None
     assert bundle is not None
     if checkpoint is not None and not PROCESS_ID.match(checkpoint):
         raise ApiError(ErrorCode.INVALID_PARAMS, f"invalid checkpoint name {checkpoint!r}")
     if not os.path.isabs(bundle):
         raise ApiError(ErrorCode.INVALID_PARAMS, f"bundle path {bundle!r} must be absolute")
-    if container_id in sup.life.containers:
-        raise ApiError(ErrorCode.ALREADY_EXISTS, f"container {container_id} already exists")
+    sup.life.check_free(container_id)
     bundle_path = Path(bundle)
     if not bundle_path.is_dir():
         raise ApiError(ErrorCode.INVALID_PARAMS, f"bundle {bundle} does not exist or is not a directory")
@@ -41,7 +45,8 @@ def request(sup: Supervisor, request: Request) -> object:
         raise ApiError(ErrorCode.INVALID_PARAMS, f"bundle {bundle} has no config.json")
     task = StartTask(token="", container_id=container_id, bundle=bundle, labels=labels, stdin=stdin,
                      checkpoint=checkpoint, init=init)
-    sup.carry_out(sup.life.start(container_id, bundle, labels, init, (request.route, request.request_id), task))
+    sup.carry_out(sup.life.start(container_id, bundle, labels, init, (request.route, request.request_id), task,
+                                 restart))
     sup.heap.grew(len(sup.life.containers))
     return DEFERRED
 

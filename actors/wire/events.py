@@ -62,7 +62,7 @@ HEARTBEAT_TOPIC: Final = "daemon/heartbeat"
 HEARTBEAT_INTERVAL: Final = 1.0
 """Seconds between heartbeats."""
 
-EventType: TypeAlias = Literal["start-container", "start-process", "exit", "oom", "pause", "resume"]
+EventType: TypeAlias = Literal["start-container", "start-process", "exit", "oom", "pause", "resume", "restart"]
 EVENT_TYPES: Final[frozenset[str]] = frozenset(get_args(EventType))
 
 
@@ -84,6 +84,10 @@ class EventRecord(TypedDict):
     """The boot id of the daemon that recorded it (a new one at each daemon start)."""
     token: NotRequired[str]
     """The daemon's own name for the process (an exit carries it; for tracing and restarts)."""
+    attempt: NotRequired[int]
+    """Of a `restart` (the restart policy will start the container again after a back-off):
+    which restart this is, 1 for the first; `status` is the exit that caused it (None: the
+    previous attempt failed to start, or a reboot ended the container)."""
 
 
 KILLED_STATUS: Final = 128 + signal.SIGKILL
@@ -92,8 +96,9 @@ and what was left of it had to be killed."""
 UNKNOWN_STATUS: Final = 255
 """The status of an `exit` whose real status is lost: its shim died and the process was gone."""
 
-EVENT_FIELDS: Final[tuple[str, ...]] = ("seq", "type", "id", "pid", "status", "timestamp")
-"""The fields of an `EventRecord` a user is shown (`actorctl events --json`)."""
+EVENT_FIELDS: Final[tuple[str, ...]] = ("seq", "type", "id", "pid", "status", "timestamp", "attempt")
+"""The fields of an `EventRecord` a user is shown (`actorctl events --json`; `attempt` only
+where the event has one)."""
 
 
 class Heartbeat(TypedDict):
@@ -131,12 +136,14 @@ def container_topic(container_id: str, event_type: EventType) -> str:
 
 
 def event_record(*, seq: int, event_type: EventType, container_id: str, pid: str | None, status: int | None,
-                 boot: str, token: str | None = None) -> EventRecord:
+                 boot: str, token: str | None = None, attempt: int | None = None) -> EventRecord:
     """A new event, stamped now."""
     record: EventRecord = {"seq": seq, "type": event_type, "id": container_id, "pid": pid, "status": status,
                            "timestamp": time.time(), "boot": boot}
     if token is not None:
         record["token"] = token
+    if attempt is not None:
+        record["attempt"] = attempt
     return record
 
 

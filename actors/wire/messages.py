@@ -37,6 +37,7 @@ __all__ = [
     "Recorded",
     "Replay",
     "Request",
+    "RestartDue",
     "RuntimeDone",
     "RuntimeTask",
     "ShimAck",
@@ -133,6 +134,13 @@ class FdReady(Message):
 
 
 @_message
+class RestartDue(Message):
+    """The Supervisor's restart alarm -> the Supervisor: a restart policy's next attempt is due."""
+
+    kind = "restart_due"
+
+
+@_message
 class Tick(Message):
     """Bus -> EventLog, once a second: publish a heartbeat."""
 
@@ -159,6 +167,8 @@ class StartTask(Message):
     stdin: bool = False
     checkpoint: str | None = None
     init: bool = False
+    config: str = ""
+    """The config.json to run (a restart's, kept in the root); empty: the bundle's."""
 
 
 @_message
@@ -317,6 +327,7 @@ class Emit(Message):
     process: str | None = None
     status: int | None = None
     token: str | None = None
+    attempt: int | None = None
     route: bytes | None = None
     reply: dict[str, Any] | None = None
 

@@ -18,7 +18,8 @@ from typing import Any, Final, NotRequired, TypedDict, TypeVar, cast
 from actors.wire.codec import WireError
 from actors.wire.schema import check_fields, typed_dict_fields
 
-__all__ = ["ContainerRecord", "ExitRecord", "ProcessMeta", "ProcessState", "exit_record", "read_record"]
+__all__ = ["ContainerDefinition", "ContainerRecord", "ExitRecord", "ProcessMeta", "ProcessState", "exit_record",
+           "read_record"]
 
 
 class ContainerRecord(TypedDict):
@@ -28,6 +29,27 @@ class ContainerRecord(TypedDict):
     init: NotRequired[bool]
     """Started with `--init` (tini as PID 1)."""
     created: NotRequired[float]
+
+
+class ContainerDefinition(TypedDict):
+    """A container under a restart policy, in the persistent root: what brings it back after
+    it stops, after a daemon crash and after a reboot (`actors/rootdir.py`)."""
+
+    id: str
+    bundle: str
+    labels: dict[str, str]
+    init: bool
+    restart: str
+    """The policy, as given: `on-failure:3`."""
+    restarts: int
+    """Restarts so far."""
+    streak: int
+    """Quick stops in a row: the back-off's exponent."""
+    next_attempt: float | None
+    """Unix time of the next restart while backing off; None otherwise."""
+    stopped: bool
+    """Explicitly stopped (a kill), or the policy gave up: no restart, kept until `containers rm`."""
+    last_status: int | None
 
 
 class ProcessMeta(TypedDict):
@@ -52,9 +74,10 @@ class ExitRecord(TypedDict):
     time: float
 
 
-R = TypeVar("R", ContainerRecord, ProcessMeta, ProcessState, ExitRecord)
+R = TypeVar("R", ContainerRecord, ContainerDefinition, ProcessMeta, ProcessState, ExitRecord)
 
-_FIELDS: Final = {kind: typed_dict_fields(kind) for kind in (ContainerRecord, ProcessMeta, ProcessState, ExitRecord)}
+_FIELDS: Final = {kind: typed_dict_fields(kind)
+                  for kind in (ContainerRecord, ContainerDefinition, ProcessMeta, ProcessState, ExitRecord)}
 
 
 def read_record(path: Path, kind: type[R]) -> R | None:

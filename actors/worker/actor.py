@@ -183,7 +183,7 @@ class Worker(BusActor):
         check_fd_reserve()
         container_id, bundle = task.container_id, Path(task.bundle)
         deadline = time.monotonic() + self.start_timeout
-        config = container_config(bundle, init=task.init)
+        config = container_config(bundle, init=task.init, path=Path(task.config) if task.config else None)
         tty = bool(config["process"].get("terminal"))
         container_dir = self.state.container(container_id)
         try:

@@ -62,9 +62,10 @@ def _add_init(config: dict[str, Any]) -> None:
     config["process"]["args"] = [INIT_PATH, "--", *config["process"]["args"]]
 
 
-def container_config(bundle: Path, *, init: bool) -> dict[str, Any]:
-    """The config of a container of `bundle`, its root path absolute (the caller mounts it)."""
-    config = read_config(bundle / "config.json")
+def container_config(bundle: Path, *, init: bool, path: Path | None = None) -> dict[str, Any]:
+    """The config of a container of `bundle` (from `path`, by default the bundle's config.json),
+    its root path absolute (the caller mounts it)."""
+    config = read_config(path or bundle / "config.json")
     config["root"]["path"] = os.path.normpath(os.path.join(bundle, config["root"]["path"]))
     if init:
         _add_init(config)

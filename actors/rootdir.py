@@ -1,0 +1,79 @@
+"""The persistent root (`--root`, default /var/lib/actord): what must outlive a reboot.
+
+    <root>/actord.lock                          flock held by the running daemon
+    <root>/events.seq                           the highest event sequence number ever issued
+    <root>/containers/<id>/definition.json      a container under a restart policy
+    <root>/containers/<id>/config.json          its bundle's config.json, as at its first start
+
+The state dir (`--state-dir`, /run/actord) holds what runs now and is wiped by a reboot;
+the next `actord start` finds the definitions here and brings back the containers whose
+policy says so. Checkpoints stay in their bundles (`<bundle>/checkpoints/`), already on disk.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from actors.statedir import write_json_atomic
+from actors.wire.api import CONTAINER_ID
+from actors.wire.records import ContainerDefinition, read_record
+
+__all__ = ["DEFAULT_ROOT", "RootDir"]
+
+DEFAULT_ROOT = "/var/lib/actord"
+
+
+class RootDir:
+    """Paths under the persistent root, and its container definitions."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(os.path.abspath(root))
+
+    @property
+    def lock_file(self) -> Path:
+        return self.root / "actord.lock"
+
+    @property
+    def event_seq(self) -> Path:
+        return self.root / "events.seq"
+
+    @property
+    def containers(self) -> Path:
+        return self.root / "containers"
+
+    def container(self, container_id: str) -> Path:
+        return self.containers / container_id
+
+    def config(self, container_id: str) -> Path:
+        return self.container(container_id) / "config.json"
+
+    def prepare(self) -> None:
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.containers.mkdir(mode=0o700, exist_ok=True)
+
+    def save(self, definition: ContainerDefinition) -> None:
+        """Write a definition (durably: it is what a reboot leaves)."""
+        directory = self.container(definition["id"])
+        directory.mkdir(mode=0o700, exist_ok=True)
+        write_json_atomic(directory / "definition.json", definition, durable=True)
+
+    def keep_config(self, container_id: str, bundle: str) -> None:
+        """Copy the bundle's config.json beside the definition: restarts run what was started."""
+        directory = self.container(container_id)
+        directory.mkdir(mode=0o700, exist_ok=True)
+        shutil.copyfile(Path(bundle) / "config.json", directory / "config.json")
+
+    def forget(self, container_id: str) -> None:
+        shutil.rmtree(self.container(container_id), ignore_errors=True)
+
+    def definitions(self) -> list[ContainerDefinition]:
+        """Every readable definition; a damaged one is skipped (and left for an operator)."""
+        found = []
+        for directory in sorted(self.containers.iterdir()) if self.containers.is_dir() else []:
+            if CONTAINER_ID.match(directory.name):
+                definition = read_record(directory / "definition.json", ContainerDefinition)
+                if definition is not None and definition["id"] == directory.name:
+                    found.append(definition)
+        return found
