@@ -33,6 +33,8 @@ from zmq.auth.thread import ThreadAuthenticator
 
 from actors import __version__
 from actors.bus import Bus
+from actors.daemonlog import FORMATS, LEVELS
+from actors.daemonlog import configure as configure_logging
 from actors.eventlog import EventLog
 from actors.eventlog.store import EventStore
 from actors.inspector import Inspector
@@ -357,22 +359,23 @@ def cli() -> None:
                    "[default: root only]")
 @click.option("--pidfile", type=click.Path(dir_okay=False, path_type=Path, resolve_path=True),
               help="Write the daemon's pid here.")
-@click.option("--debug", is_flag=True, help="Log debug messages.")
+@click.option("--log-level", type=click.Choice(list(LEVELS)), default="info", show_default=True,
+              help="Log this level and above.")
+@click.option("--log-format", type=click.Choice(FORMATS), default="text", show_default=True,
+              help="text: one line per message, then key=value fields; json: one JSON object per line (time, "
+                   "level, logger, message, exception, container_id, process, request_id, peer_uid).")
+@click.option("--debug", is_flag=True, help="Log debug messages (--log-level debug).")
 def start(state_dir: str, listen: str | None, curve_secret_key: Path | None, curve_authorized_keys: Path | None,
           workers: int, start_timeout: float, retain_count: int,
           runtime: str, events_hwm: int, events_buffer: int, log_limit: int, socket_group: str | None,
-          pidfile: Path | None, debug: bool) -> None:
+          pidfile: Path | None, log_level: str, log_format: str, debug: bool) -> None:
     """Run the daemon in the foreground until SIGTERM or SIGINT (a second SIGINT: at once).
 
     Containers keep running when the daemon stops: their shims outlive it, and
     the next `actord start` on the same state dir takes them back, reporting
     any exit that happened meanwhile. SIGUSR1 logs every thread's stack.
     """
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging("debug" if debug else log_level, log_format, sys.stderr)
     state = StateDir(state_dir)  # absolute, as every path option: resolved before we leave the directory
     listen_path = None if listen is None else ipc_path(listen)
     if listen_path is not None:

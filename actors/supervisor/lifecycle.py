@@ -40,6 +40,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from actors.daemonlog import log_fields
 from actors.wire import ApiError, ErrorCode
 from actors.wire.events import EventType
 from actors.wire.messages import ExecTask, RuntimeTask, StartTask
@@ -363,11 +364,13 @@ class Lifecycle:
         if process.name == "init":
             move("container", container, "init started")
             client, container.client = container.client, NOBODY
-            logger.info("container %s started (pid %d)", container.id, process.system_pid)
+            logger.info("container %s started (pid %d)", container.id, process.system_pid,
+                        extra=log_fields(container_id=container.id, process=process.name, request_id=client[1]))
             effects = [Emit("start-container", container.id, answer=(client, container.to_json()))]
         else:
             client, process.client = process.client, NOBODY
-            logger.info("process %s started (pid %d)", process.describe(), process.system_pid)
+            logger.info("process %s started (pid %d)", process.describe(), process.system_pid,
+                        extra=log_fields(container_id=container.id, process=process.name, request_id=client[1]))
             effects = [Emit("start-process", container.id, process=process.name, answer=(client, process.to_json()))]
         if process.early_exit is not None:
             effects += self.exited(token, process.early_exit)
@@ -381,12 +384,14 @@ class Lifecycle:
         move("process", process, "start failed")
         container = self.containers[process.container_id]
         del container.processes[process.name]
-        logger.warning("start of %s failed: %s", process.describe(), error.message)
+        client = container.client if process.name == "init" else process.client
+        logger.warning("start of %s failed: %s", process.describe(), error.message,
+                       extra=log_fields(container_id=container.id, process=process.name, request_id=client[1]))
         if process.name == "init":
             move("container", container, "init start failed")
             del self.containers[container.id]
-            return [Reply(container.client, error)]
-        return [Reply(process.client, error), *self._maybe_remove(container)]
+            return [Reply(client, error)]
+        return [Reply(client, error), *self._maybe_remove(container)]
 
     # -- exits ------------------------------------------------------------------------------
 
@@ -405,7 +410,8 @@ class Lifecycle:
         if process.name != "init":
             del container.processes[process.name]
             effects += self._emit_exit(process)
-            logger.info("process %s exited with %d", process.describe(), status)
+            logger.info("process %s exited with %d", process.describe(), status,
+                        extra=log_fields(container_id=container.id, process=process.name))
             return effects + self._maybe_remove(container)
         move("container", container, "init exited")
         return effects + self._maybe_remove(container)
@@ -417,7 +423,8 @@ class Lifecycle:
         if process is None or process.phase is not ProcessPhase.RUNNING:
             return []
         container = self.containers[process.container_id]
-        logger.warning("the shim of %s died", process.describe())
+        logger.warning("the shim of %s died", process.describe(),
+                       extra=log_fields(container_id=container.id, process=process.name))
         return [Submit(RuntimeTask(job="orphan", container_id=container.id, params={
             "token": process.token, "process": process.name, "system_pid": process.system_pid,
             "system_start": process.system_start,
@@ -455,7 +462,8 @@ class Lifecycle:
         move("container", container, "last process exited")
         del self.containers[container.id]
         self.removed[container.id] = container
-        logger.info("container %s exited with %s", container.id, init.status)
+        logger.info("container %s exited with %s", container.id, init.status,
+                    extra=log_fields(container_id=container.id, process=init.name))
         return self._emit_exit(init)
 
     def _maybe_clean(self, process: Process) -> list[Effect]:
