@@ -33,6 +33,7 @@ from zmq.auth.thread import ThreadAuthenticator
 
 from actors import __version__
 from actors.bus import Bus
+from actors.config import ConfiguredCommand, config_commands, effective_settings
 from actors.daemonlog import FORMATS, LEVELS
 from actors.daemonlog import configure as configure_logging
 from actors.eventlog import EventLog
@@ -153,7 +154,8 @@ class Daemon:
     def __init__(self, state: StateDir, *, listen: str | None, workers: int,
                  start_timeout: float, retain_count: int, runtime: str, events_hwm: int,
                  log_limit: int, pidfile: Path | None, events_buffer: int = 0,
-                 socket_group: int | None = None, curve: Curve | None = None) -> None:
+                 socket_group: int | None = None, curve: Curve | None = None,
+                 settings: dict[str, Any] | None = None) -> None:
         self.state = state
         self.control_address = listen or state.ipc(state.control_socket)
         self.control_path = ipc_path(self.control_address)
@@ -172,6 +174,8 @@ class Daemon:
         self.group = os.getgid() if socket_group is None else socket_group
         """The group owning the state dir and the client sockets."""
         self.curve = curve
+        self.settings = settings or {}
+        """The effective `start` options and the config file read: `version` shows them."""
         self.stopping = threading.Event()
 
     def run(self) -> None:
@@ -237,6 +241,7 @@ class Daemon:
             "state_dir": str(self.state.root),
             "events_address": self.events_address,
             "pid": os.getpid(),
+            "settings": self.settings,
         }
         for stale in self.state.daemon_sockets:
             stale.unlink(missing_ok=True)
@@ -325,7 +330,7 @@ def cli() -> None:
     """actord: a container supervisor. Runs OCI bundles through runc, one shim per process."""
 
 
-@cli.command()
+@cli.command(cls=ConfiguredCommand)
 @click.option("--state-dir", default=DEFAULT_STATE_DIR, show_default=True, type=click.Path(file_okay=False),
               help="Where containers, sockets and the event log live (keep it short: ipc paths are limited "
                    "to 107 bytes).")
@@ -387,10 +392,14 @@ def start(state_dir: str, listen: str | None, curve_secret_key: Path | None, cur
         daemon = Daemon(state, listen=listen, workers=workers, start_timeout=start_timeout,
                         retain_count=retain_count, runtime=runtime, events_hwm=events_hwm,
                         log_limit=log_limit, pidfile=pidfile, events_buffer=events_buffer,
-                        socket_group=None if socket_group is None else group_id(socket_group), curve=curve)
+                        socket_group=None if socket_group is None else group_id(socket_group), curve=curve,
+                        settings=effective_settings(click.get_current_context()))
     except ValueError as exc:
         raise StartupError(str(exc)) from None
     daemon.run()
+
+
+cli.add_command(config_commands(start))
 
 
 def main() -> None:
