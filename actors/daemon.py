@@ -33,7 +33,7 @@ from zmq.auth.thread import ThreadAuthenticator
 
 from actors import __version__
 from actors.bus import Bus
-from actors.config import ConfiguredCommand, config_commands, effective_settings
+from actors.config import DEFAULT_CONFIG, ConfiguredCommand, config_commands, effective_settings
 from actors.daemonlog import FORMATS, LEVELS
 from actors.daemonlog import configure as configure_logging
 from actors.eventlog import EventLog
@@ -381,6 +381,8 @@ def start(state_dir: str, listen: str | None, curve_secret_key: Path | None, cur
     any exit that happened meanwhile. SIGUSR1 logs every thread's stack.
     """
     configure_logging("debug" if debug else log_level, log_format, sys.stderr)
+    settings = effective_settings(click.get_current_context())
+    logger.info("config file: %s", settings["config"] or f"none ({DEFAULT_CONFIG} does not exist)")
     state = StateDir(state_dir)  # absolute, as every path option: resolved before we leave the directory
     listen_path = None if listen is None else ipc_path(listen)
     if listen_path is not None:
@@ -393,7 +395,7 @@ def start(state_dir: str, listen: str | None, curve_secret_key: Path | None, cur
                         retain_count=retain_count, runtime=runtime, events_hwm=events_hwm,
                         log_limit=log_limit, pidfile=pidfile, events_buffer=events_buffer,
                         socket_group=None if socket_group is None else group_id(socket_group), curve=curve,
-                        settings=effective_settings(click.get_current_context()))
+                        settings=settings)
     except ValueError as exc:
         raise StartupError(str(exc)) from None
     daemon.run()
