@@ -10,6 +10,7 @@ import pykka
 import zmq
 
 from actors.bus import BusSender
+from actors.daemonlog import log_context
 from actors.wire.messages import Message
 
 __all__ = ["BusActor", "Handlers"]
@@ -24,7 +25,8 @@ class BusActor(pykka.ThreadingActor):
     """A pykka actor that receives typed, validated messages and sends through the bus.
 
     `handlers()` is the actor's one dispatch table. An exception in a handler is logged and
-    the actor keeps running: one bad message must not take a daemon actor down.
+    the actor keeps running: one bad message must not take a daemon actor down. What a handler
+    logs carries the container, process and request of its message, where it has them.
     """
 
     def __init__(self, context: zmq.Context[Any]) -> None:
@@ -57,7 +59,9 @@ class BusActor(pykka.ThreadingActor):
         if handler is None:
             logger.error("%s cannot handle %r", type(self).__name__, getattr(message, "kind", message))
             return
-        try:
-            handler(message)
-        except Exception:
-            logger.exception("%s failed on %s", type(self).__name__, message.kind)
+        with log_context(container_id=getattr(message, "container_id", None),
+                         process=getattr(message, "process", None), request_id=getattr(message, "request_id", None)):
+            try:
+                handler(message)
+            except Exception:
+                logger.exception("%s failed on %s", type(self).__name__, message.kind)

@@ -27,6 +27,7 @@ from typing import Any
 import pykka
 import zmq
 
+from actors.daemonlog import log_fields
 from actors.wire import MAX_CLIENT_MESSAGE, MAX_SHIM_MESSAGE, ApiError, ErrorCode, WireError, pack, unpack
 from actors.wire import messages as wire
 from actors.wire.api import error_reply, parse_request
@@ -311,13 +312,19 @@ class Bus(threading.Thread):
                 request_id = raw_id if isinstance(raw_id, str) and len(raw_id) <= 128 else None
                 request_id, method, params = parse_request(decoded)
             except WireError as exc:
-                self._send_reply(route, error_reply(None, ApiError(ErrorCode.BAD_REQUEST, str(exc))))
+                self._refuse(route, None, ApiError(ErrorCode.BAD_REQUEST, str(exc)), frames[1])
                 continue
             except ApiError as exc:
-                self._send_reply(route, error_reply(request_id, exc))
+                self._refuse(route, request_id, exc, frames[1])
                 continue
             self._tell("supervisor", wire.Request(route=route, request_id=request_id, method=method, params=params,
                                                   peer=peer_of(frames[1])))
+
+    def _refuse(self, route: bytes, request_id: str | None, error: ApiError, frame: zmq.Frame) -> None:
+        """Answer a request that never reaches the Supervisor (it does not parse) with `error`."""
+        logger.debug("request %s refused: %s: %s", request_id, error.code, error.message,
+                     extra=log_fields(request_id=request_id, peer_uid=peer_of(frame).get("uid")))
+        self._send_reply(route, error_reply(request_id, error))
 
     def _drain_shims(self) -> None:
         while True:

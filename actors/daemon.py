@@ -33,6 +33,9 @@ from zmq.auth.thread import ThreadAuthenticator
 
 from actors import __version__
 from actors.bus import Bus
+from actors.config import DEFAULT_CONFIG, ConfiguredCommand, config_commands, effective_settings
+from actors.daemonlog import FORMATS, LEVELS
+from actors.daemonlog import configure as configure_logging
 from actors.eventlog import EventLog
 from actors.eventlog.store import EventStore
 from actors.inspector import Inspector
@@ -153,7 +156,8 @@ class Daemon:
     def __init__(self, state: StateDir, root: RootDir, backoff: Backoff, *, listen: str | None, workers: int,
                  start_timeout: float, retain_count: int, runtime: str, events_hwm: int,
                  log_limit: int, pidfile: Path | None, events_buffer: int = 0,
-                 socket_group: int | None = None, curve: Curve | None = None) -> None:
+                 socket_group: int | None = None, curve: Curve | None = None,
+                 settings: dict[str, Any] | None = None) -> None:
         self.state = state
         self.root = root
         self.backoff = backoff
@@ -174,6 +178,8 @@ class Daemon:
         self.group = os.getgid() if socket_group is None else socket_group
         """The group owning the state dir and the client sockets."""
         self.curve = curve
+        self.settings = settings or {}
+        """The effective `start` options and the config file read: `version` shows them."""
         self.stopping = threading.Event()
 
     def run(self) -> None:
@@ -254,6 +260,7 @@ class Daemon:
             "root": str(self.root.root),
             "events_address": self.events_address,
             "pid": os.getpid(),
+            "settings": self.settings,
         }
         for stale in self.state.daemon_sockets:
             stale.unlink(missing_ok=True)
@@ -343,7 +350,7 @@ def cli() -> None:
     """actord: a container supervisor. Runs OCI bundles through runc, one shim per process."""
 
 
-@cli.command()
+@cli.command(cls=ConfiguredCommand)
 @click.option("--state-dir", default=DEFAULT_STATE_DIR, show_default=True, type=click.Path(file_okay=False),
               help="Where running containers, sockets and the event log live, wiped by a reboot (keep it "
                    "short: ipc paths are limited to 107 bytes).")
@@ -386,23 +393,26 @@ def cli() -> None:
               help="A container that ran this long before it stopped restarts after --restart-delay again.")
 @click.option("--pidfile", type=click.Path(dir_okay=False, path_type=Path, resolve_path=True),
               help="Write the daemon's pid here.")
-@click.option("--debug", is_flag=True, help="Log debug messages.")
+@click.option("--log-level", type=click.Choice(list(LEVELS)), default="info", show_default=True,
+              help="Log this level and above.")
+@click.option("--log-format", type=click.Choice(FORMATS), default="text", show_default=True,
+              help="text: one line per message, then key=value fields; json: one JSON object per line (time, "
+                   "level, logger, message, exception, container_id, process, request_id, peer_uid).")
+@click.option("--debug", is_flag=True, help="Log debug messages (--log-level debug).")
 def start(state_dir: str, root: str, listen: str | None, curve_secret_key: Path | None,
           curve_authorized_keys: Path | None, workers: int, start_timeout: float, retain_count: int,
           runtime: str, events_hwm: int, events_buffer: int, log_limit: int, socket_group: str | None,
           restart_delay: float, restart_delay_max: float, restart_reset: float, pidfile: Path | None,
-          debug: bool) -> None:
+          log_level: str, log_format: str, debug: bool) -> None:
     """Run the daemon in the foreground until SIGTERM or SIGINT (a second SIGINT: at once).
 
     Containers keep running when the daemon stops: their shims outlive it, and
     the next `actord start` on the same state dir takes them back, reporting
     any exit that happened meanwhile. SIGUSR1 logs every thread's stack.
     """
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging("debug" if debug else log_level, log_format, sys.stderr)
+    settings = effective_settings(click.get_current_context())
+    logger.info("config file: %s", settings["config"] or f"none ({DEFAULT_CONFIG} does not exist)")
     state = StateDir(state_dir)  # absolute, as every path option: resolved before we leave the directory
     listen_path = None if listen is None else ipc_path(listen)
     if listen_path is not None:
@@ -415,10 +425,14 @@ def start(state_dir: str, root: str, listen: str | None, curve_secret_key: Path 
         daemon = Daemon(state, RootDir(root), backoff, listen=listen, workers=workers, start_timeout=start_timeout,
                         retain_count=retain_count, runtime=runtime, events_hwm=events_hwm,
                         log_limit=log_limit, pidfile=pidfile, events_buffer=events_buffer,
-                        socket_group=None if socket_group is None else group_id(socket_group), curve=curve)
+                        socket_group=None if socket_group is None else group_id(socket_group), curve=curve,
+                        settings=settings)
     except ValueError as exc:
         raise StartupError(str(exc)) from None
     daemon.run()
+
+
+cli.add_command(config_commands(start))
 
 
 def main() -> None:

@@ -21,6 +21,9 @@ from actorctl.client import Client, DaemonError, Unreachable
 VENV_BIN = Path(sys.executable).parent
 ACTORD = str(VENV_BIN / "actord")
 ACTORCTL = str(VENV_BIN / "actorctl")
+NO_CONFIG = ("--config", "/dev/null")
+"""An empty config file: an /etc/actord/config.toml on the machine must not change a test's actord
+(a test's own --config in `extra_args` comes later, and wins)."""
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02,
@@ -111,7 +114,8 @@ class Daemon:
         command = [sys.executable, "-I", ACTORD] if isolated else [ACTORD]
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [*command, "start", "--state-dir", str(self.state_dir), "--root", str(self.root_dir), *self.extra_args],
+                [*command, "start", "--state-dir", str(self.state_dir), "--root", str(self.root_dir), *NO_CONFIG,
+                 *self.extra_args],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=cwd, env=env,
             )
         if wait:

@@ -27,6 +27,7 @@ import zmq
 
 from actors.base import BusActor, Handlers
 from actors.cgroups import drain, oom_kills
+from actors.daemonlog import log_fields
 from actors.wire import messages as wire
 from actors.wire.records import ExitRecord, read_record
 from shimproc import trace
@@ -155,7 +156,8 @@ class Monitor(BusActor):
         if kills is not None and kills > watch.kills:
             watch.kills = kills
             watch.signalled = False
-            logger.info("container %s: out of memory", watch.container_id)
+            logger.info("container %s: out of memory", watch.container_id,
+                        extra=log_fields(container_id=watch.container_id))
             self.send("supervisor", wire.Oom(container_id=watch.container_id, token=watch.token))
         if kills is None:
             self._drop_oom(fd)
@@ -171,8 +173,8 @@ class Monitor(BusActor):
             if record is not None:
                 self._report(shim.token, shim.container_id, shim.process, record["status"])
             elif self._first_report(shim.token):
-                logger.warning("shim of %s/%s died without recording an exit",
-                               shim.container_id, shim.process)
+                logger.warning("shim of %s/%s died without recording an exit", shim.container_id, shim.process,
+                               extra=log_fields(container_id=shim.container_id, process=shim.process))
                 self.send("supervisor", wire.ShimDied(token=shim.token, container_id=shim.container_id,
                                                       process=shim.process))
         oom_fd = self.oom_by_token.get(shim.token)

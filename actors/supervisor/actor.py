@@ -25,6 +25,7 @@ from typing import Any
 import zmq
 
 from actors.base import BusActor, Handlers
+from actors.daemonlog import log_context, log_fields
 from actors.memory import HeapReturn
 from actors.rootdir import RootDir
 from actors.rootfs import remove_container_dir
@@ -51,7 +52,7 @@ from actors.supervisor.pool import WorkerPool
 from actors.supervisor.restart import Alarm, Backoff
 from actors.wire import ApiError, ErrorCode
 from actors.wire import messages as wire
-from actors.wire.api import STATE_CHANGING, error_reply, ok_reply
+from actors.wire.api import CONTAINER_ID, STATE_CHANGING, error_reply, ok_reply
 from actors.wire.events import UNKNOWN_STATUS, EventType
 
 __all__ = ["Supervisor"]
@@ -179,6 +180,9 @@ class Supervisor(BusActor):
         route, request_id = client
         if route is None:
             return
+        if error is not None:
+            logger.debug("request %s answered with %s: %s", request_id, error.code, error.message,
+                         extra=log_fields(request_id=request_id))
         body = error_reply(request_id, error) if error is not None else ok_reply(request_id, result)
         self.send("bus", wire.ClientReply(route=route, body=body))
 
@@ -209,6 +213,14 @@ class Supervisor(BusActor):
             self.reply(client, error=ApiError.from_wire(error, f"{message.job} failed"))
 
     def on_request(self, request: wire.Request) -> None:
+        """Handle a request; what is logged meanwhile names its sender's uid and the container it
+        names (the request id comes with the message)."""
+        target = request.params.get("id")
+        with log_context(peer_uid=(request.peer or {}).get("uid"),
+                         container_id=target if isinstance(target, str) and CONTAINER_ID.match(target) else None):
+            self._handle_request(request)
+
+    def _handle_request(self, request: wire.Request) -> None:
         client = (request.route, request.request_id)
         if request.method in STATE_CHANGING:  # who asked, whether or not it is granted
             peer = " ".join(f"{name}={value}" for name, value in (request.peer or {}).items())

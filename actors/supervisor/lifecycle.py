@@ -48,6 +48,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from actors.daemonlog import log_fields
 from actors.supervisor.restart import STOP_SIGNALS, Backoff, RestartPolicy, should_restart
 from actors.wire import ApiError, ErrorCode
 from actors.wire.events import EventType
@@ -489,11 +490,13 @@ class Lifecycle:
             move("container", container, "init started")
             container.started_at = self.monotonic()
             client, container.client = container.client, NOBODY
-            logger.info("container %s started (pid %d)", container.id, process.system_pid)
+            logger.info("container %s started (pid %d)", container.id, process.system_pid,
+                        extra=log_fields(container_id=container.id, process=process.name, request_id=client[1]))
             effects = [Emit("start-container", container.id, answer=(client, container.to_json()))]
         else:
             client, process.client = process.client, NOBODY
-            logger.info("process %s started (pid %d)", process.describe(), process.system_pid)
+            logger.info("process %s started (pid %d)", process.describe(), process.system_pid,
+                        extra=log_fields(container_id=container.id, process=process.name, request_id=client[1]))
             effects = [Emit("start-process", container.id, process=process.name, answer=(client, process.to_json()))]
         if process.early_exit is not None:
             effects += self.exited(token, process.early_exit)
@@ -507,15 +510,17 @@ class Lifecycle:
         move("process", process, "start failed")
         container = self.containers[process.container_id]
         del container.processes[process.name]
-        logger.warning("start of %s failed: %s", process.describe(), error.message)
+        client = container.client if process.name == "init" else process.client
+        logger.warning("start of %s failed: %s", process.describe(), error.message,
+                       extra=log_fields(container_id=container.id, process=process.name, request_id=client[1]))
         if process.name == "init":
             if container.restarts:  # an attempt of the restart policy: nobody waits for it
                 return self._next_life(container, None, "restart failed")
             move("container", container, "init start failed")
             del self.containers[container.id]
             forget = [ForgetDefinition(container.id)] if container.restart.keeps_definition else []
-            return [Reply(container.client, error), *forget]
-        return [Reply(process.client, error), *self._maybe_remove(container)]
+            return [Reply(client, error), *forget]
+        return [Reply(client, error), *self._maybe_remove(container)]
 
     # -- exits ------------------------------------------------------------------------------
 
@@ -534,7 +539,8 @@ class Lifecycle:
         if process.name != "init":
             del container.processes[process.name]
             effects += self._emit_exit(process)
-            logger.info("process %s exited with %d", process.describe(), status)
+            logger.info("process %s exited with %d", process.describe(), status,
+                        extra=log_fields(container_id=container.id, process=process.name))
             return effects + self._maybe_remove(container)
         move("container", container, "init exited")
         return effects + self._maybe_remove(container)
@@ -546,7 +552,8 @@ class Lifecycle:
         if process is None or process.phase is not ProcessPhase.RUNNING:
             return []
         container = self.containers[process.container_id]
-        logger.warning("the shim of %s died", process.describe())
+        logger.warning("the shim of %s died", process.describe(),
+                       extra=log_fields(container_id=container.id, process=process.name))
         return [Submit(RuntimeTask(job="orphan", container_id=container.id, params={
             "token": process.token, "process": process.name, "system_pid": process.system_pid,
             "system_start": process.system_start,
@@ -584,7 +591,8 @@ class Lifecycle:
         move("container", container, "last process exited")
         del self.containers[container.id]
         self.removed[container.id] = container
-        logger.info("container %s exited with %s", container.id, init.status)
+        logger.info("container %s exited with %s", container.id, init.status,
+                    extra=log_fields(container_id=container.id, process=init.name))
         effects = self._emit_exit(init)
         if container.restart.keeps_definition:
             effects += self._next_life(container.successor(), init.status, None)
@@ -606,7 +614,8 @@ class Lifecycle:
             else:
                 move("container", container, failed_start)
             self.containers[container.id] = container
-            logger.info("container %s restarts in %.1fs (attempt %d)", container.id, delay, container.restarts + 1)
+            logger.info("container %s restarts in %.1fs (attempt %d)", container.id, delay, container.restarts + 1,
+                        extra=log_fields(container_id=container.id))
             return [Emit("restart", container.id, status=status, attempt=container.restarts + 1),
                     SaveDefinition(container.definition()), ArmAlarm(delay)]
         container.next_attempt = None
@@ -615,7 +624,8 @@ class Lifecycle:
         else:
             move("container", container, "restart failed, given up")
         self.containers[container.id] = container
-        logger.info("container %s stays stopped (restart policy %s)", container.id, container.restart)
+        logger.info("container %s stays stopped (restart policy %s)", container.id, container.restart,
+                    extra=log_fields(container_id=container.id))
         return [SaveDefinition(container.definition())]
 
     def _maybe_clean(self, process: Process) -> list[Effect]:
@@ -709,7 +719,8 @@ class Lifecycle:
             container.oom = False
             move("container", container, "restart due behind predecessor" if container.id in self.removed
                  else "restart due")
-            logger.info("container %s: restart %d", container.id, container.restarts)
+            logger.info("container %s: restart %d", container.id, container.restarts,
+                        extra=log_fields(container_id=container.id))
             task = StartTask(token="", container_id=container.id, bundle=container.bundle, labels=container.labels,
                              stdin=False, checkpoint=None, init=container.init,
                              config=self.stored_config(container.id))
@@ -726,7 +737,7 @@ class Lifecycle:
                                                "kill it first (only a stopped or restarting container is removed)")
         move("container", container, "removed by client")
         del self.containers[container_id]
-        logger.info("container %s removed", container_id)
+        logger.info("container %s removed", container_id, extra=log_fields(container_id=container_id))
         return [ForgetDefinition(container_id)]
 
     def restored_definition(self, definition: ContainerDefinition, policy: RestartPolicy) -> list[Effect]:

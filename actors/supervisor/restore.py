@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from actors.cgroups import cgroup_dirs, oom_watch_members, register_oom_watch
+from actors.daemonlog import log_fields
 from actors.procinfo import open_pidfd, same_process
 from actors.rootfs import remove_container_dir
 from actors.statedir import StateDir
@@ -160,7 +161,8 @@ def _restore_container(sup: Supervisor, container_dir: Path, reported: set[str],
             exits.append((process, status))
             outcome = "exited" if name == "init" else outcome
         elif not shim_alive:
-            logger.warning("restore: the shim of %s/%s died while actord was down", container_id, name)
+            logger.warning("restore: the shim of %s/%s died while actord was down", container_id, name,
+                           extra=log_fields(container_id=container_id, process=name))
             orphans.append(process)
             outcome = "orphaned"
     for process, procdir in watches:
@@ -175,7 +177,7 @@ def _restore_container(sup: Supervisor, container_dir: Path, reported: set[str],
 
 def _discard(sup: Supervisor, container_id: str, reason: str, victims: list[tuple[int, int | None]]) -> None:
     logger.warning("restore: discarding container %s: %s; killing %d process(es) it names",
-                   container_id, reason, len(victims))
+                   container_id, reason, len(victims), extra=log_fields(container_id=container_id))
     sup.life.discard(container_id)
     sup.pool.submit(RuntimeTask(job="discard", container_id=container_id, params={"victims": victims}))
 
@@ -183,4 +185,5 @@ def _discard(sup: Supervisor, container_id: str, reason: str, victims: list[tupl
 def discarded(sup: Supervisor, message: RuntimeDone) -> None:
     """A damaged container's leftovers are dead: remove its state and free its id."""
     sup.carry_out(sup.life.discarded(message.container_id))
-    logger.info("restore: container %s cleaned up", message.container_id)
+    logger.info("restore: container %s cleaned up", message.container_id,
+                extra=log_fields(container_id=message.container_id))

@@ -28,6 +28,7 @@ import zmq
 
 from actors.base import BusActor, Handlers
 from actors.cgroups import oom_watch_members, register_oom_watch
+from actors.daemonlog import log_fields
 from actors.fdwait import readable
 from actors.procinfo import open_pidfd, start_time
 from actors.rootfs import bind_rootfs, remove_container_dir
@@ -306,7 +307,8 @@ class Worker(BusActor):
             except ProcessLookupError:
                 pass
         if shim_pid is not None and not wait_gone(shim_pid, CLEANUP_TIMEOUT):
-            logger.error("shim %d of %s did not exit; killing it", shim_pid, config.container_id)
+            logger.error("shim %d of %s did not exit; killing it", shim_pid, config.container_id,
+                         extra=log_fields(container_id=config.container_id))
             _kill_group(shim_pid)
             wait_gone(shim_pid, CLEANUP_TIMEOUT)
             if config.is_init:
@@ -320,9 +322,10 @@ class Worker(BusActor):
                 return
             except ApiError as exc:
                 logger.error("cleanup of %s, attempt %d of %d: %s", container_id, attempt, CLEANUP_ATTEMPTS,
-                             exc.message)
+                             exc.message, extra=log_fields(container_id=container_id))
             time.sleep(0.1 * attempt)
-        logger.error("runc container %s is left for the next start-up's sweep", container_id)
+        logger.error("runc container %s is left for the next start-up's sweep", container_id,
+                     extra=log_fields(container_id=container_id))
 
     def on_runtime_task(self, task: wire.RuntimeTask) -> None:
         job = task.job
