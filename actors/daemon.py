@@ -36,6 +36,7 @@ from actors.bus import Bus
 from actors.eventlog import EventLog
 from actors.eventlog.store import EventStore
 from actors.inspector import Inspector
+from actors.metrics import Metrics, MetricsServer, parse_address
 from actors.monitor import Monitor
 from actors.outputlog import DEFAULT_LIMIT
 from actors.statedir import StateDir
@@ -151,7 +152,8 @@ class Daemon:
     def __init__(self, state: StateDir, *, listen: str | None, workers: int,
                  start_timeout: float, retain_count: int, runtime: str, events_hwm: int,
                  log_limit: int, pidfile: Path | None, events_buffer: int = 0,
-                 socket_group: int | None = None, curve: Curve | None = None) -> None:
+                 socket_group: int | None = None, curve: Curve | None = None,
+                 metrics_address: str | None = None) -> None:
         self.state = state
         self.control_address = listen or state.ipc(state.control_socket)
         self.control_path = ipc_path(self.control_address)
@@ -170,6 +172,7 @@ class Daemon:
         self.group = os.getgid() if socket_group is None else socket_group
         """The group owning the state dir and the client sockets."""
         self.curve = curve
+        self.metrics_address = metrics_address
         self.stopping = threading.Event()
 
     def run(self) -> None:
@@ -224,6 +227,17 @@ class Daemon:
         authenticator.configure_curve(domain="*", location=self.curve.authorized_keys)
         return authenticator
 
+    def _serve_metrics(self, metrics: Metrics) -> MetricsServer | None:
+        if self.metrics_address is None:
+            return None
+        try:
+            server = MetricsServer(self.metrics_address, metrics.registry)
+        except OSError as exc:
+            raise StartupError(f"--metrics-address {self.metrics_address}: cannot listen: "
+                               f"{exc.strerror or exc}") from None
+        logger.info("metrics at http://%s/metrics", self.metrics_address)
+        return server
+
     def _run(self) -> None:
         binary = shutil.which(self.runtime_binary)
         if binary is None:
@@ -259,9 +273,13 @@ class Daemon:
                   curve_secret_key=None if self.curve is None else self.curve.secret_key, boot=boot)
         runtime = Runtime(binary, self.state.runtime_root)
         worker_names = [f"worker-{n}" for n in range(self.workers)]
+        metrics = Metrics()
+        metrics.count_subscribers(lambda: bus.subscribers)
+        metrics_server = None
         try:
-            bus.register("eventlog", EventLog.start(context, store, boot))
-            bus.register("monitor", Monitor.start(context))
+            metrics_server = self._serve_metrics(metrics)
+            bus.register("eventlog", EventLog.start(context, store, boot, metrics))
+            bus.register("monitor", Monitor.start(context, metrics.exit_clock))
             bus.register("inspector", Inspector.start(context))
             for name in worker_names:
                 bus.register(name, Worker.start(
@@ -270,7 +288,7 @@ class Daemon:
                     log_limit=self.log_limit,
                 ))
             bus.register("supervisor", Supervisor.start(context, state=self.state, workers=worker_names,
-                                                        info=info, reported=reported))
+                                                        info=info, reported=reported, metrics=metrics))
             bus.start()
             bus.ready.wait()
             if bus.error is not None:
@@ -287,6 +305,8 @@ class Daemon:
             except pykka.Timeout:
                 pass
             stuck = pykka.ActorRegistry.get_all()
+            if metrics_server is not None:
+                metrics_server.stop()
             if bus.is_alive():
                 bus.stop()
             spawner.stop()
@@ -355,13 +375,15 @@ def cli() -> None:
               help="Let this group's members use actord: the control and event sockets become root:GROUP "
                    "0660 and the state dir root:GROUP 0710 (enter, not list); all else stays root's.  "
                    "[default: root only]")
+@click.option("--metrics-address", metavar="HOST:PORT",
+              help="Serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9338).  [default: off]")
 @click.option("--pidfile", type=click.Path(dir_okay=False, path_type=Path, resolve_path=True),
               help="Write the daemon's pid here.")
 @click.option("--debug", is_flag=True, help="Log debug messages.")
 def start(state_dir: str, listen: str | None, curve_secret_key: Path | None, curve_authorized_keys: Path | None,
           workers: int, start_timeout: float, retain_count: int,
           runtime: str, events_hwm: int, events_buffer: int, log_limit: int, socket_group: str | None,
-          pidfile: Path | None, debug: bool) -> None:
+          metrics_address: str | None, pidfile: Path | None, debug: bool) -> None:
     """Run the daemon in the foreground until SIGTERM or SIGINT (a second SIGINT: at once).
 
     Containers keep running when the daemon stops: their shims outlive it, and
@@ -378,13 +400,19 @@ def start(state_dir: str, listen: str | None, curve_secret_key: Path | None, cur
     if listen_path is not None:
         listen = f"ipc://{listen_path.absolute()}"
     curve = curve_server(listen, curve_secret_key, curve_authorized_keys)
+    if metrics_address is not None:
+        try:
+            parse_address(metrics_address)
+        except ValueError as exc:
+            raise StartupError(f"--metrics-address: {exc}") from None
     os.chdir("/")  # nothing is read, written or imported relative to wherever root started us
     setproctitle(f"actord {state.root}")
     try:
         daemon = Daemon(state, listen=listen, workers=workers, start_timeout=start_timeout,
                         retain_count=retain_count, runtime=runtime, events_hwm=events_hwm,
                         log_limit=log_limit, pidfile=pidfile, events_buffer=events_buffer,
-                        socket_group=None if socket_group is None else group_id(socket_group), curve=curve)
+                        socket_group=None if socket_group is None else group_id(socket_group), curve=curve,
+                        metrics_address=metrics_address)
     except ValueError as exc:
         raise StartupError(str(exc)) from None
     daemon.run()

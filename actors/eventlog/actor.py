@@ -19,6 +19,7 @@ import zmq
 
 from actors.base import BusActor, Handlers
 from actors.eventlog.store import EventStore
+from actors.metrics import Metrics
 from actors.wire import MAX_CLIENT_MESSAGE, ApiError, ErrorCode, WireError, pack
 from actors.wire import messages as wire
 from actors.wire.api import Params, error_reply, ok_reply
@@ -50,8 +51,10 @@ def _unrecorded(event: EventRecord, reason: str | None) -> str:
 
 
 class EventLog(BusActor):
-    def __init__(self, context: zmq.Context[zmq.Socket[bytes]], store: EventStore, boot: str) -> None:
+    def __init__(self, context: zmq.Context[zmq.Socket[bytes]], store: EventStore, boot: str, metrics: Metrics) -> None:
         super().__init__(context)
+        self.metrics = metrics
+        metrics.last_seq.set(store.last_seq)
         self.boot = boot
         """This daemon's boot id, in every event and heartbeat."""
         self.store = store
@@ -75,6 +78,7 @@ class EventLog(BusActor):
         if trace.ENABLED and token:
             trace.stamp(token, "eventlog: written")
         self.send("bus", wire.Publish(topic=topic_of(event), event=dict(event)))
+        self.metrics.recorded(event)
         self._recorded(written)
         self._report_storage()
         route, reply = message.route, message.reply

@@ -24,6 +24,7 @@ import zmq
 
 from actors.base import BusActor, Handlers
 from actors.memory import HeapReturn
+from actors.metrics import Metrics
 from actors.rootfs import remove_container_dir
 from actors.statedir import StateDir
 from actors.supervisor import checkpoint, io, pause, query, restore, start
@@ -42,6 +43,7 @@ from actors.supervisor.lifecycle import (
     Submit,
 )
 from actors.supervisor.pool import WorkerPool
+from actors.supervisor.probe import SupervisorProbe
 from actors.wire import ApiError, ErrorCode
 from actors.wire import messages as wire
 from actors.wire.api import STATE_CHANGING, error_reply, ok_reply
@@ -82,7 +84,7 @@ events that cannot be stored. Signals still go through, so containers can be sto
 class Supervisor(BusActor):
     def __init__(
         self, context: zmq.Context[zmq.Socket[bytes]], *, state: StateDir, workers: list[str], info: dict[str, Any],
-        reported: set[str],
+        reported: set[str], metrics: Metrics,
     ) -> None:
         super().__init__(context)
         self.state = state
@@ -93,6 +95,7 @@ class Supervisor(BusActor):
         """Why the state dir's storage is degraded (the EventLog says), or None."""
         self.heap = HeapReturn()
         self.pool = WorkerPool(workers, self.send)
+        self.probe = SupervisorProbe(metrics, self.life, self.pool)
 
     def handlers(self) -> Handlers:
         return {
@@ -111,6 +114,7 @@ class Supervisor(BusActor):
         super().on_start()
         counts = restore.restore(self, self._reported)
         self._reported.clear()
+        self.probe.show_all()
         logger.info("restored %d running, %d exited, %d orphaned; discarded %d damaged",
                     counts["running"], counts["exited"], counts["orphaned"], counts["discarded"])
 
@@ -120,6 +124,11 @@ class Supervisor(BusActor):
                 os.close(process.pidfd)
                 process.pidfd = -1
         super().on_stop()
+
+    def on_receive(self, message: Any) -> None:
+        concern = self.probe.before(message)
+        super().on_receive(message)
+        self.probe.after(concern)
 
     def carry_out(self, effects: list[Effect]) -> None:
         """Perform what the lifecycle's transitions asked for, in their order."""
