@@ -78,7 +78,6 @@ class EventLog(BusActor):
         if trace.ENABLED and token:
             trace.stamp(token, "eventlog: written")
         self.send("bus", wire.Publish(topic=topic_of(event), event=dict(event)))
-        self.metrics.recorded(event)
         self._recorded(written)
         self._report_storage()
         route, reply = message.route, message.reply
@@ -87,6 +86,7 @@ class EventLog(BusActor):
                 refusal = ApiError(ErrorCode.STORAGE_FULL, _unrecorded(event, self.store.error))
                 reply = error_reply(reply.get("id"), refusal)
             self.send("bus", wire.ClientReply(route=route, body=reply))
+        self.metrics.recorded(event)  # last: whatever it does, the event is out and the client answered
 
     def _recorded(self, written: list[dict[str, Any]]) -> None:
         """Exits now on record: the Supervisor may remove their processes' state."""

@@ -7,6 +7,7 @@ worker pool's load. O(1) per message, whatever the number of containers.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
@@ -17,6 +18,8 @@ from actors.supervisor.pool import WorkerPool
 from actors.wire.messages import Message, Request, StartDone
 
 __all__ = ["Concern", "SupervisorProbe", "concerned_container", "view_of"]
+
+logger = logging.getLogger(__name__)
 
 
 def view_of(container: Container) -> ContainerView:
@@ -60,6 +63,21 @@ class SupervisorProbe:
         metrics.workers.set(pool.size)
 
     def before(self, message: Message) -> Concern | None:
+        """What `message` concerns; never raises (a metric must not cost the Supervisor a message)."""
+        try:
+            return self._concern(message)
+        except Exception:
+            logger.exception("metrics: cannot follow %s", getattr(message, "kind", message))
+            return None
+
+    def after(self, concern: Concern | None) -> None:
+        """Show what the message changed; never raises."""
+        try:
+            self._show(concern)
+        except Exception:
+            logger.exception("metrics: cannot show a change")
+
+    def _concern(self, message: Message) -> Concern | None:
         container_id = concerned_container(message, self.life)
         if container_id is None:
             return None
@@ -71,7 +89,7 @@ class SupervisorProbe:
             return Concern(container_id, failed_process=None if process is None else process.name)
         return Concern(container_id)
 
-    def after(self, concern: Concern | None) -> None:
+    def _show(self, concern: Concern | None) -> None:
         self.show_load()
         if concern is None:
             return
@@ -86,9 +104,12 @@ class SupervisorProbe:
         self.metrics.board.put(concern.container_id, None if container is None else view_of(container))
 
     def show_all(self) -> None:
-        """Every container and the pool's load at once (after a restore)."""
-        self.metrics.board.replace(view_of(container) for container in self.life.containers.values())
-        self.show_load()
+        """Every container and the pool's load at once (after a restore); never raises."""
+        try:
+            self.metrics.board.replace(view_of(container) for container in self.life.containers.values())
+            self.show_load()
+        except Exception:
+            logger.exception("metrics: cannot show the containers")
 
     def show_load(self) -> None:
         load = (self.pool.busy, self.pool.queued)
