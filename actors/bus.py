@@ -26,6 +26,7 @@ from typing import Any
 
 import pykka
 import zmq
+from zmq.utils.monitor import parse_monitor_message
 
 from actors.daemonlog import log_fields
 from actors.wire import MAX_CLIENT_MESSAGE, MAX_SHIM_MESSAGE, ApiError, ErrorCode, WireError, pack, unpack
@@ -114,11 +115,13 @@ class Bus(threading.Thread):
         self.actors: dict[str, pykka.ActorRef[Any]] = {}
         self.ready = threading.Event()
         self.error: BaseException | None = None
+        self.subscribers = 0
+        """Connections to the event socket now (read by the metrics from other threads)."""
         self._watched: dict[int, int] = {}
         """raw fd -> key of its watch, for fds armed and not yet ready."""
         self._epoll = select.epoll()
         """The raw fds (shim pidfds, OOM eventfds: a few per container) are watched through one
-        epoll fd in the ZeroMQ poll, which stays five items long however many containers run:
+        epoll fd in the ZeroMQ poll, which stays six items long however many containers run:
         zmq_poll costs O(items) on every round of the loop."""
 
     def register(self, name: str, ref: pykka.ActorRef[Any]) -> None:
@@ -145,7 +148,8 @@ class Bus(threading.Thread):
         except Exception:
             logger.exception("the IO thread failed")
         finally:
-            for sock in (self.router, self.xpub, self.shims, self.inbox):
+            self.xpub.disable_monitor()
+            for sock in (self.router, self.xpub, self._xpub_events, self.shims, self.inbox):
                 sock.close(linger=0)
             self._epoll.close()
 
@@ -173,6 +177,8 @@ class Bus(threading.Thread):
             self.xpub.setsockopt(zmq.SNDBUF, self.events_buffer)
         self.xpub.setsockopt(zmq.LINGER, 0)
         self.xpub.bind(self.events_address)
+        # its connects and disconnects: how many subscribers there are
+        self._xpub_events = self.xpub.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
 
         self.shims = self.context.socket(zmq.PULL)
         self.shims.setsockopt(zmq.MAXMSGSIZE, MAX_SHIM_MESSAGE)
@@ -180,7 +186,7 @@ class Bus(threading.Thread):
         self.shims.bind(self.shim_address)
 
         self.poller = zmq.Poller()
-        for sock in (self.inbox, self.router, self.xpub, self.shims):
+        for sock in (self.inbox, self.router, self.xpub, self._xpub_events, self.shims):
             self.poller.register(sock, zmq.POLLIN)
         self.poller.register(self._epoll.fileno(), zmq.POLLIN)
 
@@ -200,6 +206,8 @@ class Bus(threading.Thread):
                         self._drain_shims()
                     elif item is self.xpub:
                         self._drain_subscriptions()
+                    elif item is self._xpub_events:
+                        self._count_subscribers()
                     elif item == self._epoll.fileno():
                         for fd, _ in self._epoll.poll(0):
                             self._fd_ready(fd)
@@ -344,6 +352,19 @@ class Bus(threading.Thread):
             if trace.ENABLED:
                 trace.stamp(message.token, "bus: shim report received")
             self._tell("monitor", message)
+
+    def _count_subscribers(self) -> None:
+        """Follow the event socket's connects and disconnects: the metrics show the count."""
+        while True:
+            try:
+                frames = self._xpub_events.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            event = parse_monitor_message(frames)["event"]
+            if event == zmq.EVENT_ACCEPTED:
+                self.subscribers += 1
+            elif event == zmq.EVENT_DISCONNECTED:
+                self.subscribers = max(0, self.subscribers - 1)
 
     def _drain_subscriptions(self) -> None:
         """Take in the subscriptions that arrived, then welcome them all at once: by now the

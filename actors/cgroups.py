@@ -8,16 +8,28 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from actors.libc import LIBC
 
-__all__ = ["CgroupWatch", "cgroup_dirs", "oom_kills", "oom_watch_members", "read_stats", "register_oom_watch"]
+__all__ = [
+    "CgroupUsage",
+    "CgroupWatch",
+    "cgroup_dirs",
+    "oom_kills",
+    "oom_watch_members",
+    "read_stats",
+    "read_usage",
+    "register_oom_watch",
+]
 
 IN_MODIFY = 0x2
 IN_NONBLOCK = os.O_NONBLOCK
 IN_CLOEXEC = os.O_CLOEXEC
+UNLIMITED_V1 = 1 << 62
+"""cgroup v1 shows "no memory limit" as a huge number (the page counter's maximum, in bytes)."""
 
 
 def _mounts() -> tuple[dict[str, tuple[str, str]], tuple[str, str] | None]:
@@ -207,3 +219,40 @@ def read_stats(pid: int) -> dict[str, Any]:
                     totals["read_bytes" if key == "rbytes" else "write_bytes"] += int(value)
         stats["blkio"] = totals
     return stats
+
+
+@dataclass(frozen=True)
+class CgroupUsage:
+    """The few numbers a metrics scrape takes from a container's cgroups."""
+
+    memory_bytes: int
+    memory_limit_bytes: int | None
+    """None: no limit."""
+    cpu_seconds: float | None
+    pids: int | None
+
+
+def read_usage(dirs: dict[str, Path]) -> CgroupUsage | None:
+    """Memory usage and limit, CPU time and pids from `cgroup_dirs`' directories (v1 where
+    mounted, else v2); None once the memory cgroup is gone (the container has exited)."""
+    unified = dirs.get("unified")
+    if "memory" in dirs:
+        memory, limit = _int(dirs["memory"] / "memory.usage_in_bytes"), _int(dirs["memory"] / "memory.limit_in_bytes")
+        if limit is not None and limit >= UNLIMITED_V1:
+            limit = None
+    elif unified is not None:
+        memory, limit = _int(unified / "memory.current"), _int(unified / "memory.max")
+    else:
+        return None
+    if memory is None:
+        return None
+    cpu_seconds = None
+    if "cpuacct" in dirs:
+        nanoseconds = _int(dirs["cpuacct"] / "cpuacct.usage")
+        cpu_seconds = None if nanoseconds is None else nanoseconds / 1e9
+    elif unified is not None:
+        microseconds = _flat(unified / "cpu.stat").get("usage_usec")
+        cpu_seconds = None if microseconds is None else microseconds / 1e6
+    pids_dir = dirs.get("pids", unified)
+    pids = None if pids_dir is None else _int(pids_dir / "pids.current")
+    return CgroupUsage(memory_bytes=memory, memory_limit_bytes=limit, cpu_seconds=cpu_seconds, pids=pids)

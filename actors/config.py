@@ -33,7 +33,7 @@ CONFIG_OPTION = "config"
 CONFIG_META = "actord.config_file"
 """Where a ConfiguredCommand leaves the path of the file it read (None: none), in `ctx.meta`."""
 
-SUGGESTED: dict[str, Any] = {}
+SUGGESTED: dict[str, Any] = {"metrics_address": "127.0.0.1:9338"}
 """Keys whose value in the printed default config differs from the built-in default: set
 there, as a suggestion, though the option is off when neither flag nor file gives it."""
 

@@ -39,6 +39,7 @@ from actors.daemonlog import configure as configure_logging
 from actors.eventlog import EventLog
 from actors.eventlog.store import EventStore
 from actors.inspector import Inspector
+from actors.metrics import Metrics, MetricsServer, parse_address
 from actors.monitor import Monitor
 from actors.outputlog import DEFAULT_LIMIT
 from actors.rootdir import DEFAULT_ROOT, RootDir
@@ -157,7 +158,7 @@ class Daemon:
                  start_timeout: float, retain_count: int, runtime: str, events_hwm: int,
                  log_limit: int, pidfile: Path | None, events_buffer: int = 0,
                  socket_group: int | None = None, curve: Curve | None = None,
-                 settings: dict[str, Any] | None = None) -> None:
+                 settings: dict[str, Any] | None = None, metrics_address: str | None = None) -> None:
         self.state = state
         self.root = root
         self.backoff = backoff
@@ -180,6 +181,7 @@ class Daemon:
         self.curve = curve
         self.settings = settings or {}
         """The effective `start` options and the config file read: `version` shows them."""
+        self.metrics_address = metrics_address
         self.stopping = threading.Event()
 
     def run(self) -> None:
@@ -248,6 +250,17 @@ class Daemon:
         authenticator.configure_curve(domain="*", location=self.curve.authorized_keys)
         return authenticator
 
+    def _serve_metrics(self, metrics: Metrics) -> MetricsServer | None:
+        if self.metrics_address is None:
+            return None
+        try:
+            server = MetricsServer(self.metrics_address, metrics.registry)
+        except OSError as exc:
+            raise StartupError(f"--metrics-address {self.metrics_address}: cannot listen: "
+                               f"{exc.strerror or exc}") from None
+        logger.info("metrics at http://%s/metrics", self.metrics_address)
+        return server
+
     def _run(self) -> None:
         binary = shutil.which(self.runtime_binary)
         if binary is None:
@@ -285,9 +298,13 @@ class Daemon:
                   curve_secret_key=None if self.curve is None else self.curve.secret_key, boot=boot)
         runtime = Runtime(binary, self.state.runtime_root)
         worker_names = [f"worker-{n}" for n in range(self.workers)]
+        metrics = Metrics()
+        metrics.count_subscribers(lambda: bus.subscribers)
+        metrics_server = None
         try:
-            bus.register("eventlog", EventLog.start(context, store, boot))
-            bus.register("monitor", Monitor.start(context))
+            metrics_server = self._serve_metrics(metrics)
+            bus.register("eventlog", EventLog.start(context, store, boot, metrics))
+            bus.register("monitor", Monitor.start(context, metrics.exit_clock))
             bus.register("inspector", Inspector.start(context))
             for name in worker_names:
                 bus.register(name, Worker.start(
@@ -297,7 +314,7 @@ class Daemon:
                 ))
             bus.register("supervisor", Supervisor.start(context, state=self.state, root=self.root,
                                                         workers=worker_names, info=info, reported=reported,
-                                                        backoff=self.backoff))
+                                                        metrics=metrics, backoff=self.backoff))
             bus.start()
             bus.ready.wait()
             if bus.error is not None:
@@ -314,6 +331,8 @@ class Daemon:
             except pykka.Timeout:
                 pass
             stuck = pykka.ActorRegistry.get_all()
+            if metrics_server is not None:
+                metrics_server.stop()
             if bus.is_alive():
                 bus.stop()
             spawner.stop()
@@ -391,6 +410,8 @@ def cli() -> None:
               metavar="SECONDS", help="The longest back-off between restarts.")
 @click.option("--restart-reset", default=10.0, show_default=True, type=click.FloatRange(0, 86400), metavar="SECONDS",
               help="A container that ran this long before it stopped restarts after --restart-delay again.")
+@click.option("--metrics-address", metavar="HOST:PORT",
+              help="Serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9338).  [default: off]")
 @click.option("--pidfile", type=click.Path(dir_okay=False, path_type=Path, resolve_path=True),
               help="Write the daemon's pid here.")
 @click.option("--log-level", type=click.Choice(list(LEVELS)), default="info", show_default=True,
@@ -402,8 +423,8 @@ def cli() -> None:
 def start(state_dir: str, root: str, listen: str | None, curve_secret_key: Path | None,
           curve_authorized_keys: Path | None, workers: int, start_timeout: float, retain_count: int,
           runtime: str, events_hwm: int, events_buffer: int, log_limit: int, socket_group: str | None,
-          restart_delay: float, restart_delay_max: float, restart_reset: float, pidfile: Path | None,
-          log_level: str, log_format: str, debug: bool) -> None:
+          restart_delay: float, restart_delay_max: float, restart_reset: float, metrics_address: str | None,
+          pidfile: Path | None, log_level: str, log_format: str, debug: bool) -> None:
     """Run the daemon in the foreground until SIGTERM or SIGINT (a second SIGINT: at once).
 
     Containers keep running when the daemon stops: their shims outlive it, and
@@ -418,6 +439,11 @@ def start(state_dir: str, root: str, listen: str | None, curve_secret_key: Path 
     if listen_path is not None:
         listen = f"ipc://{listen_path.absolute()}"
     curve = curve_server(listen, curve_secret_key, curve_authorized_keys)
+    if metrics_address is not None:
+        try:
+            parse_address(metrics_address)
+        except ValueError as exc:
+            raise StartupError(f"--metrics-address: {exc}") from None
     os.chdir("/")  # nothing is read, written or imported relative to wherever root started us
     setproctitle(f"actord {state.root}")
     try:
@@ -426,7 +452,7 @@ def start(state_dir: str, root: str, listen: str | None, curve_secret_key: Path 
                         retain_count=retain_count, runtime=runtime, events_hwm=events_hwm,
                         log_limit=log_limit, pidfile=pidfile, events_buffer=events_buffer,
                         socket_group=None if socket_group is None else group_id(socket_group), curve=curve,
-                        settings=settings)
+                        settings=settings, metrics_address=metrics_address)
     except ValueError as exc:
         raise StartupError(str(exc)) from None
     daemon.run()

@@ -11,6 +11,7 @@ import pytest
 from actors.config import config_keys
 from actors.daemon import start as start_command
 from tests.harness import ACTORD, Daemon, checked_daemon, new_state_dir, remove_state_dir
+from tests.test_metrics import free_port
 
 
 @pytest.fixture
@@ -97,7 +98,7 @@ def test_config_check_lists_every_problem(tmp_path: Path) -> None:
     assert actord("config", "check", str(tmp_path / "missing.toml")).returncode == 1
 
 
-def test_the_default_config_passes_the_check_and_changes_nothing(state_dir: Path, tmp_path: Path,
+def test_the_default_config_passes_the_check_and_changes_nothing_but_its_suggestions(state_dir: Path, tmp_path: Path,
                                                                  request: pytest.FixtureRequest) -> None:
     printed = actord("config", "default")
     assert printed.returncode == 0
@@ -105,9 +106,14 @@ def test_the_default_config_passes_the_check_and_changes_nothing(state_dir: Path
     config.write_text(printed.stdout)
     checked = actord("config", "check", str(config))
     assert (checked.returncode, checked.stdout) == (0, f"{config}: ok\n")
+    port = free_port()  # the suggested metrics address, on a port no other test or daemon holds
+    text = config.read_text()
+    assert '\nmetrics_address = "127.0.0.1:9338"\n' in text
+    config.write_text(text.replace('metrics_address = "127.0.0.1:9338"', f'metrics_address = "127.0.0.1:{port}"'))
     with checked_daemon(Daemon(state_dir, ["--config", str(config)]), request) as daemon:
         settings = daemon.call("version")["settings"]
     ctx = start_command.make_context("start", ["--state-dir", str(state_dir), "--config", "/dev/null"])
     defaults = {key: ctx.params[key] for key in config_keys(start_command)}
     assert {key: settings[key] for key in defaults} == {**defaults, "state_dir": str(state_dir),
-                                                         "root": str(daemon.root_dir)}
+                                                         "root": str(daemon.root_dir),
+                                                         "metrics_address": f"127.0.0.1:{port}"}

@@ -24,6 +24,7 @@ from actorctl.client import DaemonError
 from actorctl.events import attach
 from actors.eventlog import EventLog
 from actors.eventlog.store import EventStore
+from actors.metrics import Metrics
 from actors.outputlog import OutputWriter, read_output
 from actors.wire import messages as wire
 from actors.wire.api import ok_reply
@@ -409,7 +410,7 @@ def test_output_that_cannot_be_stored_is_counted_and_a_marker_says_so(tiny_fs: P
 
 def test_the_event_log_answers_at_once_and_records_exits_late_on_a_full_disk(tiny_fs: Path) -> None:
     store = new_store(tiny_fs)
-    log = EventLog(zmq.Context(), store, "boot")
+    log = EventLog(zmq.Context(), store, "boot", Metrics())
     sent: list[wire.Message] = []
     log.send = lambda destination, message: sent.append(message)  # type: ignore[method-assign]
 

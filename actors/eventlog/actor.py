@@ -19,6 +19,7 @@ import zmq
 
 from actors.base import BusActor, Handlers
 from actors.eventlog.store import EventStore
+from actors.metrics import Metrics
 from actors.wire import MAX_CLIENT_MESSAGE, ApiError, ErrorCode, WireError, pack
 from actors.wire import messages as wire
 from actors.wire.api import Params, error_reply, ok_reply
@@ -50,8 +51,10 @@ def _unrecorded(event: EventRecord, reason: str | None) -> str:
 
 
 class EventLog(BusActor):
-    def __init__(self, context: zmq.Context[zmq.Socket[bytes]], store: EventStore, boot: str) -> None:
+    def __init__(self, context: zmq.Context[zmq.Socket[bytes]], store: EventStore, boot: str, metrics: Metrics) -> None:
         super().__init__(context)
+        self.metrics = metrics
+        metrics.last_seq.set(store.last_seq)
         self.boot = boot
         """This daemon's boot id, in every event and heartbeat."""
         self.store = store
@@ -83,6 +86,7 @@ class EventLog(BusActor):
                 refusal = ApiError(ErrorCode.STORAGE_FULL, _unrecorded(event, self.store.error))
                 reply = error_reply(reply.get("id"), refusal)
             self.send("bus", wire.ClientReply(route=route, body=reply))
+        self.metrics.recorded(event)  # last: whatever it does, the event is out and the client answered
 
     def _recorded(self, written: list[dict[str, Any]]) -> None:
         """Exits now on record: the Supervisor may remove their processes' state."""

@@ -28,6 +28,7 @@ import zmq
 from actors.base import BusActor, Handlers
 from actors.cgroups import drain, oom_kills
 from actors.daemonlog import log_fields
+from actors.metrics.stopwatch import Stopwatch
 from actors.wire import messages as wire
 from actors.wire.records import ExitRecord, read_record
 from shimproc import trace
@@ -61,8 +62,10 @@ class OomWatch:
 
 
 class Monitor(BusActor):
-    def __init__(self, context: zmq.Context[zmq.Socket[bytes]]) -> None:
+    def __init__(self, context: zmq.Context[zmq.Socket[bytes]], exit_clock: Stopwatch) -> None:
         super().__init__(context)
+        self.exit_clock = exit_clock
+        """Started for each exit passed on; the EventLog stops it at the exit event (a metric)."""
         self.shims: dict[int, WatchedShim] = {}
         self.ooms: dict[int, OomWatch] = {}
         self.oom_by_token: dict[str, int] = {}
@@ -94,6 +97,7 @@ class Monitor(BusActor):
     def _report(self, token: str, container_id: str, process: str, status: int) -> None:
         if not self._first_report(token):
             return
+        self.exit_clock.begin(token)
         oom_fd = self.oom_by_token.get(token)
         if oom_fd is not None:
             self._check_oom(oom_fd, woken=False)

@@ -27,6 +27,7 @@ import zmq
 from actors.base import BusActor, Handlers
 from actors.daemonlog import log_context, log_fields
 from actors.memory import HeapReturn
+from actors.metrics import Metrics
 from actors.rootdir import RootDir
 from actors.rootfs import remove_container_dir
 from actors.statedir import StateDir, describe_os_error
@@ -49,6 +50,7 @@ from actors.supervisor.lifecycle import (
     Submit,
 )
 from actors.supervisor.pool import WorkerPool
+from actors.supervisor.probe import SupervisorProbe
 from actors.supervisor.restart import Alarm, Backoff
 from actors.wire import ApiError, ErrorCode
 from actors.wire import messages as wire
@@ -91,7 +93,7 @@ events that cannot be stored. Signals still go through, so containers can be sto
 class Supervisor(BusActor):
     def __init__(
         self, context: zmq.Context[zmq.Socket[bytes]], *, state: StateDir, root: RootDir, workers: list[str],
-        info: dict[str, Any], reported: set[str], backoff: Backoff | None = None,
+        info: dict[str, Any], reported: set[str], metrics: Metrics, backoff: Backoff | None = None,
     ) -> None:
         super().__init__(context)
         self.state = state
@@ -105,6 +107,7 @@ class Supervisor(BusActor):
         """Why the state dir's storage is degraded (the EventLog says), or None."""
         self.heap = HeapReturn()
         self.pool = WorkerPool(workers, self.send)
+        self.probe = SupervisorProbe(metrics, self.life, self.pool)
 
     def handlers(self) -> Handlers:
         return {
@@ -124,6 +127,7 @@ class Supervisor(BusActor):
         super().on_start()
         counts = restore.restore(self, self._reported)
         self._reported.clear()
+        self.probe.show_all()
         logger.info("restored %d running, %d exited, %d orphaned; discarded %d damaged",
                     counts["running"], counts["exited"], counts["orphaned"], counts["discarded"])
 
@@ -134,6 +138,11 @@ class Supervisor(BusActor):
                 os.close(process.pidfd)
                 process.pidfd = -1
         super().on_stop()
+
+    def on_receive(self, message: Any) -> None:
+        concern = self.probe.before(message)
+        super().on_receive(message)
+        self.probe.after(concern)
 
     def carry_out(self, effects: list[Effect]) -> None:
         """Perform what the lifecycle's transitions asked for, in their order."""

@@ -276,7 +276,7 @@ class Container:
     def status(self) -> str:
         """What clients see: a pause or resume under way shows the status before it, a restart's
         start shows `restarting`."""
-        if self.phase in (ContainerPhase.STARTING, ContainerPhase.PARKED):
+        if self.restarts > 0 and self.phase in (ContainerPhase.STARTING, ContainerPhase.PARKED):
             return ContainerPhase.RESTARTING.value
         return PUBLISHED_STATUS.get(self.phase) or str(self.phase.value)
 

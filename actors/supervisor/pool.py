@@ -20,6 +20,17 @@ class WorkerPool:
         self._idle: collections.deque[str] = collections.deque(names)
         self._waiting: collections.deque[Task] = collections.deque()
         self._send = send
+        self.size = len(names)
+
+    @property
+    def busy(self) -> int:
+        """Workers running a task."""
+        return self.size - len(self._idle)
+
+    @property
+    def queued(self) -> int:
+        """Tasks waiting for a free worker."""
+        return len(self._waiting)
 
     def submit(self, task: Task) -> None:
         """Send the task to a free worker now, or queue it for the next one that frees up."""

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from actors.config import (
+    SUGGESTED,
     ConfigError,
     ConfiguredCommand,
     check_settings,
@@ -87,7 +88,7 @@ def test_the_default_config_holds_every_key_and_gives_the_defaults() -> None:
     table = tomllib.loads(text)
     ctx = start.make_context("start", ["--config", "/dev/null"])
     defaults = {key: value for key, value in ctx.params.items() if value is not None}
-    assert check_settings(start, table, "default") == defaults
+    assert check_settings(start, table, "default") == {**defaults, **SUGGESTED}
     for key, option in config_keys(start).items():
         assert f"\n{key} = " in text or f"\n# {key} = " in text
         assert (option.help or "").split()[0] in text
@@ -96,7 +97,7 @@ def test_the_default_config_holds_every_key_and_gives_the_defaults() -> None:
 
 def test_a_suggested_value_is_set_in_the_default_config_only() -> None:
     toy = toy_command({})
-    plain = default_config(toy)
+    plain = default_config(toy, {})
     assert '\n# metrics_address = "HOST:PORT"\n' in plain
     suggested = default_config(toy, {"metrics_address": "127.0.0.1:9338"})
     assert '\nmetrics_address = "127.0.0.1:9338"\n' in suggested
