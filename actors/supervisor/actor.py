@@ -25,6 +25,7 @@ import zmq
 from actors.base import BusActor, Handlers
 from actors.memory import HeapReturn
 from actors.rootfs import remove_container_dir
+from actors.service.health import Health
 from actors.statedir import StateDir
 from actors.supervisor import checkpoint, io, pause, query, restore, start
 from actors.supervisor import signal as signal_task
@@ -55,6 +56,7 @@ Handler = Callable[["Supervisor", wire.Request], Any]
 
 REQUEST_HANDLERS: dict[str, Handler] = {
     "version": query.version,
+    "health": query.health,
     "containers.list": query.list_containers,
     "containers.state": query.state,
     "containers.start": start.request,
@@ -82,11 +84,13 @@ events that cannot be stored. Signals still go through, so containers can be sto
 class Supervisor(BusActor):
     def __init__(
         self, context: zmq.Context[zmq.Socket[bytes]], *, state: StateDir, workers: list[str], info: dict[str, Any],
-        reported: set[str],
+        reported: set[str], health: Health | None = None,
     ) -> None:
         super().__init__(context)
         self.state = state
         self.info = info
+        self.health = health
+        """The daemon's own conditions (uptime, runtime, spawner), for `version` and `health`."""
         self._reported = reported
         self.life = Lifecycle()
         self.storage_trouble: str | None = None
@@ -113,6 +117,11 @@ class Supervisor(BusActor):
         self._reported.clear()
         logger.info("restored %d running, %d exited, %d orphaned; discarded %d damaged",
                     counts["running"], counts["exited"], counts["orphaned"], counts["discarded"])
+
+    def serving_count(self) -> int:
+        """How many containers clients see: the daemon's readiness and liveness check (a call
+        through our inbox, see actors.service.watch)."""
+        return sum(1 for container in self.life.containers.values() if container.listed)
 
     def on_stop(self) -> None:
         for process in self.life.processes.values():
