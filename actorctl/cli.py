@@ -45,6 +45,7 @@ class LazyGroup(click.Group):
     "checkpoints": "actorctl.commands.checkpoints:checkpoints",
     "containers": "actorctl.commands.containers:containers",
     "events": "actorctl.commands.events:events",
+    "health": "actorctl.commands.health:health",
 })
 @click.option("--address", envvar="ACTORD_ADDRESS", default=DEFAULT_ADDRESS, show_default=True,
               show_envvar=True, help="The daemon's control socket.")
@@ -83,6 +84,10 @@ def version(ctx: click.Context) -> None:
     click.echo(f"actord {info['version']} (protocol {info['protocol']}, pid {info['pid']})")
     click.echo(f"runtime {info['runtime']}")
     click.echo(f"state dir {info['state_dir']}")
+    if info.get("uptime") is not None:
+        from actorctl.commands.health import format_duration
+
+        click.echo(f"up {format_duration(info['uptime'])}")
     degraded = info.get("degraded") or []
     for reason in degraded:
         click.echo(f"degraded: {reason}")

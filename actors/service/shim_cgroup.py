@@ -23,7 +23,8 @@ from pathlib import Path
 
 from actors.cgroups import cgroup_places
 
-__all__ = ["DEFAULT_SHIM_CGROUP", "ShimCgroupError", "move_into", "prepare", "remove_if_empty", "shim_cgroup_dirs"]
+__all__ = ["DEFAULT_SHIM_CGROUP", "ShimCgroupError", "move_into", "prepare", "remove_if_empty", "shim_cgroup_dir",
+           "shim_cgroup_dirs"]
 
 DEFAULT_SHIM_CGROUP = "actord-shims"
 TRACKING_HIERARCHIES = ("name=systemd", "unified")
@@ -37,7 +38,7 @@ class ShimCgroupError(ValueError):
     """A --shim-cgroup that cannot be used; the message names it."""
 
 
-def _target(option: str, mount: Path, own: Path) -> Path:
+def shim_cgroup_dir(option: str, mount: Path, own: Path) -> Path:
     """The shims' cgroup dir in one hierarchy, given its mount point and the daemon's cgroup dir."""
     if option.startswith("/"):
         parts = [part for part in option.split("/") if part]
@@ -69,7 +70,7 @@ def shim_cgroup_dirs(option: str, pid: int) -> list[Path]:
         if own != mount and mount not in own.parents:
             raise ShimCgroupError(f"actord's {hierarchy} cgroup {own} is not below the hierarchy's mount {mount}; "
                                   "give --shim-cgroup none")
-        target = _target(option, mount, own)
+        target = shim_cgroup_dir(option, mount, own)
         if own != mount and (target == own or own in target.parents):
             raise ShimCgroupError(f"--shim-cgroup {option!r} is {target}, inside actord's own cgroup {own}: "
                                   "the shims would be stopped with the daemon")
