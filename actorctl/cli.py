@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 import click
 
 from actorctl.client import DEFAULT_ADDRESS, Client
-from actorctl.common import EXIT_REFUSED, call
+from actorctl.common import EXIT_REFUSED, call, format_duration
 from actors import __version__
 
 __all__ = ["main"]
@@ -85,8 +85,6 @@ def version(ctx: click.Context) -> None:
     click.echo(f"runtime {info['runtime']}")
     click.echo(f"state dir {info['state_dir']}")
     if info.get("uptime") is not None:
-        from actorctl.commands.health import format_duration
-
         click.echo(f"up {format_duration(info['uptime'])}")
     degraded = info.get("degraded") or []
     for reason in degraded:

@@ -5,7 +5,9 @@ spawner imports everything a shim needs once, then forks one child per
 request: starting a shim costs a fork, and the children share the parent's
 pages. It is a child of actord (which reaps it) and, as a child subreaper, the
 parent and reaper of the shims and of anything a dead shim leaves behind while
-it lives; it exits when actord does, leaving the shims running.
+it lives; it exits when actord does, leaving the shims running. Each new shim's
+helper moves the shim out of actord's cgroup before the runtime runs (see
+actors.service.shim_cgroup), so that a stop of the daemon's cgroup spares it.
 
 Requests arrive on a SOCK_SEQPACKET unix socket: one JSON `ShimConfig` plus the
 write end of the caller's ready pipe (SCM_RIGHTS). The reply is the shim's pid,

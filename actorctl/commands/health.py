@@ -6,24 +6,9 @@ from typing import Any
 
 import click
 
-from actorctl.common import EXIT_REFUSED, call, print_json
+from actorctl.common import EXIT_REFUSED, call, format_duration, print_json
 
-__all__ = ["format_duration", "format_health", "health"]
-
-
-def format_duration(seconds: float) -> str:
-    """`3d 4h`, `2h 05m`, `4m 10s`, `12s`: the two largest units."""
-    whole = int(seconds)
-    days, rest = divmod(whole, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
+__all__ = ["format_health", "health"]
 
 
 def format_health(report: dict[str, Any]) -> list[str]:
