@@ -413,6 +413,11 @@ def start(state_dir: str, listen: str | None, curve_secret_key: Path | None, cur
     Containers keep running when the daemon stops: their shims outlive it, and
     the next `actord start` on the same state dir takes them back, reporting
     any exit that happened meanwhile. SIGUSR1 logs every thread's stack.
+
+    Under systemd (contrib/actord.service, Type=notify) it speaks sd_notify when
+    NOTIFY_SOCKET is set: READY=1 once the state dir's containers are restored and
+    requests are served, STATUS=serving N containers, WATCHDOG=1 every half of
+    WATCHDOG_USEC while the Supervisor answers, STOPPING=1 on SIGTERM/SIGINT.
     """
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.INFO,
