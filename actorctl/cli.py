@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 import click
 
 from actorctl.client import DEFAULT_ADDRESS, Client
-from actorctl.common import EXIT_REFUSED, call
+from actorctl.common import EXIT_REFUSED, call, format_duration
 from actors import __version__
 
 __all__ = ["main"]
@@ -45,6 +45,7 @@ class LazyGroup(click.Group):
     "checkpoints": "actorctl.commands.checkpoints:checkpoints",
     "containers": "actorctl.commands.containers:containers",
     "events": "actorctl.commands.events:events",
+    "health": "actorctl.commands.health:health",
 })
 @click.option("--address", envvar="ACTORD_ADDRESS", default=DEFAULT_ADDRESS, show_default=True,
               show_envvar=True, help="The daemon's control socket.")
@@ -83,6 +84,8 @@ def version(ctx: click.Context) -> None:
     click.echo(f"actord {info['version']} (protocol {info['protocol']}, pid {info['pid']})")
     click.echo(f"runtime {info['runtime']}")
     click.echo(f"state dir {info['state_dir']}")
+    if info.get("uptime") is not None:
+        click.echo(f"up {format_duration(info['uptime'])}")
     degraded = info.get("degraded") or []
     for reason in degraded:
         click.echo(f"degraded: {reason}")

@@ -14,7 +14,7 @@ import click
 from actorctl.client import Client, ClientError, DaemonError, Unreachable
 
 __all__ = ["EXIT_REFUSED", "EXIT_TIMEOUT", "EXIT_UNREACHABLE", "Failure", "NoAnswer", "NoDaemon", "call",
-           "container_id_arg", "guard", "parse_signal", "parse_time", "print_json"]
+           "container_id_arg", "format_duration", "guard", "parse_signal", "parse_time", "print_json"]
 
 EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_TIMEOUT = 1, 3, 4
 
@@ -100,6 +100,21 @@ def container_id_arg(ctx: click.Context | None, param: click.Parameter | None, v
             f"{value!r}: ids are 1 to 64 of A-Z a-z 0-9 _ . -, starting with a letter or digit"
         )
     return value
+
+
+def format_duration(seconds: float) -> str:
+    """`3d 4h`, `2h 05m`, `4m 10s`, `12s`: the two largest units."""
+    whole = int(seconds)
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
 
 
 def print_json(value: Any) -> None:

@@ -18,6 +18,7 @@ __all__ = [
     "CgroupUsage",
     "CgroupWatch",
     "cgroup_dirs",
+    "cgroup_places",
     "oom_kills",
     "oom_watch_members",
     "read_stats",
@@ -56,19 +57,25 @@ def _join(mount: tuple[str, str], path: str) -> Path:
     return Path(mount_point) / ("" if relative == "." else relative)
 
 
-def cgroup_dirs(pid: int) -> dict[str, Path]:
-    """Controller name (and "unified") -> the directory of `pid`'s cgroup."""
+def cgroup_places(pid: int) -> dict[str, tuple[Path, Path]]:
+    """Controller name (a v1 named hierarchy as "name=systemd", the v2 one as "unified") ->
+    (the hierarchy's mount point, the directory of `pid`'s cgroup in it)."""
     v1, v2 = _mounts()
-    found: dict[str, Path] = {}
+    found: dict[str, tuple[Path, Path]] = {}
     for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
         hierarchy, controllers, path = line.split(":", 2)
         if hierarchy == "0" and v2 is not None:
-            found["unified"] = _join(v2, path)
+            found["unified"] = (Path(v2[0]), _join(v2, path))
             continue
         for controller in controllers.split(","):
             if controller in v1:
-                found[controller] = _join(v1[controller], path)
+                found[controller] = (Path(v1[controller][0]), _join(v1[controller], path))
     return found
+
+
+def cgroup_dirs(pid: int) -> dict[str, Path]:
+    """Controller name (and "unified") -> the directory of `pid`'s cgroup."""
+    return {name: directory for name, (_, directory) in cgroup_places(pid).items()}
 
 
 def _read(path: Path) -> str | None:

@@ -43,6 +43,10 @@ from actors.metrics import Metrics, MetricsServer, parse_address
 from actors.monitor import Monitor
 from actors.outputlog import DEFAULT_LIMIT
 from actors.rootdir import DEFAULT_ROOT, RootDir
+from actors.service.health import Health
+from actors.service.notify import Notifier
+from actors.service.shim_cgroup import DEFAULT_SHIM_CGROUP, ShimCgroupError, prepare, remove_if_empty, shim_cgroup_dirs
+from actors.service.watch import ServiceWatch
 from actors.statedir import StateDir
 from actors.supervisor import Supervisor
 from actors.supervisor.restart import Backoff
@@ -158,7 +162,8 @@ class Daemon:
                  start_timeout: float, retain_count: int, runtime: str, events_hwm: int,
                  log_limit: int, pidfile: Path | None, events_buffer: int = 0,
                  socket_group: int | None = None, curve: Curve | None = None,
-                 settings: dict[str, Any] | None = None, metrics_address: str | None = None) -> None:
+                 settings: dict[str, Any] | None = None, metrics_address: str | None = None,
+                 shim_cgroup: str = DEFAULT_SHIM_CGROUP) -> None:
         self.state = state
         self.root = root
         self.backoff = backoff
@@ -182,9 +187,17 @@ class Daemon:
         self.settings = settings or {}
         """The effective `start` options and the config file read: `version` shows them."""
         self.metrics_address = metrics_address
+        self.shim_cgroup = shim_cgroup
         self.stopping = threading.Event()
 
     def run(self) -> None:
+        notifier = Notifier.from_environment()  # before anything inherits our environment
+        try:
+            self._run_notifying(notifier)
+        finally:
+            notifier.close()
+
+    def _run_notifying(self, notifier: Notifier) -> None:
         os.umask(0o077)  # whatever is made in the state dir is root's alone, unless chmod says otherwise
         raise_fd_limit()
         self._prepare_state_dir()
@@ -200,7 +213,7 @@ class Daemon:
                     self.pidfile.write_text(f"{os.getpid()}\n")
                 except OSError as exc:
                     raise StartupError(f"cannot write the pidfile {self.pidfile}: {exc.strerror}") from None
-            self._run()
+            self._run(notifier)
         finally:
             if self.pidfile is not None:
                 self.pidfile.unlink(missing_ok=True)
@@ -261,7 +274,23 @@ class Daemon:
         logger.info("metrics at http://%s/metrics", self.metrics_address)
         return server
 
-    def _run(self) -> None:
+    def _shim_cgroups(self) -> list[Path]:
+        """The shims' cgroups (see actors.service.shim_cgroup), made if missing."""
+        try:
+            dirs = shim_cgroup_dirs(self.shim_cgroup, os.getpid())
+            prepare(dirs)
+        except ShimCgroupError as exc:
+            raise StartupError(str(exc)) from None
+        except OSError as exc:
+            raise StartupError(f"--shim-cgroup {self.shim_cgroup}: cannot make the cgroup {exc.filename}: "
+                               f"{exc.strerror} (--shim-cgroup none keeps the shims in actord's cgroup)") from None
+        if dirs:
+            logger.info("shims run in %s", ", ".join(map(str, dirs)))
+        else:
+            logger.info("shims run in actord's cgroup (--shim-cgroup none): stopping actord's cgroup stops them")
+        return dirs
+
+    def _run(self, notifier: Notifier) -> None:
         binary = shutil.which(self.runtime_binary)
         if binary is None:
             raise StartupError(f"the runtime {self.runtime_binary!r} is not installed (try: apt-get install runc)")
@@ -283,7 +312,9 @@ class Daemon:
         except OSError as exc:
             raise StartupError(f"cannot open the event log in {self.state.root}: {exc.strerror}") from None
         reported = {e["token"] for e in store.events if e["type"] == "exit" and "token" in e}
-        spawner = Spawner(self.state.spawner_socket, f"actor-shim-spawner {self.state.root}")
+        shim_cgroups = self._shim_cgroups()
+        spawner = Spawner(self.state.spawner_socket, f"actor-shim-spawner {self.state.root}",
+                          tuple(str(directory / "cgroup.procs") for directory in shim_cgroups))
         try:
             spawner.start()
         except (OSError, RuntimeError) as exc:
@@ -312,9 +343,10 @@ class Daemon:
                     start_timeout=self.start_timeout, report_address=self.shim_address,
                     log_limit=self.log_limit,
                 ))
-            bus.register("supervisor", Supervisor.start(context, state=self.state, root=self.root,
-                                                        workers=worker_names, info=info, reported=reported,
-                                                        metrics=metrics, backoff=self.backoff))
+            supervisor = Supervisor.start(context, state=self.state, root=self.root, workers=worker_names,
+                                          info=info, reported=reported, metrics=metrics, backoff=self.backoff,
+                                          health=Health(binary, spawner))
+            bus.register("supervisor", supervisor)
             bus.start()
             bus.ready.wait()
             if bus.error is not None:
@@ -322,7 +354,15 @@ class Daemon:
             self._set_socket_access()
             logger.info("actord %s serving %s (runtime %s, %d workers)",
                         __version__, self.control_address, info["runtime"], self.workers)
-            self._wait_for_signal()
+            self._catch_signals()
+            watch = ServiceWatch(notifier, supervisor, bus, spawner)
+            try:
+                watch.wait_ready(self.stopping)
+            except RuntimeError as exc:
+                raise StartupError(str(exc)) from None
+            while not self.stopping.wait(watch.interval):
+                watch.tick()
+            watch.stopping()
             logger.info("stopping; containers keep running")
         finally:
             # actors first, while the bus still carries what they send on their way out
@@ -336,6 +376,7 @@ class Daemon:
             if bus.is_alive():
                 bus.stop()
             spawner.stop()
+            remove_if_empty(shim_cgroups)
             for sock in self.state.daemon_sockets:
                 sock.unlink(missing_ok=True)
             if stuck:
@@ -346,7 +387,7 @@ class Daemon:
                 authenticator.stop()
             context.term()
 
-    def _wait_for_signal(self) -> None:
+    def _catch_signals(self) -> None:
         def first(signum: int, _: Any) -> None:
             logger.info("received %s", signal.Signals(signum).name)
             self.stopping.set()
@@ -359,8 +400,6 @@ class Daemon:
         signal.signal(signal.SIGTERM, first)
         signal.signal(signal.SIGINT, first)
         signal.signal(signal.SIGUSR1, log_thread_tracebacks)
-        while not self.stopping.wait(1.0):
-            pass
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -414,6 +453,13 @@ def cli() -> None:
               help="Serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9338).  [default: off]")
 @click.option("--pidfile", type=click.Path(dir_okay=False, path_type=Path, resolve_path=True),
               help="Write the daemon's pid here.")
+@click.option("--shim-cgroup", default=DEFAULT_SHIM_CGROUP, show_default=True,
+              metavar="NAME|/PATH|none",
+              help="The cgroup each shim (and so its container) moves into, in the hierarchies a service "
+                   "manager tracks processes by (cgroup v1 name=systemd, cgroup v2): NAME beside actord's own "
+                   "cgroup, /PATH from the hierarchy's root. Then stopping actord's cgroup (systemctl stop or "
+                   "restart without KillMode=process) leaves the containers running. none: shims stay in "
+                   "actord's cgroup. Made if missing; removed at stop if empty.")
 @click.option("--log-level", type=click.Choice(list(LEVELS)), default="info", show_default=True,
               help="Log this level and above.")
 @click.option("--log-format", type=click.Choice(FORMATS), default="text", show_default=True,
@@ -424,12 +470,17 @@ def start(state_dir: str, root: str, listen: str | None, curve_secret_key: Path 
           curve_authorized_keys: Path | None, workers: int, start_timeout: float, retain_count: int,
           runtime: str, events_hwm: int, events_buffer: int, log_limit: int, socket_group: str | None,
           restart_delay: float, restart_delay_max: float, restart_reset: float, metrics_address: str | None,
-          pidfile: Path | None, log_level: str, log_format: str, debug: bool) -> None:
+          pidfile: Path | None, shim_cgroup: str, log_level: str, log_format: str, debug: bool) -> None:
     """Run the daemon in the foreground until SIGTERM or SIGINT (a second SIGINT: at once).
 
     Containers keep running when the daemon stops: their shims outlive it, and
     the next `actord start` on the same state dir takes them back, reporting
     any exit that happened meanwhile. SIGUSR1 logs every thread's stack.
+
+    Under systemd (contrib/actord.service, Type=notify) it speaks sd_notify when
+    NOTIFY_SOCKET is set: READY=1 once the state dir's containers are restored and
+    requests are served, STATUS=serving N containers, WATCHDOG=1 every half of
+    WATCHDOG_USEC while the Supervisor answers, STOPPING=1 on SIGTERM/SIGINT.
     """
     configure_logging("debug" if debug else log_level, log_format, sys.stderr)
     settings = effective_settings(click.get_current_context())
@@ -452,7 +503,7 @@ def start(state_dir: str, root: str, listen: str | None, curve_secret_key: Path 
                         retain_count=retain_count, runtime=runtime, events_hwm=events_hwm,
                         log_limit=log_limit, pidfile=pidfile, events_buffer=events_buffer,
                         socket_group=None if socket_group is None else group_id(socket_group), curve=curve,
-                        settings=settings, metrics_address=metrics_address)
+                        settings=settings, metrics_address=metrics_address, shim_cgroup=shim_cgroup)
     except ValueError as exc:
         raise StartupError(str(exc)) from None
     daemon.run()

@@ -5,7 +5,9 @@ spawner imports everything a shim needs once, then forks one child per
 request: starting a shim costs a fork, and the children share the parent's
 pages. It is a child of actord (which reaps it) and, as a child subreaper, the
 parent and reaper of the shims and of anything a dead shim leaves behind while
-it lives; it exits when actord does, leaving the shims running.
+it lives; it exits when actord does, leaving the shims running. Each new shim's
+helper moves the shim out of actord's cgroup before the runtime runs (see
+actors.service.shim_cgroup), so that a stop of the daemon's cgroup spares it.
 
 Requests arrive on a SOCK_SEQPACKET unix socket: one JSON `ShimConfig` plus the
 write end of the caller's ready pipe (SCM_RIGHTS). The reply is the shim's pid,
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import json
 import os
 import select
 import signal
@@ -48,6 +51,7 @@ from typing import Any, NoReturn
 from setproctitle import setproctitle
 
 from actors.fdwait import reader_gone
+from actors.service.shim_cgroup import move_into
 from actors.wire import MAX_SHIM_MESSAGE, pack, unpack
 from actors.wire import messages as wire
 from actors.wire.shim import ShimConfig, parse_spawn_reply, ready_line, spawn_reply
@@ -69,14 +73,20 @@ class SpawnedShim:
 
 
 class Spawner:
-    """Daemon side: starts the fork server and asks it for shims (thread-safe)."""
+    """Daemon side: starts the fork server and asks it for shims (thread-safe).
 
-    def __init__(self, socket_path: Path, title: str) -> None:
+    `shim_cgroups` are the `cgroup.procs` files each new shim moves itself into (see
+    actors.service.shim_cgroup); none: shims stay in the spawner's cgroup.
+    """
+
+    def __init__(self, socket_path: Path, title: str, shim_cgroups: tuple[str, ...] = ()) -> None:
         self.socket_path = socket_path
         self.title = title
+        self.shim_cgroups = shim_cgroups
         self._lock = threading.Lock()
         self._server: subprocess.Popen[bytes] | None = None
         self._lifeline = -1
+        self._restart_error: str | None = None
 
     def start(self) -> None:
         """Start the server and wait until it listens."""
@@ -92,7 +102,7 @@ class Spawner:
         ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
         self._server = subprocess.Popen(
             [sys.executable, "-I", "-m", "shimproc.spawner", str(self.socket_path),
-             str(lifeline_r), str(ready_w), self.title],
+             str(lifeline_r), str(ready_w), self.title, json.dumps(self.shim_cgroups)],
             pass_fds=(lifeline_r, ready_w),
             stdin=subprocess.DEVNULL,
         )
@@ -101,6 +111,28 @@ class Spawner:
         with os.fdopen(ready_r, "rb") as ready:
             if ready.read(1) != b"1":
                 raise RuntimeError("the shim spawner failed to start")
+
+    def revive(self) -> None:
+        """Restart a server that has died (the daemon checks each second), so that neither the
+        next start pays for it nor `health` reports it for longer than that."""
+        with self._lock:
+            if self._server is None or self._server.poll() is None:
+                return  # alive, or not started (or stopped)
+            try:
+                self._start_locked()
+            except (OSError, RuntimeError) as exc:
+                self._restart_error = str(exc)
+            else:
+                self._restart_error = None
+
+    def trouble(self) -> str | None:
+        """Why the server is down, or None. Never blocks (the Supervisor asks)."""
+        server = self._server
+        if server is None or server.poll() is None:
+            return None
+        if self._restart_error is not None:
+            return f"the shim spawner exited and cannot be restarted: {self._restart_error}"
+        return f"the shim spawner exited ({server.returncode}); restarting it"
 
     def stop(self) -> None:
         with self._lock:
@@ -142,10 +174,11 @@ class Spawner:
         return SpawnedShim(pid=pid, ready_fd=ready_r)
 
 
-def _take_request(conn_fd: int) -> tuple[dict[str, Any], list[int]]:
+def _take_request(conn_fd: int, shim_cgroups: tuple[str, ...]) -> tuple[dict[str, Any], list[int]]:
     """In the new shim's helper: the request on its connection, answered with the shim's pid;
-    the configuration and the ready pipe, or an error if the request is malformed or its
-    starter gave up (a shim now would run unowned)."""
+    the shim moved into its cgroups; the configuration and the ready pipe, or an error if the
+    request is malformed, its starter gave up (a shim now would run unowned) or the move failed
+    (the starter hears why)."""
     with socket.socket(fileno=conn_fd) as conn:
         conn.settimeout(_REQUEST_TIMEOUT)
         message, fds, _, _ = socket.recv_fds(conn, _MAX_REQUEST, 1)
@@ -153,17 +186,23 @@ def _take_request(conn_fd: int) -> tuple[dict[str, Any], list[int]]:
             return {"error": "no request, or its starter gave up"}, []
         config = ShimConfig.from_json(message)
         conn.sendall(spawn_reply(os.getppid()))
+    try:
+        move_into(shim_cgroups, os.getppid())
+    except OSError as exc:
+        error = f"cannot move the shim into the cgroup {exc.filename}: {exc.strerror} (see actord start --shim-cgroup)"
+        os.write(fds[0], ready_line({"ok": False, "error": error}))
+        return {"error": error}, []
     return {"config": dataclasses.asdict(config)}, fds
 
 
-def _become_shim(conn_fd: int, closers: list[int]) -> NoReturn:
+def _become_shim(conn_fd: int, closers: list[int], shim_cgroups: tuple[str, ...]) -> NoReturn:
     """In a new child: take the request on `conn_fd` (through a helper) and run its shim."""
     code = 2
     try:
         for fd in closers:
             os.close(fd)
         signal.set_wakeup_fd(-1)
-        request, fds = in_helper(lambda: _take_request(conn_fd))
+        request, fds = in_helper(lambda: _take_request(conn_fd, shim_cgroups))
         os.close(conn_fd)
         if "config" in request:
             os.setsid()
@@ -176,7 +215,7 @@ def _become_shim(conn_fd: int, closers: list[int]) -> NoReturn:
         os._exit(code)
 
 
-def _fork_loop(listener: socket.socket, lifeline: int, reaper: Reaper) -> None:
+def _fork_loop(listener: socket.socket, lifeline: int, reaper: Reaper, shim_cgroups: tuple[str, ...]) -> None:
     """Fork a shim per connection until the lifeline closes. Little runs here but C calls and
     the reaping, which is the same code every shim runs (pages they have written anyway)."""
     listen_fd = listener.fileno()
@@ -193,7 +232,7 @@ def _fork_loop(listener: socket.socket, lifeline: int, reaper: Reaper) -> None:
                 except OSError:  # the caller went away meanwhile
                     continue
                 if fork() == 0:
-                    _become_shim(conn_fd, closers)
+                    _become_shim(conn_fd, closers, shim_cgroups)
                 os.close(conn_fd)  # after a failed fork, the caller sees the connection closed
             elif fd == lifeline:
                 return
@@ -216,7 +255,7 @@ def _warm_up() -> None:
         ready_line({"ok": False, "error": "warm-up"})
 
 
-def serve(socket_path: str, lifeline: int, ready_fd: int, title: str) -> None:
+def serve(socket_path: str, lifeline: int, ready_fd: int, title: str, shim_cgroups: tuple[str, ...]) -> None:
     """Run the fork server until the daemon's lifeline pipe closes."""
     setproctitle(title)
     become_subreaper()
@@ -236,7 +275,7 @@ def serve(socket_path: str, lifeline: int, ready_fd: int, title: str) -> None:
     gc.freeze()
     os.write(ready_fd, b"1")
     os.close(ready_fd)
-    _fork_loop(listener, lifeline, reaper)
+    _fork_loop(listener, lifeline, reaper, shim_cgroups)
     listener.close()
     try:
         os.unlink(socket_path)
@@ -245,4 +284,4 @@ def serve(socket_path: str, lifeline: int, ready_fd: int, title: str) -> None:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
+    serve(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], tuple(json.loads(sys.argv[5])))

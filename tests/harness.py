@@ -88,6 +88,8 @@ class Daemon:
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     known_shims: set[int] = field(default_factory=set)
+    cgroups: tuple[Path, ...] = ()
+    """cgroup dirs (one per hierarchy) actord is started in, instead of ours."""
 
     @property
     def address(self) -> str:
@@ -117,10 +119,16 @@ class Daemon:
                 [*command, "start", "--state-dir", str(self.state_dir), "--root", str(self.root_dir), *NO_CONFIG,
                  *self.extra_args],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=cwd, env=env,
+                preexec_fn=self._enter_cgroups if self.cgroups else None,
             )
         if wait:
             self.wait_ready()
         return self
+
+    def _enter_cgroups(self) -> None:
+        """In the new process, before it runs actord: move into `cgroups` ("0": the writer)."""
+        for directory in self.cgroups:
+            (directory / "cgroup.procs").write_text("0")
 
     def wait_ready(self, timeout: float = 15.0) -> None:
         def ready() -> bool:

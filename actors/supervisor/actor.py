@@ -30,6 +30,7 @@ from actors.memory import HeapReturn
 from actors.metrics import Metrics
 from actors.rootdir import RootDir
 from actors.rootfs import remove_container_dir
+from actors.service.health import Health
 from actors.statedir import StateDir, describe_os_error
 from actors.supervisor import checkpoint, io, pause, query, remove, restore, start
 from actors.supervisor import signal as signal_task
@@ -65,6 +66,7 @@ Handler = Callable[["Supervisor", wire.Request], Any]
 
 REQUEST_HANDLERS: dict[str, Handler] = {
     "version": query.version,
+    "health": query.health,
     "containers.list": query.list_containers,
     "containers.state": query.state,
     "containers.start": start.request,
@@ -94,11 +96,14 @@ class Supervisor(BusActor):
     def __init__(
         self, context: zmq.Context[zmq.Socket[bytes]], *, state: StateDir, root: RootDir, workers: list[str],
         info: dict[str, Any], reported: set[str], metrics: Metrics, backoff: Backoff | None = None,
+        health: Health | None = None,
     ) -> None:
         super().__init__(context)
         self.state = state
         self.root = root
         self.info = info
+        self.health = health
+        """The daemon's own conditions (uptime, runtime, spawner), for `version` and `health`."""
         self._reported = reported
         self.life = Lifecycle(backoff, stored_config=lambda container_id: str(root.config(container_id)))
         self.alarm = Alarm(lambda: self.actor_ref.tell(wire.RestartDue()), time.monotonic)
@@ -130,6 +135,11 @@ class Supervisor(BusActor):
         self.probe.show_all()
         logger.info("restored %d running, %d exited, %d orphaned; discarded %d damaged",
                     counts["running"], counts["exited"], counts["orphaned"], counts["discarded"])
+
+    def serving_count(self) -> int:
+        """How many containers clients see: the daemon's readiness and liveness check (a call
+        through our inbox, see actors.service.watch)."""
+        return sum(1 for container in self.life.containers.values() if container.listed)
 
     def on_stop(self) -> None:
         self.alarm.cancel()

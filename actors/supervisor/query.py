@@ -1,11 +1,13 @@
-"""Read-only requests: version, containers.list, containers.state, events.replay."""
+"""Read-only requests: version, health, containers.list, containers.state, events.replay."""
 
 from __future__ import annotations
 
 import bisect
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from actors.supervisor.deferred import DEFERRED
+from actors.supervisor.lifecycle import PUBLISHED_STATUS
 from actors.wire.api import Params
 from actors.wire.messages import Replay, Request
 
@@ -13,9 +15,29 @@ if TYPE_CHECKING:
     from actors.supervisor.actor import Supervisor
 
 
+def degraded(sup: Supervisor) -> list[str]:
+    """Why the daemon cannot do all it should (empty when healthy)."""
+    reasons = [] if sup.storage_trouble is None else [sup.storage_trouble]
+    return reasons + ([] if sup.health is None else sup.health.degraded())
+
+
+def uptime(sup: Supervisor) -> float | None:
+    return None if sup.health is None else sup.health.uptime()
+
+
 def version(sup: Supervisor, request: Request) -> dict[str, Any]:
-    """The daemon's facts, and `degraded`: why it cannot do all it should (empty when healthy)."""
-    return {**sup.info, "degraded": [] if sup.storage_trouble is None else [sup.storage_trouble]}
+    """The daemon's facts, its uptime (seconds), and `degraded`."""
+    return {**sup.info, "uptime": uptime(sup), "degraded": degraded(sup)}
+
+
+def health(sup: Supervisor, request: Request) -> dict[str, Any]:
+    """`healthy` or `degraded` (and why), the uptime and the containers by status."""
+    reasons = degraded(sup)
+    by_status = Counter(PUBLISHED_STATUS.get(container.phase, container.phase.value)
+                        for container in sup.life.containers.values())
+    return {"status": "degraded" if reasons else "healthy", "degraded": reasons, "uptime": uptime(sup),
+            "containers": dict(sorted(by_status.items())), "pid": sup.info.get("pid"),
+            "version": sup.info.get("version")}
 
 
 LIST_PAGE_MAX = 1000

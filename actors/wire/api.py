@@ -22,6 +22,7 @@ PROTOCOL_VERSION = 1
 
 METHODS = (
     "version",
+    "health",
     "containers.start",
     "containers.exec",
     "containers.list",

@@ -1,0 +1,44 @@
+"""`actorctl health`: is the daemon serving, and can it do all it should? For probes and people."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from actorctl.common import EXIT_REFUSED, call, format_duration, print_json
+
+__all__ = ["format_health", "health"]
+
+
+def format_health(report: dict[str, Any]) -> list[str]:
+    counts: dict[str, int] = report.get("containers") or {}
+    total = sum(counts.values())
+    detail = ", ".join(f"{count} {status}" for status, count in counts.items())
+    line = (f"{report['status']}: actord {report.get('version')} (pid {report.get('pid')}) up "
+            f"{format_duration(report.get('uptime') or 0)}, {total} container{'' if total == 1 else 's'}")
+    return [line + (f" ({detail})" if detail else ""), *(f"degraded: {reason}" for reason in report["degraded"])]
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def health(ctx: click.Context, as_json: bool) -> None:
+    """Show whether the daemon is healthy: its uptime, its containers by status, and what
+    degrades it (the state dir's storage full, the shim spawner down, the runtime binary
+    missing). Exit 0 when healthy, 1 when degraded, 3 when there is no daemon, 4 when it
+    does not answer in time.
+
+    \b
+    Example (a probe, e.g. in a monitoring check):
+      actorctl --timeout 5 health || echo "actord needs attention"
+      actorctl health --json
+    """
+    report = call(ctx, "health")
+    if as_json:
+        print_json(report)
+    else:
+        for line in format_health(report):
+            click.echo(line)
+    if report["degraded"]:
+        ctx.exit(EXIT_REFUSED)
