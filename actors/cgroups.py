@@ -24,6 +24,7 @@ __all__ = [
     "read_stats",
     "read_usage",
     "register_oom_watch",
+    "remove_leftover_cgroups",
 ]
 
 IN_MODIFY = 0x2
@@ -71,6 +72,22 @@ def cgroup_places(pid: int) -> dict[str, tuple[Path, Path]]:
             if controller in v1:
                 found[controller] = (Path(v1[controller][0]), _join(v1[controller], path))
     return found
+
+
+def remove_leftover_cgroups(container_id: str, parents: set[Path]) -> list[Path]:
+    """Remove the cgroups runc made for a container whose create it never finished (killed at
+    its deadline, `runc delete` then finds no container): `<parent>/<id>` for each of `parents`
+    (where runc puts a container's cgroup: relative to its own). Only empty ones go; the
+    removed are returned."""
+    removed = []
+    for parent in parents:
+        leftover = parent / container_id
+        try:
+            leftover.rmdir()
+        except OSError:
+            continue  # not there (runc deleted it), or still in use
+        removed.append(leftover)
+    return removed
 
 
 def cgroup_dirs(pid: int) -> dict[str, Path]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -92,11 +94,14 @@ def test_a_start_that_passes_its_deadline_is_undone(bundles: Callable[..., Path]
     daemon = Daemon(state_dir, extra_args=["--start-timeout", "1.5"]).start()
     try:
         began = time.monotonic()
-        done = daemon.ctl("containers", "start", "slow", str(bundle))
+        container_id = f"slow-{uuid.uuid4().hex[:8]}"
+        done = daemon.ctl("containers", "start", container_id, str(bundle))
         assert done.returncode == 1
         assert "not created within 1.5s" in done.stderr
         assert time.monotonic() - began < 15
         nothing_created(daemon)
+        left = [d for d, _, _ in os.walk("/sys/fs/cgroup") if os.path.basename(d) == container_id]
+        assert left == [], "the cgroups runc made for the killed create are left"
         assert daemon.call("version")["protocol"] == 1
     finally:
         daemon.kill_everything()

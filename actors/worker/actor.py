@@ -27,7 +27,7 @@ from typing import Any
 import zmq
 
 from actors.base import BusActor, Handlers
-from actors.cgroups import oom_watch_members, register_oom_watch
+from actors.cgroups import cgroup_places, oom_watch_members, register_oom_watch, remove_leftover_cgroups
 from actors.daemonlog import log_fields
 from actors.fdwait import readable
 from actors.procinfo import open_pidfd, start_time
@@ -301,6 +301,8 @@ class Worker(BusActor):
             _kill_group(shim_pid)
         if config.is_init:
             self._delete_container(config.container_id)
+            if stuck:
+                self._remove_leftover_cgroups(config.container_id)
         elif pidfd >= 0:
             try:
                 signal.pidfd_send_signal(pidfd, signal.SIGKILL)
@@ -313,6 +315,16 @@ class Worker(BusActor):
             wait_gone(shim_pid, CLEANUP_TIMEOUT)
             if config.is_init:
                 self._delete_container(config.container_id)
+
+    def _remove_leftover_cgroups(self, container_id: str) -> None:
+        """The cgroups of a create killed midway: runc's own cgroup is the shim's, which is
+        actord's but where the shim moved (and runc may go one level up from there)."""
+        parents = {directory for _, directory in cgroup_places(os.getpid()).values()}
+        for procs in self.spawner.shim_cgroups:
+            parents |= {Path(procs).parent, Path(procs).parent.parent}
+        for leftover in remove_leftover_cgroups(container_id, parents):
+            logger.info("removed the cgroup %s of the failed start of %s", leftover, container_id,
+                        extra=log_fields(container_id=container_id))
 
     def _delete_container(self, container_id: str) -> None:
         """`runc delete --force`, tried a few times; a failure is logged, never raised."""
