@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BUSYBOX", "create_bundle"]
+__all__ = ["BUSYBOX", "create_bundle", "default_spec", "replace_file"]
 
 BUSYBOX = "/bin/busybox"
 
@@ -36,14 +36,15 @@ def _fill_rootfs(rootfs: Path, busybox: str) -> None:
     rootfs.chmod(0o755)
 
 
-def _default_spec(runtime: str) -> dict[str, Any]:
+def default_spec(runtime: str) -> dict[str, Any]:
+    """The config `runc spec` writes: the base every bundle here starts from."""
     with tempfile.TemporaryDirectory(prefix="actord-spec-") as scratch:
         subprocess.run([runtime, "spec", "--bundle", scratch], check=True, capture_output=True)
         spec: dict[str, Any] = json.loads((Path(scratch) / "config.json").read_text())
     return spec
 
 
-def _replace(path: Path, text: str) -> None:
+def replace_file(path: Path, text: str) -> None:
     """Write `path` through a new file renamed over it: a symlink there is replaced, not followed."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
@@ -69,7 +70,7 @@ def create_bundle(directory: str | os.PathLike[str], args: list[str], *,
     rootfs = bundle / "rootfs"
     if os.path.lexists(rootfs) and not force:
         raise FileExistsError(f"{rootfs} already exists; --force replaces it with a fresh one")
-    config = _default_spec(runtime)
+    config = default_spec(runtime)
     config["process"]["args"] = args
     config["process"]["terminal"] = terminal
     config["root"]["readonly"] = False
@@ -89,5 +90,5 @@ def create_bundle(directory: str | os.PathLike[str], args: list[str], *,
     except BaseException:
         shutil.rmtree(fresh, ignore_errors=True)
         raise
-    _replace(bundle / "config.json", json.dumps(config, indent=2))
+    replace_file(bundle / "config.json", json.dumps(config, indent=2))
     return bundle

@@ -46,6 +46,7 @@ class LazyGroup(click.Group):
     "containers": "actorctl.commands.containers:containers",
     "events": "actorctl.commands.events:events",
     "health": "actorctl.commands.health:health",
+    "images": "actorctl.commands.images:images",
 })
 @click.option("--address", envvar="ACTORD_ADDRESS", default=DEFAULT_ADDRESS, show_default=True,
               show_envvar=True, help="The daemon's control socket.")

@@ -47,34 +47,51 @@ def _run_attached(ctx: click.Context, container_id: str, process_id: str, stdin:
                    "always (even after a kill), unless-stopped (not after a kill). Restarts back off (actord's "
                    "--restart-delay); the container is kept, and brought back after a reboot, until "
                    "`containers rm`.")
+@click.option("--image", metavar="NAME[:TAG]",
+              help="Instead of BUNDLE: unpack this image of the store (actorctl images) into "
+                   "<root>/bundles/ID and start that; `containers rm ID` deletes it.")
 @click.argument("container_id", metavar="ID", callback=container_id_arg)
-@click.argument("bundle", type=click.Path(file_okay=False))
+@click.argument("bundle", type=click.Path(file_okay=False), required=False)
 @click.pass_context
 def start(ctx: click.Context, labels: tuple[str, ...], checkpoint: str | None, attached: bool, stdin: bool,
-          init: bool, restart: str, container_id: str, bundle: str) -> None:
-    """Start container ID from the OCI bundle directory BUNDLE.
+          init: bool, restart: str, image: str | None, container_id: str, bundle: str | None) -> None:
+    """Start container ID from the OCI bundle directory BUNDLE, or from an image (--image).
 
     Returns once the container's init process runs, and prints its host pid;
     with --attach, once it exits, with its exit status. A bundle whose
     process.terminal is true gets a terminal.
 
+    An --image container gets its own unpacked copy of the image at
+    <root>/bundles/ID. It stays while actord knows the container (running, or
+    kept by its restart policy) and goes with `containers rm ID`, which also
+    removes the copy of a container that has exited; a later --image start of
+    the same ID replaces a leftover copy.
+
     \b
-    Example:
+    Examples:
       actorctl containers start --restart on-failure:3 web1 ./web
+      actorctl containers start --image busybox:latest web2
     """
+    if (bundle is None) == (image is None):
+        raise click.UsageError("give either BUNDLE or --image")
     label_map = {}
     for label in labels:
         key, sep, value = label.partition("=")
         if not sep or not key:
             raise click.BadParameter(f"{label!r} is not KEY=VALUE", param_hint="--label")
         label_map[key] = value
-    params: dict[str, Any] = {"id": container_id, "bundle": os.path.abspath(bundle),
-                              "labels": label_map, "stdin": stdin, "init": init}
+    params: dict[str, Any] = {"id": container_id, "labels": label_map, "stdin": stdin, "init": init}
     if restart != "no":
         params["restart"] = restart
     if checkpoint:
         params["checkpoint"] = checkpoint
-    result = call(ctx, "containers.start", params)
+    if image is not None:
+        from actorctl.commands.image_start import start_from_image
+
+        result = start_from_image(ctx, image, params)
+    else:
+        assert bundle is not None
+        result = call(ctx, "containers.start", {**params, "bundle": os.path.abspath(bundle)})
     first = next(p for p in result["processes"] if p["pid"] == "init")
     if attached:
         _run_attached(ctx, container_id, "init", stdin, first.get("tty", False))
@@ -191,13 +208,16 @@ def kill(ctx: click.Context, signame: str, process_id: str | None, every: bool, 
 def rm(ctx: click.Context, container_id: str) -> None:
     """Remove a container its restart policy keeps (stopped, or restarting): it is not
     restarted again, and its definition is deleted from actord's root. A running container
-    is killed first (`containers kill`).
+    is killed first (`containers kill`). The unpacked image of a container started with
+    --image is deleted too, also once the container has exited and actord forgot it.
 
     \b
     Example:
       actorctl containers kill web1 && actorctl containers rm web1
     """
-    call(ctx, "containers.remove", {"id": container_id})
+    from actorctl.commands.image_start import remove_container
+
+    remove_container(ctx, container_id)
 
 
 @containers.command("pause")

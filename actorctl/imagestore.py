@@ -1,0 +1,226 @@
+"""The local image store under actord's root, and the bundles unpacked from it for containers.
+
+    <root>/images/lock            flock: exclusive while an import or rm changes the store, shared while
+                                  a container's bundle is unpacked from it
+    <root>/images/oci/            one OCI image layout holding every image (blobs shared between them),
+                                  each manifest named NAME:TAG in index.json
+    <root>/bundles/lock           flock held from checking a container id to its start (or removal)
+    <root>/bundles/<id>/          the bundle (umoci's unpacked copy) of a container started with --image
+
+Imports go through Debian's `skopeo` (`docker-archive:` or `oci-archive:` to `oci:`), removals
+through `umoci rm` and `umoci gc`. actorctl does this itself, as root on actord's machine:
+the daemon only ever sees the bundle directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from actorctl.images import (
+    DEFAULT_TAG,
+    ImageError,
+    ImageRef,
+    bundle_from_layout,
+    parse_image_ref,
+    read_index,
+    run_tool,
+    tag_of,
+)
+
+__all__ = ["ArchiveImage", "ImageStore", "StoredImage", "archive_images", "archive_kind"]
+
+INDEX_LIMIT = 16 << 20
+"""The most of an archive's index.json or manifest.json read: a bound on what an import parses."""
+
+
+@dataclass(frozen=True)
+class ArchiveImage:
+    """One image of an archive to import: how skopeo names it in the archive, and its name in the store."""
+
+    source: str
+    ref: ImageRef
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    ref: ImageRef
+    digest: str
+    """The manifest's digest."""
+    size: int
+    """Bytes of its config and (compressed) layers."""
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.ref.name, "tag": self.ref.tag, "digest": self.digest, "size": self.size}
+
+
+def archive_kind(member_names: list[str]) -> str | None:
+    """"oci" for an OCI layout tarball, "docker" for a `docker save` archive, else None."""
+    names = {name.removeprefix("./") for name in member_names}
+    if {"oci-layout", "index.json"} <= names:
+        return "oci"
+    if "manifest.json" in names:
+        return "docker"
+    return None
+
+
+def archive_images(kind: str, listing: object, default_name: str) -> list[ArchiveImage]:
+    """The images an archive holds, from its index.json ("oci") or manifest.json ("docker").
+
+    An OCI ref name that is only a tag, and an untagged image, get `default_name`."""
+    found: list[ArchiveImage] = []
+    if kind == "oci":
+        manifests = listing.get("manifests") if isinstance(listing, dict) else None
+        entries = [m for m in manifests if isinstance(m, dict)] if isinstance(manifests, list) else []
+        for entry in entries:
+            name = tag_of(entry)
+            if name is None:
+                if len(entries) == 1:
+                    found.append(ArchiveImage("", ImageRef(default_name, DEFAULT_TAG)))
+                continue
+            ref = parse_image_ref(name) if ":" in name or "/" in name else parse_image_ref(f"{default_name}:{name}")
+            found.append(ArchiveImage(name, ref))
+    else:
+        images = listing if isinstance(listing, list) else []
+        for position, image in enumerate(images):
+            tags = image.get("RepoTags") if isinstance(image, dict) else None
+            if isinstance(tags, list) and tags:
+                found += [ArchiveImage(tag, parse_image_ref(tag)) for tag in tags if isinstance(tag, str)]
+            else:
+                found.append(ArchiveImage(f"@{position}", ImageRef(default_name, DEFAULT_TAG)))
+    if not found:
+        raise ImageError(f"its {'index.json' if kind == 'oci' else 'manifest.json'} names no image")
+    return found
+
+
+def _read_listing(archive: Path) -> tuple[str, object]:
+    """The archive's kind and its index.json or manifest.json, read without extracting anything."""
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            members = {member.name.removeprefix("./"): member for member in tar.getmembers()}
+            kind = archive_kind(list(members))
+            if kind is None:
+                raise ImageError(f"{archive} is neither an OCI layout tarball (oci-layout, index.json) "
+                                 f"nor a docker save archive (manifest.json)")
+            member = members["index.json" if kind == "oci" else "manifest.json"]
+            handle = tar.extractfile(member) if member.isfile() else None
+            if handle is None or member.size > INDEX_LIMIT:
+                raise ImageError(f"{archive}: {member.name} is not a regular file of at most {INDEX_LIMIT} bytes")
+            data = handle.read()
+    except (tarfile.TarError, EOFError):
+        raise ImageError(f"{archive} is neither an OCI layout tarball nor a docker save archive "
+                         f"(not a tar archive)") from None
+    except OSError as exc:
+        raise ImageError(f"cannot read {archive}: {exc.strerror}") from None
+    try:
+        return kind, json.loads(data)
+    except ValueError:
+        raise ImageError(f"{archive}: {member.name} is not JSON") from None
+
+
+class ImageStore:
+    """The store at `<root>/images` and the image bundles at `<root>/bundles`."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.directory = self.root / "images"
+        self.layout = self.directory / "oci"
+        self.bundles = self.root / "bundles"
+
+    def bundle_of(self, container_id: str) -> Path:
+        return self.bundles / container_id
+
+    @contextlib.contextmanager
+    def _flock(self, path: Path, exclusive: bool) -> Iterator[None]:
+        if not self.root.is_dir():
+            raise ImageError(f"actord's root {self.root} is not a directory here: images need actorctl on "
+                             f"actord's machine")
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)
+
+    def locked(self, exclusive: bool = True) -> contextlib.AbstractContextManager[None]:
+        """The store's lock: exclusive to change it, shared to read it."""
+        return self._flock(self.directory / "lock", exclusive)
+
+    def bundles_locked(self) -> contextlib.AbstractContextManager[None]:
+        """The lock over image bundles: held from looking at a container id to its start or removal."""
+        return self._flock(self.bundles / "lock", True)
+
+    def import_archive(self, archive: Path, default_name: str) -> list[ImageRef]:
+        """Copy every image of an OCI layout tarball or a docker save archive into the store."""
+        kind, listing = _read_listing(archive)
+        try:
+            images = archive_images(kind, listing, default_name)
+        except ImageError as exc:
+            raise ImageError(f"{archive}: {exc}") from None
+        transport = "oci-archive" if kind == "oci" else "docker-archive"
+        with self.locked():
+            for image in images:
+                source = f"{transport}:{archive.resolve()}" + (f":{image.source}" if image.source else "")
+                run_tool(["skopeo", "copy", "--quiet", source, f"oci:{self.layout}:{image.ref}"], "skopeo")
+            run_tool(["umoci", "gc", "--layout", str(self.layout)], "umoci")  # blobs a re-tag left unused
+        return [image.ref for image in images]
+
+    def images(self) -> list[StoredImage]:
+        """What the store holds, sorted by name and tag."""
+        if not (self.layout / "index.json").exists():
+            return []
+        with self.locked(exclusive=False):
+            found = []
+            for descriptor in read_index(self.layout):
+                name = tag_of(descriptor)
+                if name is None:
+                    continue
+                found.append(StoredImage(parse_image_ref(name), str(descriptor.get("digest")),
+                                         self._size(descriptor)))
+        return sorted(found, key=lambda image: (image.ref.name, image.ref.tag))
+
+    def _size(self, descriptor: dict[str, Any]) -> int:
+        digest = str(descriptor.get("digest", "")).removeprefix("sha256:")
+        try:
+            manifest = json.loads((self.layout / "blobs" / "sha256" / digest).read_bytes())
+            parts = [manifest["config"], *manifest["layers"]]
+            return sum(int(part["size"]) for part in parts)
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0
+
+    def remove(self, ref: ImageRef) -> None:
+        with self.locked():
+            if ref not in {image.ref for image in self._unlocked_images()}:
+                raise ImageError(f"no image {ref} in the store")
+            run_tool(["umoci", "rm", "--image", f"{self.layout}:{ref}"], "umoci")
+            run_tool(["umoci", "gc", "--layout", str(self.layout)], "umoci")
+
+    def _unlocked_images(self) -> list[StoredImage]:
+        if not (self.layout / "index.json").exists():
+            return []
+        return [StoredImage(parse_image_ref(name), "", 0)
+                for name in map(tag_of, read_index(self.layout)) if name is not None]
+
+    def unpack(self, ref: ImageRef, container_id: str, args: list[str]) -> Path:
+        """A fresh bundle of image `ref` at `<root>/bundles/<id>` (the caller holds `bundles_locked`)."""
+        with self.locked(exclusive=False):
+            if ref not in {image.ref for image in self._unlocked_images()}:
+                raise ImageError(f"no image {ref} in the store (see: actorctl images list)")
+            return bundle_from_layout(self.layout, str(ref), self.bundle_of(container_id), args)
+
+    def remove_bundle(self, container_id: str) -> bool:
+        """Delete a container's image bundle (the caller made sure no container uses it); False if none."""
+        bundle = self.bundle_of(container_id)
+        if not os.path.lexists(bundle):
+            return False
+        shutil.rmtree(bundle)
+        return True

@@ -1,0 +1,125 @@
+"""Image layouts and archives built from the host's static busybox, for the image tests (no network).
+
+Plain tarfile, hashlib and json: what a registry, `docker save` or a build tool would write,
+written by hand, so the tests know exactly what each image holds.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import subprocess
+import tarfile
+from pathlib import Path
+from typing import Any
+
+from actorctl.bundle import BUSYBOX
+
+__all__ = ["IMAGE_CONFIG", "LayerEntry", "busybox_layer", "docker_archive", "layer_of", "oci_layout", "tar_directory"]
+
+IMAGE_CONFIG: dict[str, Any] = {
+    "Env": ["PATH=/usr/local/bin:/bin", "GREETING=hello from the image"],
+    "Entrypoint": ["/bin/sh", "-c", 'echo "args: $*"; env; echo "pwd: $(pwd)"; echo "uid: $(id -u):$(id -g)"', "sh"],
+    "Cmd": ["first", "second"],
+    "WorkingDir": "/srv/work",
+    "User": "1234:4321",
+}
+"""A config whose container says what it got: its args, environment, working dir and user."""
+
+LayerEntry = tuple[str, str, bytes | str | None]
+"""(kind, path in the layer, content): kind "file" (bytes), "dir" (None) or "symlink" (its target)."""
+
+
+def layer_of(entries: list[LayerEntry]) -> bytes:
+    """A gzip'd tar layer holding `entries`, in order, owned by root."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for kind, path, content in entries:
+            info = tarfile.TarInfo(path)
+            info.mtime = 1_700_000_000
+            if kind == "dir":
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+            elif kind == "symlink":
+                assert isinstance(content, str)
+                info.type, info.linkname = tarfile.SYMTYPE, content
+                tar.addfile(info)
+            else:
+                assert isinstance(content, bytes)
+                info.size, info.mode = len(content), 0o755
+                tar.addfile(info, io.BytesIO(content))
+    return gzip.compress(raw.getvalue(), mtime=0)
+
+
+def busybox_layer() -> bytes:
+    """A root with busybox and its applets in /bin, /etc/passwd and /etc/group, /srv/work."""
+    applets = subprocess.run([BUSYBOX, "--list"], check=True, capture_output=True, text=True).stdout.split()
+    entries: list[LayerEntry] = [("dir", name, None) for name in ("bin", "dev", "proc", "sys", "tmp", "etc",
+                                                                 "root", "srv", "srv/work")]
+    entries.append(("file", "bin/busybox", Path(BUSYBOX).read_bytes()))
+    entries += [("symlink", f"bin/{applet}", "busybox") for applet in applets if applet != "busybox"]
+    entries.append(("file", "etc/passwd", b"root:x:0:0:root:/root:/bin/sh\nworker:x:1234:4321::/srv:/bin/sh\n"))
+    entries.append(("file", "etc/group", b"root:x:0:\nworkers:x:4321:\n"))
+    return layer_of(entries)
+
+
+def _blob(blobs: Path, data: bytes) -> dict[str, Any]:
+    digest = hashlib.sha256(data).hexdigest()
+    (blobs / digest).write_bytes(data)
+    return {"digest": f"sha256:{digest}", "size": len(data)}
+
+
+def oci_layout(path: Path, config: dict[str, Any], layers: list[bytes], tags: tuple[str, ...] = ("latest",)) -> Path:
+    """An OCI image layout at `path` with one image (`config`, `layers`) under each of `tags`."""
+    blobs = path / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+    image = {"architecture": "amd64", "os": "linux", "config": config,
+             "rootfs": {"type": "layers",
+                        "diff_ids": [f"sha256:{hashlib.sha256(gzip.decompress(layer)).hexdigest()}"
+                                     for layer in layers]}}
+    config_ref = _blob(blobs, json.dumps(image).encode())
+    layer_refs = [_blob(blobs, layer) for layer in layers]
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config_ref},
+                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", **ref} for ref in layer_refs]}
+    manifest_ref = _blob(blobs, json.dumps(manifest).encode())
+    index = {"schemaVersion": 2, "manifests": [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", **manifest_ref,
+         "annotations": {"org.opencontainers.image.ref.name": tag}} for tag in tags]}
+    (path / "index.json").write_text(json.dumps(index))
+    (path / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
+    return path
+
+
+def tar_directory(directory: Path, archive: Path) -> Path:
+    """`directory`'s content as a plain tar at `archive` (names relative to it, as `tar -C DIR .`)."""
+    with tarfile.open(archive, "w") as tar:
+        for child in sorted(directory.iterdir()):
+            tar.add(child, arcname=child.name)
+    return archive
+
+
+def docker_archive(archive: Path, repo_tag: str, config: dict[str, Any], layers: list[bytes]) -> Path:
+    """What `docker save` writes: manifest.json, the config JSON and one uncompressed tar per layer."""
+    plain = [gzip.decompress(layer) for layer in layers]
+    image = {"architecture": "amd64", "os": "linux", "config": config,
+             "rootfs": {"type": "layers", "diff_ids": [f"sha256:{hashlib.sha256(layer).hexdigest()}"
+                                                       for layer in plain]}}
+    image_json = json.dumps(image).encode()
+    config_name = f"{hashlib.sha256(image_json).hexdigest()}.json"
+    members: dict[str, bytes] = {config_name: image_json}
+    layer_names = []
+    for layer in plain:
+        name = f"{hashlib.sha256(layer).hexdigest()}/layer.tar"
+        members[name] = layer
+        layer_names.append(name)
+    members["manifest.json"] = json.dumps([{"Config": config_name, "RepoTags": [repo_tag],
+                                            "Layers": layer_names}]).encode()
+    with tarfile.open(archive, "w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o644, 1_700_000_000
+            tar.addfile(info, io.BytesIO(data))
+    return archive
