@@ -21,7 +21,8 @@ def _requirements(request: pytest.FixtureRequest) -> None:
         return
     if os.geteuid() != 0:
         pytest.exit("the tests run real runc containers and need root", returncode=2)
-    for tool, package in (("runc", "runc"), ("busybox", "busybox-static"), ("tini-static", "tini")):
+    for tool, package in (("runc", "runc"), ("busybox", "busybox-static"), ("tini-static", "tini"), ("umoci", "umoci"),
+                          ("skopeo", "skopeo")):
         if shutil.which(tool) is None:
             pytest.exit(f"{tool} is missing: apt-get install {package}", returncode=2)
 

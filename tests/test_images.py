@@ -22,9 +22,6 @@ from actorctl.bundle import create_bundle
 from tests.harness import Daemon
 from tests.oci_images import IMAGE_CONFIG, busybox_layer, docker_archive, layer_of, oci_layout, tar_directory
 
-pytestmark = pytest.mark.skipif(shutil.which("umoci") is None or shutil.which("skopeo") is None,
-                                reason="umoci and skopeo are missing (bin/install installs them)")
-
 
 @pytest.fixture(scope="module")
 def layer() -> bytes:
