@@ -176,9 +176,9 @@ class ImageStore:
 
     def images(self) -> list[StoredImage]:
         """What the store holds, sorted by name and tag."""
-        if not (self.layout / "index.json").exists():
-            return []
         with self.locked(exclusive=False):
+            if not (self.layout / "index.json").exists():
+                return []
             found = []
             for descriptor in read_index(self.layout):
                 name = tag_of(descriptor)

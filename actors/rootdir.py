@@ -4,6 +4,8 @@
     <root>/events.seq                           the highest event sequence number ever issued
     <root>/containers/<id>/definition.json      a container under a restart policy
     <root>/containers/<id>/config.json          its bundle's config.json, as at its first start
+    <root>/images/                              actorctl's image store (see actorctl.imagestore)
+    <root>/bundles/<id>/                        the unpacked image of a container started with --image
 
 The state dir (`--state-dir`, /run/actord) holds what runs now and is wiped by a reboot;
 the next `actord start` finds the definitions here and brings back the containers whose
