@@ -39,13 +39,6 @@ LIST_PAGE = 1000
 STATUSES = ("running", "paused", "restarting", "stopped", "starting", "stopping")
 """The statuses `containers list` shows, for --filter status=."""
 
-ATTACH_EXIT_CODES = """\b
-With --attach, the exit code is the process's exit status, or
-125 actorctl or the daemon failed (a usage error too),
-126 the process's executable cannot be executed,
-127 the process's executable does not exist."""
-
-
 @click.group()
 def containers() -> None:
     """Start, inspect, signal and control containers and their processes.
@@ -67,7 +60,7 @@ def _run_attached(ctx: click.Context, container_id: str, process_id: str, stdin:
 
 
 def _call_attachable(ctx: click.Context, attached: bool, method: str, params: dict[str, Any]) -> Any:
-    """Call the daemon; under --attach its refusal exits 125, 126 or 127 (see ATTACH_EXIT_CODES)."""
+    """Call the daemon; under --attach its refusal exits 125, 126 or 127 (see `attach_failure`)."""
     try:
         return client_of(ctx).call(method, params)
     except ClientError as exc:
@@ -101,7 +94,11 @@ def start(ctx: click.Context, as_json: bool, labels: tuple[str, ...], checkpoint
     with --attach, once it exits, with its exit status. A bundle whose
     process.terminal is true gets a terminal.
 
-    {attach}
+    \b
+    With --attach, the exit code is the process's exit status, or
+    125 actorctl or the daemon failed (a usage error too),
+    126 the process's executable cannot be executed,
+    127 the process's executable does not exist.
 
     \b
     Examples:
@@ -132,8 +129,6 @@ def start(ctx: click.Context, as_json: bool, labels: tuple[str, ...], checkpoint
         click.echo(f"{container_id} started (pid {first['system_pid']})")
 
 
-start.help = (start.help or "").replace("{attach}", ATTACH_EXIT_CODES)
-
 
 @containers.command("exec", cls=AttachableCommand, context_settings={"allow_interspersed_args": False})
 @click.option("--json", "as_json", is_flag=True,
@@ -153,7 +148,11 @@ def exec_(ctx: click.Context, as_json: bool, process_id: str | None, cwd: str | 
           command: tuple[str, ...]) -> None:
     """Run COMMAND as another process in running container ID.
 
-    {attach}
+    \b
+    With --attach, the exit code is the process's exit status, or
+    125 actorctl or the daemon failed (a usage error too),
+    126 the process's executable cannot be executed,
+    127 the process's executable does not exist.
 
     \b
     Example:  actorctl containers exec --attach web1 -- ps
@@ -180,8 +179,6 @@ def exec_(ctx: click.Context, as_json: bool, process_id: str | None, cwd: str | 
     else:
         click.echo(f"{container_id}/{process['pid']} started (pid {process['system_pid']})")
 
-
-exec_.help = (exec_.help or "").replace("{attach}", ATTACH_EXIT_CODES)
 
 
 @containers.command("list")

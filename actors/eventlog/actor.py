@@ -23,7 +23,15 @@ from actors.metrics import Metrics
 from actors.wire import MAX_CLIENT_MESSAGE, ApiError, ErrorCode, WireError, pack
 from actors.wire import messages as wire
 from actors.wire.api import Params, error_reply, ok_reply
-from actors.wire.events import EVENT_TYPES, HEARTBEAT_TOPIC, EventRecord, event_record, heartbeat, is_event_type, topic_of
+from actors.wire.events import (
+    EVENT_TYPES,
+    HEARTBEAT_TOPIC,
+    EventRecord,
+    event_record,
+    heartbeat,
+    is_event_type,
+    topic_of,
+)
 from shimproc import trace
 
 __all__ = ["EventLog"]

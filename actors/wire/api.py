@@ -157,7 +157,8 @@ class Params:
             raise self._invalid(f"parameter {name!r} must be a list of strings")
         unknown = sorted(set(value) - allowed)
         if unknown:
-            raise self._invalid(f"parameter {name!r}: unknown {unknown[0][:64]!r} (one of {', '.join(sorted(allowed))})")
+            raise self._invalid(f"parameter {name!r}: unknown {unknown[0][:64]!r} "
+                                f"(one of {', '.join(sorted(allowed))})")
         return frozenset(value)
 
     def labels(self, name: str = "labels") -> dict[str, str]:
