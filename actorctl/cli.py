@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 import click
 
 from actorctl.client import DEFAULT_ADDRESS, Client
-from actorctl.common import EXIT_REFUSED, call, format_duration
+from actorctl.common import EXIT_REFUSED, call, format_duration, print_json
 from actors import __version__
 
 __all__ = ["main"]
@@ -43,6 +43,7 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]}, lazy={
     "bundle": "actorctl.commands.bundle:bundle",
     "checkpoints": "actorctl.commands.checkpoints:checkpoints",
+    "completion": "actorctl.commands.completion:completion",
     "containers": "actorctl.commands.containers:containers",
     "events": "actorctl.commands.events:events",
     "health": "actorctl.commands.health:health",
@@ -67,7 +68,15 @@ def cli(ctx: click.Context, address: str, timeout: float, curve_server_key: str 
 
     \b
     Exit codes: 0 ok, 1 the daemon refused or failed (message on stderr),
-    2 usage error, 3 cannot reach the daemon, 4 timed out.
+    2 usage error, 3 cannot reach the daemon, 4 timed out. With --attach
+    (containers start, exec): the process's status, or 125 (actorctl or the
+    daemon failed), 126 (its executable cannot be run), 127 (it does not exist).
+    `containers wait` exits with the first container's status.
+
+    \b
+    Examples:
+      actorctl containers start web1 ./bundle
+      ACTORD_ADDRESS=ipc:///tmp/s/actord.sock actorctl containers list --json
     """
     try:
         ctx.obj = Client(address, timeout, curve_server_key=curve_server_key, curve_client_key=curve_client_key)
@@ -77,10 +86,23 @@ def cli(ctx: click.Context, address: str, timeout: float, curve_server_key: str 
 
 
 @cli.command()
+@click.option("--json", "as_json", is_flag=True,
+              help='Print {"client": {"version": V}, "daemon": {...}}: the daemon\'s part is its `version` '
+                   "reply (version, protocol, pid, runtime, state_dir, uptime, degraded, events_address, ...).")
 @click.pass_context
-def version(ctx: click.Context) -> None:
-    """Show the client's and the daemon's versions, and whether the daemon is degraded (then exit 1)."""
+def version(ctx: click.Context, as_json: bool) -> None:
+    """Show the client's and the daemon's versions, and whether the daemon is degraded (then exit 1).
+
+    \b
+    Example:
+      actorctl version --json
+    """
     info = call(ctx, "version")
+    if as_json:
+        print_json({"client": {"version": __version__}, "daemon": info})
+        if info.get("degraded"):
+            ctx.exit(EXIT_REFUSED)
+        return
     click.echo(f"actorctl {__version__}")
     click.echo(f"actord {info['version']} (protocol {info['protocol']}, pid {info['pid']})")
     click.echo(f"runtime {info['runtime']}")

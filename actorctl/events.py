@@ -28,16 +28,21 @@ HEARTBEAT_MISSED = 3 * HEARTBEAT_INTERVAL
 """Seconds without a heartbeat after which the daemon is presumed away."""
 
 
-def _matches(event: EventRecord, container_id: str | None, since: float | None) -> bool:
+def _matches(event: EventRecord, container_id: str | None, since: float | None,
+             types: frozenset[str] | None) -> bool:
     if container_id is not None and event["id"] != container_id:
+        return False
+    if types is not None and event["type"] not in types:
         return False
     return since is None or event["timestamp"] >= since
 
 
-def stored(client: Client, after: int, since: float | None = None,
-           container_id: str | None = None) -> Iterator[EventRecord]:
-    """Every stored event after `after`, page by page."""
+def stored(client: Client, after: int, since: float | None = None, container_id: str | None = None,
+           types: frozenset[str] | None = None) -> Iterator[EventRecord]:
+    """Every stored event after `after` (of those `types`, if given), page by page; the daemon filters."""
     params: dict[str, Any] = {"after": after}
+    if types is not None:
+        params["type"] = sorted(types)
     if since is not None:
         params["since"] = since
     if container_id is not None:
@@ -87,8 +92,9 @@ def attach(events_address: str, topics: Iterable[str] = ("",), timeout: float = 
 
 class _Stream:
     def __init__(self, client: Client, after: int, since: float | None, container_id: str | None,
-                 reconnect: float) -> None:
+                 types: frozenset[str] | None, reconnect: float) -> None:
         self.client = client
+        self.types = types
         self.last = after
         self.since = since
         self.container_id = container_id
@@ -103,7 +109,7 @@ class _Stream:
                 for event in stored(self.client, self.last):
                     self.last = event["seq"]
                     self.boot = event["boot"]
-                    if _matches(event, self.container_id, self.since):
+                    if _matches(event, self.container_id, self.since, self.types):
                         yield event
                 return
             except (Unreachable, CallTimeout):
@@ -133,15 +139,19 @@ class _Stream:
                 return
         self.last = seq
         self.boot = message["boot"]
-        if _matches(message, self.container_id, self.since):
+        if _matches(message, self.container_id, self.since, self.types):
             yield message
 
 
 def follow(client: Client, events_address: str, after: int = 0, since: float | None = None,
-           container_id: str | None = None, reconnect: float = 30.0) -> Iterator[EventRecord]:
-    """Stored events after `after`, then live ones, forever (or until the daemon stays away)."""
-    sub = attach(events_address, timeout=client.timeout)
-    stream = _Stream(client, after, since, container_id, reconnect)
+           container_id: str | None = None, reconnect: float = 30.0,
+           types: frozenset[str] | None = None, sub: zmq.Socket[bytes] | None = None) -> Iterator[EventRecord]:
+    """Stored events after `after`, then live ones, forever (or until the daemon stays away).
+    `sub`: a socket from `attach` to use (and close), made earlier by a caller that needed to be
+    subscribed before it could read the stream."""
+    if sub is None:
+        sub = attach(events_address, timeout=client.timeout)
+    stream = _Stream(client, after, since, container_id, types, reconnect)
     try:
         yield from stream.catch_up()
         heard = time.monotonic()

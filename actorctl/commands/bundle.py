@@ -6,17 +6,23 @@ import os
 
 import click
 
-from actorctl.common import Failure
+from actorctl.common import Failure, print_json
 
 __all__ = ["bundle"]
 
 
 @click.group()
 def bundle() -> None:
-    """Make OCI bundles: busybox ones to try actord with, or from images and root filesystems."""
+    """Make OCI bundles: busybox ones to try actord with, or from images and root filesystems.
+
+    \b
+    Example:
+      actorctl bundle create ./bundle -- sleep 60
+    """
 
 
 @bundle.command("create")
+@click.option("--json", "as_json", is_flag=True, help='Print {"bundle": ABSOLUTE_DIR}.')
 @click.option("--tty", is_flag=True, help="Give the process a terminal (process.terminal).")
 @click.option("--force", is_flag=True,
               help="Replace an existing rootfs with a fresh one (its old content is removed, never written to).")
@@ -30,7 +36,7 @@ def bundle() -> None:
                    "writes to. ARGS are required.")
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.argument("args", nargs=-1)
-def create(tty: bool, force: bool, from_oci: str | None, rootfs: str | None, directory: str,
+def create(as_json: bool, tty: bool, force: bool, from_oci: str | None, rootfs: str | None, directory: str,
            args: tuple[str, ...]) -> None:
     """Create a bundle in DIRECTORY whose process runs ARGS: a busybox one (default: sleep 3600),
     or one from an OCI image (--from-oci) or around an existing rootfs (--rootfs).
@@ -66,4 +72,7 @@ def create(tty: bool, force: bool, from_oci: str | None, rootfs: str | None, dir
             create_bundle(directory, list(args) or ["sleep", "3600"], terminal=tty, force=force)
     except (OSError, RuntimeError, ImageError) as exc:
         raise Failure(str(exc)) from None
-    click.echo(f"bundle ready in {os.path.abspath(directory)}{create_from}")
+    if as_json:
+        print_json({"bundle": os.path.abspath(directory)})
+    else:
+        click.echo(f"bundle ready in {os.path.abspath(directory)}{create_from}")

@@ -1,26 +1,52 @@
-"""`actorctl containers ...`: start, exec, list, state, kill, rm, pause, resume, update, stats, logs."""
+"""`actorctl containers ...`: start, exec, list, state, kill, rm, pause, resume, update, stats, logs, wait."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
+import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from actorctl.client import ClientError
-from actorctl.common import call, client_of, container_id_arg, guard, parse_signal, print_json
+from actorctl.common import (
+    AttachableCommand,
+    Failure,
+    attach_failure,
+    call,
+    client_of,
+    complete_container_id,
+    container_id_arg,
+    guard,
+    parse_label_filter,
+    parse_signal,
+    parse_time,
+    print_json,
+    print_json_line,
+)
+
+if TYPE_CHECKING:
+    from actorctl.logs import Piece
 
 __all__ = ["containers"]
 
 LIST_PAGE = 1000
 """Containers per `containers.list` call: the most the daemon gives in one reply."""
 
+STATUSES = ("running", "paused", "restarting", "stopped", "starting", "stopping")
+"""The statuses `containers list` shows, for --filter status=."""
 
 @click.group()
 def containers() -> None:
-    """Start, inspect, signal and control containers and their processes."""
+    """Start, inspect, signal and control containers and their processes.
+
+    \b
+    Example:
+      actorctl containers start web1 ./bundle && actorctl containers wait web1
+    """
 
 
 def _run_attached(ctx: click.Context, container_id: str, process_id: str, stdin: bool, terminal: bool) -> None:
@@ -29,11 +55,21 @@ def _run_attached(ctx: click.Context, container_id: str, process_id: str, stdin:
     try:
         status = attach(client_of(ctx), container_id, process_id, stdin=stdin, terminal=terminal)
     except ClientError as exc:
-        raise guard(exc) from None
+        raise attach_failure(exc) from None
     ctx.exit(status)
 
 
-@containers.command("start")
+def _call_attachable(ctx: click.Context, attached: bool, method: str, params: dict[str, Any]) -> Any:
+    """Call the daemon; under --attach its refusal exits 125, 126 or 127 (see `attach_failure`)."""
+    try:
+        return client_of(ctx).call(method, params)
+    except ClientError as exc:
+        raise (attach_failure(exc) if attached else guard(exc)) from None
+
+
+@containers.command("start", cls=AttachableCommand)
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the started container as JSON (the `containers state --json` schema).")
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="Attach a label (repeatable).")
 @click.option("--checkpoint", metavar="NAME", help="Restore from <bundle>/checkpoints/NAME instead of a fresh start.")
 @click.option("--attach", "attached", is_flag=True,
@@ -50,11 +86,11 @@ def _run_attached(ctx: click.Context, container_id: str, process_id: str, stdin:
 @click.option("--image", metavar="NAME[:TAG]",
               help="Instead of BUNDLE: unpack this image of the store (actorctl images) into "
                    "<root>/bundles/ID and start that; `containers rm ID` deletes it.")
-@click.argument("container_id", metavar="ID", callback=container_id_arg)
+@click.argument("container_id", metavar="ID", callback=container_id_arg, shell_complete=complete_container_id)
 @click.argument("bundle", type=click.Path(file_okay=False), required=False)
 @click.pass_context
-def start(ctx: click.Context, labels: tuple[str, ...], checkpoint: str | None, attached: bool, stdin: bool,
-          init: bool, restart: str, image: str | None, container_id: str, bundle: str | None) -> None:
+def start(ctx: click.Context, as_json: bool, labels: tuple[str, ...], checkpoint: str | None, attached: bool,
+          stdin: bool, init: bool, restart: str, image: str | None, container_id: str, bundle: str | None) -> None:
     """Start container ID from the OCI bundle directory BUNDLE, or from an image (--image).
 
     Returns once the container's init process runs, and prints its host pid;
@@ -68,9 +104,16 @@ def start(ctx: click.Context, labels: tuple[str, ...], checkpoint: str | None, a
     the same ID replaces a leftover copy.
 
     \b
+    With --attach, the exit code is the process's exit status, or
+    125 actorctl or the daemon failed (a usage error too),
+    126 the process's executable cannot be executed,
+    127 the process's executable does not exist.
+
+    \b
     Examples:
       actorctl containers start --restart on-failure:3 web1 ./web
       actorctl containers start --image busybox:latest web2
+      actorctl containers start --attach job1 ./job; echo "job1 exited $?"
     """
     if (bundle is None) == (image is None):
         raise click.UsageError("give either BUNDLE or --image")
@@ -81,6 +124,8 @@ def start(ctx: click.Context, labels: tuple[str, ...], checkpoint: str | None, a
             raise click.BadParameter(f"{label!r} is not KEY=VALUE", param_hint="--label")
         label_map[key] = value
     params: dict[str, Any] = {"id": container_id, "labels": label_map, "stdin": stdin, "init": init}
+    if as_json and attached:
+        raise click.UsageError("--json and --attach exclude each other: the output is the process's")
     if restart != "no":
         params["restart"] = restart
     if checkpoint:
@@ -88,17 +133,23 @@ def start(ctx: click.Context, labels: tuple[str, ...], checkpoint: str | None, a
     if image is not None:
         from actorctl.commands.image_start import start_from_image
 
-        result = start_from_image(ctx, image, params)
+        result = start_from_image(ctx, image, params, attached)
     else:
         assert bundle is not None
-        result = call(ctx, "containers.start", {**params, "bundle": os.path.abspath(bundle)})
+        result = _call_attachable(ctx, attached, "containers.start", {**params, "bundle": os.path.abspath(bundle)})
     first = next(p for p in result["processes"] if p["pid"] == "init")
     if attached:
         _run_attached(ctx, container_id, "init", stdin, first.get("tty", False))
-    click.echo(f"{container_id} started (pid {first['system_pid']})")
+    if as_json:
+        print_json(result)
+    else:
+        click.echo(f"{container_id} started (pid {first['system_pid']})")
 
 
-@containers.command("exec", context_settings={"allow_interspersed_args": False})
+
+@containers.command("exec", cls=AttachableCommand, context_settings={"allow_interspersed_args": False})
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the started process as JSON: pid, system_pid, shim_pid, args, tty.")
 @click.option("--pid", "process_id", metavar="NAME", help="Name of the new process (default: exec-N).")
 @click.option("--cwd", metavar="DIR", help="Working directory in the container.")
 @click.option("--env", "env", multiple=True, metavar="KEY=VALUE", help="Set an environment variable (repeatable).")
@@ -106,12 +157,19 @@ def start(ctx: click.Context, labels: tuple[str, ...], checkpoint: str | None, a
 @click.option("-t", "--tty", is_flag=True, help="Give the process a terminal.")
 @click.option("--attach", "attached", is_flag=True, help="Stream its output here and exit with its status.")
 @click.option("-i", "--stdin", is_flag=True, help="Forward our stdin to the process.")
-@click.argument("container_id", metavar="ID", callback=container_id_arg)
+@click.argument("container_id", metavar="ID", callback=container_id_arg, shell_complete=complete_container_id)
 @click.argument("command", nargs=-1, required=True)
 @click.pass_context
-def exec_(ctx: click.Context, process_id: str | None, cwd: str | None, env: tuple[str, ...], user: str | None,
-          tty: bool, attached: bool, stdin: bool, container_id: str, command: tuple[str, ...]) -> None:
+def exec_(ctx: click.Context, as_json: bool, process_id: str | None, cwd: str | None, env: tuple[str, ...],
+          user: str | None, tty: bool, attached: bool, stdin: bool, container_id: str,
+          command: tuple[str, ...]) -> None:
     """Run COMMAND as another process in running container ID.
+
+    \b
+    With --attach, the exit code is the process's exit status, or
+    125 actorctl or the daemon failed (a usage error too),
+    126 the process's executable cannot be executed,
+    127 the process's executable does not exist.
 
     \b
     Example:  actorctl containers exec --attach web1 -- ps
@@ -128,17 +186,49 @@ def exec_(ctx: click.Context, process_id: str | None, cwd: str | None, env: tupl
     for key, value in (("pid", process_id), ("cwd", cwd), ("user", user)):
         if value is not None:
             params[key] = value
-    process = call(ctx, "containers.exec", params)
+    if as_json and attached:
+        raise click.UsageError("--json and --attach exclude each other: the output is the process's")
+    process = _call_attachable(ctx, attached, "containers.exec", params)
     if attached:
         _run_attached(ctx, container_id, process["pid"], stdin, tty)
-    click.echo(f"{container_id}/{process['pid']} started (pid {process['system_pid']})")
+    if as_json:
+        print_json(process)
+    else:
+        click.echo(f"{container_id}/{process['pid']} started (pid {process['system_pid']})")
+
 
 
 @containers.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array (of the `containers state --json` schema).")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the ids, one a line.")
+@click.option("--filter", "filters", multiple=True, metavar="KEY=VALUE",
+              help="Only containers that match: label=KEY (has the label), label=KEY=VALUE, "
+                   f"status=STATUS ({', '.join(STATUSES)}). Repeatable; all must match.")
 @click.pass_context
-def list_(ctx: click.Context, as_json: bool) -> None:
-    """List containers: running, paused, and those a restart policy keeps (restarting, stopped)."""
+def list_(ctx: click.Context, as_json: bool, quiet: bool, filters: tuple[str, ...]) -> None:
+    """List containers: running, paused, and those a restart policy keeps (restarting, stopped).
+
+    \b
+    Examples:
+      actorctl containers list --filter label=tier=web --filter status=running
+      actorctl containers list --quiet | xargs -n1 actorctl containers kill
+    """
+    labels: list[tuple[str, str | None]] = []
+    statuses: set[str] = set()
+    for item in filters:
+        key, sep, value = item.partition("=")
+        if key == "label" and sep:
+            labels.append(parse_label_filter(value))
+        elif key == "status" and value in STATUSES:
+            statuses.add(value)
+        elif key == "status":
+            raise click.BadParameter(f"status={value!r}: one of {', '.join(STATUSES)}", param_hint="--filter")
+        else:
+            raise click.BadParameter(f"{item!r}: filter by label=KEY[=VALUE] or status=STATUS",
+                                     param_hint="--filter")
+    if len(statuses) > 1:
+        raise click.BadParameter("a container has one status: give at most one status= filter",
+                                 param_hint="--filter")
     result: list[dict[str, Any]] = []
     while True:  # by pages: a node may run more containers than one 1 MiB reply holds
         params: dict[str, Any] = {"limit": LIST_PAGE}
@@ -148,8 +238,16 @@ def list_(ctx: click.Context, as_json: bool) -> None:
         result += page
         if len(page) < LIST_PAGE:
             break
+    result = [container for container in result
+              if (not statuses or container["status"] in statuses)
+              and all(key in container["labels"] and (wanted is None or container["labels"][key] == wanted)
+                      for key, wanted in labels)]
     if as_json:
         print_json(result)
+        return
+    if quiet:
+        for container in result:
+            click.echo(container["id"])
         return
     rows = [("ID", "STATUS", "PID", "PROCESSES", "BUNDLE")]
     for container in result:
@@ -161,12 +259,21 @@ def list_(ctx: click.Context, as_json: bool) -> None:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True)) + "  " + row[4])
 
 
+def _container_ids(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(container_id_arg(ctx, param, value) for value in values)
+
+
 @containers.command("state")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.argument("container_id", metavar="ID", callback=container_id_arg)
+@click.argument("container_id", metavar="ID", callback=container_id_arg, shell_complete=complete_container_id)
 @click.pass_context
 def state(ctx: click.Context, as_json: bool, container_id: str) -> None:
-    """Show one container and its processes."""
+    """Show one container and its processes.
+
+    \b
+    Example:
+      actorctl containers state --json web1
+    """
     result = call(ctx, "containers.state", {"id": container_id})
     if as_json:
         print_json(result)
@@ -190,10 +297,15 @@ def state(ctx: click.Context, as_json: bool, container_id: str) -> None:
               help="Signal name (TERM, SIGKILL) or number.")
 @click.option("--pid", "process_id", metavar="NAME", help="Signal this process of the container (default: init).")
 @click.option("--all", "every", is_flag=True, help="Signal every process in the container.")
-@click.argument("container_id", metavar="ID", callback=container_id_arg)
+@click.argument("container_id", metavar="ID", callback=container_id_arg, shell_complete=complete_container_id)
 @click.pass_context
 def kill(ctx: click.Context, signame: str, process_id: str | None, every: bool, container_id: str) -> None:
-    """Send a signal to a container's init (or one process, or all of them)."""
+    """Send a signal to a container's init (or one process, or all of them).
+
+    \b
+    Example:
+      actorctl containers kill --signal KILL web1
+    """
     if every and process_id:
         raise click.UsageError("--pid and --all exclude each other")
     params: dict[str, Any] = {"id": container_id, "signal": parse_signal(signame), "all": every}
@@ -203,7 +315,7 @@ def kill(ctx: click.Context, signame: str, process_id: str | None, every: bool, 
 
 
 @containers.command("rm")
-@click.argument("container_id", metavar="ID", callback=container_id_arg)
+@click.argument("container_id", metavar="ID", callback=container_id_arg, shell_complete=complete_container_id)
 @click.pass_context
 def rm(ctx: click.Context, container_id: str) -> None:
     """Remove a container its restart policy keeps (stopped, or restarting): it is not
@@ -221,18 +333,28 @@ def rm(ctx: click.Context, container_id: str) -> None:
 
 
 @containers.command("pause")
-@click.argument("container_id", metavar="ID", callback=container_id_arg)
+@click.argument("container_id", metavar="ID", callback=container_id_arg, shell_complete=complete_container_id)
 @click.pass_context
 def pause(ctx: click.Context, container_id: str) -> None:
-    """Freeze every process of a running container."""
+    """Freeze every process of a running container.
+
+    \b
+    Example:
+      actorctl containers pause web1
+    """
     call(ctx, "containers.pause", {"id": container_id})
 
 
 @containers.command("resume")
-@click.argument("container_id", metavar="ID", callback=container_id_arg)
+@click.argument("container_id", metavar="ID", callback=container_id_arg, shell_complete=complete_container_id)
 @click.pass_context
 def resume(ctx: click.Context, container_id: str) -> None:
-    """Thaw a paused container."""
+    """Thaw a paused container.
+
+    \b
+    Example:
+      actorctl containers resume web1
+    """
     call(ctx, "containers.resume", {"id": container_id})
 
 
@@ -242,10 +364,15 @@ def resume(ctx: click.Context, container_id: str) -> None:
 @click.option("--cpu-quota", type=click.IntRange(-1), metavar="N", help="CPU time per period in µs (-1: none).")
 @click.option("--cpu-period", type=click.IntRange(0), metavar="N", help="CPU period in µs.")
 @click.option("--pids-limit", type=click.IntRange(0), metavar="N", help="Maximum number of processes.")
-@click.argument("container_id", metavar="ID", callback=container_id_arg)
+@click.argument("container_id", metavar="ID", callback=container_id_arg, shell_complete=complete_container_id)
 @click.pass_context
 def update(ctx: click.Context, /, container_id: str, **limits: int | None) -> None:
-    """Change a running container's resource limits (runc update)."""
+    """Change a running container's resource limits (runc update).
+
+    \b
+    Example:
+      actorctl containers update --memory-limit 268435456 --pids-limit 100 web1
+    """
     given = {key: value for key, value in limits.items() if value is not None}
     if not given:
         raise click.UsageError("give at least one limit to change")
@@ -265,10 +392,17 @@ def _human_bytes(value: int | None) -> str:
 @containers.command("stats")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--watch", is_flag=True, help="Refresh every second, like top (Ctrl-C to stop).")
-@click.argument("container_id", metavar="ID", callback=container_id_arg)
+@click.argument("container_id", metavar="ID", callback=container_id_arg, shell_complete=complete_container_id)
 @click.pass_context
 def stats(ctx: click.Context, as_json: bool, watch: bool, container_id: str) -> None:
-    """Memory, CPU, process and block-IO figures from the container's cgroups."""
+    """Memory, CPU, process and block-IO figures from the container's cgroups.
+
+    --json prints the daemon's `containers.stats` reply (with --watch, one a line).
+
+    \b
+    Example:
+      actorctl containers stats --watch web1
+    """
     while True:
         result = call(ctx, "containers.stats", {"id": container_id})
         if as_json:
@@ -299,29 +433,100 @@ def stats(ctx: click.Context, as_json: bool, watch: bool, container_id: str) -> 
             return
 
 
+def _show_piece(piece: Piece, as_json: bool, timestamps: bool) -> None:
+    if as_json:
+        print_json_line({"stream": "stderr" if piece.stream == 2 else "stdout", "time": piece.time,
+                         "data": piece.data.decode(errors="replace")})
+        return
+    out = sys.stderr.buffer if piece.stream == 2 else sys.stdout.buffer
+    if timestamps and piece.starts_line:
+        moment = datetime.datetime.fromtimestamp(piece.time, datetime.UTC)
+        out.write(moment.isoformat(timespec="microseconds").replace("+00:00", "Z").encode() + b" ")
+    out.write(piece.data)
+    out.flush()
+
+
 @containers.command("logs")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing output as it comes, until the process exits.")
 @click.option("--pid", "process_id", default="init", show_default=True, metavar="NAME",
               help="Which process of the container.")
-@click.argument("container_id", metavar="ID", callback=container_id_arg)
+@click.option("--tail", "tail_lines", type=click.IntRange(0), metavar="N", help="Only the last N lines stored.")
+@click.option("--since", metavar="TIME", help="Only output at or after TIME (unix time, ISO time, or 5m ago).")
+@click.option("--until", metavar="TIME", help="Only output before or at TIME (unix time, ISO time, or 5m ago).")
+@click.option("--timestamps", "-t", is_flag=True, help="Start each line with its time (RFC 3339, UTC).")
+@click.option("--json", "as_json", is_flag=True,
+              help='One JSON object per line of output: {"stream": "stdout"|"stderr", "time": UNIX_TIME, '
+                   '"data": TEXT} (a partial line when the process wrote no newline yet; bytes that are '
+                   "not UTF-8 become U+FFFD).")
+@click.argument("container_id", metavar="ID", callback=container_id_arg, shell_complete=complete_container_id)
 @click.pass_context
-def logs(ctx: click.Context, follow: bool, process_id: str, container_id: str) -> None:
-    """Print a process's captured stdout and stderr (kept, bounded, while it runs and shortly after)."""
-    from actorctl.attach import copy_output
+def logs(ctx: click.Context, follow: bool, process_id: str, tail_lines: int | None, since: str | None,
+         until: str | None, timestamps: bool, as_json: bool, container_id: str) -> None:
+    """Print a process's captured stdout and stderr (kept, bounded, while it runs and shortly after).
 
-    client = client_of(ctx)
-    cursor = None
+    \b
+    Examples:
+      actorctl containers logs --tail 20 --timestamps web1
+      actorctl containers logs --since 10m --follow web1
+    """
+    from actorctl.logs import Reader, history, tail, then
+
+    since_ts = parse_time(since, "--since") if since else None
+    until_ts = parse_time(until, "--until") if until else None
+    reader = Reader(client_of(ctx), {"id": container_id, "pid": process_id})
     try:
-        while True:
-            result = copy_output(client, {"id": container_id, "pid": process_id}, cursor)
-            if result["dropped"] and cursor is not None:
-                click.echo("actorctl: some output was rotated away before it was read", err=True)
-            cursor = result["cursor"]
-            if not result["records"]:
-                if not follow or result["status"] is not None:
-                    return
-                time.sleep(0.1)
+        stored = [piece for piece in history(reader) if (since_ts is None or piece.time >= since_ts)
+                  and (until_ts is None or piece.time <= until_ts)]
+        for piece in stored if tail_lines is None else tail(stored, tail_lines):
+            _show_piece(piece, as_json, timestamps)
+        if follow:
+            for piece in then(reader, until_ts):
+                if reader.dropped:
+                    click.echo("actorctl: some output was rotated away before it was read", err=True)
+                    reader.dropped = False
+                if since_ts is None or piece.time >= since_ts:
+                    _show_piece(piece, as_json, timestamps)
     except ClientError as exc:
         raise guard(exc) from None
     except KeyboardInterrupt:
         return
+
+
+@containers.command("wait")
+@click.option("--json", "as_json", is_flag=True,
+              help='One JSON object per container, one a line: {"id": ID, "status": EXIT_STATUS}.')
+@click.argument("container_ids", metavar="ID...", nargs=-1, required=True, callback=_container_ids,
+                shell_complete=complete_container_id)
+@click.pass_context
+def wait(ctx: click.Context, as_json: bool, container_ids: tuple[str, ...]) -> None:
+    """Block until each container ID exits, and print its exit status (one line per container,
+    in the order given); exit with the first one's status.
+
+    A container that has already exited gives its last exit status at once: a
+    restart policy's (restarting, stopped), or the event log's for a container
+    that is gone. A container under a restart policy ends the wait at its first
+    exit after the wait began. The wait outlives a restart of the daemon (it
+    follows the event log, so it misses no exit). An id with no container and
+    no exit on record: exit 1. Exit 3 when the daemon stays away (10 minutes).
+
+    \b
+    Examples:
+      actorctl containers wait job1
+      actorctl containers wait --json job1 job2
+    """
+    from actorctl.wait import UnknownContainer, wait_exits
+
+    first: int | None = None
+    try:
+        for container_id, status in wait_exits(client_of(ctx), container_ids):
+            if as_json:
+                print_json_line({"id": container_id, "status": status})
+            else:
+                click.echo(str(status))
+                sys.stdout.flush()
+            first = status if first is None else first
+    except UnknownContainer as exc:
+        raise Failure(str(exc)) from None
+    except ClientError as exc:
+        raise guard(exc) from None
+    ctx.exit(first or 0)

@@ -15,7 +15,7 @@ import click
 
 from actorctl.client import ClientError, DaemonError
 from actorctl.commands.images import root_of
-from actorctl.common import Failure, client_of, guard
+from actorctl.common import Failure, attach_failure, client_of, guard
 
 __all__ = ["remove_container", "start_from_image"]
 
@@ -33,7 +33,7 @@ def _known(ctx: click.Context, container_id: str) -> bool:
     return True
 
 
-def start_from_image(ctx: click.Context, image: str, params: dict[str, Any]) -> Any:
+def start_from_image(ctx: click.Context, image: str, params: dict[str, Any], attached: bool = False) -> Any:
     """Unpack `image` from the store into the container's own bundle, start it; the start's result.
 
     A leftover copy of an exited container of the same id is replaced; the copy is deleted
@@ -54,7 +54,7 @@ def start_from_image(ctx: click.Context, image: str, params: dict[str, Any]) -> 
                 return client_of(ctx).call("containers.start", {**params, "bundle": str(bundle)})
             except DaemonError as exc:
                 store.remove_bundle(container_id)
-                raise guard(exc) from None
+                raise (attach_failure(exc) if attached else guard(exc)) from None
     except ImageError as exc:
         raise Failure(str(exc)) from None
 

@@ -49,9 +49,10 @@ def images(ctx: click.Context, root: str | None) -> None:
 @click.option("--name", metavar="NAME",
               help="The name of images the archive tags only with a tag (OCI) or not at all (docker); "
                    "default: the file's name without its .tar / .tar.gz / .oci.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"imported": ["NAME:TAG", ...]}.')
 @click.argument("archive", type=click.Path(exists=True, dir_okay=False))
 @click.pass_context
-def import_(ctx: click.Context, name: str | None, archive: str) -> None:
+def import_(ctx: click.Context, name: str | None, as_json: bool, archive: str) -> None:
     """Import every image of ARCHIVE: an OCI image layout tarball or a `docker save` archive.
 
     An image already in the store under the same NAME:TAG is replaced.
@@ -65,7 +66,10 @@ def import_(ctx: click.Context, name: str | None, archive: str) -> None:
     default_name = name or re.sub(r"(\.tar|\.tar\.gz|\.tgz|\.oci)$", "", Path(archive).name).lower()
     try:
         parse_image_ref(default_name)
-        for ref in _store(ctx).import_archive(Path(archive), default_name):
+        imported = [str(ref) for ref in _store(ctx).import_archive(Path(archive), default_name)]
+        if as_json:
+            print_json({"imported": imported})
+        for ref in [] if as_json else imported:
             click.echo(f"imported {ref}")
     except ImageError as exc:
         raise Failure(str(exc)) from None

@@ -23,7 +23,15 @@ from actors.metrics import Metrics
 from actors.wire import MAX_CLIENT_MESSAGE, ApiError, ErrorCode, WireError, pack
 from actors.wire import messages as wire
 from actors.wire.api import Params, error_reply, ok_reply
-from actors.wire.events import HEARTBEAT_TOPIC, EventRecord, event_record, heartbeat, is_event_type, topic_of
+from actors.wire.events import (
+    EVENT_TYPES,
+    HEARTBEAT_TOPIC,
+    EventRecord,
+    event_record,
+    heartbeat,
+    is_event_type,
+    topic_of,
+)
 from shimproc import trace
 
 __all__ = ["EventLog"]
@@ -125,6 +133,7 @@ class EventLog(BusActor):
         after = params.integer("after", low=0)
         since = params.number("since")
         container_id = params.optional_container_id("id")
+        types = params.choices("type", EVENT_TYPES)
         limit = params.integer("limit", low=1, high=REPLAY_PAGE) or REPLAY_PAGE
         start = after or 0
         events: list[dict[str, Any]] = []
@@ -134,6 +143,8 @@ class EventLog(BusActor):
             if since is not None and event["timestamp"] < since:
                 continue
             if container_id is not None and event["id"] != container_id:
+                continue
+            if types is not None and event["type"] not in types:
                 continue
             encoded = len(pack(event))
             if len(events) >= limit or size + encoded > REPLAY_BUDGET:

@@ -148,6 +148,19 @@ class Params:
     def optional_container_id(self, name: str = "id") -> str | None:
         return None if self._params.get(name) is None else self.container_id(name)
 
+    def choices(self, name: str, allowed: frozenset[str]) -> frozenset[str] | None:
+        """An optional list of strings, each one of `allowed`."""
+        value = self._params.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise self._invalid(f"parameter {name!r} must be a list of strings")
+        unknown = sorted(set(value) - allowed)
+        if unknown:
+            raise self._invalid(f"parameter {name!r}: unknown {unknown[0][:64]!r} "
+                                f"(one of {', '.join(sorted(allowed))})")
+        return frozenset(value)
+
     def labels(self, name: str = "labels") -> dict[str, str]:
         value = self._params.get(name) or {}
         if not isinstance(value, dict) or len(value) > 256:
