@@ -143,15 +143,18 @@ def read_output(directory: str | os.PathLike[str], cursor: list[int] | None, max
             with open(path, "rb") as handle:
                 handle.seek(offset)
                 unpacker = msgpack.Unpacker(handle, raw=False, max_buffer_size=4 * DEFAULT_LIMIT + 4096)
+                # bytes of whole objects read; not `tell()` at the end, which also counts the part
+                # read so far of a record still being written (or about to be cut back on a full disk)
+                consumed = 0
                 for record in unpacker:
+                    consumed = unpacker.tell()
                     if not (isinstance(record, list) and len(record) == 3 and isinstance(record[2], bytes)):
                         break
                     records.append(record)
                     size += len(record[2])
-                    offset_now = unpacker.tell()
                     if size >= max_bytes:
-                        return {"records": records, "cursor": [generation, offset + offset_now], "dropped": dropped}
-                offset += unpacker.tell()
+                        return {"records": records, "cursor": [generation, offset + consumed], "dropped": dropped}
+                offset += consumed
         except FileNotFoundError:
             pass
         if generation + 1 in generations(directory):
