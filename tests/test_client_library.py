@@ -148,3 +148,17 @@ def test_every_error_code_has_its_class() -> None:
         assert isinstance(error, client.ActordError) and cls.__name__ in client.__all__
     assert type(client.errors.daemon_error("new_code", "x")) is client.InternalError
     assert client.CallTimeout is client.Timeout and client.ClientError is client.ActordError
+
+
+def test_the_guide_example_runs(daemon: Daemon, sleeper: Path) -> None:
+    guide = (REPO / "docs" / "client.md").read_text()
+    example = guide.split("```python\n", 1)[1].split("```", 1)[0]
+    done = subprocess.run([sys.executable, "-I", "-c", BLOCKER + example, str(REPO)], capture_output=True,
+                          text=True, timeout=120, env={"ACTORD_ADDRESS": daemon.address, "BUNDLE": str(sleeper)})
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "job exited with 3" in lines and "init exited with 137" in lines, done.stdout
+    assert "stdout hello" in lines and "stderr oops" in lines and "gone: not_found" in lines
+    kinds = [line.split()[1:] for line in lines if line.split()[0].isdigit()]
+    assert kinds == [["start-container", "None", "None"], ["start-process", "job", "None"], ["exit", "job", "3"],
+                     ["exit", "init", "137"]], done.stdout
