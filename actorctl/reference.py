@@ -34,7 +34,7 @@ class Entry:
 
 def walk(command: click.Command, name: str, parent: click.Context | None = None) -> Iterator[Entry]:
     """Every command under (and including) `command`, depth first, subcommands sorted by name."""
-    ctx = click.Context(command, info_name=name, parent=parent)
+    ctx = click.Context(command, info_name=name, parent=parent, **command.context_settings)
     path = f"{parent.command_path} {name}" if parent is not None else name
     yield Entry(path, command, ctx)
     if isinstance(command, click.Group):
