@@ -61,9 +61,11 @@ def paragraphs(command: click.Command) -> list[tuple[bool, str]]:
 
 
 def options(entry: Entry) -> list[tuple[str, str]]:
-    records = [param.get_help_record(entry.ctx) for param in entry.command.get_params(entry.ctx)
-               if isinstance(param, click.Option)]
-    return [record for record in records if record is not None]
+    """Its options' help records, and the help option's as the CLI's context names it (click
+    caches a command's help option from the first context that asked, which may be a test's)."""
+    records = [param.get_help_record(entry.ctx) for param in entry.command.params if isinstance(param, click.Option)]
+    help_names = ", ".join(sorted(entry.ctx.help_option_names, key=len))
+    return [record for record in records if record is not None] + [(help_names, "Show this message and exit.")]
 
 
 def markdown(trees: list[tuple[click.Command, str]]) -> str:
