@@ -1,4 +1,5 @@
-"""The client side of actord: a request client, an event stream, and the `actorctl` CLI."""
+"""The client side of actord: the client library (`actorctl.client`, its public API) and the
+`actorctl` CLI built on it."""
 
 from actorctl.client import CallTimeout, Client, DaemonError, Unreachable
 

@@ -8,6 +8,8 @@
 4. a heartbeat with a new `boot` means the daemon restarted: replay from `last`.
 While the daemon is away (no heartbeat, calls fail) the stream waits for it to
 come back, for at most `reconnect` seconds.
+
+This is the machinery of `Client.events` (the public, typed way in) and `actorctl events`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from typing import Any
 
 import zmq
 
-from actorctl.client import CallTimeout, Client, DaemonError, Unreachable
+from actorctl.client.errors import InternalError, Timeout, Unreachable
+from actorctl.client.transport import Transport
 from actors.wire import WireError
 from actors.wire.events import HEARTBEAT_INTERVAL, WELCOME_TOPIC, EventRecord, as_record, decode
 
@@ -29,7 +32,7 @@ HEARTBEAT_MISSED = 3 * HEARTBEAT_INTERVAL
 
 
 def _matches(event: EventRecord, container_id: str | None, since: float | None,
-             types: frozenset[str] | None) -> bool:
+             types: frozenset[str] | None = None) -> bool:
     if container_id is not None and event["id"] != container_id:
         return False
     if types is not None and event["type"] not in types:
@@ -37,7 +40,7 @@ def _matches(event: EventRecord, container_id: str | None, since: float | None,
     return since is None or event["timestamp"] >= since
 
 
-def stored(client: Client, after: int, since: float | None = None, container_id: str | None = None,
+def stored(client: Transport, after: int, since: float | None = None, container_id: str | None = None,
            types: frozenset[str] | None = None) -> Iterator[EventRecord]:
     """Every stored event after `after` (of those `types`, if given), page by page; the daemon filters."""
     params: dict[str, Any] = {"after": after}
@@ -53,7 +56,7 @@ def stored(client: Client, after: int, since: float | None = None, container_id:
             try:
                 yield as_record(event)
             except WireError as exc:
-                raise DaemonError("internal", f"events.replay returned a malformed event: {exc}") from None
+                raise InternalError("internal", f"events.replay returned a malformed event: {exc}") from None
         params["after"] = result["through"]
         if not result["more"]:
             return
@@ -91,13 +94,13 @@ def attach(events_address: str, topics: Iterable[str] = ("",), timeout: float = 
 
 
 class _Stream:
-    def __init__(self, client: Client, after: int, since: float | None, container_id: str | None,
-                 types: frozenset[str] | None, reconnect: float) -> None:
+    def __init__(self, client: Transport, after: int, since: float | None, container_id: str | None,
+                 reconnect: float, types: frozenset[str] | None) -> None:
         self.client = client
-        self.types = types
         self.last = after
         self.since = since
         self.container_id = container_id
+        self.types = types
         self.reconnect = reconnect
         self.boot: str | None = None
 
@@ -112,7 +115,7 @@ class _Stream:
                     if _matches(event, self.container_id, self.since, self.types):
                         yield event
                 return
-            except (Unreachable, CallTimeout):
+            except (Unreachable, Timeout):
                 if time.monotonic() > gave_up_at:
                     raise
                 time.sleep(0.2)
@@ -143,20 +146,23 @@ class _Stream:
             yield message
 
 
-def follow(client: Client, events_address: str, after: int = 0, since: float | None = None,
-           container_id: str | None = None, reconnect: float = 30.0,
-           types: frozenset[str] | None = None, sub: zmq.Socket[bytes] | None = None) -> Iterator[EventRecord]:
-    """Stored events after `after`, then live ones, forever (or until the daemon stays away).
+def follow(client: Transport, events_address: str, after: int = 0, since: float | None = None,
+           container_id: str | None = None, reconnect: float = 30.0, *, types: frozenset[str] | None = None,
+           deadline: float | None = None, sub: zmq.Socket[bytes] | None = None) -> Iterator[EventRecord]:
+    """Stored events after `after`, then live ones, forever (or until the daemon stays away, or
+    the `time.monotonic()` `deadline` passes: then the iterator ends). `container_id`, `since`
+    (unix time) and `types` select which are yielded; every event is still read, to see gaps.
     `sub`: a socket from `attach` to use (and close), made earlier by a caller that needed to be
     subscribed before it could read the stream."""
     if sub is None:
         sub = attach(events_address, timeout=client.timeout)
-    stream = _Stream(client, after, since, container_id, types, reconnect)
+    stream = _Stream(client, after, since, container_id, reconnect, types)
     try:
         yield from stream.catch_up()
         heard = time.monotonic()
-        while True:
-            if sub.poll(1000):
+        while deadline is None or time.monotonic() < deadline:
+            wait = 1.0 if deadline is None else min(1.0, max(0.0, deadline - time.monotonic()))
+            if sub.poll(int(wait * 1000) + 1):
                 heard = time.monotonic()
                 yield from stream.live(sub.recv_multipart())
             elif time.monotonic() - heard > HEARTBEAT_MISSED:

@@ -221,4 +221,9 @@ def as_record(body: Mapping[str, Any]) -> EventRecord:
         record["token"] = token
     elif token is not None:
         raise WireError(f"event {seq}: token mistyped")
+    attempt = body.get("attempt")
+    if _is_int(attempt):
+        record["attempt"] = attempt
+    elif attempt is not None:
+        raise WireError(f"event {seq}: attempt mistyped")
     return record

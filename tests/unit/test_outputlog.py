@@ -10,7 +10,8 @@ from actors.outputlog import read_output
 
 
 def record(data: bytes) -> bytes:
-    return msgpack.packb([1, 1700000000.5, data], use_bin_type=True)
+    packed: bytes = msgpack.packb([1, 1700000000.5, data], use_bin_type=True)
+    return packed
 
 
 def test_a_record_still_being_written_is_not_read_nor_passed_by_the_cursor(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""A synchronous client for actord's control socket (DEALER, one request at a time).
+"""The request/reply transport to actord's control socket (DEALER, one request at a time).
 
 zmq and the wire codec (msgpack) are imported on the first call, not with this module:
 `actorctl` imports it for every command, `--help` included, and a short-lived CLI
@@ -11,35 +11,16 @@ import os
 import time
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 if TYPE_CHECKING:
     import zmq
 
-__all__ = ["DEFAULT_ADDRESS", "CallTimeout", "Client", "ClientError", "CurveKeys", "DaemonError", "Unreachable"]
+from actorctl.client.errors import Timeout, Unreachable, daemon_error
+
+__all__ = ["DEFAULT_ADDRESS", "CurveKeys", "Transport"]
 
 DEFAULT_ADDRESS = "ipc:///run/actord/actord.sock"
-
-
-class ClientError(Exception):
-    """A call that did not succeed: one of the three kinds below."""
-
-
-class DaemonError(ClientError):
-    """The daemon answered with an error."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{message} ({code})")
-        self.code = code
-        self.message = message
-
-
-class Unreachable(ClientError):
-    """Nothing answers at the address."""
-
-
-class CallTimeout(ClientError):
-    """The daemon did not answer in time (it may still complete the request)."""
 
 
 @dataclass(frozen=True)
@@ -72,8 +53,8 @@ class CurveKeys:
         return cls(server_public, public, secret)
 
 
-class Client:
-    """Calls methods on one daemon. Not thread-safe: one per thread.
+class Transport:
+    """Calls methods on one daemon by name, with raw params and results. Not thread-safe: one per thread.
 
     `curve_server_key` (the daemon's public certificate) and `curve_client_key` (this client's
     certificate with its secret key) are for a daemon that listens with CURVE.
@@ -89,9 +70,9 @@ class Client:
         self._context = context
         self._socket: zmq.Socket[bytes] | None = None
 
-    def clone(self) -> Client:
+    def clone(self) -> Self:
         """A client to the same daemon with the same keys, for another thread (sockets are per thread)."""
-        twin = Client(self.address, self.timeout, self._context)
+        twin = type(self)(self.address, self.timeout, self._context)
         twin.curve = self.curve
         return twin
 
@@ -130,7 +111,7 @@ class Client:
                               "members of the group actord was started with --socket-group, may use it)")
 
     def call(self, method: str, params: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
-        """Call `method`; its result, or raise DaemonError, Unreachable or CallTimeout."""
+        """Call `method` with `params`; its raw result, or raise a DaemonError subclass, Unreachable or Timeout."""
         from actors.wire.api import PROTOCOL_VERSION
 
         return self.call_raw({"v": PROTOCOL_VERSION, "method": method, "params": params or {}}, timeout)
@@ -156,7 +137,7 @@ class Client:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not sock.poll(int(remaining * 1000) + 1):
                 self.close()
-                raise CallTimeout(
+                raise Timeout(
                     f"actord at {self.address} did not answer {request.get('method')} within {limit:g}s; "
                     "it may still complete it (check 'actorctl containers list' or 'actorctl events')"
                 )
@@ -169,14 +150,15 @@ class Client:
             if reply.get("ok"):
                 return reply.get("result")
             error = reply.get("error") or {}
-            raise DaemonError(str(error.get("code", "internal")), str(error.get("message", "request failed")))
+            raise daemon_error(str(error.get("code", "internal")), str(error.get("message", "request failed")))
 
     def close(self) -> None:
+        """Close the socket (the next call opens a new one)."""
         if self._socket is not None:
             self._socket.close()
             self._socket = None
 
-    def __enter__(self) -> Client:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *_: Any) -> None:

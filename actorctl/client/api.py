@@ -1,0 +1,213 @@
+"""`Client`: every daemon method as a typed call, plus `wait`, `logs` and `events` built on them."""
+
+from __future__ import annotations
+
+import signal as signals
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from actorctl.client.errors import NotFound, Timeout
+from actorctl.client.logs import LogStream
+from actorctl.client.transport import Transport
+from actorctl.client.types import Checkpoint, Container, Event, ExitResult, Health, Process, Stats, Version
+
+__all__ = ["Client"]
+
+LIST_PAGE = 1000
+"""Containers per `containers.list` call: the most the daemon gives in one reply."""
+NO_SEQ_YET = 2**62
+"""An `after` past any sequence number: a replay that returns no events, only `last_seq`."""
+
+
+class Client(Transport):
+    """A connection to one actord, with a typed method per request.
+
+    `Client(address="ipc:///run/actord/actord.sock", timeout=10.0, *, curve_server_key=None,
+    curve_client_key=None)`; `timeout` is how long each call waits for its answer. Methods
+    raise `DaemonError` subclasses when the daemon refuses (`NotFound`, `Conflict`...),
+    `Unreachable` and `Timeout` when it does not answer. Not thread-safe: use `clone()` for
+    another thread. Use it as a context manager, or `close()` it.
+    """
+
+    def version(self) -> Version:
+        """The daemon's version, protocol, runtime, state dir, event socket and degradations."""
+        return Version.from_wire(self.call("version"))
+
+    def health(self) -> Health:
+        """`healthy` or `degraded` (and why), the uptime and the containers by status."""
+        return Health.from_wire(self.call("health"))
+
+    def containers(self) -> list[Container]:
+        """Every container the daemon knows (running, paused, restarting, stopped), by id."""
+        found: list[Container] = []
+        while True:
+            params: dict[str, Any] = {"limit": LIST_PAGE}
+            if found:
+                params["after"] = found[-1].id
+            page = [Container.from_wire(item) for item in self.call("containers.list", params)]
+            found += page
+            if len(page) < LIST_PAGE:
+                return found
+
+    def container(self, container_id: str) -> Container:
+        """One container and its processes (NotFound if there is none)."""
+        return Container.from_wire(self.call("containers.state", {"id": container_id}))
+
+    def start(self, container_id: str, bundle: str, *, labels: Mapping[str, str] | None = None,
+              stdin: bool = False, init: bool = False, restart: str | None = None,
+              checkpoint: str | None = None) -> Container:
+        """Start a container from the OCI bundle directory `bundle` (an absolute path); returns
+        once its init runs. `stdin`: give it a stdin (see `write_stdin`); `init`: tini as PID 1;
+        `restart`: a policy (`on-failure[:MAX]`, `always`, `unless-stopped`); `checkpoint`:
+        restore from `<bundle>/checkpoints/<name>`. AlreadyExists if the id is taken."""
+        params: dict[str, Any] = {"id": container_id, "bundle": bundle, "labels": dict(labels or {}),
+                                  "stdin": stdin, "init": init}
+        if restart is not None:
+            params["restart"] = restart
+        if checkpoint is not None:
+            params["checkpoint"] = checkpoint
+        return Container.from_wire(self.call("containers.start", params))
+
+    def exec(self, container_id: str, args: Iterable[str], *, name: str | None = None,
+             env: Iterable[str] = (), cwd: str | None = None, user: str | None = None, tty: bool = False,
+             stdin: bool = False) -> Process:
+        """Run `args` as another process in a running container; returns once it runs. `name`
+        (default `exec-N`) names it for `signal`, `wait` and `logs`; `env` holds `KEY=VALUE`
+        strings added to the bundle's; `user` is `UID` or `UID:GID`."""
+        params: dict[str, Any] = {"id": container_id, "args": list(args), "env": list(env), "tty": tty,
+                                  "stdin": stdin}
+        for key, value in (("pid", name), ("cwd", cwd), ("user", user)):
+            if value is not None:
+                params[key] = value
+        return Process.from_wire(self.call("containers.exec", params))
+
+    def signal(self, container_id: str, signal: int = signals.SIGTERM, *, process: str | None = None,
+               all_processes: bool = False) -> None:
+        """Send `signal` to the container's init, to the process named `process`, or (through
+        runc) to every process of the container. A stop signal to the init counts as an
+        explicit stop for the `unless-stopped` policy."""
+        params: dict[str, Any] = {"id": container_id, "signal": int(signal), "all": all_processes}
+        if process is not None:
+            params["pid"] = process
+        self.call("containers.signal", params)
+
+    def kill(self, container_id: str, *, process: str | None = None) -> None:
+        """SIGKILL the container's init (or `process`)."""
+        self.signal(container_id, signals.SIGKILL, process=process)
+
+    def wait(self, container_id: str, process: str = "init", *, timeout: float | None = None) -> ExitResult:
+        """Block until the process exits and return how. A process that already exited gives
+        its last recorded exit (from the event log, as long as it holds it); NotFound if there
+        is none; Timeout after `timeout` seconds (None: no limit). It survives a daemon restart."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        mark = self.call("events.replay", {"after": NO_SEQ_YET})["last_seq"]
+        if not self._may_still_exit(container_id, process):
+            found = self._last_exit(container_id, process)
+            if found is None:
+                raise NotFound("not_found", f"process {process} of container {container_id} is not running "
+                                            "and no exit of it is on record")
+            return found
+        for event in self.events(mark, container_id=container_id, types=("exit",), deadline=deadline):
+            if event.process == process and event.status is not None:
+                return ExitResult(container_id, process, event.status, event)
+        raise Timeout(f"process {process} of container {container_id} did not exit within {timeout:g}s")
+
+    def _may_still_exit(self, container_id: str, process: str) -> bool:
+        """Is there a process of that name to wait for (running, or an init being started)?"""
+        try:
+            container = self.container(container_id)
+        except NotFound:
+            return False
+        if container.process(process) is not None:
+            return True
+        return process == "init" and container.status == "starting"
+
+    def _last_exit(self, container_id: str, process: str) -> ExitResult | None:
+        last = None
+        for event in self.events(0, container_id=container_id, types=("exit",), follow=False):
+            if event.process == process and event.status is not None:
+                last = ExitResult(container_id, process, event.status, event)
+        return last
+
+    def logs(self, container_id: str, process: str = "init", *, follow: bool = False, since: float | None = None,
+             until: float | None = None, tail: int | None = None) -> LogStream:
+        """The process's captured output (stdout and stderr, each `LogRecord` stamped with its
+        time), oldest first: what is there now, or with `follow` everything until the process
+        exits. `since`/`until` (unix times) select by capture time; `tail` keeps the last N
+        records of what is there now (then, with `follow`, what comes). Output stays readable
+        while the process runs and for the last 256 exited processes."""
+        return LogStream(self, container_id, process, follow=follow, since=since, until=until, tail=tail)
+
+    def events(self, after: int | None = None, *, container_id: str | None = None,
+               types: Iterable[str] | None = None, since: float | None = None, follow: bool = True,
+               deadline: float | None = None) -> Iterator[Event]:
+        """Events in sequence order, none missed and none repeated: those stored after sequence
+        number `after` (None: only events from now on; 0: everything stored), then, with
+        `follow`, live ones as they happen, forever, across daemon restarts. A gap (the event
+        socket drops events for a subscriber that falls behind) is filled from the event log.
+        `container_id`, `types` (e.g. `("exit", "oom")`) and `since` (unix time) select
+        events; `deadline` (a `time.monotonic()` time) ends a following iteration."""
+        from actorctl.events import follow as follow_stream
+        from actorctl.events import stored
+
+        wanted = None if types is None else frozenset(types)
+        if after is None:
+            after = self.call("events.replay", {"after": NO_SEQ_YET})["last_seq"]
+        if not follow:
+            records = stored(self, after, since, container_id)
+        else:
+            records = follow_stream(self, self.version().events_address, after, since, container_id,
+                                    types=wanted, deadline=deadline)
+        return (Event.from_wire(record) for record in records if wanted is None or record["type"] in wanted)
+
+    def stats(self, container_id: str) -> Stats:
+        """Memory, CPU, pids and block IO from the container's cgroups (Conflict once it exited)."""
+        return Stats.from_wire(self.call("containers.stats", {"id": container_id}))
+
+    def pause(self, container_id: str) -> None:
+        """Freeze every process of the container (a `pause` event)."""
+        self.call("containers.pause", {"id": container_id})
+
+    def resume(self, container_id: str) -> None:
+        """Thaw a paused container (a `resume` event)."""
+        self.call("containers.resume", {"id": container_id})
+
+    def update(self, container_id: str, *, memory_limit: int | None = None, cpu_shares: int | None = None,
+               cpu_quota: int | None = None, cpu_period: int | None = None, pids_limit: int | None = None) -> None:
+        """Change a running container's resource limits (runc update); give at least one."""
+        limits = {"memory_limit": memory_limit, "cpu_shares": cpu_shares, "cpu_quota": cpu_quota,
+                  "cpu_period": cpu_period, "pids_limit": pids_limit}
+        self.call("containers.update", {"id": container_id, **{k: v for k, v in limits.items() if v is not None}})
+
+    def remove(self, container_id: str) -> None:
+        """Forget a container its restart policy keeps (stopped or restarting); Conflict if it runs."""
+        self.call("containers.remove", {"id": container_id})
+
+    def write_stdin(self, container_id: str, data: bytes, *, process: str = "init") -> None:
+        """Write to the stdin of a process started with `stdin=True` (at most 63 KiB a call)."""
+        self.call("containers.stdin", {"id": container_id, "pid": process, "data": data})
+
+    def close_stdin(self, container_id: str, *, process: str = "init") -> None:
+        """Close that stdin: the process reads end of file."""
+        self.call("containers.close_stdin", {"id": container_id, "pid": process})
+
+    def resize(self, container_id: str, width: int, height: int, *, process: str = "init") -> None:
+        """Set the size of a process's terminal."""
+        self.call("containers.resize", {"id": container_id, "pid": process, "width": width, "height": height})
+
+    def checkpoint(self, container_id: str, name: str, *, exit: bool = False, tcp: bool = False,
+                   unix_sockets: bool = False, shell: bool = False) -> Checkpoint:
+        """Checkpoint the container (runc and CRIU) into `<bundle>/checkpoints/<name>`; `exit`
+        stops it afterwards. RuntimeFailure, with CRIU's reason, where CRIU cannot."""
+        return Checkpoint.from_wire(self.call("checkpoints.create", {
+            "id": container_id, "name": name, "exit": exit, "tcp": tcp, "unix_sockets": unix_sockets,
+            "shell": shell}))
+
+    def checkpoints(self, container_id: str) -> list[Checkpoint]:
+        """The checkpoints actord made in the container's bundle."""
+        return [Checkpoint.from_wire(item) for item in self.call("checkpoints.list", {"id": container_id})]
+
+    def delete_checkpoint(self, container_id: str, name: str) -> None:
+        """Delete one checkpoint actord made (Conflict for a directory it did not make)."""
+        self.call("checkpoints.delete", {"id": container_id, "name": name})
