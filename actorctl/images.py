@@ -51,6 +51,12 @@ MOUNT_POINTS = ("proc", "dev", "sys")
 """Directories runc mounts onto: a rootfs that lacks one would have runc create it in the rootfs."""
 
 
+def default_image_name(archive: str | os.PathLike[str]) -> str:
+    """The name of an archive's images that name none themselves: its file's name, without
+    .tar / .tar.gz / .tgz / .oci."""
+    return re.sub(r"(\.tar|\.tar\.gz|\.tgz|\.oci)$", "", Path(archive).name).lower()
+
+
 class ImageError(Exception):
     """An image, layout, archive or rootfs that cannot be used; the message says why."""
 

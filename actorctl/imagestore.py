@@ -20,10 +20,10 @@ import json
 import os
 import shutil
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from actorctl.images import (
     DEFAULT_TAG,
@@ -126,6 +126,9 @@ def _read_listing(archive: Path) -> tuple[str, object]:
         raise ImageError(f"{archive}: {member.name} is not JSON") from None
 
 
+T = TypeVar("T")
+
+
 class ImageStore:
     """The store at `<root>/images` and the image bundles at `<root>/bundles`."""
 
@@ -216,6 +219,23 @@ class ImageStore:
             if ref not in {image.ref for image in self._unlocked_images()}:
                 raise ImageError(f"no image {ref} in the store (see: actorctl images list)")
             return bundle_from_layout(self.layout, str(ref), self.bundle_of(container_id), args)
+
+    def start_container(self, ref: ImageRef, container_id: str, known: Callable[[], bool],
+                        start: Callable[[Path], T]) -> T:
+        """Unpack `ref` into the container's own bundle and `start` it (the start's result). A
+        leftover copy of an exited container of the same id is replaced; the copy goes again if
+        the start fails. `known`: whether actord knows a container with this id (then nothing
+        is touched and ImageError says so)."""
+        with self.bundles_locked():
+            if known():
+                raise ImageError(f"container {container_id} already exists")
+            self.remove_bundle(container_id)
+            bundle = self.unpack(ref, container_id, [])
+            try:
+                return start(bundle)
+            except BaseException:
+                self.remove_bundle(container_id)
+                raise
 
     def remove_bundle(self, container_id: str) -> bool:
         """Delete a container's image bundle (the caller made sure no container uses it); False if none."""

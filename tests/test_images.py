@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from actorctl.bundle import create_bundle
+from actorctl.client import ImageFailure
 from tests.harness import Daemon
 from tests.oci_images import IMAGE_CONFIG, busybox_layer, docker_archive, layer_of, oci_layout, tar_directory
 
@@ -266,3 +267,22 @@ def test_escaping_layer_entries_stay_inside_the_bundle(daemon: Daemon, work: Pat
     assert (rootfs / str(outside).lstrip("/") / "planted").read_text() == "y"
     daemon.start_container("evil", work / "nest" / "b")
     assert said(daemon, "evil")["status"] == 0
+
+
+def test_the_client_library_goes_from_an_archive_to_a_waited_on_logged_container(daemon: Daemon, work: Path,
+                                                                                   layer: bytes) -> None:
+    archive = docker_archive(work / "lib.tar", "lib/busybox:v1", IMAGE_CONFIG, [layer])
+    with daemon.client() as client:
+        assert client.import_image(str(archive)) == ["lib/busybox:v1"]
+        assert [(i["name"], i["tag"]) for i in client.images()] == [("lib/busybox", "v1")]
+        started = client.start_image("fromlib", "lib/busybox:v1")
+        assert started.bundle == str(daemon.root_dir / "bundles" / "fromlib")
+        assert client.wait("fromlib", timeout=30).status == 0
+        printed = b"".join(record.data for record in client.logs("fromlib")).decode()
+        assert "args: first second" in printed and "pwd: /srv/work" in printed and "uid: 1234:4321" in printed
+        with pytest.raises(ImageFailure) as unknown:
+            client.start_image("other", "lib/busybox:v9")
+        assert "no image lib/busybox:v9 in the store" in str(unknown.value)
+        assert not (daemon.root_dir / "bundles" / "other").exists()
+        client.remove("fromlib")  # the daemon forgot it at its exit; its unpacked copy goes now
+        assert not (daemon.root_dir / "bundles" / "fromlib").exists()

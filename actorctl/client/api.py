@@ -5,11 +5,15 @@ from __future__ import annotations
 import signal as signals
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from actorctl.client.errors import NotFound, Timeout
+from actorctl.client.errors import ImageFailure, NotFound, Timeout
 from actorctl.client.logs import LogStream
 from actorctl.client.transport import Transport
+
+if TYPE_CHECKING:
+    from actorctl.imagestore import ImageStore
+
 from actorctl.client.types import Checkpoint, Container, Event, ExitResult, Health, Process, Stats, Version
 
 __all__ = ["Client"]
@@ -181,8 +185,71 @@ class Client(Transport):
         self.call("containers.update", {"id": container_id, **{k: v for k, v in limits.items() if v is not None}})
 
     def remove(self, container_id: str) -> None:
-        """Forget a container its restart policy keeps (stopped or restarting); Conflict if it runs."""
-        self.call("containers.remove", {"id": container_id})
+        """Forget a container its restart policy keeps (stopped or restarting); Conflict if it runs.
+        The unpacked image of a container started with `start_image` goes too (also when the
+        daemon had already forgotten the container), as with `actorctl containers rm`."""
+        try:
+            self.call("containers.remove", {"id": container_id})
+        except NotFound:
+            if not self._image_store().bundle_of(container_id).exists():
+                raise
+        store = self._image_store()
+        if store.bundle_of(container_id).exists():
+            with store.bundles_locked():
+                if not self._knows(container_id):
+                    store.remove_bundle(container_id)
+
+    # -- images (on actord's machine, as root: the store is in its root dir) -------------------
+
+    def import_image(self, archive: str, name: str | None = None) -> list[str]:
+        """Import every image of `archive` (an OCI layout tarball or a `docker save` archive)
+        into the store under actord's root; the NAME:TAG of each. `name`: for images the archive
+        tags only with a tag (OCI) or not at all (default: the file's name). ImageFailure if it
+        cannot be used."""
+        from pathlib import Path
+
+        from actorctl.images import ImageError, default_image_name
+
+        try:
+            refs = self._image_store().import_archive(Path(archive), name or default_image_name(archive))
+        except ImageError as exc:
+            raise ImageFailure(str(exc)) from None
+        return [str(ref) for ref in refs]
+
+    def images(self) -> list[dict[str, Any]]:
+        """The images in the store: `{name, tag, digest, size}` each, by name and tag."""
+        from actorctl.images import ImageError
+
+        try:
+            return [image.as_json() for image in self._image_store().images()]
+        except ImageError as exc:
+            raise ImageFailure(str(exc)) from None
+
+    def start_image(self, container_id: str, image: str, *, labels: Mapping[str, str] | None = None,
+                    init: bool = False, restart: str | None = None) -> Container:
+        """Start a container from image NAME[:TAG] of the store: its own unpacked copy, at
+        `<root>/bundles/<id>`, which `remove` deletes. ImageFailure for an image not in the store."""
+        from actorctl.images import ImageError, parse_image_ref
+
+        try:
+            ref = parse_image_ref(image)
+            return self._image_store().start_container(
+                ref, container_id, lambda: self._knows(container_id),
+                lambda bundle: self.start(container_id, str(bundle), labels=labels, init=init, restart=restart))
+        except ImageError as exc:
+            raise ImageFailure(str(exc)) from None
+
+    def _image_store(self) -> ImageStore:
+        from actorctl.imagestore import ImageStore
+
+        return ImageStore(self.version().raw["root"])
+
+    def _knows(self, container_id: str) -> bool:
+        try:
+            self.container(container_id)
+        except NotFound:
+            return False
+        return True
 
     def write_stdin(self, container_id: str, data: bytes, *, process: str = "init") -> None:
         """Write to the stdin of a process started with `stdin=True` (at most 63 KiB a call)."""

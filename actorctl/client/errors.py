@@ -36,6 +36,7 @@ __all__ = [
     "ClientError",
     "Conflict",
     "DaemonError",
+    "ImageFailure",
     "InternalError",
     "InvalidParams",
     "NotFound",
@@ -57,6 +58,11 @@ class ActordError(Exception):
 
 ClientError = ActordError
 """The name actorctl has always caught."""
+
+
+class ImageFailure(ActordError):
+    """An image, archive or image store that cannot be used (`Client.import_image`,
+    `Client.start_image`); the message says why. The daemon was not asked."""
 
 
 class DaemonError(ActordError):

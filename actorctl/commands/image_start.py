@@ -43,18 +43,11 @@ def start_from_image(ctx: click.Context, image: str, params: dict[str, Any], att
 
     container_id = params["id"]
     try:
-        ref = parse_image_ref(image)
-        store = ImageStore(root_of(ctx))
-        with store.bundles_locked():
-            if _known(ctx, container_id):
-                raise Failure(f"container {container_id} already exists")
-            store.remove_bundle(container_id)
-            bundle = store.unpack(ref, container_id, [])
-            try:
-                return client_of(ctx).call("containers.start", {**params, "bundle": str(bundle)})
-            except DaemonError as exc:
-                store.remove_bundle(container_id)
-                raise (attach_failure(exc) if attached else guard(exc)) from None
+        return ImageStore(root_of(ctx)).start_container(
+            parse_image_ref(image), container_id, lambda: _known(ctx, container_id),
+            lambda bundle: client_of(ctx).call("containers.start", {**params, "bundle": str(bundle)}))
+    except DaemonError as exc:
+        raise (attach_failure(exc) if attached else guard(exc)) from None
     except ImageError as exc:
         raise Failure(str(exc)) from None
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -61,9 +60,9 @@ def import_(ctx: click.Context, name: str | None, as_json: bool, archive: str) -
     Example:
       actorctl images import --name busybox ./busybox-oci.tar
     """
-    from actorctl.images import ImageError, parse_image_ref
+    from actorctl.images import ImageError, default_image_name, parse_image_ref
 
-    default_name = name or re.sub(r"(\.tar|\.tar\.gz|\.tgz|\.oci)$", "", Path(archive).name).lower()
+    default_name = name or default_image_name(archive)
     try:
         parse_image_ref(default_name)
         imported = [str(ref) for ref in _store(ctx).import_archive(Path(archive), default_name)]
