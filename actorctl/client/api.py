@@ -188,15 +188,15 @@ class Client(Transport):
         """Forget a container its restart policy keeps (stopped or restarting); Conflict if it runs.
         The unpacked image of a container started with `start_image` goes too (also when the
         daemon had already forgotten the container), as with `actorctl containers rm`."""
+        store = self._image_store()
         try:
             self.call("containers.remove", {"id": container_id})
         except NotFound:
-            if not self._image_store().bundle_of(container_id).exists():
+            if not store.bundle_of(container_id).exists():
                 raise
-        store = self._image_store()
         if store.bundle_of(container_id).exists():
-            with store.bundles_locked():
-                if not self._knows(container_id):
+            with store.bundles_locked():  # a start of this id holds it from its check to its answer
+                if not self.knows(container_id):
                     store.remove_bundle(container_id)
 
     # -- images (on actord's machine, as root: the store is in its root dir) -------------------
@@ -234,7 +234,7 @@ class Client(Transport):
         try:
             ref = parse_image_ref(image)
             return self._image_store().start_container(
-                ref, container_id, lambda: self._knows(container_id),
+                ref, container_id, lambda: self.knows(container_id),
                 lambda bundle: self.start(container_id, str(bundle), labels=labels, init=init, restart=restart))
         except ImageError as exc:
             raise ImageFailure(str(exc)) from None
@@ -244,7 +244,8 @@ class Client(Transport):
 
         return ImageStore(self.version().raw["root"])
 
-    def _knows(self, container_id: str) -> bool:
+    def knows(self, container_id: str) -> bool:
+        """Whether actord has a container with this id (running, paused, restarting or stopped)."""
         try:
             self.container(container_id)
         except NotFound:

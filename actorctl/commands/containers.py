@@ -327,9 +327,10 @@ def rm(ctx: click.Context, container_id: str) -> None:
     Example:
       actorctl containers kill web1 && actorctl containers rm web1
     """
-    from actorctl.commands.image_start import remove_container
-
-    remove_container(ctx, container_id)
+    try:
+        client_of(ctx).remove(container_id)
+    except ClientError as exc:
+        raise guard(exc) from None
 
 
 @containers.command("pause")
