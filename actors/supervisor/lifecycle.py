@@ -757,7 +757,7 @@ class Lifecycle:
             self.containers[container.id] = container
             return [ArmAlarm(max(0.0, container.next_attempt - self.clock()))]
         # it was running: its state is gone with a reboot (its exit status with it)
-        if policy.policy.value in ("always", "unless-stopped"):
+        if policy.survives_reboot:
             container.streak = 0
             return self._next_life(container, None, None)
         container.phase = move("container", None, "kept stopped")

@@ -62,6 +62,12 @@ class RestartPolicy:
         return f"{self.policy.value}:{self.max_restarts}" if self.max_restarts else self.policy.value
 
     @property
+    def survives_reboot(self) -> bool:
+        """A container under this policy that was running at a reboot starts again after it
+        (as docker's: on-failure's did not fail)."""
+        return self.policy in (Policy.ALWAYS, Policy.UNLESS_STOPPED)
+
+    @property
     def keeps_definition(self) -> bool:
         """A container under this policy is remembered (in the root) until `containers rm`."""
         return self.policy is not Policy.NO
