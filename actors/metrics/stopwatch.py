@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
+from collections.abc import Callable
 
 __all__ = ["Stopwatch"]
 
@@ -16,14 +17,16 @@ class Stopwatch:
     forgotten once `capacity` newer keys have begun, so nothing grows without limit.
     """
 
-    def __init__(self, capacity: int = 65536) -> None:
+    def __init__(self, capacity: int = 65536, clock: Callable[[], float] = time.monotonic) -> None:
+        """`clock`: seconds that only grow (tests hand in their own, so no result rests on the machine's)."""
         self._began: collections.OrderedDict[str, float] = collections.OrderedDict()
         self._capacity = capacity
+        self._clock = clock
         self._lock = threading.Lock()
 
     def begin(self, key: str, at: float | None = None) -> None:
-        """`key` began at `at` (monotonic seconds; default now). The first beginning counts."""
-        when = time.monotonic() if at is None else at
+        """`key` began at `at` (seconds of the clock; default now). The first beginning counts."""
+        when = self._clock() if at is None else at
         with self._lock:
             if key in self._began:
                 return
@@ -33,7 +36,7 @@ class Stopwatch:
 
     def end(self, key: str) -> float | None:
         """Seconds since `key` began; None if it never did (or was cancelled, or forgotten)."""
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             began = self._began.pop(key, None)
         return None if began is None else max(0.0, now - began)
