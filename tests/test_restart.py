@@ -47,16 +47,13 @@ def restarting(request: pytest.FixtureRequest) -> Iterator[Daemon]:
 
 
 def remove_all(daemon: Daemon) -> None:
-    """Kill and `rm` every container, whatever its policy (an `always` one comes back after a kill)."""
+    """`rm --force` every container, whatever its policy and status."""
     def gone() -> bool:
         for container in daemon.call("containers.list"):
             try:
-                if container["status"] in ("running", "paused"):
-                    daemon.call("containers.signal", {"id": container["id"], "signal": 9})
-                elif container["status"] in ("restarting", "stopped"):
-                    daemon.call("containers.remove", {"id": container["id"]})
+                daemon.call("containers.remove", {"id": container["id"], "force": True})
             except DaemonError:
-                pass  # it moved on meanwhile: the next round sees where to
+                pass  # a restart's start under way: the next round sees it running
         return not daemon.call("containers.list")
 
     wait_until(gone, 20, 0.05, "every container removed")
@@ -104,16 +101,24 @@ def test_on_failure_restarts_exactly_max_times_with_growing_delays(restarting: D
     assert daemon.call("containers.list") == [] and not definition.parent.exists()
 
 
-def test_always_restarts_after_a_clean_exit_and_a_kill(restarting: Daemon, bundles: Callable[..., Path]) -> None:
+def test_always_restarts_after_any_exit_but_an_explicit_stop(restarting: Daemon, bundles: Callable[..., Path]) -> None:
+    """As docker's: `always` restarts whatever the exit; `containers kill` stops it (and `rm` then
+    removes it), as `docker stop` does."""
     daemon = restarting
     daemon.start_container("phoenix", bundles("sh", "-c", "sleep 0.3"), restart="always")
     daemon.wait_events(lambda ev: [e["attempt"] for e in ev if e["type"] == "restart"] == [1, 2],
                        container_id="phoenix")
-    assert [e["status"] for e in of(daemon, "phoenix") if e["type"] == "restart"] == [0, 0]
     wait_until(lambda: status(daemon, "phoenix") == "running", 10, 0.02, "the third life")
-    daemon.call("containers.signal", {"id": "phoenix", "signal": 9})
-    daemon.wait_events(lambda ev: any(e["type"] == "restart" and e["status"] == 137 for e in ev),
-                       container_id="phoenix")
+    init = daemon.call("containers.state", {"id": "phoenix"})["processes"][0]
+    assert daemon.ctl("containers", "kill", "--signal", "KILL", "phoenix").returncode == 0
+    wait_until(lambda: status(daemon, "phoenix") == "stopped", 10, 0.02, "the killed one kept stopped")
+    assert kinds(of(daemon, "phoenix"))[-2:] == ["start-container", "exit"]
+    assert sum(e["type"] == "restart" for e in of(daemon, "phoenix")) == 2, "a kill is no reason to restart"
+    done = daemon.ctl("containers", "rm", "phoenix")
+    assert done.returncode == 0, done.stderr
+    assert daemon.call("containers.list") == []
+    assert not pid_alive(init["system_pid"]) and not pid_alive(init["shim_pid"])
+    assert not (daemon.root_dir / "containers" / "phoenix").exists()
 
 
 def test_unless_stopped_restarts_a_crash_but_not_a_kill(restarting: Daemon, bundles: Callable[..., Path]) -> None:
@@ -206,10 +211,13 @@ def test_a_reboot_brings_back_exactly_the_containers_whose_policy_says_so(reques
         with checked_daemon(daemon, request):
             try:
                 for container_id, policy in (("always", "always"), ("unless", "unless-stopped"),
-                                             ("stopped", "unless-stopped"), ("failing", "on-failure"), ("plain", "no")):
+                                             ("stopped", "unless-stopped"), ("killed", "always"),
+                                             ("failing", "on-failure"), ("plain", "no")):
                     daemon.start_container(container_id, sleeper, restart=policy)
-                daemon.call("containers.signal", {"id": "stopped", "signal": 9})
-                wait_until(lambda: status(daemon, "stopped") == "stopped", 10, 0.05, "the killed one stopped")
+                for container_id in ("stopped", "killed"):
+                    daemon.call("containers.signal", {"id": container_id, "signal": 9})
+                wait_until(lambda: {status(daemon, c) for c in ("stopped", "killed")} == {"stopped"}, 10, 0.05,
+                           "the killed ones stopped")
                 seq = daemon.events()[-1]["seq"]
                 shims = {p["shim_pid"] for c in daemon.call("containers.list") for p in c["processes"]}
                 # the reboot: the daemon stops, every container and shim dies, /run is wiped
@@ -221,13 +229,68 @@ def test_a_reboot_brings_back_exactly_the_containers_whose_policy_says_so(reques
                 subprocess.run(["rm", "-rf", "--one-file-system", str(state_dir)], check=True)
                 daemon.start()
                 wait_until(lambda: {c["id"]: c["status"] for c in daemon.call("containers.list")} == {
-                    "always": "running", "unless": "running", "stopped": "stopped", "failing": "stopped"},
-                    15, 0.05, "the policies applied")
+                    "always": "running", "unless": "running", "killed": "running", "stopped": "stopped",
+                    "failing": "stopped"}, 15, 0.05, "the policies applied")
                 events = daemon.events()
                 assert events[0]["seq"] > seq, "the numbering goes on from the root's high-water mark"
                 assert sorted((e["id"], e["attempt"], e["status"]) for e in events if e["type"] == "restart") == [
-                    ("always", 1, None), ("unless", 1, None)]
-                assert sorted(e["id"] for e in events if e["type"] == "start-container") == ["always", "unless"]
+                    ("always", 1, None), ("killed", 1, None), ("unless", 1, None)]
+                assert sorted(e["id"] for e in events if e["type"] == "start-container") == ["always", "killed",
+                                                                                              "unless"]
+            finally:
+                remove_all(daemon)
+    finally:
+        remove_state_dir(state_dir)
+
+
+def test_rm_force_kills_and_removes_a_running_container_whatever_its_policy(restarting: Daemon,
+                                                                           bundles: Callable[..., Path]) -> None:
+    """`rm --force` (docker's `rm -f`): running under `always`, paused, or under no policy, each is
+    killed and gone when the command returns, its exit on record, its definition deleted, its id free."""
+    daemon = restarting
+    sleeper = bundles(*SLEEPER)
+    inits = {}
+    for container_id, policy in (("immortal", "always"), ("frozen", "unless-stopped"), ("plain", "no")):
+        inits[container_id] = daemon.start_container(container_id, sleeper, restart=policy)["processes"][0]
+    daemon.call("containers.pause", {"id": "frozen"})
+    for container_id in inits:
+        done = daemon.ctl("containers", "rm", "--force", container_id)
+        assert done.returncode == 0, done.stderr
+        assert ("exit", "init", 137) in [(e["type"], e["pid"], e["status"]) for e in of(daemon, container_id)]
+        assert container_id not in {c["id"] for c in daemon.call("containers.list")}
+        assert not (daemon.root_dir / "containers" / container_id).exists()
+    pids = [pid for init in inits.values() for pid in (init["system_pid"], init["shim_pid"])]
+    wait_until(lambda: not any(pid_alive(pid) for pid in pids), message="the killed processes and their shims gone")
+    assert "restart" not in kinds(daemon.events())
+    again = daemon.start_container("immortal", sleeper, restart="always")
+    assert again["status"] == "running"
+    with daemon.client() as client:
+        client.remove("immortal", force=True)
+    assert daemon.call("containers.list") == []
+    unknown = daemon.ctl("containers", "rm", "--force", "nobody")
+    assert unknown.returncode == 1 and "not found" in unknown.stderr
+
+
+@pytest.mark.slow
+def test_a_daemon_restart_brings_back_a_stopped_always_container_but_not_an_unless_stopped_one(
+        request: pytest.FixtureRequest, bundles: Callable[..., Path]) -> None:
+    state_dir = new_state_dir()
+    daemon = Daemon(state_dir, ["--restart-delay", str(DELAY)])
+    try:
+        with checked_daemon(daemon, request):
+            try:
+                for container_id, policy in (("always", "always"), ("unless", "unless-stopped")):
+                    daemon.start_container(container_id, bundles(*SLEEPER), restart=policy)
+                    assert daemon.ctl("containers", "kill", "--signal", "KILL", container_id).returncode == 0
+                wait_until(lambda: {c["id"]: c["status"] for c in daemon.call("containers.list")} == {
+                    "always": "stopped", "unless": "stopped"}, 10, 0.05, "both kept stopped")
+                seq = daemon.events()[-1]["seq"]
+                assert daemon.stop() == 0
+                daemon.start()
+                wait_until(lambda: {c["id"]: c["status"] for c in daemon.call("containers.list")} == {
+                    "always": "running", "unless": "stopped"}, 15, 0.05, "the stopped always container back")
+                assert [(e["id"], e["type"], e.get("attempt")) for e in daemon.events(seq)] == [
+                    ("always", "restart", 1), ("always", "start-container", None)]
             finally:
                 remove_all(daemon)
     finally:

@@ -184,13 +184,15 @@ class Client(Transport):
                   "cpu_period": cpu_period, "pids_limit": pids_limit}
         self.call("containers.update", {"id": container_id, **{k: v for k, v in limits.items() if v is not None}})
 
-    def remove(self, container_id: str) -> None:
-        """Forget a container its restart policy keeps (stopped or restarting); Conflict if it runs.
-        The unpacked image of a container started with `start_image` goes too (also when the
-        daemon had already forgotten the container), as with `actorctl containers rm`."""
+    def remove(self, container_id: str, force: bool = False) -> None:
+        """Forget a container its restart policy keeps (stopped or restarting); Conflict if it runs,
+        unless `force`: then every process of a running container is killed and it is removed
+        whatever its policy (returns once its exit is on record, as `docker rm -f`). The unpacked
+        image of a container started with `start_image` goes too (also when the daemon had
+        already forgotten the container), as with `actorctl containers rm`."""
         store = self._image_store()
         try:
-            self.call("containers.remove", {"id": container_id})
+            self.call("containers.remove", {"id": container_id, "force": True} if force else {"id": container_id})
         except NotFound:
             if not store.bundle_of(container_id).exists():
                 raise

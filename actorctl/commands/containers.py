@@ -80,9 +80,10 @@ def _call_attachable(ctx: click.Context, attached: bool, method: str, params: di
                    "the bundle's process is its child and its exit status is the container's.")
 @click.option("--restart", default="no", show_default=True, metavar="POLICY",
               help="Restart policy: no, on-failure[:MAX] (a non-zero exit or an OOM kill; at most MAX restarts), "
-                   "always (even after a kill), unless-stopped (not after a kill). Restarts back off (actord's "
-                   "--restart-delay); the container is kept, and brought back after a reboot, until "
-                   "`containers rm`.")
+                   "always and unless-stopped (whatever the exit). `containers kill` stops any of them; "
+                   "a stopped always container comes back when actord starts again, unless-stopped does not. "
+                   "Restarts back off (actord's --restart-delay); the container is kept, and brought back after "
+                   "a reboot, until `containers rm`.")
 @click.option("--image", metavar="NAME[:TAG]",
               help="Instead of BUNDLE: unpack this image of the store (actorctl images) into "
                    "<root>/bundles/ID and start that; `containers rm ID` deletes it.")
@@ -316,19 +317,24 @@ def kill(ctx: click.Context, signame: str, process_id: str | None, every: bool, 
 
 @containers.command("rm")
 @click.argument("container_id", metavar="ID", callback=container_id_arg, shell_complete=complete_container_id)
+@click.option("--force", "-f", is_flag=True,
+              help="Kill a running container (every process, KILL) and remove it, whatever its restart policy; "
+                   "returns once its exit is recorded.")
 @click.pass_context
-def rm(ctx: click.Context, container_id: str) -> None:
+def rm(ctx: click.Context, container_id: str, force: bool) -> None:
     """Remove a container its restart policy keeps (stopped, or restarting): it is not
     restarted again, and its definition is deleted from actord's root. A running container
-    is killed first (`containers kill`). The unpacked image of a container started with
-    --image is deleted too, also once the container has exited and actord forgot it.
+    is refused unless --force (or kill it first: `containers kill` stops any restart policy).
+    The unpacked image of a container started with --image is deleted too, also once the
+    container has exited and actord forgot it.
 
     \b
-    Example:
+    Examples:
       actorctl containers kill web1 && actorctl containers rm web1
+      actorctl containers rm --force web1
     """
     try:
-        client_of(ctx).remove(container_id)
+        client_of(ctx).remove(container_id, force=force)
     except ClientError as exc:
         raise guard(exc) from None
 

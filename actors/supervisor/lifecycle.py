@@ -31,6 +31,8 @@ Under a restart policy (`restart.py`) a container that stopped is followed by a 
 with the same id: `restarting` (backing off until its next attempt, which then starts as any
 start, parked if its predecessor is not yet cleaned up) or `stopped` (explicitly killed, or
 the policy gave up), which only `containers rm` ends. Their definitions live in the root.
+A forced removal (`containers rm --force`) kills a running container and, once its init's
+exit is on record, ends it whatever its policy: no successor, its definition forgotten.
 
 `MOVES` lists every transition; docs/architecture.md draws them (`diagram()`), and a
 test checks the drawing against this table.
@@ -42,6 +44,7 @@ import collections
 import dataclasses
 import enum
 import logging
+import signal
 import time
 import uuid
 from collections.abc import Callable
@@ -258,6 +261,8 @@ class Container:
     started_at: float = 0.0
     """Monotonic time its init started (how long it ran decides the back-off)."""
     last_status: int | None = None
+    removal: Client = NOBODY
+    """Who asked for its forced removal: answered with its init's exit, which ends it for good."""
 
     def describe(self) -> str:
         return self.id
@@ -574,10 +579,10 @@ class Lifecycle:
         process.exit_recorded = True
         return self._maybe_clean(process)
 
-    def _emit_exit(self, process: Process) -> list[Effect]:
+    def _emit_exit(self, process: Process, answer: tuple[Client, Any] | None = None) -> list[Effect]:
         move("process", process, "exit emitted")
         effects: list[Effect] = [Emit("exit", process.container_id, process=process.name, status=process.status,
-                                      token=process.token)]
+                                      token=process.token, answer=answer)]
         if process.pidfd >= 0:
             effects.append(ClosePidfd(process.pidfd))
             process.pidfd = -1
@@ -593,6 +598,9 @@ class Lifecycle:
         self.removed[container.id] = container
         logger.info("container %s exited with %s", container.id, init.status,
                     extra=log_fields(container_id=container.id, process=init.name))
+        if container.removal is not NOBODY:  # a forced removal: no next life, whatever the policy
+            effects = self._emit_exit(init, answer=(container.removal, {}))
+            return effects + ([ForgetDefinition(container.id)] if container.restart.keeps_definition else [])
         effects = self._emit_exit(init)
         if container.restart.keeps_definition:
             effects += self._next_life(container.successor(), init.status, None)
@@ -733,12 +741,32 @@ class Lifecycle:
         """`containers rm`: forget a stopped or restarting container."""
         container = self.shown(container_id)
         if container.phase not in (ContainerPhase.STOPPED, ContainerPhase.RESTARTING):
-            raise ApiError(ErrorCode.CONFLICT, f"container {container_id} is {container.status}: "
-                                               "kill it first (only a stopped or restarting container is removed)")
+            raise ApiError(ErrorCode.CONFLICT, f"container {container_id} is {container.status}: kill it first, "
+                                               "or remove it with force (only a stopped or restarting container "
+                                               "is removed as it is)")
         move("container", container, "removed by client")
         del self.containers[container_id]
         logger.info("container %s removed", container_id, extra=log_fields(container_id=container_id))
         return [ForgetDefinition(container_id)]
+
+    def force_remove(self, container_id: str, client: Client) -> list[Effect] | None:
+        """`containers rm --force` of a container that runs: an explicit stop and a kill of all its
+        processes; `client` is answered with its init's exit, which ends it whatever its policy.
+        None when there is nothing to kill (stopped or restarting: `remove` does it at once)."""
+        container = self.shown(container_id)
+        if container.phase in (ContainerPhase.STOPPED, ContainerPhase.RESTARTING):
+            return None
+        if container.phase not in LISTED:
+            raise ApiError(ErrorCode.CONFLICT, f"container {container_id} is starting (a restart): try again "
+                                               "once it runs")
+        if container.removal is not NOBODY:
+            raise ApiError(ErrorCode.CONFLICT, f"a forced removal of {container_id} is under way")
+        container.stop_requested = True
+        container.removal = client
+        logger.info("container %s: forced removal, killing every process", container_id,
+                    extra=log_fields(container_id=container_id))
+        # runc kill --all thaws a paused container after signalling it, so a frozen one dies too
+        return [Submit(RuntimeTask(job="kill_all", container_id=container_id, params={"signal": int(signal.SIGKILL)}))]
 
     def restored_definition(self, definition: ContainerDefinition, policy: RestartPolicy) -> list[Effect]:
         """A definition in the root whose container has no state (a reboot wiped it, or the
@@ -747,22 +775,20 @@ class Lifecycle:
                               init_token="", init=definition["init"], restart=policy,
                               restarts=definition["restarts"], streak=definition["streak"],
                               stop_requested=definition["stopped"], last_status=definition["last_status"])
-        if definition["stopped"]:
-            container.phase = move("container", None, "kept stopped")
-            self.containers[container.id] = container
-            return []
-        if definition["next_attempt"] is not None:  # it was backing off: keep the attempt's time
+        stopped = definition["stopped"]
+        if not stopped and definition["next_attempt"] is not None:  # it was backing off: keep the attempt's time
             container.phase = move("container", None, "restart scheduled")
             container.next_attempt = definition["next_attempt"]
             self.containers[container.id] = container
             return [ArmAlarm(max(0.0, container.next_attempt - self.clock()))]
-        # it was running: its state is gone with a reboot (its exit status with it)
-        if policy.survives_reboot:
+        # it was running (its state, exit status included, is gone with a reboot) or stopped
+        if policy.starts_with_the_daemon(stopped=stopped):
             container.streak = 0
+            container.stop_requested = False
             return self._next_life(container, None, None)
         container.phase = move("container", None, "kept stopped")
         self.containers[container.id] = container
-        return [SaveDefinition(container.definition())]
+        return [] if stopped else [SaveDefinition(container.definition())]
 
     # -- restore ----------------------------------------------------------------------------
 

@@ -1,10 +1,12 @@
 """Restart policies: whether a container that stopped comes back, and after what delay.
 
 The policies are docker's: `no`, `on-failure[:MAX]` (a non-zero exit or an OOM kill, at
-most MAX restarts), `always` (whatever the exit, even after an explicit kill) and
-`unless-stopped` (whatever the exit, but not after an explicit kill). An explicit kill is
-a `containers.signal` to the init with one of `STOP_SIGNALS`; a reload signal (HUP, USR1...)
-is not one.
+most MAX restarts), `always` (whatever the exit) and `unless-stopped` (whatever the exit).
+An explicit stop ends all of them while the daemon runs: a `containers.signal` to the init
+with one of `STOP_SIGNALS` (a reload signal, HUP, USR1..., is not one) or a forced removal.
+`always` and `unless-stopped` differ only when the daemon starts (after its restart or a
+reboot): an explicitly stopped `always` container comes back then, an `unless-stopped` one
+does not.
 
 Back-off: the first restart waits `first` seconds, each further one twice as long up to
 `cap`; a container that ran `reset` seconds or more before it stopped starts again from
@@ -61,11 +63,13 @@ class RestartPolicy:
     def __str__(self) -> str:
         return f"{self.policy.value}:{self.max_restarts}" if self.max_restarts else self.policy.value
 
-    @property
-    def survives_reboot(self) -> bool:
-        """A container under this policy that was running at a reboot starts again after it
-        (as docker's: on-failure's did not fail)."""
-        return self.policy in (Policy.ALWAYS, Policy.UNLESS_STOPPED)
+    def starts_with_the_daemon(self, *, stopped: bool) -> bool:
+        """A container under this policy that is not running when actord starts (a reboot ended
+        it, or it was `stopped`, explicitly) starts again, as docker's daemon does: `always`
+        whatever happened, `unless-stopped` unless it was stopped, on-failure's never (it did not fail)."""
+        if self.policy is Policy.ALWAYS:
+            return True
+        return self.policy is Policy.UNLESS_STOPPED and not stopped
 
     @property
     def keeps_definition(self) -> bool:
@@ -77,9 +81,7 @@ def should_restart(policy: RestartPolicy, *, status: int | None, oom: bool, stop
     """Whether a container that stopped (exit `status`; None: its start failed) comes back.
     `stopped`: it was explicitly stopped; `restarts`: how many times it was restarted so far."""
     failed = status != 0 or oom
-    if policy.policy is Policy.ALWAYS:
-        return True
-    if policy.policy is Policy.UNLESS_STOPPED:
+    if policy.policy in (Policy.ALWAYS, Policy.UNLESS_STOPPED):
         return not stopped
     if policy.policy is Policy.ON_FAILURE:
         return failed and not stopped and (policy.max_restarts == 0 or restarts < policy.max_restarts)

@@ -84,8 +84,19 @@ def test_who_comes_back() -> None:
     assert back("on-failure", None), "a failed start is a failure"
     assert not back("on-failure", 137, stopped=True)
     assert back("on-failure:2", 1, count=1) and not back("on-failure:2", 1, count=2)
-    assert back("always", 0) and back("always", 137, stopped=True)
+    assert back("always", 0) and back("always", 1) and not back("always", 137, stopped=True)
     assert back("unless-stopped", 0) and not back("unless-stopped", 137, stopped=True)
+
+
+def test_who_starts_with_the_daemon() -> None:
+    """They differ only here: an explicitly stopped `always` container comes back with the daemon."""
+    def back(policy: str, stopped: bool) -> bool:
+        return RestartPolicy.parse(policy).starts_with_the_daemon(stopped=stopped)
+
+    assert back("always", False) and back("always", True)
+    assert back("unless-stopped", False) and not back("unless-stopped", True)
+    assert not any(back(policy, stopped) for policy in ("no", "on-failure", "on-failure:3")
+                   for stopped in (False, True))
 
 
 def test_the_back_off_doubles_to_its_cap_and_resets_after_a_long_run() -> None:
@@ -183,7 +194,38 @@ def test_definitions_without_state_come_back_as_their_policy_says() -> None:
     life.restored_definition(definition(id="c2", restart="on-failure"), RestartPolicy.parse("on-failure"))
     assert life.containers["c2"].phase is ContainerPhase.STOPPED
     life.restored_definition(definition(id="c3", stopped=True), RestartPolicy.parse("always"))
-    assert life.containers["c3"].phase is ContainerPhase.STOPPED
+    assert life.containers["c3"].phase is ContainerPhase.RESTARTING and not life.containers["c3"].stop_requested
+    kept = life.restored_definition(definition(id="c5", stopped=True, restart="unless-stopped"),
+                                    RestartPolicy.parse("unless-stopped"))
+    assert kept == [] and life.containers["c5"].phase is ContainerPhase.STOPPED
     backing_off = life.restored_definition(definition(id="c4", next_attempt=clock.now + 5),
                                            RestartPolicy.parse("always"))
     assert backing_off == [ArmAlarm(5.0)] and life.containers["c4"].next_attempt == clock.now + 5
+
+
+def test_a_forced_removal_kills_and_ends_the_container_whatever_its_policy() -> None:
+    life = life_with(Clock())
+    start(life, "always")
+    token = life.containers["c1"].init_token
+    life.started(token, {"system_pid": 100, "shim_pid": 101, "pidfd": -1, "args": ["x"]})
+    (kill,) = life.force_remove("c1", (b"remover", "r2")) or []
+    assert isinstance(kill, Submit) and kill.task.job == "kill_all"  # type: ignore[union-attr]
+    assert kill.task.params == {"signal": 9}  # type: ignore[union-attr]
+    with pytest.raises(ApiError) as twice:
+        life.force_remove("c1", (b"other", "r3"))
+    assert twice.value.code == ErrorCode.CONFLICT
+    effects = life.exited(token, 137)
+    (exit_,) = [e for e in effects if isinstance(e, Emit)]
+    assert exit_.event == "exit" and exit_.answer == ((b"remover", "r2"), {}), "answered once the exit is on record"
+    assert ForgetDefinition("c1") in effects and restarts(effects) == []
+    assert "c1" not in life.containers
+    life.shim_gone(token)
+    life.recorded(token)
+    start(life, "on-failure")  # the id is free again
+    run_and_exit(life, 0)
+    assert life.containers["c1"].phase is ContainerPhase.STOPPED
+    assert life.force_remove("c1", (b"remover", "r4")) is None, "nothing to kill: a plain removal does it"
+    with pytest.raises(ApiError) as unknown:
+        life.force_remove("ghost", (b"remover", "r5"))
+    assert unknown.value.code == ErrorCode.NOT_FOUND
+
