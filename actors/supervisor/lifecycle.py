@@ -498,6 +498,8 @@ class Lifecycle:
             logger.info("container %s started (pid %d)", container.id, process.system_pid,
                         extra=log_fields(container_id=container.id, process=process.name, request_id=client[1]))
             effects = [Emit("start-container", container.id, answer=(client, container.to_json()))]
+            if container.oom:  # an OOM kill between `runc start` and now: its event follows the start's
+                effects.append(Emit("oom", container.id))
         else:
             client, process.client = process.client, NOBODY
             logger.info("process %s started (pid %d)", process.describe(), process.system_pid,
@@ -702,6 +704,8 @@ class Lifecycle:
         if container is None or container.init_token != token:
             return []
         container.oom = True
+        if container.phase is ContainerPhase.STARTING:
+            return []  # `started` emits it after start-container, which comes first for every container
         return [Emit("oom", container_id)]
 
     # -- restart policies -------------------------------------------------------------------

@@ -229,3 +229,14 @@ def test_a_forced_removal_kills_and_ends_the_container_whatever_its_policy() -> 
         life.force_remove("ghost", (b"remover", "r5"))
     assert unknown.value.code == ErrorCode.NOT_FOUND
 
+
+def test_an_oom_during_the_start_is_published_after_start_container() -> None:
+    """The OOM watch is armed before `runc start`: a process that is killed at once can be
+    reported before the worker's start is done; subscribers still see start-container first."""
+    life = life_with(Clock())
+    start(life, "no")
+    token = life.containers["c1"].init_token
+    assert life.oom("c1", token) == []
+    effects = life.started(token, {"system_pid": 100, "shim_pid": 101, "pidfd": -1, "args": ["x"]})
+    assert [e.event for e in effects if isinstance(e, Emit)] == ["start-container", "oom"]
+    assert life.oom("c1", token) == [Emit("oom", "c1")], "once it runs, at once"
