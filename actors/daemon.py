@@ -263,9 +263,8 @@ class Daemon:
         authenticator.configure_curve(domain="*", location=self.curve.authorized_keys)
         return authenticator
 
-    def _serve_metrics(self, metrics: Metrics) -> MetricsServer | None:
-        if self.metrics_address is None:
-            return None
+    def _serve_metrics(self, metrics: Metrics) -> MetricsServer:
+        assert self.metrics_address is not None
         try:
             server = MetricsServer(self.metrics_address, metrics.registry)
         except OSError as exc:
@@ -329,13 +328,15 @@ class Daemon:
                   curve_secret_key=None if self.curve is None else self.curve.secret_key, boot=boot)
         runtime = Runtime(binary, self.state.runtime_root)
         worker_names = [f"worker-{n}" for n in range(self.workers)]
-        metrics = Metrics()
-        metrics.count_subscribers(lambda: bus.subscribers)
+        metrics = None if self.metrics_address is None else Metrics()  # nothing is counted that no one reads
+        if metrics is not None:
+            metrics.count_subscribers(lambda: bus.subscribers)
         metrics_server = None
         try:
-            metrics_server = self._serve_metrics(metrics)
+            if metrics is not None:
+                metrics_server = self._serve_metrics(metrics)
             bus.register("eventlog", EventLog.start(context, store, boot, metrics))
-            bus.register("monitor", Monitor.start(context, metrics.exit_clock))
+            bus.register("monitor", Monitor.start(context, None if metrics is None else metrics.exit_clock))
             bus.register("inspector", Inspector.start(context))
             for name in worker_names:
                 bus.register(name, Worker.start(

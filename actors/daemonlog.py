@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -46,17 +44,31 @@ def log_fields(*, container_id: str | None = None, process: str | None = None, r
     return {RECORD_ATTRIBUTES[name]: value for name, value in given.items() if value is not None}
 
 
-@contextmanager
+class LogContext:
+    """The `with` of `log_context`: a class, not a generator, as it runs around every actor message."""
+
+    __slots__ = ("_fields", "_token")
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self._fields = fields
+        self._token: Token[dict[str, Any]] | None = None
+
+    def __enter__(self) -> None:
+        if self._fields:  # nothing to add: the enclosing context stands
+            self._token = _context.set({**_context.get(), **self._fields})
+
+    def __exit__(self, *_: object) -> None:
+        if self._token is not None:
+            _context.reset(self._token)
+            self._token = None
+
+
 def log_context(*, container_id: str | None = None, process: str | None = None, request_id: str | None = None,
-                peer_uid: int | None = None) -> Iterator[None]:
+                peer_uid: int | None = None) -> LogContext:
     """Every line logged in this thread meanwhile carries these fields (added to those of an
     enclosing context); as record attributes, like `log_fields`."""
-    fields = log_fields(container_id=container_id, process=process, request_id=request_id, peer_uid=peer_uid)
-    token = _context.set({**_context.get(), **fields})
-    try:
-        yield
-    finally:
-        _context.reset(token)
+    return LogContext(log_fields(container_id=container_id, process=process, request_id=request_id,
+                                 peer_uid=peer_uid))
 
 
 class ContextFields(logging.Filter):

@@ -59,10 +59,13 @@ def _unrecorded(event: EventRecord, reason: str | None) -> str:
 
 
 class EventLog(BusActor):
-    def __init__(self, context: zmq.Context[zmq.Socket[bytes]], store: EventStore, boot: str, metrics: Metrics) -> None:
+    def __init__(self, context: zmq.Context[zmq.Socket[bytes]], store: EventStore, boot: str,
+                 metrics: Metrics | None) -> None:
         super().__init__(context)
         self.metrics = metrics
-        metrics.last_seq.set(store.last_seq)
+        """Counts the events; None without --metrics-address."""
+        if metrics is not None:
+            metrics.last_seq.set(store.last_seq)
         self.boot = boot
         """This daemon's boot id, in every event and heartbeat."""
         self.store = store
@@ -94,7 +97,8 @@ class EventLog(BusActor):
                 refusal = ApiError(ErrorCode.STORAGE_FULL, _unrecorded(event, self.store.error))
                 reply = error_reply(reply.get("id"), refusal)
             self.send("bus", wire.ClientReply(route=route, body=reply))
-        self.metrics.recorded(event)  # last: whatever it does, the event is out and the client answered
+        if self.metrics is not None:
+            self.metrics.recorded(event)  # last: whatever it does, the event is out and the client answered
 
     def _recorded(self, written: list[dict[str, Any]]) -> None:
         """Exits now on record: the Supervisor may remove their processes' state."""

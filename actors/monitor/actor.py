@@ -62,10 +62,11 @@ class OomWatch:
 
 
 class Monitor(BusActor):
-    def __init__(self, context: zmq.Context[zmq.Socket[bytes]], exit_clock: Stopwatch) -> None:
+    def __init__(self, context: zmq.Context[zmq.Socket[bytes]], exit_clock: Stopwatch | None) -> None:
         super().__init__(context)
         self.exit_clock = exit_clock
-        """Started for each exit passed on; the EventLog stops it at the exit event (a metric)."""
+        """Started for each exit passed on; the EventLog stops it at the exit event (a metric; None
+        without --metrics-address)."""
         self.shims: dict[int, WatchedShim] = {}
         self.ooms: dict[int, OomWatch] = {}
         self.oom_by_token: dict[str, int] = {}
@@ -97,7 +98,8 @@ class Monitor(BusActor):
     def _report(self, token: str, container_id: str, process: str, status: int) -> None:
         if not self._first_report(token):
             return
-        self.exit_clock.begin(token)
+        if self.exit_clock is not None:
+            self.exit_clock.begin(token)
         oom_fd = self.oom_by_token.get(token)
         if oom_fd is not None:
             self._check_oom(oom_fd, woken=False)

@@ -95,7 +95,7 @@ events that cannot be stored. Signals still go through, so containers can be sto
 class Supervisor(BusActor):
     def __init__(
         self, context: zmq.Context[zmq.Socket[bytes]], *, state: StateDir, root: RootDir, workers: list[str],
-        info: dict[str, Any], reported: set[str], metrics: Metrics, backoff: Backoff | None = None,
+        info: dict[str, Any], reported: set[str], metrics: Metrics | None, backoff: Backoff | None = None,
         health: Health | None = None,
     ) -> None:
         super().__init__(context)
@@ -112,7 +112,9 @@ class Supervisor(BusActor):
         """Why the state dir's storage is degraded (the EventLog says), or None."""
         self.heap = HeapReturn()
         self.pool = WorkerPool(workers, self.send)
-        self.probe = SupervisorProbe(metrics, self.life, self.pool)
+        self.probe = None if metrics is None else SupervisorProbe(metrics, self.life, self.pool)
+        """Shows each message's change to the metrics; None without --metrics-address, so that
+        nothing optional runs around a message (an exit's, say) when no one scrapes."""
 
     def handlers(self) -> Handlers:
         return {
@@ -132,7 +134,8 @@ class Supervisor(BusActor):
         super().on_start()
         counts = restore.restore(self, self._reported)
         self._reported.clear()
-        self.probe.show_all()
+        if self.probe is not None:
+            self.probe.show_all()
         logger.info("restored %d running, %d exited, %d orphaned; discarded %d damaged",
                     counts["running"], counts["exited"], counts["orphaned"], counts["discarded"])
 
@@ -150,6 +153,9 @@ class Supervisor(BusActor):
         super().on_stop()
 
     def on_receive(self, message: Any) -> None:
+        if self.probe is None:
+            super().on_receive(message)
+            return
         concern = self.probe.before(message)
         super().on_receive(message)
         self.probe.after(concern)

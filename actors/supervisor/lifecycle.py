@@ -542,15 +542,15 @@ class Lifecycle:
         move("process", process, "exit")
         process.status = status
         container = self.containers[process.container_id]
-        effects: list[Effect] = self._remember(process, status)
+        forgotten = self._remember(process, status)  # after the exit's event: no file I/O ahead of it
         if process.name != "init":
             del container.processes[process.name]
-            effects += self._emit_exit(process)
+            effects = self._emit_exit(process)
             logger.info("process %s exited with %d", process.describe(), status,
                         extra=log_fields(container_id=container.id, process=process.name))
-            return effects + self._maybe_remove(container)
+            return effects + self._maybe_remove(container) + forgotten
         move("container", container, "init exited")
-        return effects + self._maybe_remove(container)
+        return self._maybe_remove(container) + forgotten
 
     def orphan(self, token: str) -> list[Effect]:
         """A process's shim died without recording its exit: a worker kills what is left of it
