@@ -441,7 +441,9 @@ def cli() -> None:
               help="Bytes of captured output per process file; two files are kept (rotated).")
 @click.option("--socket-group", metavar="GROUP",
               help="Let this group's members use actord: the control and event sockets become root:GROUP "
-                   "0660 and the state dir root:GROUP 0710 (enter, not list); all else stays root's.  "
+                   "0660 and the state dir root:GROUP 0710 (enter, not list); all else stays root's. Its "
+                   "members are root-equivalent: whoever can talk to the socket can run a container with "
+                   "host mounts, hooks and capabilities as root (as with Docker's docker group).  "
                    "[default: root only]")
 @click.option("--restart-delay", default=0.1, show_default=True, type=click.FloatRange(0.01, 3600), metavar="SECONDS",
               help="A restart policy's first back-off; it doubles with each quick restart, up to --restart-delay-max.")
