@@ -340,7 +340,7 @@ class Daemon:
             bus.register("inspector", Inspector.start(context))
             for name in worker_names:
                 bus.register(name, Worker.start(
-                    context, name, state=self.state, runtime=runtime, spawner=spawner,
+                    context, name, state=self.state, root=self.root, runtime=runtime, spawner=spawner,
                     start_timeout=self.start_timeout, report_address=self.shim_address,
                     log_limit=self.log_limit,
                 ))
