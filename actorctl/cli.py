@@ -15,6 +15,7 @@ import click
 
 from actorctl.client import DEFAULT_ADDRESS, Client
 from actorctl.common import EXIT_REFUSED, call, format_duration, print_json
+from actorctl.printable import printable
 from actors import __version__
 
 __all__ = ["main"]
@@ -105,13 +106,13 @@ def version(ctx: click.Context, as_json: bool) -> None:
         return
     click.echo(f"actorctl {__version__}")
     click.echo(f"actord {info['version']} (protocol {info['protocol']}, pid {info['pid']})")
-    click.echo(f"runtime {info['runtime']}")
-    click.echo(f"state dir {info['state_dir']}")
+    click.echo(f"runtime {printable(info['runtime'])}")
+    click.echo(f"state dir {printable(info['state_dir'])}")
     if info.get("uptime") is not None:
         click.echo(f"up {format_duration(info['uptime'])}")
     degraded = info.get("degraded") or []
     for reason in degraded:
-        click.echo(f"degraded: {reason}")
+        click.echo(f"degraded: {printable(reason)}")
     if degraded:
         ctx.exit(EXIT_REFUSED)
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from actorctl.client import DEFAULT_ADDRESS, Client, ClientError, DaemonError, Unreachable
+from actorctl.printable import printable
 
 if TYPE_CHECKING:
     from click.shell_completion import CompletionItem
@@ -33,9 +34,13 @@ _EXEC_FAILED = re.compile(r"unable to start container process: exec: .*?: (.*)\Z
 
 
 class Failure(click.ClickException):
-    """The daemon refused or failed (or so did the command): exit 1 with the message."""
+    """The daemon refused or failed (or so did the command): exit 1 with the message, escaped
+    (it may echo a bundle path, a label or a runtime's output)."""
 
     exit_code = EXIT_REFUSED
+
+    def format_message(self) -> str:
+        return printable(self.message)
 
 
 class NoDaemon(Failure):

@@ -7,6 +7,9 @@ refuses exactly what the flag refuses; errors name the file and the key, and all
 reported at once. Flags given on the command line win over the file, the file over the
 built-in defaults.
 
+Its settings choose what actord runs as root (`runtime`, for one), so a file that anyone but
+root (or the user running actord) owns or may write is refused, as sshd refuses such a config.
+
 The file is flat: one table of keys, as the flags are one flat list. Tables would only group
 what the flags do not group, and make a flag's key harder to guess.
 """
@@ -16,6 +19,8 @@ from __future__ import annotations
 import datetime
 import difflib
 import json
+import os
+import stat
 import textwrap
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -127,11 +132,36 @@ def check_settings(command: click.Command, table: Mapping[str, Any], source: str
     return settings
 
 
+NULL_DEVICE = os.makedev(1, 3)
+"""/dev/null's device number: read as an empty config (`--config /dev/null`), whoever may write it."""
+
+
+def trust_problem(path: Path, info: os.stat_result) -> str | None:
+    """Why a config file cannot be trusted, if it cannot: its settings choose what actord runs as
+    root (`runtime`, `root`, ...), so only root (or the user running actord) may be able to
+    change it. `info` is the fstat of the very fd the file is read from: what is checked is
+    what is read. The null device reads as nothing and is always trusted."""
+    if stat.S_ISCHR(info.st_mode) and info.st_rdev == NULL_DEVICE:
+        return None
+    if info.st_uid not in (0, os.geteuid()):
+        return (f"{path}: owned by uid {info.st_uid}, not by root: whoever owns it chooses what actord runs "
+                f"as root; refusing it (chown root {path})")
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return (f"{path}: writable by {'others' if info.st_mode & stat.S_IWOTH else 'its group'} "
+                f"(mode {stat.S_IMODE(info.st_mode):04o}): whoever can write it chooses what actord runs as "
+                f"root; refusing it (chmod go-w {path})")
+    return None
+
+
 def read_config(command: click.Command, path: Path, *, required: bool) -> dict[str, Any] | None:
     """The checked settings of the file at `path`; None when it does not exist and is not
-    `required` (the default file: built-in defaults apply)."""
+    `required` (the default file: built-in defaults apply). A file others could have written
+    is refused (`trust_problem`)."""
     try:
         with open(path, "rb") as file:
+            problem = trust_problem(path, os.fstat(file.fileno()))
+            if problem is not None:
+                raise ConfigError([problem])
             table = tomllib.load(file)
     except FileNotFoundError:
         if required:
@@ -154,7 +184,8 @@ class ConfiguredCommand(click.Command):
             ["--config", CONFIG_OPTION], metavar="FILE", type=click.Path(dir_okay=False, path_type=Path),
             default=DEFAULT_CONFIG, show_default=True,
             help="TOML file of settings, one key per option (--state-dir: state_dir); options given here win. "
-                 "The default file may be missing; --config /dev/null reads none. See `actord config default`."))
+                 "The default file may be missing; --config /dev/null reads none. It must be root's and not "
+                 "writable by group or others (it chooses what runs as root). See `actord config default`."))
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         rest = super().parse_args(ctx, args)

@@ -42,6 +42,7 @@ from actors.inspector import Inspector
 from actors.metrics import Metrics, MetricsServer, parse_address
 from actors.monitor import Monitor
 from actors.outputlog import DEFAULT_LIMIT
+from actors.pidfile import PidFile, PidFileError
 from actors.rootdir import DEFAULT_ROOT, RootDir
 from actors.service.health import Health
 from actors.service.notify import Notifier
@@ -173,7 +174,7 @@ class Daemon:
         self.shim_address = state.ipc(state.shim_socket)
         state.check_socket_paths()
         self.log_limit = log_limit
-        self.pidfile = pidfile
+        self.pidfile = None if pidfile is None else PidFile(pidfile)
         self.workers = workers
         self.start_timeout = start_timeout
         self.retain_count = retain_count
@@ -210,13 +211,13 @@ class Daemon:
         try:
             if self.pidfile is not None:
                 try:
-                    self.pidfile.write_text(f"{os.getpid()}\n")
-                except OSError as exc:
-                    raise StartupError(f"cannot write the pidfile {self.pidfile}: {exc.strerror}") from None
+                    self.pidfile.write()
+                except PidFileError as exc:
+                    raise StartupError(str(exc)) from None
             self._run(notifier)
         finally:
-            if self.pidfile is not None:
-                self.pidfile.unlink(missing_ok=True)
+            if self.pidfile is not None and not self.pidfile.remove():
+                logger.warning("pidfile %s left in place: it no longer holds our pid", self.pidfile.path)
             os.close(root_lock_fd)
             os.close(lock_fd)
 
@@ -340,7 +341,7 @@ class Daemon:
             bus.register("inspector", Inspector.start(context))
             for name in worker_names:
                 bus.register(name, Worker.start(
-                    context, name, state=self.state, runtime=runtime, spawner=spawner,
+                    context, name, state=self.state, root=self.root, runtime=runtime, spawner=spawner,
                     start_timeout=self.start_timeout, report_address=self.shim_address,
                     log_limit=self.log_limit,
                 ))
@@ -403,6 +404,12 @@ class Daemon:
         signal.signal(signal.SIGUSR1, log_thread_tracebacks)
 
 
+def absolute_unresolved(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """A path made absolute, its symlinks left unresolved: a link is refused where it is opened
+    (O_NOFOLLOW), not followed while the option is parsed (click's resolve_path would)."""
+    return None if value is None else value.absolute()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="actord")
 def cli() -> None:
@@ -442,7 +449,9 @@ def cli() -> None:
               help="Bytes of captured output per process file; two files are kept (rotated).")
 @click.option("--socket-group", metavar="GROUP",
               help="Let this group's members use actord: the control and event sockets become root:GROUP "
-                   "0660 and the state dir root:GROUP 0710 (enter, not list); all else stays root's.  "
+                   "0660 and the state dir root:GROUP 0710 (enter, not list); all else stays root's. Its "
+                   "members are root-equivalent: whoever can talk to the socket can run a container with "
+                   "host mounts, hooks and capabilities as root (as with Docker's docker group).  "
                    "[default: root only]")
 @click.option("--restart-delay", default=0.1, show_default=True, type=click.FloatRange(0.01, 3600), metavar="SECONDS",
               help="A restart policy's first back-off; it doubles with each quick restart, up to --restart-delay-max.")
@@ -452,8 +461,9 @@ def cli() -> None:
               help="A container that ran this long before it stopped restarts after --restart-delay again.")
 @click.option("--metrics-address", metavar="HOST:PORT",
               help="Serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9338).  [default: off]")
-@click.option("--pidfile", type=click.Path(dir_okay=False, path_type=Path, resolve_path=True),
-              help="Write the daemon's pid here.")
+@click.option("--pidfile", type=click.Path(dir_okay=False, path_type=Path), callback=absolute_unresolved,
+              help="Write the daemon's pid here (never through a symbolic link); removed at stop if it still "
+                   "holds that pid.")
 @click.option("--shim-cgroup", default=DEFAULT_SHIM_CGROUP, show_default=True,
               metavar="NAME|/PATH|none",
               help="The cgroup each shim (and so its container) moves into, in the hierarchies a service "

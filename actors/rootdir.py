@@ -3,7 +3,7 @@
     <root>/actord.lock                          flock held by the running daemon
     <root>/events.seq                           the highest event sequence number ever issued
     <root>/containers/<id>/definition.json      a container under a restart policy
-    <root>/containers/<id>/config.json          its bundle's config.json, as at its first start
+    <root>/containers/<id>/config.json          its bundle's config.json, the bytes its first start read
     <root>/images/                              actorctl's image store (see actorctl.imagestore)
     <root>/bundles/<id>/                        the unpacked image of a container started with --image
 
@@ -18,7 +18,7 @@ import os
 import shutil
 from pathlib import Path
 
-from actors.statedir import write_json_atomic
+from actors.statedir import write_file_atomic, write_json_atomic
 from actors.wire.api import CONTAINER_ID
 from actors.wire.records import ContainerDefinition, read_record
 
@@ -61,11 +61,13 @@ class RootDir:
         directory.mkdir(mode=0o700, exist_ok=True)
         write_json_atomic(directory / "definition.json", definition, durable=True)
 
-    def keep_config(self, container_id: str, bundle: str) -> None:
-        """Copy the bundle's config.json beside the definition: restarts run what was started."""
+    def keep_config(self, container_id: str, data: bytes) -> None:
+        """Keep the bytes of the config.json a container first started from beside its definition
+        (durably): restarts run what was started. The worker that read and checked them writes
+        them; nothing reads the bundle a second time."""
         directory = self.container(container_id)
         directory.mkdir(mode=0o700, exist_ok=True)
-        shutil.copyfile(Path(bundle) / "config.json", directory / "config.json")
+        write_file_atomic(self.config(container_id), data, durable=True)
 
     def forget(self, container_id: str) -> None:
         shutil.rmtree(self.container(container_id), ignore_errors=True)

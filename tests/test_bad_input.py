@@ -53,6 +53,10 @@ def test_missing_bundle_is_named(daemon: Daemon, tmp_path: Path) -> None:
     assert done.returncode == 1
     assert str(tmp_path / "nowhere") in done.stderr and "does not exist" in done.stderr
     nothing_created(daemon)
+    kept = daemon.ctl("containers", "start", "--restart", "always", "nob", str(tmp_path / "nowhere"))
+    assert kept.returncode == 1 and "does not exist" in kept.stderr  # found by the worker, the definition forgotten
+    nothing_created(daemon)
+    assert list((daemon.root_dir / "containers").iterdir()) == []
 
 
 def test_missing_config_json_is_named(daemon: Daemon, tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from tests.harness import (
     remove_state_dir,
     wait_until,
 )
+from tests.test_restart import remove_all
 
 SHELL_LOOP = ("sh", "-c", 'trap "exit 0" TERM; while true; do sleep 0.2; done')
 HOST_MARKERS = ("actor", "runc", "shim", "/tmp/", "/run/", "python")
@@ -203,6 +204,70 @@ def test_the_bundle_is_read_once(daemon: Daemon, tmp_path: Path) -> None:
     assert container["id"] == "once" and container["status"] == "running" and container["bundle"] == str(bundle)
     assert attached_exec(daemon, "once", *probe).stdout == seen.stdout
     assert "discarding container" not in daemon.log()
+
+
+@pytest.fixture
+def gated_runtime(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[Daemon, Path, Path]]:
+    """actord with one worker and a runtime that holds the `create` of container `blocker` until
+    the gate file exists (it touches `held` first): the worker stays busy, and the next start
+    waits in the queue, after the Supervisor has taken the request in, before a worker reads
+    the bundle. Yields the daemon, `held` and the gate."""
+    held, gate = tmp_path / "held", tmp_path / "gate"
+    wrapper = tmp_path / "runtime"
+    wrapper.write_text(f"""#!/bin/sh
+case " $* " in
+  *" create "*" blocker ") touch {held}; while [ ! -e {gate} ]; do sleep 0.02; done ;;
+esac
+exec runc "$@"
+""")
+    wrapper.chmod(0o755)
+    state_dir = new_state_dir()
+    try:
+        with checked_daemon(Daemon(state_dir, ["--workers", "1", "--runtime", str(wrapper)]), request) as daemon:
+            try:
+                yield daemon, held, gate
+            finally:
+                gate.touch()
+                remove_all(daemon)  # `always` would bring a killed container back
+    finally:
+        remove_state_dir(state_dir)
+
+
+def init_args(daemon: Daemon, container_id: str) -> list[str]:
+    [process] = daemon.call("containers.state", {"id": container_id})["processes"]
+    return list(process["args"])
+
+
+def test_a_restart_policy_keeps_the_config_bytes_the_start_read(gated_runtime: tuple[Daemon, Path, Path],
+                                                                 sleeper: Path, tmp_path: Path) -> None:
+    """The root's config.json (what every restart runs) is the very config the first start read and
+    ran, even when the bundle's file is replaced between the request and the worker's read."""
+    daemon, held, gate = gated_runtime
+    bundle = create_bundle(tmp_path / "kept", ["sleep", "100001"])
+    env = dict(os.environ, ACTORD_ADDRESS=daemon.address)
+    starts = [subprocess.Popen([ACTORCTL, "containers", "start", "blocker", str(sleeper)], env=env)]
+    try:
+        wait_until(held.exists, message="the one worker to be held in the blocker's create")
+        starts.append(subprocess.Popen([ACTORCTL, "containers", "start", "--restart", "always", "kept", str(bundle)],
+                                       env=env))
+        definition = daemon.root_dir / "containers" / "kept" / "definition.json"
+        wait_until(definition.exists, message="the Supervisor to take the start of `kept` in")
+        replaced = create_bundle(tmp_path / "other", ["sleep", "100002"]) / "config.json"
+        replaced.rename(bundle / "config.json")  # the owner of the bundle changes it before any worker read it
+        ran = (bundle / "config.json").read_bytes()
+        gate.touch()
+        assert [start.wait(30) for start in starts] == [0, 0]
+    finally:
+        gate.touch()
+        for start in starts:
+            start.wait(30)
+    assert init_args(daemon, "kept") == ["sleep", "100002"]  # what the worker read
+    assert (daemon.root_dir / "containers" / "kept" / "config.json").read_bytes() == ran
+    daemon.call("containers.signal", {"id": "kept", "signal": 9})
+    wait_until(lambda: daemon.call("containers.state", {"id": "kept"})["restart"]["count"] == 1
+               and daemon.call("containers.state", {"id": "kept"})["status"] == "running",
+               message="`kept` restarted")
+    assert init_args(daemon, "kept") == ["sleep", "100002"]  # a restart runs what the first start ran
 
 
 def test_checkpoints_never_follow_a_symlink(daemon: Daemon, tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from actorctl.bundle import create_bundle
 from actorctl.cli import cli
 from actorctl.commands import containers as containers_commands
 from actorctl.common import call
@@ -97,3 +98,28 @@ def test_containers_list_reads_every_page(daemon: Daemon, sleeper: Path, monkeyp
         assert shown.exit_code == 0, shown.output
         assert [c["id"] for c in json.loads(shown.output)] == ["a", "b", "c"], f"pages of {page}"
         assert [params["limit"] for params in asked] == [page] * (3 // page + 1)
+
+
+FORGED = "\x1b[2J\nid:      forged"
+"""A terminal's clear-screen, then a line that looks like one of `containers state`'s own."""
+FORGED_SHOWN = "\\x1b[2J\\nid:      forged"
+"""FORGED as the human-readable output shows it."""
+
+
+def test_what_a_container_controls_is_printed_escaped_and_json_keeps_it_exact(daemon: Daemon, tmp_path: Path) -> None:
+    bundle = create_bundle(tmp_path / f"bundle{FORGED}", ["sh", "-c", "sleep 100000", FORGED])
+    daemon.start_container("esc", bundle, labels={f"key{FORGED}": f"value{FORGED}"})
+    state = daemon.ctl("containers", "state", "esc")
+    listed = daemon.ctl("containers", "list")
+    for done in (state, listed):
+        assert done.returncode == 0, done.stderr
+        assert "\x1b" not in done.stdout and FORGED_SHOWN in done.stdout
+    assert [line for line in state.stdout.splitlines() if line.startswith("id:")] == ["id:      esc"]
+    assert f"label:   key{FORGED_SHOWN}=value{FORGED_SHOWN}" in state.stdout
+    assert f"args=sh -c sleep 100000 {FORGED_SHOWN}" in state.stdout
+    assert len(listed.stdout.splitlines()) == 2  # the header and the container: no forged row
+    exact = json.loads(daemon.ctl("containers", "state", "--json", "esc").stdout)
+    assert exact["bundle"] == str(bundle) and exact["labels"] == {f"key{FORGED}": f"value{FORGED}"}
+    assert exact["processes"][0]["args"] == ["sh", "-c", "sleep 100000", FORGED]
+    refused = daemon.ctl("containers", "start", "esc2", str(tmp_path / f"missing{FORGED}"))
+    assert refused.returncode == 1 and "\x1b" not in refused.stderr and FORGED_SHOWN in refused.stderr

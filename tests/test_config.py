@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,6 +83,29 @@ def test_a_missing_config_file_given_explicitly_is_an_error(tmp_path: Path) -> N
     assert done.returncode == 1
     assert f"{tmp_path / 'missing.toml'}: no such file" in done.stderr
     assert not (tmp_path / "state").exists()
+
+
+UNTRUSTED_CONFIGS = [
+    (0, 0o666, "writable by others (mode 0666)", "chmod go-w"),
+    (0, 0o620, "writable by its group (mode 0620)", "chmod go-w"),
+    (65534, 0o644, "owned by uid 65534, not by root", "chown root"),
+]
+
+
+@pytest.mark.parametrize(("owner", "mode", "problem", "fix"), UNTRUSTED_CONFIGS, ids=["others", "group", "owner"])
+def test_a_config_file_others_could_write_is_refused_by_start_and_check(owner: int, mode: int, problem: str,
+                                                                         fix: str, tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('runtime = "/tmp/not-runc"\n')  # what a planted file would choose
+    os.chown(config, owner, -1)
+    config.chmod(mode)
+    state_dir = tmp_path / "state"
+    for done in (actord("start", "--state-dir", str(state_dir), "--config", str(config)),
+                 actord("config", "check", str(config))):
+        assert done.returncode == 1, done.stderr
+        assert f"{config}: {problem}" in done.stderr and f"({fix} {config})" in done.stderr
+        assert "runtime" not in done.stderr  # refused before its keys are looked at
+    assert not state_dir.exists()  # refused before anything was made
 
 
 def test_config_check_lists_every_problem(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import os
 import click
 
 from actorctl.common import Failure, print_json
+from actorctl.printable import printable
 
 __all__ = ["bundle"]
 
@@ -75,4 +76,4 @@ def create(as_json: bool, tty: bool, force: bool, from_oci: str | None, rootfs: 
     if as_json:
         print_json({"bundle": os.path.abspath(directory)})
     else:
-        click.echo(f"bundle ready in {os.path.abspath(directory)}{create_from}")
+        click.echo(printable(f"bundle ready in {os.path.abspath(directory)}{create_from}"))

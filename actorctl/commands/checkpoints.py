@@ -7,6 +7,7 @@ import datetime
 import click
 
 from actorctl.common import call, complete_container_id, container_id_arg, print_json
+from actorctl.printable import printable
 
 __all__ = ["checkpoints"]
 
@@ -67,7 +68,7 @@ def list_(ctx: click.Context, as_json: bool, container_id: str) -> None:
         created = record.get("created")
         when = datetime.datetime.fromtimestamp(created).isoformat(timespec="seconds") if created else "-"
         flags = [key for key in ("exit", "tcp", "unix_sockets", "shell") if record.get(key)]
-        click.echo(f"{record['name']}  {when}  {','.join(flags)}")
+        click.echo(f"{printable(record['name'])}  {when}  {','.join(flags)}")
 
 
 @checkpoints.command("delete")

@@ -27,6 +27,7 @@ from actorctl.common import (
     print_json,
     print_json_line,
 )
+from actorctl.printable import printable
 
 if TYPE_CHECKING:
     from actorctl.logs import Piece
@@ -195,7 +196,7 @@ def exec_(ctx: click.Context, as_json: bool, process_id: str | None, cwd: str | 
     if as_json:
         print_json(process)
     else:
-        click.echo(f"{container_id}/{process['pid']} started (pid {process['system_pid']})")
+        click.echo(f"{container_id}/{printable(process['pid'])} started (pid {process['system_pid']})")
 
 
 
@@ -254,7 +255,7 @@ def list_(ctx: click.Context, as_json: bool, quiet: bool, filters: tuple[str, ..
     for container in result:
         init: dict[str, Any] = next((p for p in container["processes"] if p["pid"] == "init"), {})
         rows.append((container["id"], container["status"], str(init.get("system_pid", "-")),
-                     str(len(container["processes"])), container["bundle"]))
+                     str(len(container["processes"])), printable(container["bundle"])))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True)) + "  " + row[4])
@@ -279,7 +280,7 @@ def state(ctx: click.Context, as_json: bool, container_id: str) -> None:
     if as_json:
         print_json(result)
         return
-    click.echo(f"id:      {result['id']}\nstatus:  {result['status']}\nbundle:  {result['bundle']}")
+    click.echo(f"id:      {result['id']}\nstatus:  {result['status']}\nbundle:  {printable(result['bundle'])}")
     if "restart" in result:
         restart = result["restart"]
         when = restart["next_attempt"]
@@ -287,10 +288,10 @@ def state(ctx: click.Context, as_json: bool, container_id: str) -> None:
                    + (f", next at {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(when))}" if when else "")
                    + ("" if restart["last_status"] is None else f", last exit {restart['last_status']}"))
     for key, value in sorted(result["labels"].items()):
-        click.echo(f"label:   {key}={value}")
+        click.echo(f"label:   {printable(key)}={printable(value)}")
     for process in result["processes"]:
-        click.echo(f"process: {process['pid']} pid={process['system_pid']} shim={process['shim_pid']} "
-                   f"args={' '.join(process['args'])}")
+        click.echo(f"process: {printable(process['pid'])} pid={process['system_pid']} shim={process['shim_pid']} "
+                   f"args={printable(' '.join(process['args']))}")
 
 
 @containers.command("kill")

@@ -12,6 +12,7 @@ import click
 
 from actorctl.client import Client, ClientError, DaemonError
 from actorctl.common import client_of, complete_container_id, container_id_arg, guard, parse_label_filter, parse_time
+from actorctl.printable import printable
 
 if TYPE_CHECKING:
     from actors.wire.events import EventRecord
@@ -49,9 +50,10 @@ class LabelMatcher:
 
 def format_event(event: EventRecord) -> str:
     moment = datetime.datetime.fromtimestamp(event["timestamp"]).isoformat(timespec="milliseconds")
-    text = f"{event['seq']:>6} {moment} {event['type']:<16} {event['id']}"
-    if event.get("pid") is not None:
-        text += f" pid={event['pid']}"
+    text = f"{event['seq']:>6} {moment} {printable(event['type']):<16} {printable(event['id'])}"
+    process = event.get("pid")
+    if process is not None:
+        text += f" pid={printable(process)}"
     if event.get("status") is not None:
         text += f" status={event['status']}"
     if event.get("attempt") is not None:

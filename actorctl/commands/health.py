@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from actorctl.common import EXIT_REFUSED, call, format_duration, print_json
+from actorctl.printable import printable
 
 __all__ = ["format_health", "health"]
 
@@ -17,7 +18,8 @@ def format_health(report: dict[str, Any]) -> list[str]:
     detail = ", ".join(f"{count} {status}" for status, count in counts.items())
     line = (f"{report['status']}: actord {report.get('version')} (pid {report.get('pid')}) up "
             f"{format_duration(report.get('uptime') or 0)}, {total} container{'' if total == 1 else 's'}")
-    return [line + (f" ({detail})" if detail else ""), *(f"degraded: {reason}" for reason in report["degraded"])]
+    degraded = [f"degraded: {printable(reason)}" for reason in report["degraded"]]
+    return [line + (f" ({detail})" if detail else ""), *degraded]
 
 
 @click.command()

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from actorctl.common import Failure, call, print_json
+from actorctl.printable import printable
 
 if TYPE_CHECKING:
     from actorctl.imagestore import ImageStore
@@ -69,7 +70,7 @@ def import_(ctx: click.Context, name: str | None, as_json: bool, archive: str) -
         if as_json:
             print_json({"imported": imported})
         for ref in [] if as_json else imported:
-            click.echo(f"imported {ref}")
+            click.echo(f"imported {printable(ref)}")
     except ImageError as exc:
         raise Failure(str(exc)) from None
 
@@ -93,7 +94,8 @@ def list_(ctx: click.Context, as_json: bool) -> None:
         print_json([image.as_json() for image in stored])
         return
     rows = [("NAME", "TAG", "DIGEST", "SIZE")]
-    rows += [(i.ref.name, i.ref.tag, i.digest.removeprefix("sha256:")[:12], str(i.size)) for i in stored]
+    rows += [(printable(i.ref.name), printable(i.ref.tag), printable(i.digest.removeprefix("sha256:")[:12]),
+              str(i.size)) for i in stored]
     widths = [max(len(row[column]) for row in rows) for column in range(3)]
     for row in rows:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)) + "  " + row[3])

@@ -194,8 +194,6 @@ class Supervisor(BusActor):
         runs on, and the policy holds while this daemon runs, but would not survive a reboot."""
         definition = effect.definition
         try:
-            if effect.keep_config:
-                self.root.keep_config(definition["id"], definition["bundle"])
             self.root.save(definition)
         except OSError as exc:
             logger.error("cannot write the definition of container %s in %s: %s", definition["id"], self.root.root,

@@ -358,10 +358,9 @@ class ClosePidfd:
 
 @dataclass(frozen=True)
 class SaveDefinition:
-    """Write a container's definition in the root; `keep_config`: copy its bundle's config first."""
+    """Write a container's definition in the root (its config is kept by the start's worker)."""
 
     definition: ContainerDefinition
-    keep_config: bool = False
 
 
 @dataclass(frozen=True)
@@ -432,7 +431,8 @@ class Lifecycle:
                               client=client, restart=restart or RestartPolicy())
         effects: list[Effect] = []
         if container.restart.keeps_definition:
-            effects.append(SaveDefinition(container.definition(), keep_config=True))
+            effects.append(SaveDefinition(container.definition()))
+            task = dataclasses.replace(task, keep_config=True)
         if container_id in self.removed:
             container.phase = move("container", None, "start behind predecessor")
         else:

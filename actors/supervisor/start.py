@@ -7,7 +7,6 @@ submit the start task, finish on `start_done`) is the lifecycle's (`lifecycle.py
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from actors.supervisor.deferred import DEFERRED
@@ -38,11 +37,7 @@ def request(sup: Supervisor, request: Request) -> object:
     if not os.path.isabs(bundle):
         raise ApiError(ErrorCode.INVALID_PARAMS, f"bundle path {bundle!r} must be absolute")
     sup.life.check_free(container_id)
-    bundle_path = Path(bundle)
-    if not bundle_path.is_dir():
-        raise ApiError(ErrorCode.INVALID_PARAMS, f"bundle {bundle} does not exist or is not a directory")
-    if not (bundle_path / "config.json").is_file():
-        raise ApiError(ErrorCode.INVALID_PARAMS, f"bundle {bundle} has no config.json")
+    # the bundle is the requester's: only the worker reads it, once (actors/worker/spec.py)
     task = StartTask(token="", container_id=container_id, bundle=bundle, labels=labels, stdin=stdin,
                      checkpoint=checkpoint, init=init)
     sup.carry_out(sup.life.start(container_id, bundle, labels, init, (request.route, request.request_id), task,

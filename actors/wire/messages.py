@@ -169,6 +169,8 @@ class StartTask(Message):
     init: bool = False
     config: str = ""
     """The config.json to run (a restart's, kept in the root); empty: the bundle's."""
+    keep_config: bool = False
+    """Keep the bytes of the config.json read in the root, for the restarts of a restart policy."""
 
 
 @_message

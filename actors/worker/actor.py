@@ -31,8 +31,9 @@ from actors.cgroups import cgroup_places, oom_watch_members, register_oom_watch,
 from actors.daemonlog import log_fields
 from actors.fdwait import readable
 from actors.procinfo import open_pidfd, start_time
+from actors.rootdir import RootDir
 from actors.rootfs import bind_rootfs, remove_container_dir
-from actors.statedir import NO_SPACE, StateDir, write_json_atomic
+from actors.statedir import NO_SPACE, StateDir, describe_os_error, write_json_atomic
 from actors.wire import MAX_SHIM_MESSAGE, ApiError, ErrorCode, WireError, pack, unpack
 from actors.wire import messages as wire
 from actors.wire.records import ContainerRecord, ProcessMeta, ProcessState
@@ -40,7 +41,7 @@ from actors.wire.shim import ShimConfig, ShimReady, parse_ready
 from actors.worker import jobs
 from actors.worker.checkpoints import CheckpointDir, fd_path, new_work_dir, restore_flags
 from actors.worker.runtime import Runtime
-from actors.worker.spec import container_config, exec_process, read_config
+from actors.worker.spec import container_config, exec_process, read_bundle_config, read_config, read_config_bytes
 from shimproc.shim import CONTROL_LINGER_MS
 from shimproc.spawner import Spawner
 
@@ -117,6 +118,7 @@ class Worker(BusActor):
         name: str,
         *,
         state: StateDir,
+        root: RootDir,
         runtime: Runtime,
         spawner: Spawner,
         start_timeout: float,
@@ -126,6 +128,8 @@ class Worker(BusActor):
         super().__init__(context)
         self.name = name
         self.state = state
+        self.root = root
+        """The persistent root: where a restart policy's config is kept."""
         self.runtime = runtime
         self.spawner = spawner
         self.start_timeout = start_timeout
@@ -184,7 +188,15 @@ class Worker(BusActor):
         check_fd_reserve()
         container_id, bundle = task.container_id, Path(task.bundle)
         deadline = time.monotonic() + self.start_timeout
-        config = container_config(bundle, init=task.init, path=Path(task.config) if task.config else None)
+        if task.config:
+            source = Path(task.config)
+            data = read_config_bytes(source)
+        else:
+            source = bundle / "config.json"
+            data = read_bundle_config(bundle)
+        config = container_config(bundle, data, source, init=task.init)
+        if task.keep_config:
+            self._keep_config(container_id, data)
         tty = bool(config["process"].get("terminal"))
         container_dir = self.state.container(container_id)
         try:
@@ -216,6 +228,16 @@ class Worker(BusActor):
         except BaseException:
             remove_container_dir(container_dir)
             raise
+
+    def _keep_config(self, container_id: str, data: bytes) -> None:
+        """Keep the config's bytes in the root for a restart policy. One that cannot be written (the
+        root's disk is full) is logged: the container runs on, and so does its policy while this
+        daemon runs, but its restarts would fail for want of the copy."""
+        try:
+            self.root.keep_config(container_id, data)
+        except OSError as exc:
+            logger.error("cannot keep the config of container %s in %s: %s", container_id, self.root.root,
+                         describe_os_error(exc), extra=log_fields(container_id=container_id))
 
     def _start_exec(self, task: wire.ExecTask) -> dict[str, Any]:
         check_fd_reserve()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from actors.config import (
     config_commands,
     config_keys,
     default_config,
+    trust_problem,
 )
 from actors.daemon import start
 
@@ -147,3 +150,27 @@ def test_config_check_says_ok_or_lists_the_problems(tmp_path: Path) -> None:
     assert f"{bad}: debug: expected a boolean" in refused.output
     printed = runner.invoke(config_commands(toy), ["default"])
     assert printed.output == default_config(toy)
+
+
+def test_a_file_its_group_or_others_may_write_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("workers = 3\n")
+    config.chmod(0o646)
+    seen: dict[str, Any] = {}
+    done = CliRunner().invoke(toy_command(seen), ["--config", str(config)])
+    assert done.exit_code == 1 and seen == {}
+    assert f"{config}: writable by others (mode 0646)" in done.output and f"(chmod go-w {config})" in done.output
+    config.chmod(0o644)
+    assert CliRunner().invoke(toy_command(seen), ["--config", str(config)]).exit_code == 0
+    assert seen["workers"] == 3
+
+
+def test_the_null_device_and_our_own_files_are_trusted(tmp_path: Path) -> None:
+    with open("/dev/null", "rb") as null:  # 0666, yet reads as nothing: --config /dev/null
+        assert trust_problem(Path("/dev/null"), os.fstat(null.fileno())) is None
+    mine = tmp_path / "c.toml"
+    mine.write_text("")
+    mine.chmod(0o600)
+    assert trust_problem(mine, mine.stat()) is None  # root's, or the user's running actord
+    other_device = os.stat_result((stat.S_IFCHR | 0o666, 0, 0, 1, 0, 0, 0, 0, 0, 0))  # no st_rdev: not the null device
+    assert "writable by others" in (trust_problem(Path("/dev/x"), other_device) or "")

@@ -110,7 +110,9 @@ def test_on_failure_restarts_then_keeps_it_stopped_and_rm_forgets_it() -> None:
     clock = Clock()
     life = life_with(clock)
     first = start(life, "on-failure:2")
-    assert isinstance(first[0], SaveDefinition) and first[0].keep_config
+    assert isinstance(first[0], SaveDefinition)
+    (launch,) = [e for e in first if isinstance(e, Submit)]
+    assert isinstance(launch.task, StartTask) and launch.task.keep_config  # its worker keeps the bytes it read
     seen = []
     for attempt in (1, 2):
         effects = run_and_exit(life, 3)
@@ -122,6 +124,7 @@ def test_on_failure_restarts_then_keeps_it_stopped_and_rm_forgets_it() -> None:
         due = life.due_restarts()
         (submit,) = [e for e in due if isinstance(e, Submit)]
         assert isinstance(submit.task, StartTask) and submit.task.config == "/root/c1/config.json"
+        assert not submit.task.keep_config  # a restart runs the kept copy, and keeps it as it is
         assert life.containers["c1"].status == "restarting" and life.containers["c1"].shown
     assert seen == [(1, 3), (2, 3)]
     effects = run_and_exit(life, 3)

@@ -1,0 +1,82 @@
+"""The Supervisor's containers.start handler never looks at the requester's bundle.
+
+The bundle is whoever sent the request's: anything read from it here would be a second read
+(after or before the worker's), of a file its owner may change in between. The handler only
+checks the parameters and hands the path to a worker, which reads the bundle once.
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import pytest
+
+from actors.memory import HeapReturn
+from actors.supervisor.deferred import DEFERRED
+from actors.supervisor.lifecycle import Effect, Lifecycle, SaveDefinition, Submit
+from actors.supervisor.start import request as start_request
+from actors.wire import ApiError
+from actors.wire.messages import Request, StartTask
+
+if TYPE_CHECKING:
+    from actors.supervisor.actor import Supervisor
+
+
+class StubSupervisor:
+    """What the start handler uses of the Supervisor: its lifecycle, effects and heap."""
+
+    def __init__(self) -> None:
+        self.life = Lifecycle(stored_config=lambda container_id: f"/root/{container_id}/config.json")
+        self.heap = HeapReturn()
+        self.effects: list[Effect] = []
+
+    def carry_out(self, effects: list[Effect]) -> None:
+        self.effects += effects
+
+
+@pytest.fixture
+def touched(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every path the code under test stats, opens or lists (through os, io or pathlib)."""
+    paths: list[str] = []
+
+    def recording(original: Any) -> Any:
+        def call(path: Any, *args: Any, **kwargs: Any) -> Any:
+            paths.append(os.fsdecode(path) if isinstance(path, str | bytes | os.PathLike) else repr(path))
+            return original(path, *args, **kwargs)
+        return call
+
+    for name in ("stat", "lstat", "open", "access", "listdir", "scandir", "readlink"):
+        monkeypatch.setattr(os, name, recording(getattr(os, name)))
+    monkeypatch.setattr(builtins, "open", recording(builtins.open))
+    return paths
+
+
+def start(sup: StubSupervisor, params: dict[str, Any]) -> object:
+    return start_request(cast("Supervisor", sup), Request(route=b"r", request_id="1", method="containers.start",
+                                                         params=params))
+
+
+@pytest.mark.parametrize("restart", ["no", "always"])
+def test_a_start_hands_the_bundle_path_on_without_touching_it(restart: str, touched: list[str],
+                                                              tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "config.json").write_text("{}")
+    sup = StubSupervisor()
+    assert start(sup, {"id": "c1", "bundle": str(bundle), "restart": restart}) is DEFERRED
+    assert [path for path in touched if path.startswith(str(bundle))] == []
+    (submit,) = [effect for effect in sup.effects if isinstance(effect, Submit)]
+    assert isinstance(submit.task, StartTask) and submit.task.bundle == str(bundle)
+    assert submit.task.keep_config is (restart == "always")  # its worker keeps the bytes it reads
+    assert any(isinstance(effect, SaveDefinition) for effect in sup.effects) is (restart == "always")
+
+
+def test_a_missing_bundle_is_the_workers_to_find(touched: list[str]) -> None:
+    sup = StubSupervisor()
+    assert start(sup, {"id": "c1", "bundle": "/no/such/bundle"}) is DEFERRED
+    assert touched == []
+    with pytest.raises(ApiError, match="must be absolute"):  # the parameters are still checked here
+        start(StubSupervisor(), {"id": "c2", "bundle": "relative/bundle"})
