@@ -10,16 +10,18 @@ its destination and renamed into place, so a failed unpack leaves nothing behind
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from actors.treeremoval import remove_tree
 
 __all__ = [
     "DEFAULT_TAG",
@@ -216,7 +218,8 @@ def bundle_from_layout(layout: Path, tag: str, directory: str | os.PathLike[str]
         scratch.chmod(0o755)
         os.rename(scratch, bundle)  # onto a missing or empty directory only
     except BaseException:
-        shutil.rmtree(scratch, ignore_errors=True)
+        with contextlib.suppress(OSError):  # what failed is the news, not a half-unpacked copy left
+            remove_tree(scratch)
         raise
     return bundle
 

@@ -18,7 +18,6 @@ import contextlib
 import fcntl
 import json
 import os
-import shutil
 import tarfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from actorctl.images import (
     run_tool,
     tag_of,
 )
+from actors.treeremoval import remove_tree
 
 __all__ = ["ArchiveImage", "ImageStore", "StoredImage", "archive_images", "archive_kind"]
 
@@ -238,9 +238,15 @@ class ImageStore:
                 raise
 
     def remove_bundle(self, container_id: str) -> bool:
-        """Delete a container's image bundle (the caller made sure no container uses it); False if none."""
+        """Delete a container's image bundle (the caller made sure no container uses it); False if none.
+
+        The rootfs is the container's: any depth, symlinks to host files, maybe a mount point
+        (left in place, and the ImageError says so)."""
         bundle = self.bundle_of(container_id)
         if not os.path.lexists(bundle):
             return False
-        shutil.rmtree(bundle)
+        try:
+            remove_tree(bundle)
+        except OSError as exc:
+            raise ImageError(f"cannot remove the image bundle {bundle}: {exc.strerror or exc}") from None
         return True

@@ -187,7 +187,10 @@ class Client(Transport):
     def remove(self, container_id: str) -> None:
         """Forget a container its restart policy keeps (stopped or restarting); Conflict if it runs.
         The unpacked image of a container started with `start_image` goes too (also when the
-        daemon had already forgotten the container), as with `actorctl containers rm`."""
+        daemon had already forgotten the container), as with `actorctl containers rm`;
+        ImageFailure if it cannot be removed (a mount point inside it is left, and named)."""
+        from actorctl.images import ImageError
+
         store = self._image_store()
         try:
             self.call("containers.remove", {"id": container_id})
@@ -197,7 +200,10 @@ class Client(Transport):
         if store.bundle_of(container_id).exists():
             with store.bundles_locked():  # a start of this id holds it from its check to its answer
                 if not self.knows(container_id):
-                    store.remove_bundle(container_id)
+                    try:
+                        store.remove_bundle(container_id)
+                    except ImageError as exc:
+                        raise ImageFailure(str(exc)) from None
 
     # -- images (on actord's machine, as root: the store is in its root dir) -------------------
 
