@@ -1,10 +1,13 @@
 """What an image's author could do to the host through actorctl, tried as an attacker would
-(issue #16), with real skopeo, umoci, actord and runc: rootfs trees too deep to delete."""
+(issue #16), with real skopeo, umoci, actord and runc:
+archives that write outside the store, rootfs trees too deep to delete."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import tarfile
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,8 +15,10 @@ from pathlib import Path
 import pytest
 
 from tests.harness import Daemon, wait_until
-from tests.oci_images import busybox_layer, oci_layout, tar_directory
+from tests.oci_images import IMAGE_CONFIG, add_members, busybox_layer, docker_archive, oci_layout, tar_directory
 
+VICTIM_MTIME = 1_600_000_000
+SETUID_PAYLOAD = b"#!/bin/sh\necho owned\n"
 DEPTH = 1100
 """Deeper than Python's recursion limit (1000), which shutil.rmtree hit."""
 
@@ -42,6 +47,78 @@ def exited(daemon: Daemon, container_id: str, after: int = 0) -> int:
 def last_seq(daemon: Daemon) -> int:
     events = daemon.events()
     return int(events[-1]["seq"]) if events else 0
+
+
+def _content(path: Path) -> bytes:
+    if path.is_symlink():
+        return os.readlink(path).encode()
+    return path.read_bytes() if path.is_file() else b""
+
+
+def tree_state(top: Path) -> dict[str, tuple[int, int, int, bytes]]:
+    """Every entry at and below `top`: mode, size, mtime and content (a link's target)."""
+    found = {}
+    for path in [top, *sorted(top.rglob("*"))]:
+        info = path.lstat()
+        found[str(path)] = (info.st_mode, info.st_size, info.st_mtime_ns, _content(path))
+    return found
+
+
+def member(name: str, kind: bytes, *, link: str = "", data: bytes = b"", mode: int = 0o644) -> tuple[
+        tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.mode, info.mtime = kind, link, mode, 1_700_000_000
+    info.size = len(data) if kind == tarfile.REGTYPE else 0
+    if kind == tarfile.CHRTYPE:
+        info.devmajor, info.devminor = 1, 3
+    return info, data
+
+
+def attack(kind: str, victims: Path) -> tuple[str, list[tuple[tarfile.TarInfo, bytes]]]:
+    """The member an archive is refused for, and the members of the attack that begins with it."""
+    victim = victims / "victim"
+    if kind == "symlink":
+        return "lnk", [member("lnk", tarfile.SYMTYPE, link=str(victims)),
+                       member("lnk/victim", tarfile.REGTYPE, data=SETUID_PAYLOAD, mode=0o4755)]
+    if kind == "hardlink":
+        return "hl", [member("hl", tarfile.LNKTYPE, link=str(victim)),
+                      member("hl", tarfile.REGTYPE, data=SETUID_PAYLOAD, mode=0o4755)]
+    if kind == "device":
+        return "null", [member("null", tarfile.CHRTYPE, mode=0o666)]
+    climb = "../" * 24 + str(victim).lstrip("/")
+    return climb, [member(climb, tarfile.REGTYPE, data=SETUID_PAYLOAD, mode=0o4755)]
+
+
+@pytest.mark.parametrize("archive_kind", ["oci", "docker"])
+@pytest.mark.parametrize("kind", ["symlink", "hardlink", "device", "dotdot"])
+def test_an_archive_that_reaches_outside_the_store_is_refused_before_anything_unpacks_it(
+        daemon: Daemon, work: Path, layer: bytes, archive_kind: str, kind: str) -> None:
+    victims = work / "victims"
+    victims.mkdir()
+    victim = victims / "victim"
+    victim.write_text("the host's own file\n")
+    victim.chmod(0o644)
+    os.utime(victim, (VICTIM_MTIME, VICTIM_MTIME))
+    if archive_kind == "oci":
+        archive = tar_directory(oci_layout(work / "layout", IMAGE_CONFIG, [layer]), work / "image.tar")
+    else:
+        archive = docker_archive(work / "image.tar", "evil/image:v1", IMAGE_CONFIG, [layer])
+    refused_member, members = attack(kind, victims)
+    add_members(archive, members)
+    before, work_before = tree_state(victims), sorted(work.rglob("*"))
+    root_before = sorted(daemon.root_dir.rglob("*"))
+
+    done = daemon.ctl("images", "import", "--name", "evil", str(archive))
+
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert f"member {refused_member!r} is " in done.stderr or f"member {refused_member!r} has " in done.stderr, \
+        done.stderr
+    assert tree_state(victims) == before, "the victim is byte-identical: content, mode, mtime"
+    assert sorted(work.rglob("*")) == work_before, "nothing new outside the store"
+    made = sorted(set(daemon.root_dir.rglob("*")) - set(root_before))
+    assert all(path.is_relative_to(daemon.root_dir / "images") for path in made), made
+    assert not list((daemon.root_dir / "images").glob("import-*")), "the private copy is gone"
+    assert json.loads(daemon.ctl("images", "list", "--json").stdout) == []
 
 
 @pytest.mark.slow

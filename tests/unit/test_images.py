@@ -1,4 +1,4 @@
-"""Image references, the image -> process mapping, config adjustments, archive recognition,
+"""Image references, the image -> process mapping, config adjustments, the images an archive lists,
 tool messages, and reading an image config out of a layout (no root, no umoci)."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from actorctl.images import (
     rootfs_config,
     tool_message,
 )
-from actorctl.imagestore import ArchiveImage, archive_images, archive_kind
+from actorctl.imagestore import ArchiveImage, archive_images
 from tests.oci_images import layer_of, oci_layout
 
 
@@ -94,14 +94,6 @@ def test_rootfs_config_is_read_only_with_a_tmp() -> None:
     assert len(spec["mounts"]) == 1, "the spec given is not changed"
     assert [m["destination"] for m in rootfs_config(spec, Path("/r"), ["ls"], terminal=True,
                                                     has_tmp=False)["mounts"]] == ["/proc"]
-
-
-def test_archive_kinds() -> None:
-    assert archive_kind(["oci-layout", "index.json", "blobs/sha256/ab"]) == "oci"
-    assert archive_kind(["./oci-layout", "./index.json", "./blobs"]) == "oci"
-    assert archive_kind(["manifest.json", "abc.json", "abc/layer.tar"]) == "docker"
-    assert archive_kind(["index.json"]) is None
-    assert archive_kind(["etc/passwd"]) is None
 
 
 def test_images_of_an_oci_index() -> None:
