@@ -6,6 +6,11 @@ and User (names resolved in the image's own /etc/passwd, HOME set); this module 
 image's command (Entrypoint + Cmd, or Entrypoint + the caller's args, as `docker run`) and
 adjusts what actord's bundles differ in. A bundle is unpacked into a fresh directory beside
 its destination and renamed into place, so a failed unpack leaves nothing behind.
+
+An image is its author's: umoci copies its labels into the spec's annotations, and runc reads
+some (`org.criu.config` names a config file for CRIU, which runs as root on the host;
+`org.systemd.property.*` become properties of the container's systemd unit), so only the OCI's
+descriptive `org.opencontainers.image.*` ones are kept.
 """
 
 from __future__ import annotations
@@ -49,6 +54,9 @@ DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 UMOCI_MARK = "\N{VECTOR OR CROSS PRODUCT}"
 """How umoci starts its error lines."""
 LOGRUS_MSG = re.compile(r'msg="((?:[^"\\]|\\.)*)"')
+IMAGE_ANNOTATIONS = "org.opencontainers.image."
+"""The prefix of the only image annotations (and labels) that reach a bundle's config.json: the
+OCI's descriptive ones, which neither runc nor CRIU read."""
 MOUNT_POINTS = ("proc", "dev", "sys")
 """Directories runc mounts onto: a rootfs that lacks one would have runc create it in the rootfs."""
 
@@ -226,10 +234,14 @@ def bundle_from_layout(layout: Path, tag: str, directory: str | os.PathLike[str]
 
 def adjust_unpacked_config(config: dict[str, Any], command: list[str], *, terminal: bool) -> None:
     """umoci's config, made an actord bundle's: the chosen command, a terminal only if asked
-    (umoci asks for one), a writable root (the container's own copy)."""
+    (umoci asks for one), a writable root (the container's own copy), and of the image's
+    annotations only the `org.opencontainers.image.*` ones."""
     config["process"]["args"] = command
     config["process"]["terminal"] = terminal
     config["root"] = {"path": "rootfs", "readonly": False}
+    annotations = config.get("annotations")
+    config["annotations"] = {key: value for key, value in annotations.items()
+                             if key.startswith(IMAGE_ANNOTATIONS)} if isinstance(annotations, dict) else {}
 
 
 def rootfs_config(spec: dict[str, Any], rootfs: Path, args: list[str], *, terminal: bool,

@@ -1,6 +1,6 @@
 """What an image's author could do to the host through actorctl, tried as an attacker would
 (issue #16), with real skopeo, umoci, actord and runc:
-archives that write outside the store, rootfs trees too deep to delete."""
+archives that write outside the store, labels that reach runc and CRIU, rootfs trees too deep to delete."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import tarfile
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +20,8 @@ from tests.oci_images import IMAGE_CONFIG, add_members, busybox_layer, docker_ar
 
 VICTIM_MTIME = 1_600_000_000
 SETUID_PAYLOAD = b"#!/bin/sh\necho owned\n"
+LABELS = {"org.criu.config": "/tmp/x", "org.systemd.property.x": "y", "org.opencontainers.image.title": "t",
+          "com.example": "z"}
 DEPTH = 1100
 """Deeper than Python's recursion limit (1000), which shutil.rmtree hit."""
 
@@ -119,6 +122,35 @@ def test_an_archive_that_reaches_outside_the_store_is_refused_before_anything_un
     assert all(path.is_relative_to(daemon.root_dir / "images") for path in made), made
     assert not list((daemon.root_dir / "images").glob("import-*")), "the private copy is gone"
     assert json.loads(daemon.ctl("images", "list", "--json").stdout) == []
+
+
+def annotations_of(bundle: Path) -> dict[str, Any]:
+    annotations: dict[str, Any] = json.loads((bundle / "config.json").read_text()).get("annotations", {})
+    return annotations
+
+
+def assert_only_oci_annotations(annotations: dict[str, Any]) -> None:
+    assert annotations["org.opencontainers.image.title"] == "t"
+    assert sorted(key for key in annotations if not key.startswith("org.opencontainers.image.")) == [], annotations
+
+
+def test_image_labels_reach_the_spec_only_as_oci_annotations(daemon: Daemon, work: Path, layer: bytes) -> None:
+    layout = oci_layout(work / "labelled", {**IMAGE_CONFIG, "Labels": LABELS}, [layer])
+    done = daemon.ctl("bundle", "create", "--from-oci", str(layout), str(work / "b"))
+    assert done.returncode == 0, done.stderr
+    assert_only_oci_annotations(annotations_of(work / "b"))
+
+    assert daemon.ctl("images", "import", "--name", "lab", str(tar_directory(layout, work / "l.tar"))).returncode == 0
+    done = daemon.ctl("containers", "start", "--image", "lab", "viactl")
+    assert done.returncode == 0, done.stderr
+    assert_only_oci_annotations(annotations_of(daemon.root_dir / "bundles" / "viactl"))
+    assert exited(daemon, "viactl") == 0
+    with daemon.client() as client:
+        started = client.start_image("vialib", "lab")
+        assert_only_oci_annotations(annotations_of(Path(started.bundle)))
+        assert client.wait("vialib", timeout=30).status == 0
+        for container_id in ("viactl", "vialib"):
+            client.remove(container_id)
 
 
 @pytest.mark.slow

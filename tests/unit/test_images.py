@@ -78,10 +78,22 @@ def test_command_is_entrypoint_then_cmd_or_args() -> None:
 
 
 def test_unpacked_config_becomes_an_actord_bundle() -> None:
-    config = {"process": {"terminal": True, "args": ["old"], "cwd": "/srv"}, "root": {"path": "rootfs"}}
+    config = {"process": {"terminal": True, "args": ["old"], "cwd": "/srv"}, "root": {"path": "rootfs"},
+              "annotations": {"org.opencontainers.image.title": "t", "org.opencontainers.image.os": "linux",
+                              "org.criu.config": "/tmp/x", "org.systemd.property.CPUWeight": "1",
+                              "org.opencontainers.runc.x": "y", "com.example": "z",
+                              "org.opencontainers.imagex": "no", "ORG.OPENCONTAINERS.IMAGE.TITLE": "no"}}
     adjust_unpacked_config(config, ["new", "args"], terminal=False)
     assert config == {"process": {"terminal": False, "args": ["new", "args"], "cwd": "/srv"},
-                      "root": {"path": "rootfs", "readonly": False}}
+                      "root": {"path": "rootfs", "readonly": False},
+                      "annotations": {"org.opencontainers.image.title": "t", "org.opencontainers.image.os": "linux"}}
+
+
+@pytest.mark.parametrize("annotations", [None, "not a map", ["a", "list"]])
+def test_unpacked_config_without_a_map_of_annotations_gets_none(annotations: object) -> None:
+    config = {"process": {"args": ["old"]}, "annotations": annotations}
+    adjust_unpacked_config(config, ["sh"], terminal=False)
+    assert config["annotations"] == {}
 
 
 def test_rootfs_config_is_read_only_with_a_tmp() -> None:
