@@ -10,7 +10,8 @@ its destination and renamed into place, so a failed unpack leaves nothing behind
 An image is its author's: umoci copies its labels into the spec's annotations, and runc reads
 some (`org.criu.config` names a config file for CRIU, which runs as root on the host;
 `org.systemd.property.*` become properties of the container's systemd unit), so only the OCI's
-descriptive `org.opencontainers.image.*` ones are kept.
+descriptive `org.opencontainers.image.*` ones are kept. The bundle directory is 0700: the
+image's setuid files and device nodes are reachable by root alone.
 """
 
 from __future__ import annotations
@@ -223,7 +224,7 @@ def bundle_from_layout(layout: Path, tag: str, directory: str | os.PathLike[str]
         config = json.loads(config_path.read_text())
         adjust_unpacked_config(config, command, terminal=terminal)
         config_path.write_text(json.dumps(config, indent=2))
-        scratch.chmod(0o755)
+        scratch.chmod(0o700)  # mkdtemp's mode, said again: the bundle is root's alone
         os.rename(scratch, bundle)  # onto a missing or empty directory only
     except BaseException:
         with contextlib.suppress(OSError):  # what failed is the news, not a half-unpacked copy left

@@ -1,6 +1,6 @@
 """What an image's author could do to the host through actorctl, tried as an attacker would
-(issue #16), with real skopeo, umoci, actord and runc:
-archives that write outside the store, labels that reach runc and CRIU, rootfs trees too deep to delete."""
+(issue #16), with real skopeo, umoci, actord and runc: archives that write outside the store,
+labels that reach runc and CRIU, bundles other users can read, rootfs trees too deep to delete."""
 
 from __future__ import annotations
 
@@ -151,6 +151,23 @@ def test_image_labels_reach_the_spec_only_as_oci_annotations(daemon: Daemon, wor
         assert client.wait("vialib", timeout=30).status == 0
         for container_id in ("viactl", "vialib"):
             client.remove(container_id)
+
+
+def test_bundles_from_images_are_roots_alone(daemon: Daemon, work: Path, layer: bytes) -> None:
+    layout = oci_layout(work / "layout", IMAGE_CONFIG, [layer])
+    bundle = work / "b"
+    bundle.mkdir(mode=0o755)  # an empty directory given: the bundle replaces it
+    assert daemon.ctl("bundle", "create", "--from-oci", str(layout), str(bundle)).returncode == 0
+    assert bundle.stat().st_mode & 0o7777 == 0o700
+    assert (bundle / "rootfs").stat().st_mode & 0o7777 == 0o755, "umoci's modes inside are kept"
+    daemon.start_container("fromoci", bundle)
+    assert exited(daemon, "fromoci") == 0, "the image's user (1234) runs from it"
+
+    assert daemon.ctl("images", "import", "--name", "bb", str(tar_directory(layout, work / "bb.tar"))).returncode == 0
+    assert daemon.ctl("containers", "start", "--image", "bb", "fromstore").returncode == 0
+    assert (daemon.root_dir / "bundles" / "fromstore").stat().st_mode & 0o7777 == 0o700
+    assert exited(daemon, "fromstore") == 0
+    assert daemon.ctl("containers", "rm", "fromstore").returncode == 0
 
 
 @pytest.mark.slow
