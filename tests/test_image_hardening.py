@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import tarfile
 import tempfile
 from collections.abc import Iterator
@@ -188,3 +189,24 @@ def test_a_container_with_a_deeper_tree_than_the_recursion_limit_is_removed(daem
         assert done.returncode == 0, (attempt, done.stderr)
         assert not os.path.lexists(bundle)
         daemon.call("events.replay", {"after": 0})  # the daemon still serves
+
+
+def test_a_mount_point_in_an_image_bundle_is_left_and_named(daemon: Daemon, work: Path, layer: bytes) -> None:
+    layout = oci_layout(work / "layout", IMAGE_CONFIG, [layer])
+    assert daemon.ctl("images", "import", "--name", "bb", str(tar_directory(layout, work / "bb.tar"))).returncode == 0
+    assert daemon.ctl("containers", "start", "--image", "bb", "mounted").returncode == 0
+    assert exited(daemon, "mounted") == 0
+    mount_point = daemon.root_dir / "bundles" / "mounted" / "rootfs" / "tmp"
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(mount_point)], check=True)
+    try:
+        (mount_point / "elsewhere").write_text("not the bundle's")
+        done = daemon.ctl("containers", "rm", "mounted")
+        assert done.returncode == 1, (done.stdout, done.stderr)
+        assert "rootfs/tmp" in done.stderr and "mount point" in done.stderr, done.stderr
+        assert (mount_point / "elsewhere").read_text() == "not the bundle's"
+        assert not (mount_point.parent / "bin").exists(), "the rest of the bundle is gone"
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=True)
+    done = daemon.ctl("containers", "rm", "mounted")
+    assert done.returncode == 0, done.stderr
+    assert not os.path.lexists(daemon.root_dir / "bundles" / "mounted")
