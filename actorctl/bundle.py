@@ -8,6 +8,7 @@ existing rootfs: a fresh one is built beside it and swapped in (only with
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -15,6 +16,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from actors.treeremoval import remove_tree
 
 __all__ = ["BUSYBOX", "create_bundle", "default_spec", "replace_file"]
 
@@ -84,11 +87,12 @@ def create_bundle(directory: str | os.PathLike[str], args: list[str], *,
             old = Path(tempfile.mkdtemp(prefix=".rootfs-old-", dir=bundle))
             os.rename(rootfs, old / "rootfs")  # a symlinked rootfs moves as the link itself
             os.rename(fresh, rootfs)
-            shutil.rmtree(old)  # never follows the symlinks it meets
+            remove_tree(old)  # a container's: any depth, symlinks not followed, mounts left and named
         else:
             os.rename(fresh, rootfs)
     except BaseException:
-        shutil.rmtree(fresh, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            remove_tree(fresh, missing_ok=True)
         raise
     replace_file(bundle / "config.json", json.dumps(config, indent=2))
     return bundle

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from actorctl.client import DEFAULT_ADDRESS, Client, ClientError, DaemonError, Unreachable
+from actorctl.client import DEFAULT_ADDRESS, Client, ClientError, DaemonError, ImageFailure, Unreachable
 from actorctl.printable import printable
 
 if TYPE_CHECKING:
@@ -59,6 +59,8 @@ def guard(error: ClientError) -> Failure:
     """The CLI failure (and exit code) for a client error."""
     if isinstance(error, DaemonError):
         return Failure(error.message)
+    if isinstance(error, ImageFailure):
+        return Failure(str(error))
     if isinstance(error, Unreachable):
         return NoDaemon(str(error))
     return NoAnswer(str(error))

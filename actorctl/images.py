@@ -6,20 +6,28 @@ and User (names resolved in the image's own /etc/passwd, HOME set); this module 
 image's command (Entrypoint + Cmd, or Entrypoint + the caller's args, as `docker run`) and
 adjusts what actord's bundles differ in. A bundle is unpacked into a fresh directory beside
 its destination and renamed into place, so a failed unpack leaves nothing behind.
+
+An image is its author's: umoci copies its labels into the spec's annotations, and runc reads
+some (`org.criu.config` names a config file for CRIU, which runs as root on the host;
+`org.systemd.property.*` become properties of the container's systemd unit), so only the OCI's
+descriptive `org.opencontainers.image.*` ones are kept. The bundle directory is 0700: the
+image's setuid files and device nodes are reachable by root alone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from actors.treeremoval import remove_tree
 
 __all__ = [
     "DEFAULT_TAG",
@@ -47,6 +55,9 @@ DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 UMOCI_MARK = "\N{VECTOR OR CROSS PRODUCT}"
 """How umoci starts its error lines."""
 LOGRUS_MSG = re.compile(r'msg="((?:[^"\\]|\\.)*)"')
+IMAGE_ANNOTATIONS = "org.opencontainers.image."
+"""The prefix of the only image annotations (and labels) that reach a bundle's config.json: the
+OCI's descriptive ones, which neither runc nor CRIU read."""
 MOUNT_POINTS = ("proc", "dev", "sys")
 """Directories runc mounts onto: a rootfs that lacks one would have runc create it in the rootfs."""
 
@@ -213,20 +224,25 @@ def bundle_from_layout(layout: Path, tag: str, directory: str | os.PathLike[str]
         config = json.loads(config_path.read_text())
         adjust_unpacked_config(config, command, terminal=terminal)
         config_path.write_text(json.dumps(config, indent=2))
-        scratch.chmod(0o755)
+        scratch.chmod(0o700)  # mkdtemp's mode, said again: the bundle is root's alone
         os.rename(scratch, bundle)  # onto a missing or empty directory only
     except BaseException:
-        shutil.rmtree(scratch, ignore_errors=True)
+        with contextlib.suppress(OSError):  # what failed is the news, not a half-unpacked copy left
+            remove_tree(scratch)
         raise
     return bundle
 
 
 def adjust_unpacked_config(config: dict[str, Any], command: list[str], *, terminal: bool) -> None:
     """umoci's config, made an actord bundle's: the chosen command, a terminal only if asked
-    (umoci asks for one), a writable root (the container's own copy)."""
+    (umoci asks for one), a writable root (the container's own copy), and of the image's
+    annotations only the `org.opencontainers.image.*` ones."""
     config["process"]["args"] = command
     config["process"]["terminal"] = terminal
     config["root"] = {"path": "rootfs", "readonly": False}
+    annotations = config.get("annotations")
+    config["annotations"] = {key: value for key, value in annotations.items()
+                             if key.startswith(IMAGE_ANNOTATIONS)} if isinstance(annotations, dict) else {}
 
 
 def rootfs_config(spec: dict[str, Any], rootfs: Path, args: list[str], *, terminal: bool,

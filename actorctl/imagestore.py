@@ -4,6 +4,8 @@
                                   a container's bundle is unpacked from it
     <root>/images/oci/            one OCI image layout holding every image (blobs shared between them),
                                   each manifest named NAME:TAG in index.json
+    <root>/images/import-*/       0700, during an import: the private copy of the archive that is
+                                  checked (actorctl.imagearchive) and then read by skopeo
     <root>/bundles/lock           flock held from checking a container id to its start (or removal)
     <root>/bundles/<id>/          the bundle (umoci's unpacked copy) of a container started with --image
 
@@ -19,12 +21,14 @@ import fcntl
 import json
 import os
 import shutil
-import tarfile
+import stat
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from actorctl.imagearchive import read_archive
 from actorctl.images import (
     DEFAULT_TAG,
     ImageError,
@@ -35,12 +39,9 @@ from actorctl.images import (
     run_tool,
     tag_of,
 )
+from actors.treeremoval import remove_tree
 
-__all__ = ["ArchiveImage", "ImageStore", "StoredImage", "archive_images", "archive_kind"]
-
-INDEX_LIMIT = 16 << 20
-"""The most of an archive's index.json or manifest.json read: a bound on what an import parses."""
-
+__all__ = ["ArchiveImage", "ImageStore", "StoredImage", "archive_images"]
 
 @dataclass(frozen=True)
 class ArchiveImage:
@@ -60,16 +61,6 @@ class StoredImage:
 
     def as_json(self) -> dict[str, Any]:
         return {"name": self.ref.name, "tag": self.ref.tag, "digest": self.digest, "size": self.size}
-
-
-def archive_kind(member_names: list[str]) -> str | None:
-    """"oci" for an OCI layout tarball, "docker" for a `docker save` archive, else None."""
-    names = {name.removeprefix("./") for name in member_names}
-    if {"oci-layout", "index.json"} <= names:
-        return "oci"
-    if "manifest.json" in names:
-        return "docker"
-    return None
 
 
 def archive_images(kind: str, listing: object, default_name: str) -> list[ArchiveImage]:
@@ -101,32 +92,9 @@ def archive_images(kind: str, listing: object, default_name: str) -> list[Archiv
     return found
 
 
-def _read_listing(archive: Path) -> tuple[str, object]:
-    """The archive's kind and its index.json or manifest.json, read without extracting anything."""
-    try:
-        with tarfile.open(archive, "r:*") as tar:
-            members = {member.name.removeprefix("./"): member for member in tar.getmembers()}
-            kind = archive_kind(list(members))
-            if kind is None:
-                raise ImageError(f"{archive} is neither an OCI layout tarball (oci-layout, index.json) "
-                                 f"nor a docker save archive (manifest.json)")
-            member = members["index.json" if kind == "oci" else "manifest.json"]
-            handle = tar.extractfile(member) if member.isfile() else None
-            if handle is None or member.size > INDEX_LIMIT:
-                raise ImageError(f"{archive}: {member.name} is not a regular file of at most {INDEX_LIMIT} bytes")
-            data = handle.read()
-    except (tarfile.TarError, EOFError):
-        raise ImageError(f"{archive} is neither an OCI layout tarball nor a docker save archive "
-                         f"(not a tar archive)") from None
-    except OSError as exc:
-        raise ImageError(f"cannot read {archive}: {exc.strerror}") from None
-    try:
-        return kind, json.loads(data)
-    except ValueError:
-        raise ImageError(f"{archive}: {member.name} is not JSON") from None
-
-
 T = TypeVar("T")
+COPY_CHUNK = 1 << 20
+"""Bytes per read when an archive is copied into the store."""
 
 
 class ImageStore:
@@ -163,19 +131,41 @@ class ImageStore:
         return self._flock(self.bundles / "lock", True)
 
     def import_archive(self, archive: Path, default_name: str) -> list[ImageRef]:
-        """Copy every image of an OCI layout tarball or a docker save archive into the store."""
-        kind, listing = _read_listing(archive)
-        try:
-            images = archive_images(kind, listing, default_name)
-        except ImageError as exc:
-            raise ImageError(f"{archive}: {exc}") from None
-        transport = "oci-archive" if kind == "oci" else "docker-archive"
-        with self.locked():
+        """Copy every image of an OCI layout tarball or a docker save archive into the store.
+
+        The archive is copied into a private directory of the store first, and that copy is what
+        is checked (`read_archive`: only the members such an archive has) and what skopeo reads:
+        the original could be changed between the two."""
+        with self.locked(), self._private_copy(archive) as copy:
+            with copy.open("rb") as handle:
+                kind, listing = read_archive(handle, str(archive))
+            try:
+                images = archive_images(kind, listing, default_name)
+            except ImageError as exc:
+                raise ImageError(f"{archive}: {exc}") from None
+            transport = "oci-archive" if kind == "oci" else "docker-archive"
             for image in images:
-                source = f"{transport}:{archive.resolve()}" + (f":{image.source}" if image.source else "")
+                source = f"{transport}:{copy}" + (f":{image.source}" if image.source else "")
                 run_tool(["skopeo", "copy", "--quiet", source, f"oci:{self.layout}:{image.ref}"], "skopeo")
             run_tool(["umoci", "gc", "--layout", str(self.layout)], "umoci")  # blobs a re-tag left unused
         return [image.ref for image in images]
+
+    @contextlib.contextmanager
+    def _private_copy(self, archive: Path) -> Iterator[Path]:
+        """A copy of the regular file `archive` in a new 0700 directory of the store, removed after use."""
+        scratch = Path(tempfile.mkdtemp(prefix="import-", dir=self.directory))
+        try:
+            copy = scratch / "archive"
+            try:
+                with archive.open("rb") as source, copy.open("xb") as target:
+                    if not stat.S_ISREG(os.fstat(source.fileno()).st_mode):
+                        raise ImageError(f"{archive} is not a regular file")
+                    shutil.copyfileobj(source, target, COPY_CHUNK)
+            except OSError as exc:
+                raise ImageError(f"cannot read {archive}: {exc.strerror or exc}") from None
+            yield copy
+        finally:
+            remove_tree(scratch)
 
     def images(self) -> list[StoredImage]:
         """What the store holds, sorted by name and tag."""
@@ -238,9 +228,15 @@ class ImageStore:
                 raise
 
     def remove_bundle(self, container_id: str) -> bool:
-        """Delete a container's image bundle (the caller made sure no container uses it); False if none."""
+        """Delete a container's image bundle (the caller made sure no container uses it); False if none.
+
+        The rootfs is the container's: any depth, symlinks to host files, maybe a mount point
+        (left in place, and the ImageError says so)."""
         bundle = self.bundle_of(container_id)
         if not os.path.lexists(bundle):
             return False
-        shutil.rmtree(bundle)
+        try:
+            remove_tree(bundle)
+        except OSError as exc:
+            raise ImageError(f"cannot remove the image bundle {bundle}: {exc.strerror or exc}") from None
         return True

@@ -16,10 +16,10 @@ import ctypes
 import errno
 import logging
 import os
-import shutil
 from pathlib import Path
 
 from actors.libc import LIBC
+from actors.treeremoval import remove_tree
 
 __all__ = ["ROOTFS", "bind_rootfs", "detach_rootfs", "remove_container_dir"]
 
@@ -62,6 +62,11 @@ def _release(container_dir: Path) -> bool:
 
 
 def remove_container_dir(container_dir: Path) -> None:
-    """Remove a container's state dir, never reaching through its rootfs mount."""
-    if _release(container_dir):
-        shutil.rmtree(container_dir, ignore_errors=True)
+    """Remove a container's state dir, never reaching through its rootfs mount (nor any other:
+    `remove_tree` leaves mount points in place, and says so)."""
+    if not _release(container_dir):
+        return
+    try:
+        remove_tree(container_dir, missing_ok=True)
+    except OSError as exc:
+        logger.error("cannot remove %s: %s", container_dir, exc.strerror or exc)

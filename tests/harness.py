@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from actorctl.client import Client, DaemonError, Unreachable
+from actors.treeremoval import remove_tree
 
 VENV_BIN = Path(sys.executable).parent
 ACTORD = str(VENV_BIN / "actord")
@@ -265,9 +265,16 @@ def remove_state_dir(path: Path) -> None:
     """Detach what is still mounted below the state dir first: a delete must not reach into a rootfs."""
     for point in sorted(mounts_under(path), reverse=True):
         subprocess.run(["umount", "-l", point], check=False)
-    shutil.rmtree(path, ignore_errors=True)
-    shutil.rmtree(str(path) + ".root", ignore_errors=True)
+    remove_filled_tree(path)
+    remove_filled_tree(Path(str(path) + ".root"))
     Path(str(path) + ".log").unlink(missing_ok=True)
+
+
+def remove_filled_tree(path: Path) -> None:
+    """Remove a tree a test's containers and images may have filled (any depth, symlinks); what
+    cannot go (a mount point) stays."""
+    with contextlib.suppress(OSError):
+        remove_tree(path, missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -294,7 +301,7 @@ def checked_daemon(instance: Daemon, request: Any,
             if spawner:
                 assert not pid_alive(spawner), "the shim spawner outlived actord"
         finally:
-            shutil.rmtree(instance.root_dir, ignore_errors=True)
+            remove_filled_tree(instance.root_dir)
             if instance.process and instance.process.poll() is None:
                 instance.process.kill()
                 instance.process.wait()

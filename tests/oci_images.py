@@ -17,7 +17,8 @@ from typing import Any
 
 from actorctl.bundle import BUSYBOX
 
-__all__ = ["IMAGE_CONFIG", "LayerEntry", "busybox_layer", "docker_archive", "layer_of", "oci_layout", "tar_directory"]
+__all__ = ["IMAGE_CONFIG", "LayerEntry", "add_members", "busybox_layer", "docker_archive", "layer_of", "oci_layout",
+           "tar_directory"]
 
 IMAGE_CONFIG: dict[str, Any] = {
     "Env": ["PATH=/usr/local/bin:/bin", "GREETING=hello from the image"],
@@ -122,4 +123,18 @@ def docker_archive(archive: Path, repo_tag: str, config: dict[str, Any], layers:
             info = tarfile.TarInfo(name)
             info.size, info.mode, info.mtime = len(data), 0o644, 1_700_000_000
             tar.addfile(info, io.BytesIO(data))
+    return archive
+
+
+def add_members(archive: Path, extra: list[tuple[tarfile.TarInfo, bytes]]) -> Path:
+    """`archive` rewritten with `extra` members (each with its content) after its own: what an
+    attacker would add to a real image archive."""
+    with tarfile.open(archive) as tar:
+        members = []
+        for member in tar.getmembers():
+            handle = tar.extractfile(member) if member.isreg() else None
+            members.append((member, handle.read() if handle else b""))
+    with tarfile.open(archive, "w", format=tarfile.PAX_FORMAT) as tar:
+        for member, data in [*members, *extra]:
+            tar.addfile(member, io.BytesIO(data) if member.isreg() else None)
     return archive

@@ -189,7 +189,10 @@ class Client(Transport):
         unless `force`: then every process of a running container is killed and it is removed
         whatever its policy (returns once its exit is on record, as `docker rm -f`). The unpacked
         image of a container started with `start_image` goes too (also when the daemon had
-        already forgotten the container), as with `actorctl containers rm`."""
+        already forgotten the container), as with `actorctl containers rm`; ImageFailure if it
+        cannot be removed (a mount point inside it is left, and named)."""
+        from actorctl.images import ImageError
+
         store = self._image_store()
         try:
             self.call("containers.remove", {"id": container_id, "force": True} if force else {"id": container_id})
@@ -199,7 +202,10 @@ class Client(Transport):
         if store.bundle_of(container_id).exists():
             with store.bundles_locked():  # a start of this id holds it from its check to its answer
                 if not self.knows(container_id):
-                    store.remove_bundle(container_id)
+                    try:
+                        store.remove_bundle(container_id)
+                    except ImageError as exc:
+                        raise ImageFailure(str(exc)) from None
 
     # -- images (on actord's machine, as root: the store is in its root dir) -------------------
 

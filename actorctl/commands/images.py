@@ -55,7 +55,9 @@ def images(ctx: click.Context, root: str | None) -> None:
 def import_(ctx: click.Context, name: str | None, as_json: bool, archive: str) -> None:
     """Import every image of ARCHIVE: an OCI image layout tarball or a `docker save` archive.
 
-    An image already in the store under the same NAME:TAG is replaced.
+    An image already in the store under the same NAME:TAG is replaced. An archive
+    holding anything but the regular files and directories such an archive has (a
+    link, a device, a `..` or unknown name, a name twice) is refused, the member named.
 
     \b
     Example:

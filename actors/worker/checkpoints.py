@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from actors.treeremoval import remove_tree
 from actors.wire import ApiError, ErrorCode
 from actors.worker.runtime import Runtime
 
@@ -91,8 +92,9 @@ class CheckpointDir:
         return self.open(name)
 
     def remove(self, name: str) -> None:
-        """Remove `name`, symlink-safely, whatever it holds (only call on what we made)."""
-        shutil.rmtree(name, dir_fd=self.fd)
+        """Remove `name`, symlink-safely, whatever it holds (only call on what we made): it is in
+        the bundle, where anyone who may write there can have planted a deep tree or a mount."""
+        remove_tree(name, dir_fd=self.fd)
 
     def record(self, name: str) -> dict[str, Any] | None:
         """The record actord wrote into checkpoint `name`; None if it is not one of ours."""

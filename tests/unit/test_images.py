@@ -1,4 +1,4 @@
-"""Image references, the image -> process mapping, config adjustments, archive recognition,
+"""Image references, the image -> process mapping, config adjustments, the images an archive lists,
 tool messages, and reading an image config out of a layout (no root, no umoci)."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from actorctl.images import (
     rootfs_config,
     tool_message,
 )
-from actorctl.imagestore import ArchiveImage, archive_images, archive_kind
+from actorctl.imagestore import ArchiveImage, archive_images
 from tests.oci_images import layer_of, oci_layout
 
 
@@ -78,10 +78,22 @@ def test_command_is_entrypoint_then_cmd_or_args() -> None:
 
 
 def test_unpacked_config_becomes_an_actord_bundle() -> None:
-    config = {"process": {"terminal": True, "args": ["old"], "cwd": "/srv"}, "root": {"path": "rootfs"}}
+    config = {"process": {"terminal": True, "args": ["old"], "cwd": "/srv"}, "root": {"path": "rootfs"},
+              "annotations": {"org.opencontainers.image.title": "t", "org.opencontainers.image.os": "linux",
+                              "org.criu.config": "/tmp/x", "org.systemd.property.CPUWeight": "1",
+                              "org.opencontainers.runc.x": "y", "com.example": "z",
+                              "org.opencontainers.imagex": "no", "ORG.OPENCONTAINERS.IMAGE.TITLE": "no"}}
     adjust_unpacked_config(config, ["new", "args"], terminal=False)
     assert config == {"process": {"terminal": False, "args": ["new", "args"], "cwd": "/srv"},
-                      "root": {"path": "rootfs", "readonly": False}}
+                      "root": {"path": "rootfs", "readonly": False},
+                      "annotations": {"org.opencontainers.image.title": "t", "org.opencontainers.image.os": "linux"}}
+
+
+@pytest.mark.parametrize("annotations", [None, "not a map", ["a", "list"]])
+def test_unpacked_config_without_a_map_of_annotations_gets_none(annotations: object) -> None:
+    config = {"process": {"args": ["old"]}, "annotations": annotations}
+    adjust_unpacked_config(config, ["sh"], terminal=False)
+    assert config["annotations"] == {}
 
 
 def test_rootfs_config_is_read_only_with_a_tmp() -> None:
@@ -94,14 +106,6 @@ def test_rootfs_config_is_read_only_with_a_tmp() -> None:
     assert len(spec["mounts"]) == 1, "the spec given is not changed"
     assert [m["destination"] for m in rootfs_config(spec, Path("/r"), ["ls"], terminal=True,
                                                     has_tmp=False)["mounts"]] == ["/proc"]
-
-
-def test_archive_kinds() -> None:
-    assert archive_kind(["oci-layout", "index.json", "blobs/sha256/ab"]) == "oci"
-    assert archive_kind(["./oci-layout", "./index.json", "./blobs"]) == "oci"
-    assert archive_kind(["manifest.json", "abc.json", "abc/layer.tar"]) == "docker"
-    assert archive_kind(["index.json"]) is None
-    assert archive_kind(["etc/passwd"]) is None
 
 
 def test_images_of_an_oci_index() -> None:
