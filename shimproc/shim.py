@@ -69,6 +69,11 @@ HELPER_FDS_MAX = 8
 _HELPER_FDS_SPACE = socket.CMSG_SPACE(HELPER_FDS_MAX * 4)
 REPORT_LINGER_MS = 2000
 """How long an undelivered exit report may hold the shim after the process exits."""
+CLEANUP_NICENESS = 10
+"""The niceness of a shim's main thread once its exit report is sent: exit.json and `runc delete`
+(a Go program that takes more CPU than the whole exit path) then yield to the report's way
+through ZeroMQ's I/O thread (which keeps its priority) and actord; on a busy node they still
+get their share (a nice value starves nothing)."""
 CONTROL_LINGER_MS = 1000
 """How long acknowledgements already sent may take to reach their worker once the shim ends (a
 start's ack must not be dropped because the process exited at once)."""
@@ -364,6 +369,10 @@ class Shim:
                                                    process=config.process, status=status, shim_pid=os.getpid()))))
         if trace.ENABLED:
             trace.stamp(config.token, "shim reported")
+        try:  # the rest is clean-up: it yields the CPU to the report on its way (this thread and its children)
+            os.setpriority(os.PRIO_PROCESS, 0, CLEANUP_NICENESS)
+        except OSError:
+            pass
         try:
             write_file_atomic(self.path("exit.json"), exit_record(status, time.time()), durable=False)
         except OSError:
