@@ -23,16 +23,16 @@ import os
 import re
 import subprocess
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+from actors.images.reference import DEFAULT_TAG, TAG, InvalidReference, Reference, parse_reference
 from actors.treeremoval import remove_tree
 
 __all__ = [
     "DEFAULT_TAG",
     "ImageError",
-    "ImageRef",
+    "ImageSummary",
     "bundle_around_rootfs",
     "bundle_from_layout",
     "image_command",
@@ -40,17 +40,12 @@ __all__ = [
     "parse_layout_ref",
     "read_image_config",
     "run_tool",
+    "summarize_image",
     "tool_message",
 ]
 
-DEFAULT_TAG = "latest"
 REF_NAME = "org.opencontainers.image.ref.name"
 """The index.json annotation that names (tags) a manifest in an OCI layout."""
-
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-NAME = re.compile(rf"(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*")
-"""An image name as docker spells one: lowercase path components, an optional registry host first."""
-TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 UMOCI_MARK = "\N{VECTOR OR CROSS PRODUCT}"
 """How umoci starts its error lines."""
@@ -72,26 +67,13 @@ class ImageError(Exception):
     """An image, layout, archive or rootfs that cannot be used; the message says why."""
 
 
-@dataclass(frozen=True)
-class ImageRef:
-    """NAME:TAG of an image in the store."""
-
-    name: str
-    tag: str
-
-    def __str__(self) -> str:
-        return f"{self.name}:{self.tag}"
-
-
-def parse_image_ref(text: str) -> ImageRef:
-    """`NAME[:TAG]` (TAG defaults to latest); a colon before the last `/` is a registry's port."""
-    head, sep, tail = text.rpartition(":")
-    name, tag = (head, tail) if sep and "/" not in tail else (text, DEFAULT_TAG)
-    if not NAME.fullmatch(name):
-        raise ImageError(f"{text!r}: an image name is lowercase letters, digits and . _ - in /-separated parts")
-    if not TAG.fullmatch(tag):
-        raise ImageError(f"{text!r}: a tag is 1 to 128 of A-Z a-z 0-9 _ . -, not starting with . or -")
-    return ImageRef(name, tag)
+def parse_image_ref(text: str, *, name_only: bool = False) -> Reference:
+    """`[DOMAIN/]NAME[:TAG][@DIGEST]` normalized as docker does (`dimg:v1` is
+    `docker.io/library/dimg:v1`); `name_only`: a name without tag or digest. ImageError if it is none."""
+    try:
+        return parse_reference(text, name_only=name_only)
+    except InvalidReference as exc:
+        raise ImageError(str(exc)) from None
 
 
 def parse_layout_ref(text: str) -> tuple[Path, str]:
@@ -176,6 +158,31 @@ def read_image_config(layout: Path, tag: str) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise ImageError(f"{layout}: the image config of {tag!r} has a config that is not an object")
     return config
+
+
+class ImageSummary(NamedTuple):
+    """What docker lists of an image besides its name."""
+
+    size: int
+    """Bytes of its config and (compressed) layers."""
+    config_digest: str
+    """The image config's digest: docker's IMAGE ID."""
+    created: str | None
+    """The image config's `created` (RFC 3339), if it says."""
+
+
+def summarize_image(layout: Path, manifest_digest: object) -> ImageSummary:
+    """Size, config digest and creation time of the image whose manifest is `manifest_digest`."""
+    manifest = _read_blob(layout, manifest_digest, "manifest")
+    config, layers = manifest.get("config"), manifest.get("layers")
+    if not isinstance(config, dict) or not isinstance(layers, list):
+        raise ImageError(f"{layout}: the manifest {manifest_digest} is not an image manifest (config, layers)")
+    try:
+        size = sum(int(part["size"]) for part in [config, *layers])
+    except (KeyError, TypeError, ValueError):
+        raise ImageError(f"{layout}: the manifest {manifest_digest} does not give the size of each part") from None
+    created = _read_blob(layout, config.get("digest"), "image config").get("created")
+    return ImageSummary(size, str(config["digest"]), created if isinstance(created, str) else None)
 
 
 def run_tool(args: list[str], package: str) -> str:

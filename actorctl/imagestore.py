@@ -3,7 +3,8 @@
     <root>/images/lock            flock: exclusive while an import or rm changes the store, shared while
                                   a container's bundle is unpacked from it
     <root>/images/oci/            one OCI image layout holding every image (blobs shared between them),
-                                  each manifest named NAME:TAG in index.json
+                                  each manifest named by its normalized NAME:TAG in index.json
+                                  (`docker.io/library/busybox:latest`)
     <root>/images/import-*/       0700, during an import: the private copy of the archive that is
                                   checked (actorctl.imagearchive) and then read by skopeo
     <root>/bundles/lock           flock held from checking a container id to its start (or removal)
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import shutil
 import stat
@@ -30,15 +30,16 @@ from typing import Any, TypeVar
 
 from actorctl.imagearchive import read_archive
 from actorctl.images import (
-    DEFAULT_TAG,
     ImageError,
-    ImageRef,
+    ImageSummary,
     bundle_from_layout,
     parse_image_ref,
     read_index,
     run_tool,
+    summarize_image,
     tag_of,
 )
+from actors.images.reference import Reference
 from actors.treeremoval import remove_tree
 
 __all__ = ["ArchiveImage", "ImageStore", "StoredImage", "archive_images"]
@@ -48,25 +49,35 @@ class ArchiveImage:
     """One image of an archive to import: how skopeo names it in the archive, and its name in the store."""
 
     source: str
-    ref: ImageRef
+    ref: Reference
 
 
 @dataclass(frozen=True)
 class StoredImage:
-    ref: ImageRef
+    ref: Reference
+    """Its name, normalized: `docker.io/library/busybox:latest`."""
+    stored_as: str
+    """Its ref name in the layout's index.json, which umoci is given: a store filled before names
+    were normalized holds `busybox:latest` for `docker.io/library/busybox:latest`."""
     digest: str
     """The manifest's digest."""
-    size: int
-    """Bytes of its config and (compressed) layers."""
+    summary: ImageSummary
+
+    def matches(self, wanted: Reference) -> bool:
+        """Whether `wanted` (by tag, by digest or by both) names this image."""
+        return (wanted.name == self.ref.name and wanted.tag in (None, self.ref.tag)
+                and wanted.digest in (None, self.digest))
 
     def as_json(self) -> dict[str, Any]:
-        return {"name": self.ref.name, "tag": self.ref.tag, "digest": self.digest, "size": self.size}
+        return {"name": self.ref.name, "tag": self.ref.tag, "digest": self.digest, "size": self.summary.size,
+                "id": self.summary.config_digest, "created": self.summary.created}
 
 
 def archive_images(kind: str, listing: object, default_name: str) -> list[ArchiveImage]:
     """The images an archive holds, from its index.json ("oci") or manifest.json ("docker").
 
-    An OCI ref name that is only a tag, and an untagged image, get `default_name`."""
+    An OCI ref name that is only a tag, and an untagged image, get `default_name`. Every name is
+    stored normalized, as docker does: `dimg:v1` as `docker.io/library/dimg:v1`."""
     found: list[ArchiveImage] = []
     if kind == "oci":
         manifests = listing.get("manifests") if isinstance(listing, dict) else None
@@ -75,21 +86,32 @@ def archive_images(kind: str, listing: object, default_name: str) -> list[Archiv
             name = tag_of(entry)
             if name is None:
                 if len(entries) == 1:
-                    found.append(ArchiveImage("", ImageRef(default_name, DEFAULT_TAG)))
+                    found.append(ArchiveImage("", store_name(default_name)))
                 continue
-            ref = parse_image_ref(name) if ":" in name or "/" in name else parse_image_ref(f"{default_name}:{name}")
+            ref = store_name(name if ":" in name or "/" in name else f"{default_name}:{name}")
             found.append(ArchiveImage(name, ref))
     else:
         images = listing if isinstance(listing, list) else []
         for position, image in enumerate(images):
             tags = image.get("RepoTags") if isinstance(image, dict) else None
             if isinstance(tags, list) and tags:
-                found += [ArchiveImage(tag, parse_image_ref(tag)) for tag in tags if isinstance(tag, str)]
+                found += [ArchiveImage(tag, store_name(tag)) for tag in tags if isinstance(tag, str)]
             else:
-                found.append(ArchiveImage(f"@{position}", ImageRef(default_name, DEFAULT_TAG)))
+                found.append(ArchiveImage(f"@{position}", store_name(default_name)))
     if not found:
         raise ImageError(f"its {'index.json' if kind == 'oci' else 'manifest.json'} names no image")
     return found
+
+
+def store_name(text: str) -> Reference:
+    """The name an image named `text` gets in the store: normalized, with a tag (an OCI layout
+    names images by tag, and has no room for an IPv6 host's brackets)."""
+    ref = parse_image_ref(text)
+    if ref.digest is not None:
+        raise ImageError(f"{text!r}: an image is stored under NAME:TAG, not under a digest")
+    if ref.domain.startswith("["):
+        raise ImageError(f"{text!r}: an OCI layout cannot name an image whose registry is an IPv6 address")
+    return ref
 
 
 T = TypeVar("T")
@@ -130,7 +152,7 @@ class ImageStore:
         """The lock over image bundles: held from looking at a container id to its start or removal."""
         return self._flock(self.bundles / "lock", True)
 
-    def import_archive(self, archive: Path, default_name: str) -> list[ImageRef]:
+    def import_archive(self, archive: Path, default_name: str) -> list[Reference]:
         """Copy every image of an OCI layout tarball or a docker save archive into the store.
 
         The archive is copied into a private directory of the store first, and that copy is what
@@ -170,47 +192,45 @@ class ImageStore:
     def images(self) -> list[StoredImage]:
         """What the store holds, sorted by name and tag."""
         with self.locked(exclusive=False):
-            if not (self.layout / "index.json").exists():
-                return []
-            found = []
-            for descriptor in read_index(self.layout):
-                name = tag_of(descriptor)
-                if name is None:
-                    continue
-                found.append(StoredImage(parse_image_ref(name), str(descriptor.get("digest")),
-                                         self._size(descriptor)))
-        return sorted(found, key=lambda image: (image.ref.name, image.ref.tag))
-
-    def _size(self, descriptor: dict[str, Any]) -> int:
-        digest = str(descriptor.get("digest", "")).removeprefix("sha256:")
-        try:
-            manifest = json.loads((self.layout / "blobs" / "sha256" / digest).read_bytes())
-            parts = [manifest["config"], *manifest["layers"]]
-            return sum(int(part["size"]) for part in parts)
-        except (OSError, ValueError, KeyError, TypeError):
-            return 0
-
-    def remove(self, ref: ImageRef) -> None:
-        with self.locked():
-            if ref not in {image.ref for image in self._unlocked_images()}:
-                raise ImageError(f"no image {ref} in the store")
-            run_tool(["umoci", "rm", "--image", f"{self.layout}:{ref}"], "umoci")
-            run_tool(["umoci", "gc", "--layout", str(self.layout)], "umoci")
+            found = self._unlocked_images()
+        return sorted(found, key=lambda image: (image.ref.name, image.ref.tag or ""))
 
     def _unlocked_images(self) -> list[StoredImage]:
         if not (self.layout / "index.json").exists():
             return []
-        return [StoredImage(parse_image_ref(name), "", 0)
-                for name in map(tag_of, read_index(self.layout)) if name is not None]
+        found = []
+        for descriptor in read_index(self.layout):
+            name = tag_of(descriptor)
+            if name is None:
+                continue
+            try:
+                summary = summarize_image(self.layout, descriptor.get("digest"))
+            except ImageError:  # listed all the same, so that it can be removed
+                summary = ImageSummary(0, "", None)
+            found.append(StoredImage(parse_image_ref(name), name, str(descriptor.get("digest")), summary))
+        return found
 
-    def unpack(self, ref: ImageRef, container_id: str, args: list[str]) -> Path:
+    def _named(self, ref: Reference) -> list[StoredImage]:
+        """The images `ref` names (by tag, digest or both; its name as typed is normalized)."""
+        found = [image for image in self._unlocked_images() if image.matches(ref)]
+        if not found:
+            raise ImageError(f"no image {ref.familiar()} in the store (see: actorctl images list)")
+        return found
+
+    def remove(self, ref: Reference) -> None:
+        """Remove every name `ref` matches (by digest: each tag of that name on that manifest)."""
+        with self.locked():
+            for stored_as in dict.fromkeys(image.stored_as for image in self._named(ref)):
+                run_tool(["umoci", "rm", "--image", f"{self.layout}:{stored_as}"], "umoci")
+            run_tool(["umoci", "gc", "--layout", str(self.layout)], "umoci")
+
+    def unpack(self, ref: Reference, container_id: str, args: list[str]) -> Path:
         """A fresh bundle of image `ref` at `<root>/bundles/<id>` (the caller holds `bundles_locked`)."""
         with self.locked(exclusive=False):
-            if ref not in {image.ref for image in self._unlocked_images()}:
-                raise ImageError(f"no image {ref} in the store (see: actorctl images list)")
-            return bundle_from_layout(self.layout, str(ref), self.bundle_of(container_id), args)
+            stored_as = self._named(ref)[0].stored_as
+            return bundle_from_layout(self.layout, stored_as, self.bundle_of(container_id), args)
 
-    def start_container(self, ref: ImageRef, container_id: str, known: Callable[[], bool],
+    def start_container(self, ref: Reference, container_id: str, known: Callable[[], bool],
                         start: Callable[[Path], T]) -> T:
         """Unpack `ref` into the container's own bundle and `start` it (the start's result). A
         leftover copy of an exited container of the same id is replaced; the copy goes again if

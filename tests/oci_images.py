@@ -102,12 +102,16 @@ def tar_directory(directory: Path, archive: Path) -> Path:
     return archive
 
 
-def docker_archive(archive: Path, repo_tag: str, config: dict[str, Any], layers: list[bytes]) -> Path:
-    """What `docker save` writes: manifest.json, the config JSON and one uncompressed tar per layer."""
+def docker_archive(archive: Path, repo_tag: str, config: dict[str, Any], layers: list[bytes], *,
+                   created: str | None = None) -> Path:
+    """What `docker save` writes: manifest.json, the config JSON and one uncompressed tar per layer.
+    `created`: the image config's creation time (RFC 3339), if it is to have one."""
     plain = [gzip.decompress(layer) for layer in layers]
-    image = {"architecture": "amd64", "os": "linux", "config": config,
-             "rootfs": {"type": "layers", "diff_ids": [f"sha256:{hashlib.sha256(layer).hexdigest()}"
-                                                       for layer in plain]}}
+    image: dict[str, Any] = {"architecture": "amd64", "os": "linux", "config": config,
+                             "rootfs": {"type": "layers", "diff_ids": [f"sha256:{hashlib.sha256(layer).hexdigest()}"
+                                                                       for layer in plain]}}
+    if created is not None:
+        image["created"] = created
     image_json = json.dumps(image).encode()
     config_name = f"{hashlib.sha256(image_json).hexdigest()}.json"
     members: dict[str, bytes] = {config_name: image_json}

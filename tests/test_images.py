@@ -147,8 +147,8 @@ def test_store_import_list_start_rm(daemon: Daemon, layout: Path, work: Path, la
     assert done.returncode == 0, done.stderr
     assert sorted(done.stdout.splitlines()) == ["imported local/bb:latest", "imported local/bb:v1"]
     listed = json.loads(daemon.ctl("images", "list", "--json").stdout)
-    assert [(i["name"], i["tag"]) for i in listed] == [("demo/busybox", "v2"), ("local/bb", "latest"),
-                                                      ("local/bb", "v1")]
+    assert [(i["name"], i["tag"]) for i in listed] == [("docker.io/demo/busybox", "v2"),
+                                                      ("docker.io/local/bb", "latest"), ("docker.io/local/bb", "v1")]
     assert all(i["digest"].startswith("sha256:") and i["size"] > len(layer) // 2 for i in listed)
     assert "demo/busybox  v2" in daemon.ctl("images", "list").stdout
 
@@ -200,8 +200,8 @@ def test_concurrent_imports_all_land(daemon: Daemon, layout: Path, work: Path, l
         _, err = run.communicate(timeout=60)
         assert run.returncode == 0, err
     listed = json.loads(daemon.ctl("images", "list", "--json").stdout)
-    assert [i["name"] for i in listed] == ["many/d0", "many/d1", "many/d2"]
-    subprocess.run(["umoci", "stat", "--image", f"{daemon.root_dir}/images/oci:many/d1:latest"], check=True,
+    assert [i["name"] for i in listed] == ["docker.io/many/d0", "docker.io/many/d1", "docker.io/many/d2"]
+    subprocess.run(["umoci", "stat", "--image", f"{daemon.root_dir}/images/oci:docker.io/many/d1:latest"], check=True,
                    capture_output=True)
 
 
@@ -236,7 +236,7 @@ def test_bad_input_is_refused_clearly(daemon: Daemon, layout: Path, work: Path) 
         tar.add(layout / "oci-layout", arcname="manifest.json")
     assert "manifest.json names no image" in refused("images", "import", str(damaged))
     assert "no image missing:latest in the store" in refused("containers", "start", "--image", "missing", "c1")
-    assert "an image name is lowercase" in refused("containers", "start", "--image", "Bad:Name", "c1")
+    assert "repository name (Bad) must be lowercase" in refused("containers", "start", "--image", "Bad:Name", "c1")
     assert not (daemon.root_dir / "bundles" / "c1").exists()
     assert daemon.ctl("containers", "start", "--image", "x", "c1", str(work)).returncode == 2
     assert daemon.ctl("images", "list", "--json").stdout.strip() == "[]"
@@ -273,8 +273,8 @@ def test_the_client_library_goes_from_an_archive_to_a_waited_on_logged_container
                                                                                    layer: bytes) -> None:
     archive = docker_archive(work / "lib.tar", "lib/busybox:v1", IMAGE_CONFIG, [layer])
     with daemon.client() as client:
-        assert client.import_image(str(archive)) == ["lib/busybox:v1"]
-        assert [(i["name"], i["tag"]) for i in client.images()] == [("lib/busybox", "v1")]
+        assert client.import_image(str(archive)) == ["docker.io/lib/busybox:v1"]
+        assert [(i["name"], i["tag"]) for i in client.images()] == [("docker.io/lib/busybox", "v1")]
         started = client.start_image("fromlib", "lib/busybox:v1")
         assert started.bundle == str(daemon.root_dir / "bundles" / "fromlib")
         assert client.wait("fromlib", timeout=30).status == 0

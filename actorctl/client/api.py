@@ -211,21 +211,25 @@ class Client(Transport):
 
     def import_image(self, archive: str, name: str | None = None) -> list[str]:
         """Import every image of `archive` (an OCI layout tarball or a `docker save` archive)
-        into the store under actord's root; the NAME:TAG of each. `name`: for images the archive
-        tags only with a tag (OCI) or not at all (default: the file's name). ImageFailure if it
-        cannot be used."""
+        into the store under actord's root; the NAME:TAG each is stored under, normalized as
+        docker does (`docker.io/library/busybox:latest`). `name`: for images the archive tags only
+        with a tag (OCI) or not at all (default: the file's name). ImageFailure if it cannot be used."""
         from pathlib import Path
 
-        from actorctl.images import ImageError, default_image_name
+        from actorctl.images import ImageError, default_image_name, parse_image_ref
 
         try:
-            refs = self._image_store().import_archive(Path(archive), name or default_image_name(archive))
+            default_name = name or default_image_name(archive)
+            parse_image_ref(default_name, name_only=True)
+            refs = self._image_store().import_archive(Path(archive), default_name)
         except ImageError as exc:
             raise ImageFailure(str(exc)) from None
         return [str(ref) for ref in refs]
 
     def images(self) -> list[dict[str, Any]]:
-        """The images in the store: `{name, tag, digest, size}` each, by name and tag."""
+        """The images in the store, by name and tag: `{name, tag, digest, size, id, created}` each
+        (the full name, the manifest's digest, bytes of config and layers, the config's digest,
+        its creation time or None)."""
         from actorctl.images import ImageError
 
         try:
@@ -235,7 +239,8 @@ class Client(Transport):
 
     def start_image(self, container_id: str, image: str, *, labels: Mapping[str, str] | None = None,
                     init: bool = False, restart: str | None = None) -> Container:
-        """Start a container from image NAME[:TAG] of the store: its own unpacked copy, at
+        """Start a container from image NAME[:TAG][@DIGEST] of the store (any of docker's spellings:
+        `busybox`, `docker.io/library/busybox:latest`): its own unpacked copy, at
         `<root>/bundles/<id>`, which `remove` deletes. ImageFailure for an image not in the store."""
         from actorctl.images import ImageError, parse_image_ref
 

@@ -85,9 +85,10 @@ def _call_attachable(ctx: click.Context, attached: bool, method: str, params: di
                    "a stopped always container comes back when actord starts again, unless-stopped does not. "
                    "Restarts back off (actord's --restart-delay); the container is kept, and brought back after "
                    "a reboot, until `containers rm`.")
-@click.option("--image", metavar="NAME[:TAG]",
+@click.option("--image", metavar="NAME[:TAG][@DIGEST]",
               help="Instead of BUNDLE: unpack this image of the store (actorctl images) into "
-                   "<root>/bundles/ID and start that; `containers rm ID` deletes it.")
+                   "<root>/bundles/ID and start that; `containers rm ID` deletes it. NAME is normalized "
+                   "as docker does: busybox, library/busybox and docker.io/library/busybox are one image.")
 @click.argument("container_id", metavar="ID", callback=container_id_arg, shell_complete=complete_container_id)
 @click.argument("bundle", type=click.Path(file_okay=False), required=False)
 @click.pass_context

@@ -15,7 +15,8 @@ __all__ = ["start_from_image"]
 
 
 def start_from_image(ctx: click.Context, image: str, params: dict[str, Any], attached: bool = False) -> Any:
-    """Unpack `image` from the store into the container's own bundle, start it; the start's result.
+    """Unpack `image` (NAME[:TAG][@DIGEST], normalized as docker does) from the store into the
+    container's own bundle, start it; the start's result.
 
     A leftover copy of an exited container of the same id is replaced; the copy is deleted
     again if actord refuses the start."""
@@ -24,8 +25,9 @@ def start_from_image(ctx: click.Context, image: str, params: dict[str, Any], att
 
     container_id = params["id"]
     try:
+        ref = parse_image_ref(image)  # a bad reference is refused before the daemon is asked anything
         return ImageStore(root_of(ctx)).start_container(
-            parse_image_ref(image), container_id, lambda: client_of(ctx).knows(container_id),
+            ref, container_id, lambda: client_of(ctx).knows(container_id),
             lambda bundle: client_of(ctx).call("containers.start", {**params, "bundle": str(bundle)}))
     except ClientError as exc:
         raise (attach_failure(exc) if attached else guard(exc)) from None

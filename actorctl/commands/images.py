@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from actorctl.common import Failure, call, print_json
+from actorctl.common import Failure, call, format_duration, print_json
 from actorctl.printable import printable
 
 if TYPE_CHECKING:
@@ -49,15 +51,17 @@ def images(ctx: click.Context, root: str | None) -> None:
 @click.option("--name", metavar="NAME",
               help="The name of images the archive tags only with a tag (OCI) or not at all (docker); "
                    "default: the file's name without its .tar / .tar.gz / .oci.")
-@click.option("--json", "as_json", is_flag=True, help='Print {"imported": ["NAME:TAG", ...]}.')
+@click.option("--json", "as_json", is_flag=True,
+              help='Print {"imported": ["NAME:TAG", ...]}, each name in full (docker.io/library/busybox:latest).')
 @click.argument("archive", type=click.Path(exists=True, dir_okay=False))
 @click.pass_context
 def import_(ctx: click.Context, name: str | None, as_json: bool, archive: str) -> None:
     """Import every image of ARCHIVE: an OCI image layout tarball or a `docker save` archive.
 
-    An image already in the store under the same NAME:TAG is replaced. An archive
-    holding anything but the regular files and directories such an archive has (a
-    link, a device, a `..` or unknown name, a name twice) is refused, the member named.
+    Names are kept as docker normalizes them: `busybox` is `docker.io/library/busybox:latest`,
+    and any of its spellings finds it. An image already in the store under the same NAME:TAG is
+    replaced. An archive holding anything but the regular files and directories such an archive
+    has (a link, a device, a `..` or unknown name, a name twice) is refused, the member named.
 
     \b
     Example:
@@ -67,21 +71,26 @@ def import_(ctx: click.Context, name: str | None, as_json: bool, archive: str) -
 
     default_name = name or default_image_name(archive)
     try:
-        parse_image_ref(default_name)
-        imported = [str(ref) for ref in _store(ctx).import_archive(Path(archive), default_name)]
+        parse_image_ref(default_name, name_only=True)
+        imported = _store(ctx).import_archive(Path(archive), default_name)
         if as_json:
-            print_json({"imported": imported})
+            print_json({"imported": [str(ref) for ref in imported]})
         for ref in [] if as_json else imported:
-            click.echo(f"imported {printable(ref)}")
+            click.echo(f"imported {printable(ref.familiar())}")
     except ImageError as exc:
         raise Failure(str(exc)) from None
 
 
 @images.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of {name, tag, digest, size}.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON array of {name, tag, digest, size, id, created}: the full name "
+                   "(docker.io/library/busybox), the manifest's digest, bytes of config and layers, "
+                   "the config's digest and its creation time (RFC 3339, or null).")
 @click.pass_context
 def list_(ctx: click.Context, as_json: bool) -> None:
-    """List the images in the store.
+    """List the images in the store, as docker does: REPOSITORY (the familiar name: busybox
+    for docker.io/library/busybox), TAG, IMAGE ID (the config's digest, 12 hex digits),
+    CREATED and SIZE (config and compressed layers).
 
     \b
     Example:  actorctl images list --json
@@ -95,19 +104,47 @@ def list_(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         print_json([image.as_json() for image in stored])
         return
-    rows = [("NAME", "TAG", "DIGEST", "SIZE")]
-    rows += [(printable(i.ref.name), printable(i.ref.tag), printable(i.digest.removeprefix("sha256:")[:12]),
-              str(i.size)) for i in stored]
-    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    now = time.time()
+    rows = [("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE")]
+    rows += [(printable(i.ref.familiar_name), printable(i.ref.tag or "<none>"),
+              i.summary.config_digest.removeprefix("sha256:")[:12], _age(i.summary.created, now),
+              _docker_size(i.summary.size)) for i in stored]
+    widths = [max(len(row[column]) for row in rows) for column in range(4)]
     for row in rows:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)) + "  " + row[3])
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True)) + "  " + row[4])
+
+
+def _age(created: str | None, now: float) -> str:
+    """`3d 4h ago` (as actorctl prints durations elsewhere), or N/A for an image that does not say."""
+    try:
+        moment = datetime.datetime.fromisoformat(created) if created else None
+    except ValueError:
+        moment = None
+    if moment is None:
+        return "N/A"
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return f"{format_duration(max(0.0, now - moment.timestamp()))} ago"
+
+
+def _docker_size(size: int) -> str:
+    """Bytes as docker lists them: three significant digits, powers of 1000 (`2.16MB`)."""
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            break
+        value /= 1000
+    return f"{value:.3g}{unit}"
 
 
 @images.command("rm")
-@click.argument("reference", metavar="NAME[:TAG]")
+@click.argument("reference", metavar="NAME[:TAG][@DIGEST]")
 @click.pass_context
 def rm(ctx: click.Context, reference: str) -> None:
     """Remove an image from the store (containers already started from it keep their own copy).
+
+    NAME is normalized as docker does (busybox is docker.io/library/busybox); by digest, every
+    tag of NAME on that manifest goes.
 
     \b
     Example:  actorctl images rm busybox:latest

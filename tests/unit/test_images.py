@@ -1,52 +1,74 @@
-"""Image references, the image -> process mapping, config adjustments, the images an archive lists,
+"""Image references as the store takes them, the image -> process mapping, config adjustments, archive recognition,
 tool messages, and reading an image config out of a layout (no root, no umoci)."""
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
 
 from actorctl.images import (
     ImageError,
-    ImageRef,
+    ImageSummary,
     adjust_unpacked_config,
     image_command,
     parse_image_ref,
     parse_layout_ref,
     read_image_config,
     rootfs_config,
+    summarize_image,
     tool_message,
 )
-from actorctl.imagestore import ArchiveImage, archive_images
+from actorctl.imagestore import ArchiveImage, StoredImage, archive_images, store_name
+from actors.images.reference import Reference
 from tests.oci_images import layer_of, oci_layout
+
+DIGEST = "sha256:" + "1" * 64
+
+
+def dockers(path: str, tag: str | None = "latest", digest: str | None = None) -> Reference:
+    return Reference("docker.io", path, tag, digest)
 
 
 @pytest.mark.parametrize(("text", "expected"), [
-    ("busybox", ImageRef("busybox", "latest")),
-    ("busybox:1.36", ImageRef("busybox", "1.36")),
-    ("demo/bb:v2", ImageRef("demo/bb", "v2")),
-    ("localhost:5000/team/app", ImageRef("localhost:5000/team/app", "latest")),
-    ("localhost:5000/team/app:rc_1", ImageRef("localhost:5000/team/app", "rc_1")),
-    ("a.b-c__d/e", ImageRef("a.b-c__d/e", "latest")),
+    ("busybox", dockers("library/busybox")),
+    ("demo/bb:v2", dockers("demo/bb", "v2")),
+    ("localhost:5000/team/app:rc_1", Reference("localhost:5000", "team/app", "rc_1")),
+    (f"bb@{DIGEST}", dockers("library/bb", None, DIGEST)),
 ])
-def test_image_refs(text: str, expected: ImageRef) -> None:
+def test_image_refs_are_docker_s(text: str, expected: Reference) -> None:
     assert parse_image_ref(text) == expected
-    assert str(expected) == (text if ":" in text.rpartition("/")[2] else f"{text}:latest")
 
 
 @pytest.mark.parametrize(("text", "complaint"), [
-    ("Busybox", "an image name is lowercase"),
-    ("bb:", "a tag is"),
-    ("bb:.hidden", "a tag is"),
-    ("/bb", "an image name"),
-    ("bb//x", "an image name"),
-    ("", "an image name"),
-    ("bb:" + "t" * 129, "a tag is"),
+    ("Busybox", "repository name (Busybox) must be lowercase"),
+    ("bb:.hidden", "invalid tag format"),
+    ("bb//x", "invalid reference format"),
+    ("", "at least one component"),
 ])
-def test_bad_image_refs(text: str, complaint: str) -> None:
-    with pytest.raises(ImageError, match=complaint):
+def test_bad_image_refs_are_image_errors(text: str, complaint: str) -> None:
+    with pytest.raises(ImageError, match=re.escape(f"{text!r}: ") + ".*" + re.escape(complaint)):
         parse_image_ref(text)
+    with pytest.raises(ImageError, match="without :TAG or @DIGEST"):
+        parse_image_ref("bb:v1", name_only=True)
+
+
+def test_the_store_keeps_names_with_a_tag_and_no_brackets() -> None:
+    assert store_name("bb") == dockers("library/bb")
+    with pytest.raises(ImageError, match="stored under NAME:TAG, not under a digest"):
+        store_name(f"bb:v1@{DIGEST}")
+    with pytest.raises(ImageError, match="IPv6"):
+        store_name("[::1]:5000/bb:v1")
+
+
+def test_what_names_a_stored_image() -> None:
+    stored = StoredImage(dockers("library/bb", "v1"), "bb:v1", DIGEST, ImageSummary(1, "", None))
+    for wanted in ("bb:v1", "docker.io/library/bb:v1", f"bb@{DIGEST}", f"library/bb:v1@{DIGEST}"):
+        assert stored.matches(parse_image_ref(wanted)), wanted
+    for wanted in ("bb", "bb:v2", "other:v1", f"bb@sha256:{'2' * 64}", f"bb:v2@{DIGEST}", "docker.io/bb/bb:v1"):
+        assert not stored.matches(parse_image_ref(wanted)), wanted
 
 
 @pytest.mark.parametrize(("text", "layout", "tag"), [
@@ -114,10 +136,10 @@ def test_images_of_an_oci_index() -> None:
         {"digest": "sha256:2", "annotations": {"org.opencontainers.image.ref.name": "team/app:2.0"}},
         {"digest": "sha256:3"},
     ]}
-    assert archive_images("oci", index, "bb") == [ArchiveImage("v1", ImageRef("bb", "v1")),
-                                                 ArchiveImage("team/app:2.0", ImageRef("team/app", "2.0"))]
+    assert archive_images("oci", index, "bb") == [ArchiveImage("v1", dockers("library/bb", "v1")),
+                                                 ArchiveImage("team/app:2.0", dockers("team/app", "2.0"))]
     assert archive_images("oci", {"manifests": [{"digest": "sha256:3"}]}, "bb") == [
-        ArchiveImage("", ImageRef("bb", "latest"))], "a lone untagged image takes the default name"
+        ArchiveImage("", dockers("library/bb"))], "a lone untagged image takes the default name"
     with pytest.raises(ImageError, match=r"index\.json names no image"):
         archive_images("oci", {"manifests": None}, "bb")
 
@@ -126,12 +148,12 @@ def test_images_of_a_docker_manifest() -> None:
     manifest = [{"Config": "c.json", "RepoTags": ["busybox:1.36", "busybox:latest"], "Layers": []},
                 {"Config": "d.json", "RepoTags": None, "Layers": []}]
     assert archive_images("docker", manifest, "saved") == [
-        ArchiveImage("busybox:1.36", ImageRef("busybox", "1.36")),
-        ArchiveImage("busybox:latest", ImageRef("busybox", "latest")),
-        ArchiveImage("@1", ImageRef("saved", "latest"))]
+        ArchiveImage("busybox:1.36", dockers("library/busybox", "1.36")),
+        ArchiveImage("busybox:latest", dockers("library/busybox")),
+        ArchiveImage("@1", dockers("library/saved"))]
     with pytest.raises(ImageError, match=r"manifest\.json names no image"):
         archive_images("docker", {"not": "a list"}, "saved")
-    with pytest.raises(ImageError, match="an image name"):
+    with pytest.raises(ImageError, match="must be lowercase"):
         archive_images("docker", [{"RepoTags": ["UPPER:x"]}], "saved")
 
 
@@ -161,3 +183,18 @@ def test_image_config_read_from_a_layout(tmp_path: Path) -> None:
     (layout / "oci-layout").unlink()
     with pytest.raises(ImageError, match="is not an OCI image layout"):
         read_image_config(layout, "latest")
+
+
+def test_an_image_summary_comes_from_its_manifest_and_config(tmp_path: Path) -> None:
+    layer = layer_of([("file", "hello", b"hi")])
+    layout = oci_layout(tmp_path / "l", {"Cmd": ["sh"]}, [layer])
+    manifest_digest = json.loads((layout / "index.json").read_text())["manifests"][0]["digest"]
+    manifest = json.loads((layout / "blobs" / "sha256" / manifest_digest.removeprefix("sha256:")).read_text())
+    summary = summarize_image(layout, manifest_digest)
+    assert summary == ImageSummary(manifest["config"]["size"] + len(layer), manifest["config"]["digest"], None)
+    config_blob = layout / "blobs" / "sha256" / summary.config_digest.removeprefix("sha256:")
+    config_blob.write_bytes(config_blob.read_bytes().replace(b"sh", b"ls"))
+    with pytest.raises(ImageError, match="does not match its digest"):
+        summarize_image(layout, manifest_digest)
+    with pytest.raises(ImageError, match="is not sha256:<64 hex digits>"):
+        summarize_image(layout, "../../etc/passwd")
