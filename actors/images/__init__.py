@@ -1,0 +1,7 @@
+"""Images as the daemon owns them: layers unpacked once into a content-addressed store
+(`layers`), each container's root an overlay of them (`overlay`, `bundles`), and the runtime
+spec of a container of an image (`runtime_spec`, `users`).
+
+Nothing here imports actorctl: the CLI and the client library import this package, not the
+other way round.
+"""
