@@ -31,7 +31,7 @@ from zmq.utils.monitor import parse_monitor_message
 from actors.daemonlog import log_fields
 from actors.wire import MAX_CLIENT_MESSAGE, MAX_SHIM_MESSAGE, ApiError, ErrorCode, WireError, pack, unpack
 from actors.wire import messages as wire
-from actors.wire.api import error_reply, parse_request
+from actors.wire.api import IMAGE_METHODS, error_reply, parse_request
 from actors.wire.codec import MAX_SUBSCRIPTION
 from actors.wire.events import HEARTBEAT_INTERVAL, WELCOME_TOPIC, encode, welcome
 from shimproc import trace
@@ -325,8 +325,9 @@ class Bus(threading.Thread):
             except ApiError as exc:
                 self._refuse(route, request_id, exc, frames[1])
                 continue
-            self._tell("supervisor", wire.Request(route=route, request_id=request_id, method=method, params=params,
-                                                  peer=peer_of(frames[1])))
+            self._tell("images" if method in IMAGE_METHODS else "supervisor",
+                       wire.Request(route=route, request_id=request_id, method=method, params=params,
+                                    peer=peer_of(frames[1])))
 
     def _refuse(self, route: bytes, request_id: str | None, error: ApiError, frame: zmq.Frame) -> None:
         """Answer a request that never reaches the Supervisor (it does not parse) with `error`."""

@@ -38,6 +38,10 @@ from actors.daemonlog import FORMATS, LEVELS
 from actors.daemonlog import configure as configure_logging
 from actors.eventlog import EventLog
 from actors.eventlog.store import EventStore
+from actors.images.bundles import ImageBundles
+from actors.images.errors import ImageError
+from actors.images.pull import PullSettings
+from actors.images.service import ImageService
 from actors.inspector import Inspector
 from actors.metrics import Metrics, MetricsServer, parse_address
 from actors.monitor import Monitor
@@ -148,6 +152,22 @@ def raise_fd_limit() -> None:
     logger.info("open-files limit: %d (was %d)", hard, soft)
 
 
+def remount_image_bundles(images_dir: Path, runtime: str) -> None:
+    """Mount again the root of every container of an image (after a reboot; a mounted one is
+    left as it is), before any restart policy starts one. One that cannot be is logged: its start
+    will fail and say why."""
+    if not (images_dir / "containers").is_dir():
+        return
+    bundles = ImageBundles(images_dir, runtime=runtime)
+    for name in sorted(os.listdir(bundles.containers)):
+        if name.startswith("."):
+            continue
+        try:
+            bundles.mount(name)
+        except (ImageError, OSError) as exc:
+            logger.error("cannot mount the root of container %s: %s", name, exc)
+
+
 def runtime_version(binary: str) -> str:
     try:
         done = subprocess.run([binary, "--version"], capture_output=True, timeout=10, check=True)
@@ -164,7 +184,7 @@ class Daemon:
                  log_limit: int, pidfile: Path | None, events_buffer: int = 0,
                  socket_group: int | None = None, curve: Curve | None = None,
                  settings: dict[str, Any] | None = None, metrics_address: str | None = None,
-                 shim_cgroup: str = DEFAULT_SHIM_CGROUP) -> None:
+                 shim_cgroup: str = DEFAULT_SHIM_CGROUP, pulls: PullSettings | None = None) -> None:
         self.state = state
         self.root = root
         self.backoff = backoff
@@ -189,6 +209,7 @@ class Daemon:
         """The effective `start` options and the config file read: `version` shows them."""
         self.metrics_address = metrics_address
         self.shim_cgroup = shim_cgroup
+        self.pulls = pulls or PullSettings()
         self.stopping = threading.Event()
 
     def run(self) -> None:
@@ -345,6 +366,9 @@ class Daemon:
                     start_timeout=self.start_timeout, report_address=self.shim_address,
                     log_limit=self.log_limit,
                 ))
+            remount_image_bundles(self.root.images, binary)
+            bus.register("images", ImageService.start(context, self.root.images, runtime=binary,
+                                                      pull_settings=self.pulls))
             supervisor = Supervisor.start(context, state=self.state, root=self.root, workers=worker_names,
                                           info=info, reported=reported, metrics=metrics, backoff=self.backoff,
                                           health=Health(binary, spawner))
@@ -471,6 +495,14 @@ def cli() -> None:
                    "cgroup, /PATH from the hierarchy's root. Then stopping actord's cgroup (systemctl stop or "
                    "restart without KillMode=process) leaves the containers running. none: shims stay in "
                    "actord's cgroup. Made if missing; removed at stop if empty.")
+@click.option("--registries-conf", type=click.Path(exists=True, dir_okay=False, path_type=Path), metavar="FILE",
+              callback=absolute_unresolved,
+              help="The containers-registries.conf(5) pulls honour: mirrors, plain-HTTP (insecure) registries, "
+                   "unqualified-search-registries for names without a registry.  "
+                   "[default: /etc/containers/registries.conf if it exists]")
+@click.option("--auth-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), metavar="FILE",
+              callback=absolute_unresolved,
+              help="Registry credentials for pulls, a containers-auth.json(5) file (as `podman login` writes).")
 @click.option("--log-level", type=click.Choice(list(LEVELS)), default="info", show_default=True,
               help="Log this level and above.")
 @click.option("--log-format", type=click.Choice(FORMATS), default="text", show_default=True,
@@ -481,7 +513,8 @@ def start(state_dir: str, root: str, listen: str | None, curve_secret_key: Path 
           curve_authorized_keys: Path | None, workers: int, start_timeout: float, retain_count: int,
           runtime: str, events_hwm: int, events_buffer: int, log_limit: int, socket_group: str | None,
           restart_delay: float, restart_delay_max: float, restart_reset: float, metrics_address: str | None,
-          pidfile: Path | None, shim_cgroup: str, log_level: str, log_format: str, debug: bool) -> None:
+          pidfile: Path | None, shim_cgroup: str, registries_conf: Path | None, auth_file: Path | None,
+          log_level: str, log_format: str, debug: bool) -> None:
     """Run the daemon in the foreground until SIGTERM or SIGINT (a second SIGINT: at once).
 
     Containers keep running when the daemon stops: their shims outlive it, and
@@ -514,7 +547,8 @@ def start(state_dir: str, root: str, listen: str | None, curve_secret_key: Path 
                         retain_count=retain_count, runtime=runtime, events_hwm=events_hwm,
                         log_limit=log_limit, pidfile=pidfile, events_buffer=events_buffer,
                         socket_group=None if socket_group is None else group_id(socket_group), curve=curve,
-                        settings=settings, metrics_address=metrics_address, shim_cgroup=shim_cgroup)
+                        settings=settings, metrics_address=metrics_address, shim_cgroup=shim_cgroup,
+                        pulls=PullSettings(registries_conf, auth_file))
     except ValueError as exc:
         raise StartupError(str(exc)) from None
     daemon.run()

@@ -4,8 +4,8 @@
     <root>/events.seq                           the highest event sequence number ever issued
     <root>/containers/<id>/definition.json      a container under a restart policy
     <root>/containers/<id>/config.json          its bundle's config.json, the bytes its first start read
-    <root>/images/                              actorctl's image store (see actorctl.imagestore)
-    <root>/bundles/<id>/                        the unpacked image of a container started with --image
+    <root>/images/                              the ImageService's: images, layers, and the bundles of
+                                                containers of images (see actors.images.service)
 
 The state dir (`--state-dir`, /run/actord) holds what runs now and is wiped by a reboot;
 the next `actord start` finds the definitions here and brings back the containers whose
@@ -44,6 +44,15 @@ class RootDir:
     @property
     def containers(self) -> Path:
         return self.root / "containers"
+
+    @property
+    def images(self) -> Path:
+        return self.root / "images"
+
+    @property
+    def image_bundles(self) -> Path:
+        """Where the ImageService keeps the bundle of each container of an image (by id)."""
+        return self.images / "containers"
 
     def container(self, container_id: str) -> Path:
         return self.containers / container_id

@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_DOMAIN", "DEFAULT_TAG", "TAG", "InvalidReference", "Reference", "parse_reference"]
+__all__ = ["DEFAULT_DOMAIN", "DEFAULT_TAG", "TAG", "InvalidReference", "Reference", "names_registry", "parse_reference"]
 
 DEFAULT_DOMAIN = "docker.io"
 """Docker Hub: the domain of every name that names none."""
@@ -117,6 +117,13 @@ def _split_name(name: str) -> tuple[str, str, str]:
     if domain == DEFAULT_DOMAIN and "/" not in path:
         path = OFFICIAL_NAMESPACE + path
     return domain, path, typed
+
+
+def names_registry(text: str) -> bool:
+    """Whether the reference `text` names its registry (`localhost:5000/x`, `docker.io/x`) rather
+    than leaving it to docker's default or a search list (`busybox`, `team/app`)."""
+    first, slash, _ = text.partition("/")
+    return bool(slash) and _is_domain(first)
 
 
 def _check_digest(text: str, digest: str) -> None:

@@ -112,6 +112,10 @@ class Supervisor(BusActor):
         """Why the state dir's storage is degraded (the EventLog says), or None."""
         self.heap = HeapReturn()
         self.pool = WorkerPool(workers, self.send)
+        self.preparing: set[str] = set()
+        """Ids of image starts whose bundle the ImageService is making."""
+        self.image_containers: set[str] = set()
+        """Ids of containers of images: their bundle goes when they are gone for good."""
         self.probe = None if metrics is None else SupervisorProbe(metrics, self.life, self.pool)
         """Shows each message's change to the metrics; None without --metrics-address, so that
         nothing optional runs around a message (an exit's, say) when no one scrapes."""
@@ -128,10 +132,14 @@ class Supervisor(BusActor):
             wire.Recorded: lambda m: self.carry_out(self.life.recorded(m.token)),
             wire.Storage: self.on_storage,
             wire.RestartDue: lambda _: self.carry_out(self.life.due_restarts()),
+            wire.ImageBundleDone: lambda m: start.bundle_made(self, m),
         }
 
     def on_start(self) -> None:
         super().on_start()
+        bundles = self.root.image_bundles
+        self.image_containers = {name for name in (os.listdir(bundles) if bundles.is_dir() else [])
+                                 if CONTAINER_ID.match(name)}
         counts = restore.restore(self, self._reported)
         self._reported.clear()
         if self.probe is not None:
@@ -178,16 +186,26 @@ class Supervisor(BusActor):
                 shutil.rmtree(self.state.process(effect.container_id, effect.process), ignore_errors=True)
             elif isinstance(effect, RemoveContainerDir):
                 remove_container_dir(self.state.container(effect.container_id))
+                self.release_if_gone(effect.container_id)
             elif isinstance(effect, RemoveOutput):
                 shutil.rmtree(self.state.output(effect.token), ignore_errors=True)
             elif isinstance(effect, SaveDefinition):
                 self._save_definition(effect)
             elif isinstance(effect, ForgetDefinition):
                 self.root.forget(effect.container_id)
+                self.release_if_gone(effect.container_id)
             elif isinstance(effect, ArmAlarm):
                 self.alarm.arm(effect.delay)
             else:
                 raise TypeError(f"unknown effect {effect!r}")
+
+    def release_if_gone(self, container_id: str) -> None:
+        """Have the ImageService remove the bundle of a container of an image that is gone for
+        good: no record of it left (a restart policy's next life keeps it), its state dir removed."""
+        if container_id in self.image_containers and container_id not in self.life.containers \
+                and container_id not in self.life.removed:
+            self.image_containers.discard(container_id)
+            self.send("images", wire.ReleaseImageBundle(container_id=container_id))
 
     def _save_definition(self, effect: SaveDefinition) -> None:
         """A definition that cannot be written (the root's disk is full) is logged: the container
@@ -269,6 +287,7 @@ class Supervisor(BusActor):
         else:
             error = ApiError.from_wire(message.error or {}, "start failed")
             self.carry_out(self.life.start_failed(message.token, error))
+            self.release_if_gone(message.container_id)
 
     def on_runtime_done(self, message: wire.RuntimeDone) -> None:
         self.pool.done(message.worker)

@@ -1,4 +1,5 @@
-"""containers.start and containers.exec: the requests' parameters, checked here.
+"""containers.start and containers.exec: the requests' parameters, checked here. A start from
+an image has its bundle made by the ImageService first (`ImageBundleTask`, `bundle_made`).
 
 What a start does to the container and its process (park it, reserve an exec's name,
 submit the start task, finish on `start_done`) is the lifecycle's (`lifecycle.py`).
@@ -13,16 +14,58 @@ from actors.supervisor.deferred import DEFERRED
 from actors.supervisor.restart import RestartPolicy
 from actors.wire import ApiError, ErrorCode
 from actors.wire.api import PROCESS_ID, Params
-from actors.wire.messages import ExecTask, Request, StartTask
+from actors.wire.messages import ExecTask, ImageBundleDone, ImageBundleTask, Request, StartTask
 
 if TYPE_CHECKING:
     from actors.supervisor.actor import Supervisor
 
 
 def request(sup: Supervisor, request: Request) -> object:
+    """A start from a bundle (`bundle`, an absolute path), or from an image (`image`, a reference
+    or an image id, and `args`): its bundle is made by the ImageService first (`bundle_made`)."""
     params = Params(request.params)
     container_id = params.container_id()
-    bundle = params.string("bundle")
+    image = params.string("image", required=False, max_len=1024)
+    if image is None:
+        return _start(sup, request, params.string("bundle") or "")
+    if request.params.get("bundle") is not None or request.params.get("checkpoint") is not None:
+        raise ApiError(ErrorCode.INVALID_PARAMS, "give 'image' or 'bundle', not both (and no checkpoint with "
+                                                 "an image)")
+    args = request.params.get("args")
+    if args is not None and (not isinstance(args, list) or len(args) > 4096
+                             or not all(isinstance(a, str) for a in args)):
+        raise ApiError(ErrorCode.INVALID_PARAMS, "'args' must be a list of strings")
+    _check(params)
+    sup.life.check_free(container_id)
+    if container_id in sup.preparing or container_id in sup.life.removed:
+        raise ApiError(ErrorCode.ALREADY_EXISTS, f"container {container_id} already exists (it is being "
+                                                 "started or removed)")
+    sup.preparing.add(container_id)
+    sup.send("images", ImageBundleTask(container_id=container_id, image=image, args=args,
+                                       terminal=params.flag("tty"), route=request.route,
+                                       request_id=request.request_id, params=request.params))
+    return DEFERRED
+
+
+def bundle_made(sup: Supervisor, done: ImageBundleDone) -> None:
+    """The ImageService made (or could not make) the bundle of an image start: start it as any
+    bundle, or answer why not; a start refused now takes its bundle away again."""
+    sup.preparing.discard(done.container_id)
+    client = (done.route, done.request_id)
+    if done.error is not None or done.bundle is None:
+        sup.reply(client, error=ApiError.from_wire(done.error or {}, "the image's bundle cannot be made"))
+        return
+    sup.image_containers.add(done.container_id)
+    request = Request(route=done.route, request_id=done.request_id, method="containers.start",
+                      params=done.params)
+    try:
+        _start(sup, request, done.bundle)
+    except ApiError as exc:
+        sup.reply(client, error=exc)
+        sup.release_if_gone(done.container_id)
+
+
+def _check(params: Params) -> tuple[dict[str, str], str | None, bool, bool, RestartPolicy]:
     labels = params.labels()
     checkpoint = params.string("checkpoint", required=False, max_len=64)
     stdin = params.flag("stdin")
@@ -31,9 +74,15 @@ def request(sup: Supervisor, request: Request) -> object:
         restart = RestartPolicy.parse(params.string("restart", required=False, max_len=32) or "no")
     except ValueError as exc:
         raise ApiError(ErrorCode.INVALID_PARAMS, str(exc)) from None
-    assert bundle is not None
     if checkpoint is not None and not PROCESS_ID.match(checkpoint):
         raise ApiError(ErrorCode.INVALID_PARAMS, f"invalid checkpoint name {checkpoint!r}")
+    return labels, checkpoint, stdin, init, restart
+
+
+def _start(sup: Supervisor, request: Request, bundle: str) -> object:
+    params = Params(request.params)
+    container_id = params.container_id()
+    labels, checkpoint, stdin, init, restart = _check(params)
     if not os.path.isabs(bundle):
         raise ApiError(ErrorCode.INVALID_PARAMS, f"bundle path {bundle!r} must be absolute")
     sup.life.check_free(container_id)

@@ -9,6 +9,7 @@ from actors.wire.errors import ApiError, ErrorCode
 
 __all__ = [
     "CONTAINER_ID",
+    "IMAGE_METHODS",
     "METHODS",
     "PROTOCOL_VERSION",
     "STATE_CHANGING",
@@ -41,7 +42,18 @@ METHODS = (
     "checkpoints.list",
     "checkpoints.delete",
     "events.replay",
+    "images.pull",
+    "images.import_begin",
+    "images.import_chunk",
+    "images.import_cancel",
+    "images.import",
+    "images.list",
+    "images.inspect",
+    "images.remove",
+    "images.prune",
 )
+IMAGE_METHODS = frozenset(method for method in METHODS if method.startswith("images."))
+"""Requests the bus hands to the ImageService; every other one goes to the Supervisor."""
 
 STATE_CHANGING = frozenset({
     "containers.start",

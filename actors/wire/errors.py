@@ -22,6 +22,7 @@ class ErrorCode:
     TIMEOUT = "timeout"
     BUSY = "busy"
     STORAGE_FULL = "storage_full"
+    IMAGE_ERROR = "image_error"
     INTERNAL = "internal"
 
 

@@ -6,6 +6,8 @@ Every message on it is two frames, a topic and a msgpack map:
   container/<id>/<type>    an `EventRecord` (the same map `events.replay` returns)
   daemon/welcome           a `Welcome`: sent once new subscriptions are in effect
   daemon/heartbeat         a `Heartbeat`, every `HEARTBEAT_INTERVAL` seconds
+  image/<ref>/<type>       an `ImageEvent`: a pull's progress and outcome, an import, a removal
+                           (`<ref>` the reference as normalized, `docker.io/library/busybox:latest`)
 
 A subscription is a topic prefix (ZeroMQ's). The welcome goes out after the daemon has taken
 in a batch of new subscriptions, to every subscriber whose subscriptions match its topic:
@@ -14,8 +16,11 @@ as the empty one) before connecting knows, once a welcome arrives, that every me
 published from then on that matches them reaches it (unless it falls behind: a PUB socket
 drops for a slow subscriber, which the sequence numbers and the heartbeat reveal).
 
-The daemon side builds bodies with `event_record`, `heartbeat` and `welcome`, and frames them
-with `encode`; a client checks what it receives with `decode`. Both ends import this module,
+The daemon side builds bodies with `event_record`, `heartbeat`, `welcome` and `image_event`,
+and frames them with `encode`; a client checks what it receives with `decode` (container and
+daemon topics; an image topic is a WireError there, so a follower of container events passes
+over them) or `decode_image_event`. Image events are not numbered nor stored: they say how
+something under way goes, and its reply says how it ended. Both ends import this module,
 so that nothing else spells a topic or a field.
 """
 
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import signal
 import time
+import typing
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal, NotRequired, TypeAlias, TypedDict, TypeGuard, get_args
 
@@ -34,6 +40,8 @@ __all__ = [
     "EVENT_TYPES",
     "HEARTBEAT_INTERVAL",
     "HEARTBEAT_TOPIC",
+    "IMAGE_EVENT_TYPES",
+    "IMAGE_PREFIX",
     "KILLED_STATUS",
     "UNKNOWN_STATUS",
     "WELCOME_TOPIC",
@@ -41,13 +49,18 @@ __all__ = [
     "EventRecord",
     "EventType",
     "Heartbeat",
+    "ImageEvent",
+    "ImageEventType",
     "Welcome",
     "as_record",
     "container_topic",
     "decode",
+    "decode_image_event",
     "encode",
     "event_record",
     "heartbeat",
+    "image_event",
+    "image_topic",
     "is_event_type",
     "is_record",
     "topic_of",
@@ -56,6 +69,8 @@ __all__ = [
 
 CONTAINER_PREFIX: Final = "container/"
 """Topics of event records: `container/<id>/<type>`."""
+IMAGE_PREFIX: Final = "image/"
+"""Topics of image events: `image/<ref>/<type>`."""
 WELCOME_TOPIC: Final = "daemon/welcome"
 HEARTBEAT_TOPIC: Final = "daemon/heartbeat"
 
@@ -118,6 +133,29 @@ class Welcome(TypedDict):
     boot: str
 
 
+ImageEventType: TypeAlias = Literal["pull-progress", "pulled", "pull-failed", "imported", "removed"]
+IMAGE_EVENT_TYPES: Final[frozenset[str]] = frozenset(get_args(ImageEventType))
+
+
+class ImageEvent(TypedDict):
+    """Something that happened to an image: a pull's step (`pull-progress`: `stage` such as
+    "resolving", "copying blob", "writing manifest", `item` what it concerns, `count` the steps
+    so far), its end (`pulled` with `digest`, `pull-failed` with `error`), an import, a removal."""
+
+    type: ImageEventType
+    ref: str
+    """The reference as asked for, normalized (a pull's, whatever registry it is found in)."""
+    timestamp: float
+    stage: NotRequired[str]
+    item: NotRequired[str]
+    count: NotRequired[int]
+    digest: NotRequired[str]
+    """Of `pulled`: the manifest's digest."""
+    name: NotRequired[str]
+    """Of `pulled`: the name it is stored under (a short name's search registry)."""
+    error: NotRequired[str]
+
+
 EventMessage: TypeAlias = EventRecord | Heartbeat | Welcome
 """A decoded message of the event socket; its `type` tells which."""
 
@@ -161,6 +199,45 @@ def topic_of(message: EventMessage) -> str:
     if message["type"] == "welcome":
         return WELCOME_TOPIC
     return container_topic(message["id"], message["type"])
+
+
+def image_topic(ref: str, event_type: ImageEventType) -> str:
+    return f"{IMAGE_PREFIX}{ref}/{event_type}"
+
+
+def image_event(event_type: ImageEventType, ref: str, **fields: Any) -> ImageEvent:
+    """A new image event, stamped now; `fields` are its optional members."""
+    event: dict[str, Any] = {"type": event_type, "ref": ref, "timestamp": time.time()}
+    event.update({name: value for name, value in fields.items() if value is not None})
+    return _as_image_event(event)
+
+
+def _as_image_event(body: Mapping[str, Any]) -> ImageEvent:
+    kind, ref, timestamp = body.get("type"), body.get("ref"), body.get("timestamp")
+    if kind not in IMAGE_EVENT_TYPES or not isinstance(ref, str) or not _is_number(timestamp):
+        raise WireError("not an image event: type, ref or timestamp missing or mistyped")
+    event: dict[str, Any] = {"type": kind, "ref": ref, "timestamp": timestamp}
+    for name, kind_of in (("stage", str), ("item", str), ("count", int), ("digest", str), ("name", str),
+                          ("error", str)):
+        value = body.get(name)
+        if value is not None:
+            if not isinstance(value, kind_of) or isinstance(value, bool):
+                raise WireError(f"image event: {name} mistyped")
+            event[name] = value
+    return typing.cast(ImageEvent, event)
+
+
+def decode_image_event(frames: Sequence[bytes]) -> ImageEvent:
+    """Check one message of an `image/` topic and return its body, or raise `WireError`."""
+    if len(frames) != 2:
+        raise WireError(f"a message on the event socket is 2 frames, not {len(frames)}")
+    topic = frames[0].decode(errors="replace")
+    if not topic.startswith(IMAGE_PREFIX):
+        raise WireError(f"{topic}: not an image topic")
+    event = _as_image_event(unpack(frames[1], limit=MAX_EVENT_MESSAGE))
+    if topic != image_topic(event["ref"], event["type"]):
+        raise WireError(f"{topic}: the topic does not name the event's image and type")
+    return event
 
 
 def encode(topic: str, body: Mapping[str, Any]) -> list[bytes]:

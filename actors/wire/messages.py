@@ -29,12 +29,15 @@ __all__ = [
     "ExecTask",
     "FdReady",
     "ForgetFd",
+    "ImageBundleDone",
+    "ImageBundleTask",
     "Inspect",
     "Message",
     "Oom",
     "ProcessExit",
     "Publish",
     "Recorded",
+    "ReleaseImageBundle",
     "Replay",
     "Request",
     "RestartDue",
@@ -361,6 +364,44 @@ class Storage(Message):
     kind = "storage"
     degraded: bool
     reason: str | None = None
+
+
+@_message
+class ImageBundleTask(Message):
+    """Supervisor -> ImageService: make the bundle of a container of `image` (a reference or an
+    image id; `args` replace its Cmd), then answer `ImageBundleDone` carrying `params` (the
+    start request's, checked) back."""
+
+    kind = "image_bundle_task"
+    container_id: str
+    image: str
+    args: list[str] | None = None
+    terminal: bool = False
+    route: bytes
+    request_id: str
+    params: dict[str, Any]
+
+
+@_message
+class ImageBundleDone(Message):
+    """ImageService -> Supervisor: the bundle made (`bundle`, its dir) or why not (`error`
+    {code, message}); the start goes on with `params`."""
+
+    kind = "image_bundle_done"
+    container_id: str
+    bundle: str | None = None
+    error: dict[str, Any] | None = None
+    route: bytes
+    request_id: str
+    params: dict[str, Any]
+
+
+@_message
+class ReleaseImageBundle(Message):
+    """Supervisor -> ImageService: the container is gone for good: unmount and remove its bundle."""
+
+    kind = "release_image_bundle"
+    container_id: str
 
 
 @_message

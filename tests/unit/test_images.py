@@ -1,5 +1,5 @@
-"""Image references as the store takes them, the image -> process mapping, config adjustments, archive recognition,
-tool messages, and reading an image config out of a layout (no root, no umoci)."""
+"""Names as the daemon's store keeps and finds them, the image -> process mapping, config adjustments, archive
+recognition, tool messages, and reading images out of a layout (no root, no umoci)."""
 
 from __future__ import annotations
 
@@ -9,20 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from actorctl.images import (
-    ImageError,
-    ImageSummary,
-    adjust_unpacked_config,
-    image_command,
-    parse_image_ref,
-    parse_layout_ref,
-    read_image_config,
-    rootfs_config,
-    summarize_image,
-    tool_message,
-)
-from actorctl.imagestore import ArchiveImage, StoredImage, archive_images, store_name
-from actors.images.reference import Reference
+from actorctl.images import adjust_unpacked_config, parse_layout_ref, read_image_config, rootfs_config
+from actors.images.errors import ImageError
+from actors.images.imports import ArchiveImage, archive_images, store_name
+from actors.images.reference import Reference, parse_reference
+from actors.images.runtime_spec import image_command
+from actors.images.store import ImageStore, StoredImage, tool_message
 from tests.oci_images import layer_of, oci_layout
 
 DIGEST = "sha256:" + "1" * 64
@@ -30,29 +22,6 @@ DIGEST = "sha256:" + "1" * 64
 
 def dockers(path: str, tag: str | None = "latest", digest: str | None = None) -> Reference:
     return Reference("docker.io", path, tag, digest)
-
-
-@pytest.mark.parametrize(("text", "expected"), [
-    ("busybox", dockers("library/busybox")),
-    ("demo/bb:v2", dockers("demo/bb", "v2")),
-    ("localhost:5000/team/app:rc_1", Reference("localhost:5000", "team/app", "rc_1")),
-    (f"bb@{DIGEST}", dockers("library/bb", None, DIGEST)),
-])
-def test_image_refs_are_docker_s(text: str, expected: Reference) -> None:
-    assert parse_image_ref(text) == expected
-
-
-@pytest.mark.parametrize(("text", "complaint"), [
-    ("Busybox", "repository name (Busybox) must be lowercase"),
-    ("bb:.hidden", "invalid tag format"),
-    ("bb//x", "invalid reference format"),
-    ("", "at least one component"),
-])
-def test_bad_image_refs_are_image_errors(text: str, complaint: str) -> None:
-    with pytest.raises(ImageError, match=re.escape(f"{text!r}: ") + ".*" + re.escape(complaint)):
-        parse_image_ref(text)
-    with pytest.raises(ImageError, match="without :TAG or @DIGEST"):
-        parse_image_ref("bb:v1", name_only=True)
 
 
 def test_the_store_keeps_names_with_a_tag_and_no_brackets() -> None:
@@ -64,11 +33,15 @@ def test_the_store_keeps_names_with_a_tag_and_no_brackets() -> None:
 
 
 def test_what_names_a_stored_image() -> None:
-    stored = StoredImage(dockers("library/bb", "v1"), "bb:v1", DIGEST, ImageSummary(1, "", None))
+    stored = StoredImage(dockers("library/bb", "v1"), "bb:v1", DIGEST, "", 1, None)
     for wanted in ("bb:v1", "docker.io/library/bb:v1", f"bb@{DIGEST}", f"library/bb:v1@{DIGEST}"):
-        assert stored.matches(parse_image_ref(wanted)), wanted
+        assert stored.matches(parse_reference(wanted)), wanted
     for wanted in ("bb", "bb:v2", "other:v1", f"bb@sha256:{'2' * 64}", f"bb:v2@{DIGEST}", "docker.io/bb/bb:v1"):
-        assert not stored.matches(parse_image_ref(wanted)), wanted
+        assert not stored.matches(parse_reference(wanted)), wanted
+    index_digest = f"sha256:{'3' * 64}"
+    by_index = StoredImage(dockers("library/bb", None, index_digest), f"bb@{index_digest}", DIGEST, "", 1, None)
+    assert by_index.matches(parse_reference(f"bb@{index_digest}")), "pulled by an index's digest, found by it"
+    assert by_index.matches(parse_reference(f"bb@{DIGEST}")), "and by its platform manifest's"
 
 
 @pytest.mark.parametrize(("text", "layout", "tag"), [
@@ -185,16 +158,19 @@ def test_image_config_read_from_a_layout(tmp_path: Path) -> None:
         read_image_config(layout, "latest")
 
 
-def test_an_image_summary_comes_from_its_manifest_and_config(tmp_path: Path) -> None:
+def test_the_store_lists_what_its_layout_names(tmp_path: Path) -> None:
     layer = layer_of([("file", "hello", b"hi")])
-    layout = oci_layout(tmp_path / "l", {"Cmd": ["sh"]}, [layer])
+    layout = oci_layout(tmp_path / "oci", {"Cmd": ["sh"]}, [layer], tags=("bb:v1",))
     manifest_digest = json.loads((layout / "index.json").read_text())["manifests"][0]["digest"]
     manifest = json.loads((layout / "blobs" / "sha256" / manifest_digest.removeprefix("sha256:")).read_text())
-    summary = summarize_image(layout, manifest_digest)
-    assert summary == ImageSummary(manifest["config"]["size"] + len(layer), manifest["config"]["digest"], None)
-    config_blob = layout / "blobs" / "sha256" / summary.config_digest.removeprefix("sha256:")
+    store = ImageStore(tmp_path)
+    [image] = store.images()
+    assert image == StoredImage(dockers("library/bb", "v1"), "bb:v1", manifest_digest, manifest["config"]["digest"],
+                                manifest["config"]["size"] + len(layer), None)
+    assert store.find([parse_reference("docker.io/library/bb:v1")]) == image
+    assert store.find(manifest["config"]["digest"].removeprefix("sha256:")[:12]) == image, "by id"
+    with pytest.raises(ImageError, match="no image bb:v2 in the store"):
+        store.find([parse_reference("bb:v2")])
+    config_blob = layout / "blobs" / "sha256" / image.config_digest.removeprefix("sha256:")
     config_blob.write_bytes(config_blob.read_bytes().replace(b"sh", b"ls"))
-    with pytest.raises(ImageError, match="does not match its digest"):
-        summarize_image(layout, manifest_digest)
-    with pytest.raises(ImageError, match="is not sha256:<64 hex digits>"):
-        summarize_image(layout, "../../etc/passwd")
+    assert store.images()[0].size == 0, "a damaged image is listed all the same, so that it can be removed"

@@ -22,7 +22,7 @@ import tarfile
 from collections.abc import Iterable
 from typing import IO
 
-from actorctl.images import ImageError
+from actors.images.errors import ImageError
 
 __all__ = ["INDEX_LIMIT", "archive_kind", "check_members", "member_problem", "read_archive"]
 

@@ -1,4 +1,4 @@
-"""The rules of what an image archive may hold (actorctl.imagearchive), on archives built in memory:
+"""The rules of what an image archive may hold (actors.images.archive), on archives built in memory:
 what `docker save` and OCI layout tarballs hold is accepted, every way out of the store is
 refused with the member named."""
 
@@ -11,8 +11,8 @@ import tarfile
 
 import pytest
 
-from actorctl.imagearchive import archive_kind, check_members, member_problem, read_archive
-from actorctl.images import ImageError
+from actors.images.archive import archive_kind, check_members, member_problem, read_archive
+from actors.images.errors import ImageError
 
 HEX = "ab" * 32
 OTHER_HEX = "cd" * 32
