@@ -1,4 +1,6 @@
-"""Bundles from OCI images (unpacked by Debian's `umoci`) and around existing root filesystems.
+"""Bundles made on the user's own machine, in directories of theirs (`actorctl bundle create`):
+from an OCI image layout (unpacked by Debian's `umoci`) and around existing root filesystems.
+The daemon's images (pulls, the store, containers of images) are actord's (`actors/images/`).
 
 umoci unpacks the layers (containing `../` paths and symlinks that point out of the rootfs
 inside it) and writes a config.json that already carries the image config's Env, WorkingDir
@@ -19,55 +21,30 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
-import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from actors.images.blobs import read_json_blob
 from actors.images.errors import ImageError
-from actors.images.reference import DEFAULT_TAG, TAG, InvalidReference, Reference, parse_reference
+from actors.images.reference import DEFAULT_TAG, TAG
 from actors.images.runtime_spec import image_annotations, image_command
+from actors.images.store import run_tool
 from actors.treeremoval import remove_tree
 
 __all__ = [
     "DEFAULT_TAG",
     "ImageError",
-    "ImageSummary",
     "bundle_around_rootfs",
     "bundle_from_layout",
-    "image_command",
-    "parse_image_ref",
     "parse_layout_ref",
     "read_image_config",
-    "run_tool",
-    "summarize_image",
-    "tool_message",
 ]
 
 REF_NAME = "org.opencontainers.image.ref.name"
 """The index.json annotation that names (tags) a manifest in an OCI layout."""
-UMOCI_MARK = "\N{VECTOR OR CROSS PRODUCT}"
-"""How umoci starts its error lines."""
-LOGRUS_MSG = re.compile(r'msg="((?:[^"\\]|\\.)*)"')
 MOUNT_POINTS = ("proc", "dev", "sys")
 """Directories runc mounts onto: a rootfs that lacks one would have runc create it in the rootfs."""
-
-
-def default_image_name(archive: str | os.PathLike[str]) -> str:
-    """The name of an archive's images that name none themselves: its file's name, without
-    .tar / .tar.gz / .tgz / .oci."""
-    return re.sub(r"(\.tar|\.tar\.gz|\.tgz|\.oci)$", "", Path(archive).name).lower()
-
-
-def parse_image_ref(text: str, *, name_only: bool = False) -> Reference:
-    """`[DOMAIN/]NAME[:TAG][@DIGEST]` normalized as docker does (`dimg:v1` is
-    `docker.io/library/dimg:v1`); `name_only`: a name without tag or digest. ImageError if it is none."""
-    try:
-        return parse_reference(text, name_only=name_only)
-    except InvalidReference as exc:
-        raise ImageError(str(exc)) from None
 
 
 def parse_layout_ref(text: str) -> tuple[Path, str]:
@@ -122,53 +99,6 @@ def read_image_config(layout: Path, tag: str) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise ImageError(f"{layout}: the image config of {tag!r} has a config that is not an object")
     return config
-
-
-class ImageSummary(NamedTuple):
-    """What docker lists of an image besides its name."""
-
-    size: int
-    """Bytes of its config and (compressed) layers."""
-    config_digest: str
-    """The image config's digest: docker's IMAGE ID."""
-    created: str | None
-    """The image config's `created` (RFC 3339), if it says."""
-
-
-def summarize_image(layout: Path, manifest_digest: object) -> ImageSummary:
-    """Size, config digest and creation time of the image whose manifest is `manifest_digest`."""
-    manifest = read_json_blob(layout, manifest_digest, "manifest")
-    config, layers = manifest.get("config"), manifest.get("layers")
-    if not isinstance(config, dict) or not isinstance(layers, list):
-        raise ImageError(f"{layout}: the manifest {manifest_digest} is not an image manifest (config, layers)")
-    try:
-        size = sum(int(part["size"]) for part in [config, *layers])
-    except (KeyError, TypeError, ValueError):
-        raise ImageError(f"{layout}: the manifest {manifest_digest} does not give the size of each part") from None
-    created = read_json_blob(layout, config.get("digest"), "image config").get("created")
-    return ImageSummary(size, str(config["digest"]), created if isinstance(created, str) else None)
-
-
-def run_tool(args: list[str], package: str) -> str:
-    """Run umoci or skopeo; its stdout, or an ImageError with what it said on stderr."""
-    try:
-        done = subprocess.run(args, capture_output=True, text=True, stdin=subprocess.DEVNULL)
-    except FileNotFoundError:
-        raise ImageError(f"{args[0]} is missing (apt-get install {package})") from None
-    if done.returncode != 0:
-        raise ImageError(f"{args[0]} {args[1]} failed: {tool_message(done.stderr) or f'exit {done.returncode}'}")
-    return done.stdout
-
-
-def tool_message(stderr: str) -> str:
-    """What umoci (a cross, then the message) or skopeo (logrus `level=fatal msg="message"`) said, on one line."""
-    said = []
-    for line in stderr.splitlines():
-        logged = LOGRUS_MSG.search(line)
-        text = logged.group(1).replace('\\"', '"') if logged else line.strip(f" \t{UMOCI_MARK}")
-        if text:
-            said.append(text)
-    return "; ".join(said)
 
 
 def _fresh_destination(directory: Path) -> None:

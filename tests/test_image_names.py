@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from actorctl.client import ImageFailure
-from tests.harness import Daemon
+from tests.harness import Daemon, wait_until
 from tests.oci_images import IMAGE_CONFIG, busybox_layer, docker_archive, oci_layout, tar_directory
 from tests.test_images import said
 
@@ -55,8 +55,7 @@ def runs(daemon: Daemon, container_id: str, image: str) -> None:
     done = daemon.ctl("containers", "start", "--image", image, container_id)
     assert done.returncode == 0, (image, done.stderr)
     assert said(daemon, container_id)["status"] == 0
-    done = daemon.ctl("containers", "rm", container_id)
-    assert done.returncode == 0, done.stderr
+    wait_until(lambda: not (daemon.root_dir / "images" / "containers" / container_id).exists())
 
 
 @pytest.mark.slow
@@ -74,16 +73,16 @@ def test_any_spelling_of_a_docker_name_finds_the_image(daemon: Daemon, work: Pat
                                 ("library", "library/dimg:v1"), ("v2", "docker.io/library/dimg:v2")):
         runs(daemon, container_id, image)
     with daemon.client() as client:
-        client.start_image("lib", "index.docker.io/library/dimg:v2")
+        client.start("lib", image="index.docker.io/library/dimg:v2")
         assert client.wait("lib", timeout=30).status == 0
-        client.remove("lib")
+    wait_until(lambda: not (daemon.root_dir / "images" / "containers" / "lib").exists())
 
     done = daemon.ctl("images", "rm", "dimg:v1")
     assert done.returncode == 0, done.stderr
     assert [(i["name"], i["tag"]) for i in listed(daemon)] == [("docker.io/library/dimg", "v2")]
     done = daemon.ctl("containers", "start", "--image", "docker.io/library/dimg:v1", "gone")
     assert done.returncode == 1 and "no image dimg:v1 in the store" in done.stderr
-    assert not (daemon.root_dir / "bundles" / "gone").exists()
+    assert not (daemon.root_dir / "images" / "containers" / "gone").exists()
 
 
 def test_a_digest_finds_the_image_of_that_manifest(daemon: Daemon, work: Path, layer: bytes) -> None:
@@ -97,7 +96,7 @@ def test_a_digest_finds_the_image_of_that_manifest(daemon: Daemon, work: Path, l
         done = daemon.ctl("containers", "start", "--image", image, "c1")
         assert done.returncode == 1, done.stdout
         assert f"no image {image} in the store" in done.stderr
-    assert not (daemon.root_dir / "bundles" / "c1").exists()
+    assert not (daemon.root_dir / "images" / "containers" / "c1").exists()
 
     done = daemon.ctl("images", "rm", f"dimg@{digest}")
     assert done.returncode == 0, done.stderr
@@ -163,12 +162,12 @@ def test_bad_references_are_refused_naming_them(daemon: Daemon, work: Path, laye
             assert done.returncode == 1, (args, done.stdout, done.stderr)
             assert f"{text!r}: {complaint}" in done.stderr, (args, done.stderr)
         with daemon.client() as client, pytest.raises(ImageFailure, match=re.escape(complaint)):
-            client.start_image("c1", text)
+            client.start("c1", image=text)
     done = daemon.ctl("images", "import", "--name", "web:v1", str(archive))
     assert done.returncode == 1 and "'web:v1': an image name is wanted here, without :TAG or @DIGEST" in done.stderr
     ipv6 = docker_archive(work / "v6.tar", "[::1]:5000/x:v1", IMAGE_CONFIG, [layer])
     done = daemon.ctl("images", "import", str(ipv6))
     assert done.returncode == 1 and "an OCI layout cannot name an image whose registry is an IPv6" in done.stderr
 
-    assert listed(daemon) == [] and not (daemon.root_dir / "bundles" / "c1").exists()
+    assert listed(daemon) == [] and not (daemon.root_dir / "images" / "containers" / "c1").exists()
     assert imported(daemon, archive) == ["docker.io/library/dimg:v1"], "actord and the store still serve"

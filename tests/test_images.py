@@ -1,5 +1,5 @@
 """Real images: bundles unpacked from OCI layouts (--from-oci), bundles around an existing rootfs
-(--rootfs), the image store (images import/list/rm) and containers started from it (--image),
+(--rootfs), actord's image store (images import/list/rm) and containers started from it (--image),
 with real umoci, skopeo, actord and runc; the images are built here from the host's busybox."""
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from actorctl.bundle import create_bundle
-from actorctl.client import ImageFailure
-from tests.harness import Daemon
+from actorctl.client import NotFound
+from tests.harness import Daemon, wait_until
 from tests.oci_images import IMAGE_CONFIG, busybox_layer, docker_archive, layer_of, oci_layout, tar_directory
 
 
@@ -156,10 +156,8 @@ def test_store_import_list_start_rm(daemon: Daemon, layout: Path, work: Path, la
         done = daemon.ctl("containers", "start", "--image", image, container_id)
         assert done.returncode == 0, done.stderr
         assert_image_config_honoured(said(daemon, container_id))
-        assert (daemon.root_dir / "bundles" / container_id / "rootfs" / "bin" / "busybox").exists()
-        done = daemon.ctl("containers", "rm", container_id)
-        assert done.returncode == 0, done.stderr
-        assert not (daemon.root_dir / "bundles" / container_id).exists()
+        # gone with the container (no restart policy): unmounted and removed
+        wait_until(lambda: not (daemon.root_dir / "images" / "containers" / container_id).exists())  # noqa: B023
     assert daemon.ctl("containers", "rm", "fromoci").returncode == 1, "nothing left to remove"
 
     for name in ("demo/busybox:v2", "local/bb", "local/bb:v1"):
@@ -176,7 +174,7 @@ def test_image_container_under_a_restart_policy_keeps_its_copy(daemon: Daemon, l
     done = daemon.ctl("containers", "start", "--image", "bb:v1", "--restart", "always", "kept")
     assert done.returncode == 0, done.stderr
     daemon.wait_events(lambda found: sum(e["type"] == "restart" for e in found) >= 1)
-    bundle = daemon.root_dir / "bundles" / "kept"
+    bundle = daemon.root_dir / "images" / "containers" / "kept"
     done = daemon.ctl("containers", "start", "--image", "bb:v1", "kept")
     assert done.returncode == 1 and "already exists" in done.stderr
     assert (bundle / "config.json").exists(), "a refused start leaves the running container's copy alone"
@@ -187,7 +185,7 @@ def test_image_container_under_a_restart_policy_keeps_its_copy(daemon: Daemon, l
         daemon.ctl("containers", "kill", "--signal", "KILL", "kept")
         done = daemon.ctl("containers", "rm", "kept")
     assert done.returncode == 0, done.stderr
-    assert not bundle.exists()
+    wait_until(lambda: not bundle.exists())
 
 
 def test_concurrent_imports_all_land(daemon: Daemon, layout: Path, work: Path, layer: bytes) -> None:
@@ -237,8 +235,8 @@ def test_bad_input_is_refused_clearly(daemon: Daemon, layout: Path, work: Path) 
     assert "manifest.json names no image" in refused("images", "import", str(damaged))
     assert "no image missing:latest in the store" in refused("containers", "start", "--image", "missing", "c1")
     assert "repository name (Bad) must be lowercase" in refused("containers", "start", "--image", "Bad:Name", "c1")
-    assert not (daemon.root_dir / "bundles" / "c1").exists()
-    assert daemon.ctl("containers", "start", "--image", "x", "c1", str(work)).returncode == 2
+    assert not (daemon.root_dir / "images" / "containers" / "c1").exists()
+    assert daemon.ctl("containers", "start", "c1").returncode == 2, "neither BUNDLE nor --image"
     assert daemon.ctl("images", "list", "--json").stdout.strip() == "[]"
 
 
@@ -246,7 +244,7 @@ def test_a_start_actord_refuses_leaves_no_copy(daemon: Daemon, layout: Path, wor
     assert daemon.ctl("images", "import", "--name", "bb", str(tar_directory(layout, work / "bb.tar"))).returncode == 0
     done = daemon.ctl("containers", "start", "--image", "bb", "--checkpoint", "nosuch", "c2")
     assert done.returncode == 1, done.stdout
-    assert not (daemon.root_dir / "bundles" / "c2").exists()
+    assert not (daemon.root_dir / "images" / "containers" / "c2").exists()
 
 
 def test_escaping_layer_entries_stay_inside_the_bundle(daemon: Daemon, work: Path, layer: bytes) -> None:
@@ -274,15 +272,15 @@ def test_the_client_library_goes_from_an_archive_to_a_waited_on_logged_container
     archive = docker_archive(work / "lib.tar", "lib/busybox:v1", IMAGE_CONFIG, [layer])
     with daemon.client() as client:
         assert client.import_image(str(archive)) == ["docker.io/lib/busybox:v1"]
-        assert [(i["name"], i["tag"]) for i in client.images()] == [("docker.io/lib/busybox", "v1")]
-        started = client.start_image("fromlib", "lib/busybox:v1")
-        assert started.bundle == str(daemon.root_dir / "bundles" / "fromlib")
+        assert [(i.name, i.tag) for i in client.images()] == [("docker.io/lib/busybox", "v1")]
+        started = client.start("fromlib", image="lib/busybox:v1")
+        assert started.bundle == str(daemon.root_dir / "images" / "containers" / "fromlib")
         assert client.wait("fromlib", timeout=30).status == 0
         printed = b"".join(record.data for record in client.logs("fromlib")).decode()
         assert "args: first second" in printed and "pwd: /srv/work" in printed and "uid: 1234:4321" in printed
-        with pytest.raises(ImageFailure) as unknown:
-            client.start_image("other", "lib/busybox:v9")
+        with pytest.raises(NotFound) as unknown:
+            client.start("other", image="lib/busybox:v9")
         assert "no image lib/busybox:v9 in the store" in str(unknown.value)
-        assert not (daemon.root_dir / "bundles" / "other").exists()
-        client.remove("fromlib")  # the daemon forgot it at its exit; its unpacked copy goes now
-        assert not (daemon.root_dir / "bundles" / "fromlib").exists()
+        assert not (daemon.root_dir / "images" / "containers" / "other").exists()
+        # the daemon forgot it at its exit, and its bundle with it
+        wait_until(lambda: not (daemon.root_dir / "images" / "containers" / "fromlib").exists())

@@ -51,6 +51,7 @@ from actorctl.client.errors import (
     Unreachable,
     UnsupportedVersion,
 )
+from actorctl.client.images import Image, PullProgress
 from actorctl.client.logs import LogStream
 from actorctl.client.transport import DEFAULT_ADDRESS, CurveKeys
 from actorctl.client.types import (
@@ -83,6 +84,7 @@ __all__ = [
     "Event",
     "ExitResult",
     "Health",
+    "Image",
     "ImageFailure",
     "InternalError",
     "InvalidParams",
@@ -90,6 +92,7 @@ __all__ = [
     "LogStream",
     "NotFound",
     "Process",
+    "PullProgress",
     "RestartState",
     "RuntimeFailure",
     "RuntimeTimeout",

@@ -5,15 +5,11 @@ from __future__ import annotations
 import signal as signals
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from actorctl.client.errors import ImageFailure, NotFound, Timeout
+from actorctl.client.errors import NotFound, Timeout
+from actorctl.client.images import ImageMethods
 from actorctl.client.logs import LogStream
-from actorctl.client.transport import Transport
-
-if TYPE_CHECKING:
-    from actorctl.imagestore import ImageStore
-
 from actorctl.client.types import Checkpoint, Container, Event, ExitResult, Health, Process, Stats, Version
 
 __all__ = ["Client"]
@@ -24,7 +20,7 @@ NO_SEQ_YET = 2**62
 """An `after` past any sequence number: a replay that returns no events, only `last_seq`."""
 
 
-class Client(Transport):
+class Client(ImageMethods):
     """A connection to one actord, with a typed method per request.
 
     `Client(address="ipc:///run/actord/actord.sock", timeout=10.0, *, curve_server_key=None,
@@ -58,15 +54,27 @@ class Client(Transport):
         """One container and its processes (NotFound if there is none)."""
         return Container.from_wire(self.call("containers.state", {"id": container_id}))
 
-    def start(self, container_id: str, bundle: str, *, labels: Mapping[str, str] | None = None,
+    def start(self, container_id: str, bundle: str | None = None, *, labels: Mapping[str, str] | None = None,
               stdin: bool = False, init: bool = False, restart: str | None = None,
-              checkpoint: str | None = None) -> Container:
-        """Start a container from the OCI bundle directory `bundle` (an absolute path); returns
-        once its init runs. `stdin`: give it a stdin (see `write_stdin`); `init`: tini as PID 1;
-        `restart`: a policy (`on-failure[:MAX]`, `always`, `unless-stopped`); `checkpoint`:
-        restore from `<bundle>/checkpoints/<name>`. AlreadyExists if the id is taken."""
-        params: dict[str, Any] = {"id": container_id, "bundle": bundle, "labels": dict(labels or {}),
-                                  "stdin": stdin, "init": init}
+              checkpoint: str | None = None, image: str | None = None, args: Iterable[str] | None = None,
+              tty: bool = False) -> Container:
+        """Start a container from the OCI bundle directory `bundle` (an absolute path), or from
+        `image` (a reference or an image id of the daemon's store: the daemon makes its bundle,
+        the image's layers shared through overlayfs; `args` replace the image's Cmd, as `docker
+        run IMAGE ARGS`; `tty`: give it a terminal); returns once its init runs. `stdin`: give it
+        a stdin (see `write_stdin`); `init`: tini as PID 1; `restart`: a policy (`on-failure[:MAX]`,
+        `always`, `unless-stopped`); `checkpoint`: restore from `<bundle>/checkpoints/<name>`.
+        AlreadyExists if the id is taken; NotFound for an image not in the store."""
+        if (bundle is None) == (image is None):
+            raise ValueError("give either bundle or image")
+        params: dict[str, Any] = {"id": container_id, "labels": dict(labels or {}), "stdin": stdin, "init": init}
+        if bundle is not None:
+            params["bundle"] = bundle
+        else:
+            params["image"] = image
+            params["tty"] = tty
+            if args is not None:
+                params["args"] = list(args)
         if restart is not None:
             params["restart"] = restart
         if checkpoint is not None:
@@ -187,75 +195,9 @@ class Client(Transport):
     def remove(self, container_id: str, force: bool = False) -> None:
         """Forget a container its restart policy keeps (stopped or restarting); Conflict if it runs,
         unless `force`: then every process of a running container is killed and it is removed
-        whatever its policy (returns once its exit is on record, as `docker rm -f`). The unpacked
-        image of a container started with `start_image` goes too (also when the daemon had
-        already forgotten the container), as with `actorctl containers rm`; ImageFailure if it
-        cannot be removed (a mount point inside it is left, and named)."""
-        from actorctl.images import ImageError
-
-        store = self._image_store()
-        try:
-            self.call("containers.remove", {"id": container_id, "force": True} if force else {"id": container_id})
-        except NotFound:
-            if not store.bundle_of(container_id).exists():
-                raise
-        if store.bundle_of(container_id).exists():
-            with store.bundles_locked():  # a start of this id holds it from its check to its answer
-                if not self.knows(container_id):
-                    try:
-                        store.remove_bundle(container_id)
-                    except ImageError as exc:
-                        raise ImageFailure(str(exc)) from None
-
-    # -- images (on actord's machine, as root: the store is in its root dir) -------------------
-
-    def import_image(self, archive: str, name: str | None = None) -> list[str]:
-        """Import every image of `archive` (an OCI layout tarball or a `docker save` archive)
-        into the store under actord's root; the NAME:TAG each is stored under, normalized as
-        docker does (`docker.io/library/busybox:latest`). `name`: for images the archive tags only
-        with a tag (OCI) or not at all (default: the file's name). ImageFailure if it cannot be used."""
-        from pathlib import Path
-
-        from actorctl.images import ImageError, default_image_name, parse_image_ref
-
-        try:
-            default_name = name or default_image_name(archive)
-            parse_image_ref(default_name, name_only=True)
-            refs = self._image_store().import_archive(Path(archive), default_name)
-        except ImageError as exc:
-            raise ImageFailure(str(exc)) from None
-        return [str(ref) for ref in refs]
-
-    def images(self) -> list[dict[str, Any]]:
-        """The images in the store, by name and tag: `{name, tag, digest, size, id, created}` each
-        (the full name, the manifest's digest, bytes of config and layers, the config's digest,
-        its creation time or None)."""
-        from actorctl.images import ImageError
-
-        try:
-            return [image.as_json() for image in self._image_store().images()]
-        except ImageError as exc:
-            raise ImageFailure(str(exc)) from None
-
-    def start_image(self, container_id: str, image: str, *, labels: Mapping[str, str] | None = None,
-                    init: bool = False, restart: str | None = None) -> Container:
-        """Start a container from image NAME[:TAG][@DIGEST] of the store (any of docker's spellings:
-        `busybox`, `docker.io/library/busybox:latest`): its own unpacked copy, at
-        `<root>/bundles/<id>`, which `remove` deletes. ImageFailure for an image not in the store."""
-        from actorctl.images import ImageError, parse_image_ref
-
-        try:
-            ref = parse_image_ref(image)
-            return self._image_store().start_container(
-                ref, container_id, lambda: self.knows(container_id),
-                lambda bundle: self.start(container_id, str(bundle), labels=labels, init=init, restart=restart))
-        except ImageError as exc:
-            raise ImageFailure(str(exc)) from None
-
-    def _image_store(self) -> ImageStore:
-        from actorctl.imagestore import ImageStore
-
-        return ImageStore(self.version().raw["root"])
+        whatever its policy (returns once its exit is on record, as `docker rm -f`). The bundle
+        of a container of an image goes with it."""
+        self.call("containers.remove", {"id": container_id, "force": True} if force else {"id": container_id})
 
     def knows(self, container_id: str) -> bool:
         """Whether actord has a container with this id (running, paused, restarting or stopped)."""

@@ -14,6 +14,7 @@
     │   ├── RuntimeTimeout          timeout (runc took too long; the daemon gave up on it)
     │   ├── Busy                    busy
     │   ├── StorageFull             storage_full
+    │   ├── ImageFailure            image_error (a pull, an import or an image's bundle failed)
     │   └── InternalError           internal, and any code this library does not know
     ├── Unreachable                 nothing answers at the address (or permission denied)
     └── Timeout                     no answer in time; the daemon may still complete the request
@@ -58,11 +59,6 @@ class ActordError(Exception):
 
 ClientError = ActordError
 """The name actorctl has always caught."""
-
-
-class ImageFailure(ActordError):
-    """An image, archive or image store that cannot be used (`Client.import_image`,
-    `Client.start_image`); the message says why. The daemon was not asked."""
 
 
 class DaemonError(ActordError):
@@ -148,6 +144,14 @@ class StorageFull(DaemonError):
     """The state dir's filesystem is full: starts, execs, pauses and checkpoints are refused."""
 
     CODE = "storage_full"
+
+
+class ImageFailure(DaemonError):
+    """An image cannot be pulled, imported or made a container's root: the registry's or the
+    archive's problem, as skopeo or the daemon words it (also raised before asking the daemon,
+    for a reference that cannot be one)."""
+
+    CODE = "image_error"
 
 
 class InternalError(DaemonError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 
@@ -116,8 +117,11 @@ class Transport:
 
         return self.call_raw({"v": PROTOCOL_VERSION, "method": method, "params": params or {}}, timeout)
 
-    def call_raw(self, request: dict[str, Any], timeout: float | None = None) -> Any:
-        """Send a request map (an `id` is added) and wait for its reply."""
+    def call_raw(self, request: dict[str, Any], timeout: float | None = None, *,
+                 meanwhile: tuple[zmq.Socket[bytes], Callable[[list[bytes]], None]] | None = None) -> Any:
+        """Send a request map (an `id` is added) and wait for its reply; `meanwhile` (a socket and
+        a handler): each message arriving there while waiting goes to the handler (a pull's
+        progress events, say)."""
         import zmq
 
         from actors.wire import WireError, pack, unpack
@@ -133,9 +137,17 @@ class Transport:
             self.close()
             hint = " (is this client's public key among the daemon's --curve-authorized-keys?)" if self.curve else ""
             raise Unreachable(f"cannot reach actord at {self.address} within {limit:g}s{hint}") from None
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        if meanwhile is not None:
+            poller.register(meanwhile[0], zmq.POLLIN)
         while True:
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not sock.poll(int(remaining * 1000) + 1):
+            ready = dict(poller.poll(int(remaining * 1000) + 1)) if remaining > 0 else {}
+            if meanwhile is not None and meanwhile[0] in ready:
+                meanwhile[1](meanwhile[0].recv_multipart())
+                continue
+            if sock not in ready:
                 self.close()
                 raise Timeout(
                     f"actord at {self.address} did not answer {request.get('method')} within {limit:g}s; "

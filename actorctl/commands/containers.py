@@ -85,26 +85,30 @@ def _call_attachable(ctx: click.Context, attached: bool, method: str, params: di
                    "a stopped always container comes back when actord starts again, unless-stopped does not. "
                    "Restarts back off (actord's --restart-delay); the container is kept, and brought back after "
                    "a reboot, until `containers rm`.")
-@click.option("--image", metavar="NAME[:TAG][@DIGEST]",
-              help="Instead of BUNDLE: unpack this image of the store (actorctl images) into "
-                   "<root>/bundles/ID and start that; `containers rm ID` deletes it. NAME is normalized "
-                   "as docker does: busybox, library/busybox and docker.io/library/busybox are one image.")
+@click.option("--image", metavar="NAME[:TAG][@DIGEST]|ID",
+              help="Instead of BUNDLE: an image of actord's store (actorctl images); actord makes the "
+                   "container's root, an overlay of the image's shared layers, which goes with the container. "
+                   "NAME is normalized as docker does: busybox, library/busybox and docker.io/library/busybox "
+                   "are one image.")
+@click.option("-t", "--tty", is_flag=True, help="With --image: give the container a terminal.")
 @click.argument("container_id", metavar="ID", callback=container_id_arg, shell_complete=complete_container_id)
-@click.argument("bundle", type=click.Path(file_okay=False), required=False)
+@click.argument("rest", metavar="[BUNDLE | -- ARGS...]", nargs=-1)
 @click.pass_context
 def start(ctx: click.Context, as_json: bool, labels: tuple[str, ...], checkpoint: str | None, attached: bool,
-          stdin: bool, init: bool, restart: str, image: str | None, container_id: str, bundle: str | None) -> None:
-    """Start container ID from the OCI bundle directory BUNDLE, or from an image (--image).
+          stdin: bool, init: bool, restart: str, image: str | None, tty: bool, container_id: str,
+          rest: tuple[str, ...]) -> None:
+    """Start container ID from the OCI bundle directory BUNDLE, or from an image (--image; ARGS
+    replace the image's Cmd, as `docker run IMAGE ARGS`).
 
     Returns once the container's init process runs, and prints its host pid;
     with --attach, once it exits, with its exit status. A bundle whose
     process.terminal is true gets a terminal.
 
-    An --image container gets its own unpacked copy of the image at
-    <root>/bundles/ID. It stays while actord knows the container (running, or
-    kept by its restart policy) and goes with `containers rm ID`, which also
-    removes the copy of a container that has exited; a later --image start of
-    the same ID replaces a leftover copy.
+    An --image container's root is an overlay of the image's layers (shared
+    with every container of the image) under its own upper dir, at
+    <root>/images/containers/ID. It stays while actord knows the container
+    (running, or kept by its restart policy) and goes when the container does
+    (its exit without a policy, `containers rm`).
 
     \b
     With --attach, the exit code is the process's exit status, or
@@ -115,11 +119,16 @@ def start(ctx: click.Context, as_json: bool, labels: tuple[str, ...], checkpoint
     \b
     Examples:
       actorctl containers start --restart on-failure:3 web1 ./web
-      actorctl containers start --image busybox:latest web2
+      actorctl containers start --image busybox:latest web2 -- sleep 60
       actorctl containers start --attach job1 ./job; echo "job1 exited $?"
     """
-    if (bundle is None) == (image is None):
-        raise click.UsageError("give either BUNDLE or --image")
+    bundle = None
+    if image is None:
+        if len(rest) != 1:
+            raise click.UsageError("give BUNDLE, or --image (ARGS after it)")
+        bundle = rest[0]
+    if image is None and tty:
+        raise click.UsageError("--tty is for --image (a bundle's process.terminal says it)")
     label_map = {}
     for label in labels:
         key, sep, value = label.partition("=")
@@ -134,9 +143,9 @@ def start(ctx: click.Context, as_json: bool, labels: tuple[str, ...], checkpoint
     if checkpoint:
         params["checkpoint"] = checkpoint
     if image is not None:
-        from actorctl.commands.image_start import start_from_image
-
-        result = start_from_image(ctx, image, params, attached)
+        args = list(rest[1:] if rest[:1] == ("--",) else rest)
+        image_params = {**params, "image": image, "tty": tty, **({"args": args} if args else {})}
+        result = _call_attachable(ctx, attached, "containers.start", image_params)
     else:
         assert bundle is not None
         result = _call_attachable(ctx, attached, "containers.start", {**params, "bundle": os.path.abspath(bundle)})

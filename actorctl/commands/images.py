@@ -1,50 +1,91 @@
-"""`actorctl images ...`: import, list and remove images in the store under actord's root."""
+"""`actorctl images ...`: pull, import, list, inspect, remove and prune the daemon's images.
+
+Every one is a request to actord, which owns the images: they work from anywhere the client
+reaches the daemon (tcp with CURVE too); an import streams the archive to it.
+"""
 
 from __future__ import annotations
 
 import datetime
+import sys
 import time
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import click
 
-from actorctl.common import Failure, call, format_duration, print_json
+from actorctl.client import ClientError
+from actorctl.common import client_of, format_duration, guard, print_json
 from actorctl.printable import printable
 
-if TYPE_CHECKING:
-    from actorctl.imagestore import ImageStore
-
-__all__ = ["images", "root_of"]
-
-
-def root_of(ctx: click.Context, given: str | None = None) -> Path:
-    """actord's root: `given`, or what the daemon's `version` reply says."""
-    if given:
-        return Path(given).resolve()
-    root = call(ctx, "version").get("root")
-    if not root:
-        raise Failure("the daemon does not say where its root is: give --root")
-    return Path(root)
-
-
-def _store(ctx: click.Context) -> ImageStore:
-    from actorctl.imagestore import ImageStore  # tarfile, subprocess: not for --help
-
-    return ImageStore(root_of(ctx, ctx.meta.get("images.root")))
+__all__ = ["images"]
 
 
 @click.group()
-@click.option("--root", metavar="DIR", help="actord's root (default: asked from the daemon).")
-@click.pass_context
-def images(ctx: click.Context, root: str | None) -> None:
-    """Images in the store under actord's root (<root>/images), for `containers start --image`.
+def images() -> None:
+    """Images in actord's store (<root>/images): pulled from registries or imported from
+    archives, run with `containers start --image`.
 
     \b
     Example:
-      actorctl images import ./busybox.tar && actorctl images list
+      actorctl images pull busybox && actorctl containers start --image busybox web1 -- sleep 60
     """
-    ctx.meta["images.root"] = root
+
+
+class _ProgressLine:
+    """A pull's progress on one line redrawn in place (a terminal), or a plain line per step."""
+
+    def __init__(self, ref: str) -> None:
+        self.ref = ref
+        self.redraw = sys.stderr.isatty()
+        self.width = 0
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        line = f"{printable(self.ref)}: {printable(str(event.get('stage', '')))} " \
+               f"{printable(str(event.get('item', '')))[:19]}"
+        if self.redraw:
+            click.echo(f"\r{line.ljust(self.width)}", nl=False, err=True)
+            self.width = max(self.width, len(line))
+        else:
+            click.echo(line, err=True)
+
+    def finish(self) -> None:
+        if self.redraw and self.width:
+            click.echo(f"\r{' ' * self.width}\r", nl=False, err=True)
+
+
+@images.command("pull")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the pulled image as JSON: {name, tag, digest, id, size, created}.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress, only the image's digest at the end.")
+@click.argument("reference", metavar="NAME[:TAG][@DIGEST]")
+@click.pass_context
+def pull(ctx: click.Context, as_json: bool, quiet: bool, reference: str) -> None:
+    """Pull an image from its registry into actord's store (by tag or by digest).
+
+    actord runs skopeo with its --registries-conf (mirrors, plain-HTTP insecure registries,
+    unqualified-search-registries: a NAME without a registry is tried against each, in
+    order; none configured: docker.io) and its --auth-file. A multi-platform image is pulled
+    for actord's platform. Progress goes to stderr: one line redrawn on a terminal, a line
+    per step otherwise. Two pulls of one image at once share one download.
+
+    \b
+    Examples:
+      actorctl images pull busybox:1.36
+      actorctl images pull registry.example:5000/team/app@sha256:<64 hex digits>
+    """
+    shown = _ProgressLine(reference)
+    try:
+        image = client_of(ctx).pull(reference, progress=None if quiet or as_json else shown)
+    except ClientError as exc:
+        shown.finish()
+        raise guard(exc) from None
+    shown.finish()
+    if as_json:
+        print_json(image.raw)
+    elif quiet:
+        click.echo(image.digest)
+    else:
+        click.echo(f"{printable(image.reference)}\nDigest: {image.digest}")
 
 
 @images.command("import")
@@ -58,34 +99,35 @@ def images(ctx: click.Context, root: str | None) -> None:
 def import_(ctx: click.Context, name: str | None, as_json: bool, archive: str) -> None:
     """Import every image of ARCHIVE: an OCI image layout tarball or a `docker save` archive.
 
-    Names are kept as docker normalizes them: `busybox` is `docker.io/library/busybox:latest`,
-    and any of its spellings finds it. An image already in the store under the same NAME:TAG is
-    replaced. An archive holding anything but the regular files and directories such an archive
-    has (a link, a device, a `..` or unknown name, a name twice) is refused, the member named.
+    The file is streamed to actord (so this works from another machine too), which checks it
+    and imports it with skopeo. Names are kept as docker normalizes them: `busybox` is
+    `docker.io/library/busybox:latest`, and any of its spellings finds it. An image already in
+    the store under the same NAME:TAG is replaced. An archive holding anything but the regular
+    files and directories such an archive has (a link, a device, a `..` or unknown name, a name
+    twice) is refused, the member named.
 
     \b
     Example:
       actorctl images import --name busybox ./busybox-oci.tar
     """
-    from actorctl.images import ImageError, default_image_name, parse_image_ref
-
-    default_name = name or default_image_name(archive)
     try:
-        parse_image_ref(default_name, name_only=True)
-        imported = _store(ctx).import_archive(Path(archive), default_name)
-        if as_json:
-            print_json({"imported": [str(ref) for ref in imported]})
-        for ref in [] if as_json else imported:
-            click.echo(f"imported {printable(ref.familiar())}")
-    except ImageError as exc:
-        raise Failure(str(exc)) from None
+        imported = client_of(ctx).import_image(archive, name)
+    except ClientError as exc:
+        raise guard(exc) from None
+    if as_json:
+        print_json({"imported": imported})
+        return
+    from actors.images.reference import parse_reference
+
+    for ref in imported:
+        click.echo(f"imported {printable(parse_reference(ref).familiar())}")
 
 
 @images.command("list")
 @click.option("--json", "as_json", is_flag=True,
-              help="Print a JSON array of {name, tag, digest, size, id, created}: the full name "
-                   "(docker.io/library/busybox), the manifest's digest, bytes of config and layers, "
-                   "the config's digest and its creation time (RFC 3339, or null).")
+              help="Print a JSON array of {name, tag, digest, id, size, created}: the full name "
+                   "(docker.io/library/busybox), its tag (null if pulled by digest), the manifest's digest, "
+                   "the config's digest, bytes of config and layers, the creation time (RFC 3339, or null).")
 @click.pass_context
 def list_(ctx: click.Context, as_json: bool) -> None:
     """List the images in the store, as docker does: REPOSITORY (the familiar name: busybox
@@ -95,20 +137,19 @@ def list_(ctx: click.Context, as_json: bool) -> None:
     \b
     Example:  actorctl images list --json
     """
-    from actorctl.images import ImageError
-
     try:
-        stored = _store(ctx).images()
-    except ImageError as exc:
-        raise Failure(str(exc)) from None
+        stored = client_of(ctx).images()
+    except ClientError as exc:
+        raise guard(exc) from None
     if as_json:
-        print_json([image.as_json() for image in stored])
+        print_json([image.raw for image in stored])
         return
+    from actors.images.reference import parse_reference
+
     now = time.time()
     rows = [("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE")]
-    rows += [(printable(i.ref.familiar_name), printable(i.ref.tag or "<none>"),
-              i.summary.config_digest.removeprefix("sha256:")[:12], _age(i.summary.created, now),
-              _docker_size(i.summary.size)) for i in stored]
+    rows += [(printable(parse_reference(i.reference).familiar_name), printable(i.tag or "<none>"),
+              i.id.removeprefix("sha256:")[:12], _age(i.created, now), _docker_size(i.size)) for i in stored]
     widths = [max(len(row[column]) for row in rows) for column in range(4)]
     for row in rows:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True)) + "  " + row[4])
@@ -137,21 +178,62 @@ def _docker_size(size: int) -> str:
     return f"{value:.3g}{unit}"
 
 
-@images.command("rm")
-@click.argument("reference", metavar="NAME[:TAG][@DIGEST]")
+@images.command("inspect")
+@click.argument("reference", metavar="NAME[:TAG][@DIGEST]|ID")
 @click.pass_context
-def rm(ctx: click.Context, reference: str) -> None:
-    """Remove an image from the store (containers already started from it keep their own copy).
+def inspect(ctx: click.Context, reference: str) -> None:
+    """Print one image as JSON: its names, digest, id, size, config (Env, Entrypoint, Cmd, ...),
+    layers (diff ids) and the containers made from it.
+
+    \b
+    Example:  actorctl images inspect busybox
+    """
+    try:
+        print_json(client_of(ctx).inspect_image(reference))
+    except ClientError as exc:
+        raise guard(exc) from None
+
+
+@images.command("rm")
+@click.option("--force", "-f", is_flag=True,
+              help="Remove it even while containers use it (they keep running on its layers).")
+@click.argument("reference", metavar="NAME[:TAG][@DIGEST]|ID")
+@click.pass_context
+def rm(ctx: click.Context, force: bool, reference: str) -> None:
+    """Remove an image from the store; refused while a container uses it, unless --force.
 
     NAME is normalized as docker does (busybox is docker.io/library/busybox); by digest, every
-    tag of NAME on that manifest goes.
+    tag of NAME on that manifest goes; by id, every name of the image. Blobs and layers nothing
+    else keeps are collected.
 
     \b
     Example:  actorctl images rm busybox:latest
     """
-    from actorctl.images import ImageError, parse_image_ref
-
     try:
-        _store(ctx).remove(parse_image_ref(reference))
-    except ImageError as exc:
-        raise Failure(str(exc)) from None
+        removed = client_of(ctx).remove_image(reference, force)
+    except ClientError as exc:
+        raise guard(exc) from None
+    for name in removed:
+        click.echo(f"untagged {printable(name)}")
+
+
+@images.command("prune")
+@click.option("--json", "as_json", is_flag=True, help='Print {"removed": [names], "layers": [diff ids]}.')
+@click.pass_context
+def prune(ctx: click.Context, as_json: bool) -> None:
+    """Remove the images no tag names (pulled by digest alone) that no container uses, and every
+    layer no image or container keeps.
+
+    \b
+    Example:  actorctl images prune
+    """
+    try:
+        result = client_of(ctx).prune_images()
+    except ClientError as exc:
+        raise guard(exc) from None
+    if as_json:
+        print_json(result)
+        return
+    for name in result["removed"]:
+        click.echo(f"deleted {printable(name)}")
+    click.echo(f"{len(result['layers'])} layers removed")

@@ -256,6 +256,8 @@ class ImageService(BusActor):
         path = params.string("path", required=False)
         name = params.string("name", required=False, max_len=512)
         filename = params.string("filename", required=False, max_len=4096)
+        if name is not None:
+            parse_reference(name, name_only=True)
         if (path is None) == (request.params.get("upload") is None):
             raise ApiError(ErrorCode.INVALID_PARAMS, "give either 'upload' (a token of images.import_begin) "
                                                      "or 'path' (a file the daemon reads)")

@@ -4,7 +4,6 @@ recognition, tool messages, and reading images out of a layout (no root, no umoc
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
