@@ -10,6 +10,8 @@ import pytest
 
 from actorctl.bundle import create_bundle
 from tests.harness import Daemon, checked_daemon, new_state_dir, remove_state_dir
+from tests.oci_images import IMAGE_CONFIG, busybox_layer, oci_layout
+from tests.registry import Registry
 
 UNIT_TESTS = Path(__file__).resolve().parent / "unit"
 """Tests of pure logic: no root, runc or daemon needed."""
@@ -66,3 +68,27 @@ def daemon(request: pytest.FixtureRequest) -> Iterator[Daemon]:
             yield instance
     finally:
         remove_state_dir(state_dir)
+
+
+@pytest.fixture(scope="session")
+def registry() -> Iterator[Registry]:
+    """Debian's docker-registry on a free 127.0.0.1 port (plain HTTP), started once for the
+    session and stopped by its pid. It holds `team/bb:v1` and `bb:v1` (tests/oci_images.py's
+    IMAGE_CONFIG busybox image: it prints its args, env, pwd and user) and `team/sleeper:v1` (runs
+    until killed)."""
+    if shutil.which("docker-registry") is None:
+        pytest.exit("docker-registry is missing: bin/install installs it", returncode=2)
+    started = Registry()
+    layouts = Path(tempfile.mkdtemp(prefix="adl-", dir="/tmp"))
+    try:
+        layer = busybox_layer()
+        oci_layout(layouts / "bb", IMAGE_CONFIG, [layer], tags=("v1",))
+        oci_layout(layouts / "sleeper", {**IMAGE_CONFIG, "Entrypoint": ["/bin/sleep"], "Cmd": ["1000"]}, [layer],
+                   tags=("v1",))
+        for layout, repository in (("bb", "team/bb:v1"), ("bb", "bb:v1"), ("sleeper", "team/sleeper:v1")):
+            started.push(layouts / layout, "v1", repository)
+        shutil.rmtree(layouts)
+        yield started
+    finally:
+        shutil.rmtree(layouts, ignore_errors=True)
+        started.stop()

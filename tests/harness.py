@@ -263,10 +263,11 @@ def mounts_under(path: Path) -> list[str]:
 
 def remove_state_dir(path: Path) -> None:
     """Detach what is still mounted below the state dir first: a delete must not reach into a rootfs."""
-    for point in sorted(mounts_under(path), reverse=True):
+    root = Path(str(path) + ".root")
+    for point in sorted(mounts_under(path) + mounts_under(root), reverse=True):
         subprocess.run(["umount", "-l", point], check=False)
     remove_filled_tree(path)
-    remove_filled_tree(Path(str(path) + ".root"))
+    remove_filled_tree(root)
     Path(str(path) + ".log").unlink(missing_ok=True)
 
 

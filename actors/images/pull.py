@@ -142,12 +142,12 @@ class Puller:
                     raise ImageError("skopeo is missing (apt-get install skopeo)") from None
                 count = 0
                 assert tool.stdout is not None
-                for line in tool.stdout:
-                    stage, _, item = line.strip().partition(" ")
-                    if stage in ("Copying", "Writing"):
+                for line in tool.stdout:  # "Copying blob sha256:...", "Writing manifest to image destination"
+                    words = line.split()
+                    if words[:1] in (["Copying"], ["Writing"]):
                         count += 1
-                        progress({"stage": line.strip().rsplit(" ", 1)[0].lower(), "item": item.rsplit(" ", 1)[-1],
-                                  "count": count})
+                        item = words[2] if len(words) > 2 and words[2].startswith("sha256:") else ""
+                        progress({"stage": " ".join(words[:2]).lower(), "item": item, "count": count})
                 try:
                     status = tool.wait(PULL_TIMEOUT)
                 except subprocess.TimeoutExpired:

@@ -254,36 +254,41 @@ class ImageService(BusActor):
     def import_(self, request: wire.Request) -> object:
         params = Params(request.params)
         path = params.string("path", required=False)
-        name = params.string("name", required=False, max_len=512)
-        filename = params.string("filename", required=False, max_len=4096)
-        if name is not None:
-            parse_reference(name, name_only=True)
         if (path is None) == (request.params.get("upload") is None):
             raise ApiError(ErrorCode.INVALID_PARAMS, "give either 'upload' (a token of images.import_begin) "
                                                      "or 'path' (a file the daemon reads)")
         if path is not None:
             directory = self.uploads.directory / f"import-{os.urandom(8).hex()}"
             directory.mkdir(mode=0o700)
-            archive, shown = directory / "archive", path
+            archive = directory / "archive"
         else:
             upload = self.uploads.take(self._upload_token(params))
-            directory, archive, shown = upload.directory, upload.archive, filename or "the uploaded archive"
-        default_name = name or default_image_name(filename or path or "image")
+            directory, archive = upload.directory, upload.archive
+        try:  # from here on the archive's dir goes whatever happens
+            name = params.string("name", required=False, max_len=512)
+            filename = params.string("filename", required=False, max_len=4096)
+            if name is not None:
+                parse_reference(name, name_only=True)
+            shown = path or filename or "the uploaded archive"
+            default_name = name or default_image_name(filename or path or "image")
 
-        def work() -> list[str]:
-            try:
-                if path is not None:
-                    copy_private(path, archive)
-                return [str(ref) for ref in import_archive(self.store, archive, shown, default_name)]
-            finally:
-                self.uploads.remove(directory)
+            def work() -> list[str]:
+                try:
+                    if path is not None:
+                        copy_private(path, archive)
+                    return [str(ref) for ref in import_archive(self.store, archive, shown, default_name)]
+                finally:
+                    self.uploads.remove(directory)
 
-        def then(result: Any, error: ApiError | None) -> None:
-            self.reply((request.route, request.request_id), None if error else {"imported": result}, error)
-            for ref in result or []:
-                self.publish("imported", ref)
+            def then(result: Any, error: ApiError | None) -> None:
+                self.reply((request.route, request.request_id), None if error else {"imported": result}, error)
+                for ref in result or []:
+                    self.publish("imported", ref)
 
-        self.submit(work, then)
+            self.submit(work, then)
+        except BaseException:
+            self.uploads.remove(directory)
+            raise
         return DEFERRED
 
     # -- inspection, removal ----------------------------------------------------------------

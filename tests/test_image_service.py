@@ -1,0 +1,152 @@
+"""actord's image service end to end: a remote client over tcp with CURVE imports (streamed
+through the API) and pulls images and runs containers of them; a `docker save` archive runs by
+its familiar name; containers of images survive a daemon SIGKILL and a reboot, and are removed
+without a mount left; bad import input is refused clearly and leaves nothing."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import zmq.auth
+
+from actorctl.client import Client, ImageFailure, NotFound
+from tests.harness import Daemon, checked_daemon, mounts_under, new_state_dir, pid_alive, remove_state_dir, wait_until
+from tests.oci_images import IMAGE_CONFIG, busybox_layer, docker_archive
+from tests.registry import Registry, free_port, registries_conf
+
+SLEEPING = {**IMAGE_CONFIG, "Entrypoint": ["/bin/sleep"], "Cmd": ["1000"]}
+
+
+@pytest.fixture(scope="module")
+def layer() -> bytes:
+    return busybox_layer()
+
+
+@pytest.fixture
+def work() -> Iterator[Path]:
+    directory = Path(tempfile.mkdtemp(prefix="ads-", dir="/tmp"))
+    yield directory
+    shutil.rmtree(directory)
+
+
+@dataclass(frozen=True)
+class Keys:
+    server_public: Path
+    server_secret: Path
+    client_secret: Path
+    authorized: Path
+
+
+def curve_keys(directory: Path) -> Keys:
+    made = {}
+    for name in ("server", "client"):
+        (directory / name).mkdir()
+        made[name] = zmq.auth.create_certificates(directory / name, name)
+    (directory / "authorized").mkdir()
+    shutil.copy(made["client"][0], directory / "authorized" / "client.key")
+    return Keys(Path(made["server"][0]), Path(made["server"][1]), Path(made["client"][1]), directory / "authorized")
+
+
+def image_roots_gone(daemon: Daemon) -> None:
+    wait_until(lambda: not list((daemon.root_dir / "images" / "containers").iterdir()), 15,
+               message="the containers' image bundles to go")
+    assert mounts_under(daemon.root_dir) == [], "no overlay left mounted"
+
+
+def test_a_remote_client_over_curve_imports_pulls_and_runs_image_containers(
+        request: pytest.FixtureRequest, registry: Registry, work: Path, layer: bytes) -> None:
+    keys = curve_keys(work)
+    address = f"tcp://127.0.0.1:{free_port()}"
+    conf = registries_conf(work / "registries.conf", insecure=(registry.address,))
+    state_dir = new_state_dir()
+    daemon = Daemon(state_dir, ["--listen", address, "--curve-secret-key", str(keys.server_secret),
+                                "--curve-authorized-keys", str(keys.authorized), "--registries-conf", str(conf)])
+    daemon.client = lambda timeout=10.0: Client(address, timeout, curve_server_key=keys.server_public,  # type: ignore[method-assign]
+                                                curve_client_key=keys.client_secret)
+    archive = docker_archive(work / "saved.tar", "dimg:v1", IMAGE_CONFIG, [layer])
+    try:
+        with checked_daemon(daemon, request), daemon.client(timeout=60) as remote:
+            assert remote.import_image(archive) == ["docker.io/library/dimg:v1"], "streamed over tcp"
+            assert not list((daemon.root_dir / "images").glob("import-*")), "the upload is gone once imported"
+            remote.start("saved", image="dimg:v1", args=["by", "its", "familiar", "name"])
+            assert remote.wait("saved", timeout=30).status == 0
+            printed = b"".join(record.data for record in remote.logs("saved")).decode()
+            assert "args: by its familiar name" in printed and "GREETING=hello from the image" in printed
+            pulled = remote.pull(f"{registry.address}/team/bb:v1")
+            remote.start("pulled", image=pulled.id)
+            assert remote.wait("pulled", timeout=30).status == 0
+            assert "args: first second" in b"".join(r.data for r in remote.logs("pulled")).decode()
+            image_roots_gone(daemon)
+            with pytest.raises(NotFound, match="no image dimg:v2 in the store"):
+                remote.start("nothing", image="dimg:v2")
+            assert [(i.name, i.tag) for i in remote.images()] == [
+                (f"{registry.address}/team/bb", "v1"), ("docker.io/library/dimg", "v1")]
+    finally:
+        remove_state_dir(state_dir)
+
+
+def test_bad_imports_are_refused_and_leave_nothing(daemon: Daemon, work: Path, layer: bytes) -> None:
+    (work / "text.tar").write_text("not a tar at all\n")
+    with daemon.client() as client:
+        with pytest.raises(ImageFailure, match="not a tar archive"):
+            client.import_image(work / "text.tar")
+        with pytest.raises(ImageFailure, match="an image name is wanted here"):
+            client.import_image(docker_archive(work / "d.tar", "dimg:v1", IMAGE_CONFIG, [layer]), name="x:v1")
+        with pytest.raises(NotFound, match="no upload nosuch under way"):
+            client.call("images.import_chunk", {"upload": "nosuch", "offset": 0, "data": b"x"})
+        upload = client.call("images.import_begin")["upload"]
+        client.call("images.import_chunk", {"upload": upload, "offset": 0, "data": b"x" * 1000})
+        with pytest.raises(ImageFailure, match="at offset 5, but 1000 bytes came so far"):
+            client.call("images.import_chunk", {"upload": upload, "offset": 5, "data": b"x"})
+        client.call("images.import_cancel", {"upload": upload})
+        done = daemon.ctl("images", "import", "/etc/hostname")
+        assert done.returncode == 1 and "neither an OCI layout tarball" in done.stderr, done.stderr
+        with pytest.raises(ImageFailure, match="must be absolute"):
+            client.call("images.import", {"path": "relative.tar"})
+    assert not list((daemon.root_dir / "images").glob("import-*"))
+    assert daemon.ctl("images", "list", "--json").stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_image_containers_survive_a_daemon_kill_and_a_reboot(daemon: Daemon, work: Path, layer: bytes) -> None:
+    with daemon.client(timeout=60) as client:
+        client.import_image(docker_archive(work / "sleeping.tar", "sleeper:v1", SLEEPING, [layer]))
+        client.start("plain", image="sleeper:v1")
+        client.start("always", image="sleeper:v1", restart="always")
+    roots = {name: daemon.root_dir / "images" / "containers" / name / "rootfs" for name in ("plain", "always")}
+    pids = {c["id"]: c["processes"][0]["system_pid"] for c in daemon.call("containers.list")}
+
+    assert daemon.stop(signal.SIGKILL) == -signal.SIGKILL
+    daemon.start()
+    assert {c["id"]: c["status"] for c in daemon.call("containers.list")} == {"plain": "running",
+                                                                              "always": "running"}
+    assert all(pid_alive(pid) for pid in pids.values()) and all(str(r) in mounts_under(r) for r in roots.values())
+    done = daemon.ctl("containers", "rm", "--force", "plain")
+    assert done.returncode == 0, done.stderr
+    wait_until(lambda: not roots["plain"].parent.exists(), message="plain's bundle to go")
+    assert mounts_under(roots["plain"].parent) == []
+
+    # a reboot: the daemon stops, every container and shim dies, every mount goes, /run is wiped
+    shims = {p["shim_pid"] for c in daemon.call("containers.list") for p in c["processes"]}
+    assert daemon.stop() == 0
+    daemon.kill_everything()
+    wait_until(lambda: not any(pid_alive(pid) for pid in shims), 10, 0.05, "the shims gone")
+    for point in sorted(mounts_under(daemon.state_dir) + mounts_under(daemon.root_dir), reverse=True):
+        subprocess.run(["umount", "-l", point], check=True)
+    subprocess.run(["rm", "-rf", "--one-file-system", str(daemon.state_dir)], check=True)
+    daemon.start()
+    wait_until(lambda: [(c["id"], c["status"]) for c in daemon.call("containers.list")] == [("always", "running")],
+               15, 0.05, "the always container back")
+    assert str(roots["always"]) in mounts_under(roots["always"]), "its root mounted again"
+    done = daemon.ctl("containers", "exec", "--attach", "always", "--", "cat", "/etc/passwd")
+    assert done.returncode == 0 and "root:" in done.stdout, done.stderr
+    done = daemon.ctl("containers", "rm", "--force", "always")
+    assert done.returncode == 0, done.stderr
+    image_roots_gone(daemon)

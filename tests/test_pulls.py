@@ -1,0 +1,181 @@
+"""Pulls through actord from a real registry on 127.0.0.1 (Debian's docker-registry, plain HTTP,
+made insecure by the registries.conf actord is given): by tag and by digest, through a mirror,
+by a short name the search registries complete; a wrong digest and a registry answering
+nonsense; two pulls sharing one download; images in use; prune; progress events."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actorctl.client import Conflict, ImageFailure
+from tests.harness import Daemon, checked_daemon, mounts_under, new_state_dir, remove_state_dir, wait_until
+from tests.registry import BlobGate, GarbageRegistry, Registry, registries_conf
+
+MIRRORED = "mirror.invalid"
+"""A registry that does not exist: pulls of its names go to its mirror, the test registry."""
+
+
+@pytest.fixture
+def start_daemon(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
+    """Start actord with a registries.conf of these insecure registries (and search list, mirrors)."""
+    stack: list[Any] = []
+
+    def start(*, insecure: tuple[str, ...], search: tuple[str, ...] = (),
+              mirrors: dict[str, str] | None = None) -> Daemon:
+        conf = registries_conf(tmp_path / "registries.conf", insecure=insecure, search=search, mirrors=mirrors)
+        state_dir = new_state_dir()
+        context = checked_daemon(Daemon(state_dir, extra_args=["--registries-conf", str(conf)]), request)
+        stack.append((context, state_dir))
+        return context.__enter__()
+
+    yield start
+    for context, state_dir in stack:
+        try:
+            context.__exit__(None, None, None)
+        finally:
+            remove_state_dir(state_dir)
+
+
+def listed(daemon: Daemon) -> list[dict[str, Any]]:
+    done = daemon.ctl("images", "list", "--json")
+    assert done.returncode == 0, done.stderr
+    images: list[dict[str, Any]] = json.loads(done.stdout)
+    return images
+
+
+def output_of(daemon: Daemon, container_id: str) -> str:
+    with daemon.client() as client:
+        assert client.wait(container_id, timeout=30).status == 0
+        return b"".join(record.data for record in client.logs(container_id)).decode()
+
+
+def nothing_left(daemon: Daemon) -> None:
+    """No pull's scratch, no container's bundle or mount under the root."""
+    images = daemon.root_dir / "images"
+    assert not list(images.glob("pull-*")) and not list(images.glob("import-*"))
+    wait_until(lambda: not list((images / "containers").iterdir()), message="image bundles to go")
+    assert mounts_under(daemon.root_dir) == []
+
+
+def test_pull_by_tag_and_by_digest_run_and_prune(registry: Registry, start_daemon: Callable[..., Daemon]) -> None:
+    daemon = start_daemon(insecure=(registry.address,))
+    done = daemon.ctl("images", "pull", f"{registry.address}/team/bb:v1")
+    assert done.returncode == 0, done.stderr
+    [image] = listed(daemon)
+    assert (image["name"], image["tag"]) == (f"{registry.address}/team/bb", "v1")
+    assert f"Digest: {image['digest']}" in done.stdout, "the manifest digest is shown"
+    assert image["id"].startswith("sha256:") and image["size"] > 100_000
+    assert registry.fetches(r"/v2/team/bb/manifests/v1") == 1
+
+    by_digest = f"{registry.address}/team/bb@{image['digest']}"
+    done = daemon.ctl("images", "pull", "--json", by_digest)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["digest"] == image["digest"]
+    assert sorted((i["tag"] or "") for i in listed(daemon)) == ["", "v1"], "a digest pull has no tag"
+
+    done = daemon.ctl("containers", "start", "--image", by_digest, "bydigest", "--", "from", "digest")
+    assert done.returncode == 0, done.stderr
+    printed = output_of(daemon, "bydigest")
+    assert "args: from digest" in printed and "uid: 1234:4321" in printed and "pwd: /srv/work" in printed
+
+    nothing_left(daemon)  # the container exited without a policy: its bundle went with it
+    done = daemon.ctl("images", "prune", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["removed"] == [by_digest], "the untagged image goes, the tagged one stays"
+    assert [(i["tag"]) for i in listed(daemon)] == ["v1"]
+
+
+def test_a_mirror_and_a_short_name(registry: Registry, start_daemon: Callable[..., Daemon]) -> None:
+    daemon = start_daemon(insecure=(registry.address,), search=(registry.address,),
+                          mirrors={MIRRORED: registry.address})
+    with daemon.client(timeout=60) as client:
+        mirrored = client.pull(f"{MIRRORED}/team/bb:v1")
+        assert mirrored.name == f"{MIRRORED}/team/bb", "stored under the name asked for"
+        short = client.pull("bb:v1")
+        assert short.name == f"{registry.address}/bb", "a short name is stored under the registry that had it"
+        assert short.digest == mirrored.digest
+        started = client.start("short", image="bb:v1", args=["short", "name"])
+        assert started.bundle == str(daemon.root_dir / "images" / "containers" / "short")
+    assert "args: short name" in output_of(daemon, "short")
+    nothing_left(daemon)
+
+
+def test_a_wrong_digest_and_a_garbage_registry_leave_nothing(registry: Registry,
+                                                             start_daemon: Callable[..., Daemon]) -> None:
+    garbage = GarbageRegistry()
+    try:
+        daemon = start_daemon(insecure=(registry.address, garbage.address))
+        blobs = daemon.root_dir / "images" / "oci" / "blobs" / "sha256"
+        wrong = f"{registry.address}/team/bb@sha256:{'0' * 64}"
+        done = daemon.ctl("images", "pull", wrong)
+        assert done.returncode == 1, done.stdout
+        assert f"cannot pull {wrong}" in done.stderr and "manifest unknown" in done.stderr, done.stderr
+        done = daemon.ctl("images", "pull", f"{garbage.address}/team/bb:v1")
+        assert done.returncode == 1, done.stdout
+        assert f"cannot pull {garbage.address}/team/bb:v1" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr and done.stderr.splitlines()[-1].startswith("Error: cannot pull")
+        with daemon.client() as client, pytest.raises(ImageFailure):
+            client.pull(f"{garbage.address}/other:v1")
+        assert listed(daemon) == [] and (not blobs.exists() or list(blobs.iterdir()) == [])
+        nothing_left(daemon)
+        assert daemon.ctl("images", "pull", f"{registry.address}/team/bb:v1").returncode == 0, "still serving"
+    finally:
+        garbage.stop()
+
+
+def test_two_pulls_of_one_image_share_one_download(registry: Registry,
+                                                   start_daemon: Callable[..., Daemon]) -> None:
+    gate = BlobGate(registry)
+    try:
+        daemon = start_daemon(insecure=(gate.address,))
+        ref = f"{gate.address}/team/bb:v1"
+        seen: list[list[dict[str, Any]]] = [[], []]
+        results: list[Any] = [None, None]
+
+        def pull(n: int) -> None:
+            with daemon.client(timeout=60) as client:
+                results[n] = client.pull(ref, progress=seen[n].append)
+
+        first = threading.Thread(target=pull, args=(0,))
+        first.start()
+        assert gate.blob_asked.wait(30), "the first pull reached the blobs"
+        second = threading.Thread(target=pull, args=(1,))
+        second.start()
+        wait_until(lambda: any(e["stage"] == "waiting for the pull under way" for e in seen[1]), 30,
+                   message="the second pull to join the first")
+        gate.release()
+        for thread in (first, second):
+            thread.join(60)
+        assert results[0] is not None and results[0] == results[1]
+        assert gate.count("/manifests/") == 1, gate.gets
+        assert gate.count("/blobs/") == 2, gate.gets  # config and layer, once each
+        stages = [e["stage"] for e in seen[0]]
+        assert stages[0] == "resolving" and "copying blob" in stages and "writing manifest" in stages, stages
+        assert all(e["ref"] == f"{gate.address}/team/bb:v1" for e in seen[0] + seen[1])
+    finally:
+        gate.stop()
+
+
+def test_an_image_in_use_is_not_removed(registry: Registry, start_daemon: Callable[..., Daemon]) -> None:
+    daemon = start_daemon(insecure=(registry.address,))
+    ref = f"{registry.address}/team/sleeper:v1"
+    with daemon.client(timeout=60) as client:
+        image = client.pull(ref)
+        client.start("busy", image=ref)
+        with pytest.raises(Conflict, match="used by container"):
+            client.remove_image(ref)
+        done = daemon.ctl("images", "rm", image.id.removeprefix("sha256:")[:12])
+        assert done.returncode == 1 and "is used by container(s) busy" in done.stderr, done.stderr
+        assert client.inspect_image(ref)["containers"] == ["busy"]
+        client.remove("busy", force=True)
+    nothing_left(daemon)
+    done = daemon.ctl("images", "rm", ref)
+    assert done.returncode == 0, done.stderr
+    assert listed(daemon) == []
+    assert list((daemon.root_dir / "images" / "layers").iterdir()) == [], "its layer went with it"
