@@ -8,7 +8,7 @@ from pathlib import Path
 from actorctl.reference import generate
 from actors.wire.api import METHODS
 from actors.wire.errors import ErrorCode
-from actors.wire.events import EVENT_TYPES, HEARTBEAT_TOPIC, WELCOME_TOPIC
+from actors.wire.events import EVENT_TYPES, HEARTBEAT_TOPIC, IMAGE_EVENT_TYPES, WELCOME_TOPIC
 
 DOCS = Path(__file__).resolve().parent.parent.parent / "docs"
 
@@ -22,7 +22,8 @@ def test_cli_reference_and_man_pages_are_current() -> None:
 def test_protocol_page_names_everything_the_wire_defines() -> None:
     text = (DOCS / "protocol.md").read_text()
     codes = [value for name, value in vars(ErrorCode).items() if name.isupper()]
-    missing = [name for name in (*METHODS, *codes, *EVENT_TYPES, WELCOME_TOPIC, HEARTBEAT_TOPIC)
+    missing = [name for name in (*METHODS, *codes, *EVENT_TYPES, *IMAGE_EVENT_TYPES, WELCOME_TOPIC,
+                                   HEARTBEAT_TOPIC)
                if f"`{name}`" not in text]
     assert missing == []
     for method in METHODS:
