@@ -151,7 +151,7 @@ class LayerStore:
                 source: io.BufferedIOBase = gzip.GzipFile(fileobj=raw, mode="rb") if compression == "gzip" else raw
                 hashing = _HashingReader(source)
                 with tarfile.open(fileobj=hashing, mode="r|", errorlevel=2) as tar:
-                    tar.extractall(scratch, numeric_owner=True, filter=layer_filter)
+                    tar.extractall(str(scratch), numeric_owner=True, filter=layer_filter)
                 hashing.drain()
         except ImageError as exc:
             raise ImageError(f"layer {diff_id}: {exc}") from None
