@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import os
 import stat
+import subprocess
 import tarfile
 import tempfile
 import threading
@@ -325,6 +327,23 @@ def test_a_missing_working_dir_is_made_inside_the_root(work: Path, base_layer: b
     assert (bundle / "upper" / str(outside).lstrip("/") / "made" / "here").is_dir(), "in the container's upper dir"
     assert os.listdir(outside) == [], "the symlink was resolved inside the image"
     bundles.remove("wd")
+
+
+@pytest.mark.parametrize("user", [None, "1234:4321", "worker", "worker:staff", "1234", "5000", "root"])
+def test_the_spec_is_what_umoci_writes_for_the_same_image(work: Path, base_layer: bytes, user: str | None) -> None:
+    groups = layer_of([("dir", "etc", None), ("file", "etc/group", b"root:x:0:\nworkers:x:4321:\n"
+                                                                   b"wheel:x:10:root,worker\nstaff:x:50:worker\n")])
+    config = {key: value for key, value in IMAGE_CONFIG.items() if key != "User"} | ({"User": user} if user else {})
+    layout, digest = image(work, "layout", [base_layer, groups], config)
+    subprocess.run(["umoci", "unpack", "--image", f"{layout}:latest", str(work / "umoci")], check=True,
+                   capture_output=True)
+    theirs = json.loads((work / "umoci" / "config.json").read_text())["process"]
+    bundles = ImageBundles(work / "images")
+    ours = json.loads((bundles.create(layout, digest, "same", None) / "config.json").read_text())["process"]
+    for key in ("args", "cwd", "user"):
+        assert ours[key] == theirs[key], key
+    assert ours["env"] == [entry for entry in theirs["env"] if entry != "TERM=xterm"], "TERM only with a terminal"
+    bundles.remove("same")
 
 
 def test_a_container_runs_from_an_image_bundle(daemon: Daemon, base_layer: bytes, work: Path) -> None:
