@@ -303,11 +303,15 @@ def test_roots_survive_a_restart_are_remounted_and_removed_with_their_mounts(wor
     assert again.layers.collect(again.in_use()) == [], "its layers stay while its bundle does"
     assert again.mount("kept") == bundle and is_mounted(rootfs)
     assert again.mount("kept") == bundle, "mounting a mounted root is nothing"
-    assert [line for line in mounts_under(work)] == [str(rootfs)]
+    assert mounts_under(work) == [str(rootfs)]
     assert (rootfs / "srv" / "work" / "written").read_text() == "by the container"
     assert again.layers.collect(set()) == [], "a mounted root's layers are not collected"
     with pytest.raises(ImageError, match="in use by a container's root filesystem"):
         again.layers.remove(diff_id_of(base_layer))
+    with open(rootfs / "srv" / "work" / "written") as held:  # as a process of the container would
+        with pytest.raises(ImageError, match=f"cannot unmount {rootfs}: it is still in use"):
+            again.remove("kept")
+        assert is_mounted(rootfs) and held.read() == "by the container", "a root in use is left whole"
     again.remove("kept")
     assert not is_mounted(rootfs) and mounts_under(work) == [] and not bundle.exists()
     again.remove("kept")  # nothing left: nothing to do
