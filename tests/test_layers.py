@@ -319,6 +319,18 @@ def test_roots_survive_a_restart_are_remounted_and_removed_with_their_mounts(wor
     assert os.listdir(again.layers.directory) == []
 
 
+def test_what_a_crash_left_half_made_is_swept(work: Path) -> None:
+    bundles = ImageBundles(work / "images")
+    dead = int(Path("/proc/sys/kernel/pid_max").read_text()) + 1  # no process has (or had) it
+    left = [bundles.containers / f".c1.new-{dead}-abc", bundles.layers.directory / f".unpack-{dead}-abc"]
+    running = [bundles.containers / f".c2.new-{os.getpid()}-abc", bundles.layers.directory / f".unpack-{os.getpid()}-x"]
+    for directory in left + running:
+        (directory / "sub").mkdir(parents=True)
+    assert bundles.sweep() == [left[0].name]
+    assert bundles.layers.collect(set()) == [], "a scratch dir is no layer"
+    assert [path.exists() for path in left + running] == [False, False, True, True], "this process's are in the making"
+
+
 def test_a_missing_working_dir_is_made_inside_the_root(work: Path, base_layer: bytes) -> None:
     outside = work / "outside"
     outside.mkdir()
