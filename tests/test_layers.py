@@ -319,6 +319,29 @@ def test_roots_survive_a_restart_are_remounted_and_removed_with_their_mounts(wor
     assert os.listdir(again.layers.directory) == []
 
 
+def test_bad_input_is_refused_clearly_and_leaves_nothing(work: Path, base_layer: bytes) -> None:
+    bundles = ImageBundles(work / "images")
+    layout, digest = image(work, "layout", [base_layer], {"Env": ["A=1"]})
+    config_digest = json.loads((layout / "blobs" / "sha256" / digest.removeprefix("sha256:")).read_text())["config"]
+    empty_layout, empty_digest = image(work, "empty", [])
+    for container_id, image_digest, args, complaint in [
+        ("../up", digest, ["sh"], "'../up' is not a container id"),
+        ("c", "sha256:xyz", ["sh"], r"the manifest's digest 'sha256:xyz' is not sha256:<64 hex digits>"),
+        ("c", "sha256:" + "0" * 64, ["sh"], f"cannot read the manifest sha256:{'0' * 64}"),
+        ("c", config_digest["digest"], ["sh"], "is not an image manifest"),
+        ("c", digest, None, "the image has neither Entrypoint nor Cmd"),
+    ]:
+        with pytest.raises(ImageError, match=complaint):
+            bundles.create(layout, image_digest, container_id, args)
+    with pytest.raises(ImageError, match="has no layers"):
+        bundles.create(empty_layout, empty_digest, "c", ["sh"])
+    assert os.listdir(bundles.containers) == [] and mounts_under(work) == []
+    bundles.create(layout, digest, "c", ["sh"])
+    with pytest.raises(ImageError, match="container c already has an image bundle"):
+        bundles.create(layout, digest, "c", ["sh"])
+    bundles.remove("c")
+
+
 def test_what_a_crash_left_half_made_is_swept(work: Path) -> None:
     bundles = ImageBundles(work / "images")
     dead = int(Path("/proc/sys/kernel/pid_max").read_text()) + 1  # no process has (or had) it

@@ -110,7 +110,9 @@ class ImageBundles:
         image = read_json_blob(layout, config_descriptor.get("digest"), "image config")
         rootfs = image.get("rootfs")
         diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
-        if not isinstance(diff_ids, list) or len(diff_ids) != len(layers) or not layers:
+        if not layers:
+            raise ImageError(f"{layout}: the image {manifest_digest} has no layers")
+        if not isinstance(diff_ids, list) or len(diff_ids) != len(layers):
             raise ImageError(f"{layout}: the image {manifest_digest} has {len(layers)} layers but its config "
                              f"names {len(diff_ids) if isinstance(diff_ids, list) else 'no'} diff ids")
         chain = []
