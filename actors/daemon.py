@@ -154,11 +154,13 @@ def raise_fd_limit() -> None:
 
 def remount_image_bundles(images_dir: Path, runtime: str) -> None:
     """Mount again the root of every container of an image (after a reboot; a mounted one is
-    left as it is), before any restart policy starts one. One that cannot be is logged: its start
-    will fail and say why."""
+    left as it is), before any restart policy starts one, and remove the bundles a crash left
+    half made. One that cannot be mounted is logged: its start will fail and say why."""
     if not (images_dir / "containers").is_dir():
         return
     bundles = ImageBundles(images_dir, runtime=runtime)
+    for name in bundles.sweep():
+        logger.info("removed %s, a container's bundle left half made", name)
     for name in sorted(os.listdir(bundles.containers)):
         if name.startswith("."):
             continue

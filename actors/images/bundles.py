@@ -25,6 +25,7 @@ from actors.images.layers import DIFF_ID, LayerStore
 from actors.images.layerview import LayerView
 from actors.images.overlay import is_mounted, mount_overlay, unmount
 from actors.images.runtime_spec import default_spec, image_spec, working_dir
+from actors.images.scratch import left_by_a_dead_process, scratch_tag
 from actors.images.users import resolve_user
 from actors.treeremoval import remove_tree
 from actors.wire.api import CONTAINER_ID
@@ -34,6 +35,8 @@ __all__ = ["CHAIN_FILE", "ImageBundles"]
 logger = logging.getLogger(__name__)
 
 CHAIN_FILE = "layers.json"
+SCRATCH_MARK = ".new-"
+"""A bundle being made is `.<id>.new-<pid>-*` until it is renamed to `<id>`."""
 OPEN_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -65,7 +68,7 @@ class ImageBundles:
         layout = Path(layout).resolve()
         chain, image_config = self._read_image(layout, manifest_digest)
         diff_ids = [diff_id for _, _, diff_id in chain]
-        scratch = Path(tempfile.mkdtemp(prefix=f".{container_id}.new-", dir=self.containers))
+        scratch = Path(tempfile.mkdtemp(prefix=f".{container_id}{SCRATCH_MARK}{scratch_tag()}", dir=self.containers))
         made = scratch
         try:
             with self.layers.pinned(diff_ids):
@@ -107,7 +110,9 @@ class ImageBundles:
         image = read_json_blob(layout, config_descriptor.get("digest"), "image config")
         rootfs = image.get("rootfs")
         diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
-        if not isinstance(diff_ids, list) or len(diff_ids) != len(layers) or not layers:
+        if not layers:
+            raise ImageError(f"{layout}: the image {manifest_digest} has no layers")
+        if not isinstance(diff_ids, list) or len(diff_ids) != len(layers):
             raise ImageError(f"{layout}: the image {manifest_digest} has {len(layers)} layers but its config "
                              f"names {len(diff_ids) if isinstance(diff_ids, list) else 'no'} diff ids")
         chain = []
@@ -170,6 +175,17 @@ class ImageBundles:
         if is_mounted(bundle / "rootfs"):
             unmount(bundle / "rootfs")
         remove_tree(bundle)
+
+    def sweep(self) -> list[str]:
+        """Remove the bundles a crashed process left half made (never mounted: a root is mounted
+        only once its bundle is renamed into place); their names."""
+        removed = []
+        for name in sorted(os.listdir(self.containers)):
+            if name.startswith(".") and SCRATCH_MARK in name and left_by_a_dead_process(
+                    name.rpartition(SCRATCH_MARK)[2]):
+                remove_tree(self.containers / name)
+                removed.append(name)
+        return removed
 
     def in_use(self) -> set[str]:
         """The diff ids of every bundle's layers, mounted or not."""

@@ -84,7 +84,8 @@ class LayerFilter:
     opaque_dirs: list[str] = field(default_factory=list)
     xattrs: list[tuple[str, dict[str, bytes]]] = field(default_factory=list)
 
-    def __call__(self, member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
+    def __call__(self, member: tarfile.TarInfo, destination: str | os.PathLike[str]) -> tarfile.TarInfo | None:
+        dest = os.fspath(destination)
         checked = tarfile.tar_filter(member, dest)
         parts = _components(member, checked.name)
         _check_parents(dest, parts[:-1], member)

@@ -31,6 +31,7 @@ from pathlib import Path
 from actors.images.errors import ImageError
 from actors.images.layerfilter import LayerFilter
 from actors.images.overlay import overlay_lower_dirs
+from actors.images.scratch import left_by_a_dead_process, scratch_tag
 from actors.treeremoval import remove_tree
 
 __all__ = ["DIFF_ID", "LayerStore", "layer_compression"]
@@ -100,16 +101,6 @@ class _HashingReader(io.RawIOBase):
             pass
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class LayerStore:
     """Layers unpacked once each, by diff id, below `directory`."""
 
@@ -132,7 +123,7 @@ class LayerStore:
         compression = layer_compression(media_type)
         if final.is_dir() and not final.is_symlink():
             return final
-        scratch = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", dir=self.directory))
+        scratch = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{scratch_tag()}", dir=self.directory))
         try:
             self._unpack(blob, compression, diff_id, scratch)
             self._publish(scratch, final)
@@ -151,7 +142,7 @@ class LayerStore:
                 source: io.BufferedIOBase = gzip.GzipFile(fileobj=raw, mode="rb") if compression == "gzip" else raw
                 hashing = _HashingReader(source)
                 with tarfile.open(fileobj=hashing, mode="r|", errorlevel=2) as tar:
-                    tar.extractall(scratch, numeric_owner=True, filter=layer_filter)
+                    tar.extractall(str(scratch), numeric_owner=True, filter=layer_filter)
                 hashing.drain()
         except ImageError as exc:
             raise ImageError(f"layer {diff_id}: {exc}") from None
@@ -208,8 +199,7 @@ class LayerStore:
             mounted = overlay_lower_dirs()
             for name in sorted(os.listdir(self.directory)):
                 if name.startswith(SCRATCH_PREFIX):
-                    pid = name.removeprefix(SCRATCH_PREFIX).partition("-")[0]
-                    if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+                    if left_by_a_dead_process(name.removeprefix(SCRATCH_PREFIX)):
                         logger.info("removing %s, left by an unpack that did not finish", name)
                         remove_tree(self.directory / name)
                     continue
