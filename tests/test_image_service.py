@@ -92,9 +92,13 @@ def test_a_remote_client_over_curve_imports_pulls_and_runs_image_containers(
         remove_state_dir(state_dir)
 
 
-def test_bad_imports_are_refused_and_leave_nothing(daemon: Daemon, work: Path, layer: bytes) -> None:
+def test_an_import_by_path_and_bad_imports_refused_leaving_nothing(daemon: Daemon, work: Path,
+                                                                   layer: bytes) -> None:
     (work / "text.tar").write_text("not a tar at all\n")
     with daemon.client() as client:
+        saved = docker_archive(work / "bypath.tar", "bypath:v1", IMAGE_CONFIG, [layer])
+        assert client.call("images.import", {"path": str(saved)}) == {"imported": ["docker.io/library/bypath:v1"]}
+        client.remove_image("bypath:v1")
         with pytest.raises(ImageFailure, match="not a tar archive"):
             client.import_image(work / "text.tar")
         with pytest.raises(ImageFailure, match="an image name is wanted here"):
