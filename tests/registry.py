@@ -14,6 +14,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -43,17 +44,28 @@ def registries_conf(path: Path, *, insecure: tuple[str, ...], search: tuple[str,
 
 
 class Registry:
-    """docker-registry on 127.0.0.1:<port>, started here and stopped by its pid."""
+    """docker-registry on 127.0.0.1:<port>, started here and stopped by its pid; with `user`
+    (name, password) it admits only that user (htpasswd, bcrypt)."""
 
-    def __init__(self) -> None:
+    def __init__(self, user: tuple[str, str] | None = None) -> None:
         self.directory = Path(tempfile.mkdtemp(prefix="adr-", dir="/tmp"))
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.log = self.directory / "access.log"
+        self.user = user
+        auth = ""
+        if user is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                import crypt  # bcrypt, as docker-registry's htpasswd wants; Python 3.11 still has it
+
+                hashed = crypt.crypt(user[1], crypt.mksalt(crypt.METHOD_BLOWFISH))
+            (self.directory / "htpasswd").write_text(f"{user[0]}:{hashed}\n")
+            auth = f"auth:\n  htpasswd:\n    realm: tests\n    path: {self.directory / 'htpasswd'}\n"
         (self.directory / "config.yml").write_text(
             "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\n"
             f"storage:\n  filesystem:\n    rootdirectory: {self.directory / 'data'}\n  delete:\n    enabled: true\n"
-            f"http:\n  addr: {self.address}\n")
+            f"http:\n  addr: {self.address}\n{auth}")
         (self.directory / "policy.json").write_text('{"default":[{"type":"insecureAcceptAnything"}]}\n')
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(["docker-registry", "serve", str(self.directory / "config.yml")],
@@ -65,15 +77,16 @@ class Registry:
         try:
             connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
             connection.request("GET", "/v2/")
-            return connection.getresponse().status == 200
+            return connection.getresponse().status in (200, 401)
         except OSError:
             return False
 
     def push(self, layout: Path, tag: str, repository: str) -> str:
         """Push image `tag` of the OCI layout as `repository` (path:tag); its manifest's digest."""
         digest_file = self.directory / "digest"
+        creds = ["--dest-creds", f"{self.user[0]}:{self.user[1]}"] if self.user else []
         subprocess.run(["skopeo", "--policy", str(self.directory / "policy.json"), "copy", "--quiet",
-                        "--dest-tls-verify=false", "--digestfile", str(digest_file), f"oci:{layout}:{tag}",
+                        "--dest-tls-verify=false", *creds, "--digestfile", str(digest_file), f"oci:{layout}:{tag}",
                         f"docker://{self.address}/{repository}"], check=True, capture_output=True)
         return digest_file.read_text().strip()
 

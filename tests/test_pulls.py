@@ -5,6 +5,7 @@ nonsense; two pulls sharing one download; images in use; prune; progress events.
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -15,6 +16,7 @@ import pytest
 
 from actorctl.client import Conflict, ImageFailure
 from tests.harness import Daemon, checked_daemon, mounts_under, new_state_dir, remove_state_dir, wait_until
+from tests.oci_images import IMAGE_CONFIG, busybox_layer, oci_layout
 from tests.registry import BlobGate, GarbageRegistry, Registry, registries_conf
 
 MIRRORED = "mirror.invalid"
@@ -27,10 +29,11 @@ def start_daemon(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cal
     stack: list[Any] = []
 
     def start(*, insecure: tuple[str, ...], search: tuple[str, ...] = (),
-              mirrors: dict[str, str] | None = None) -> Daemon:
+              mirrors: dict[str, str] | None = None, auth_file: Path | None = None) -> Daemon:
         conf = registries_conf(tmp_path / "registries.conf", insecure=insecure, search=search, mirrors=mirrors)
         state_dir = new_state_dir()
-        context = checked_daemon(Daemon(state_dir, extra_args=["--registries-conf", str(conf)]), request)
+        extra = ["--registries-conf", str(conf)] + ([] if auth_file is None else ["--auth-file", str(auth_file)])
+        context = checked_daemon(Daemon(state_dir, extra_args=extra), request)
         stack.append((context, state_dir))
         return context.__enter__()
 
@@ -179,3 +182,22 @@ def test_an_image_in_use_is_not_removed(registry: Registry, start_daemon: Callab
     assert done.returncode == 0, done.stderr
     assert listed(daemon) == []
     assert list((daemon.root_dir / "images" / "layers").iterdir()) == [], "its layer went with it"
+
+
+def test_credentials_come_from_the_auth_file(tmp_path: Path, start_daemon: Callable[..., Daemon]) -> None:
+    private = Registry(user=("puller", "s3cret"))
+    try:
+        layout = oci_layout(tmp_path / "layout", IMAGE_CONFIG, [busybox_layer()], tags=("v1",))
+        private.push(layout, "v1", "team/private:v1")
+        auth = tmp_path / "auth.json"
+        auth.write_text(json.dumps({"auths": {private.address: {
+            "auth": base64.b64encode(b"puller:s3cret").decode()}}}))
+        without = start_daemon(insecure=(private.address,))
+        done = without.ctl("images", "pull", f"{private.address}/team/private:v1")
+        assert done.returncode == 1 and "unauthorized" in done.stderr.lower(), done.stderr
+        with_auth = start_daemon(insecure=(private.address,), auth_file=auth)
+        done = with_auth.ctl("images", "pull", f"{private.address}/team/private:v1")
+        assert done.returncode == 0, done.stderr
+        assert [i["name"] for i in listed(with_auth)] == [f"{private.address}/team/private"]
+    finally:
+        private.stop()
