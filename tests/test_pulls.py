@@ -61,7 +61,7 @@ def output_of(daemon: Daemon, container_id: str) -> str:
 def nothing_left(daemon: Daemon) -> None:
     """No pull's scratch, no container's bundle or mount under the root."""
     images = daemon.root_dir / "images"
-    assert not list(images.glob("pull-*")) and not list(images.glob("import-*"))
+    assert not list(images.glob("stage-*")) and not list(images.glob("import-*"))
     wait_until(lambda: not list((images / "containers").iterdir()), message="image bundles to go")
     assert mounts_under(daemon.root_dir) == []
 
@@ -132,7 +132,7 @@ def test_a_wrong_digest_and_a_garbage_registry_leave_nothing(registry: Registry,
         garbage.stop()
 
 
-def test_two_pulls_of_one_image_share_one_download(registry: Registry,
+def test_two_pulls_of_one_image_share_one_download_and_the_store_answers_meanwhile(registry: Registry,
                                                    start_daemon: Callable[..., Daemon]) -> None:
     gate = BlobGate(registry)
     try:
@@ -152,6 +152,7 @@ def test_two_pulls_of_one_image_share_one_download(registry: Registry,
         second.start()
         wait_until(lambda: any(e["stage"] == "waiting for the pull under way" for e in seen[1]), 30,
                    message="the second pull to join the first")
+        assert daemon.call("images.list", timeout=5) == [], "the store answers while a pull downloads"
         gate.release()
         for thread in (first, second):
             thread.join(60)

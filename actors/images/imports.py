@@ -109,9 +109,9 @@ def import_archive(store: ImageStore, archive: Path, shown: str, default_name: s
     except ImageError as exc:
         raise ImageError(f"{shown}: {exc}") from None
     transport = "oci-archive" if kind == "oci" else "docker-archive"
-    with store.lock:
-        for image in images:
-            source = f"{transport}:{archive}" + (f":{image.source}" if image.source else "")
-            run_tool(["skopeo", "copy", "--quiet", source, f"oci:{store.layout}:{image.ref}"], "skopeo")
-        store.collect()  # blobs a re-tag left unused
+    for image in images:
+        source = f"{transport}:{archive}" + (f":{image.source}" if image.source else "")
+        with store.staged(str(image.ref)) as staging:
+            run_tool(["skopeo", "copy", "--quiet", source, f"oci:{staging}:{image.ref}"], "skopeo")
+    store.collect()  # blobs a re-tag left unused
     return [image.ref for image in images]

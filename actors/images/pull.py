@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-import tempfile
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -93,7 +92,7 @@ def stored_name(ref: Reference) -> str:
 
 
 class Puller:
-    """Runs `skopeo copy docker://REF oci:<layout>:<name>` under the store's lock."""
+    """Runs `skopeo copy docker://REF oci:<staging>:<name>`, then stores what it fetched."""
 
     def __init__(self, store: ImageStore, settings: PullSettings) -> None:
         self.store = store
@@ -114,7 +113,7 @@ class Puller:
                 failures.append(str(exc))
         raise ImageError("; ".join(failures))
 
-    def _command(self, ref: Reference, digest_file: Path) -> list[str]:
+    def _command(self, ref: Reference, digest_file: Path, staging: Path) -> list[str]:
         command = ["skopeo"]
         conf = self.settings.conf()
         if conf is not None:
@@ -124,14 +123,15 @@ class Puller:
             command += ["--authfile", str(self.settings.auth_file)]
         # with a tag and a digest, the digest is what is pulled (as docker does)
         source = ref.name + (f"@{ref.digest}" if ref.digest else f":{ref.tag}")
-        return [*command, f"docker://{source}", f"oci:{self.store.layout}:{stored_name(ref)}"]
+        return [*command, f"docker://{source}", f"oci:{staging}:{stored_name(ref)}"]
 
     def _copy(self, ref: Reference, progress: Progress) -> str:
         """One skopeo copy; the digest of the manifest it wrote."""
         progress({"stage": "resolving", "item": str(ref), "count": 0})
-        with self.store.lock, tempfile.TemporaryDirectory(prefix="pull-", dir=self.store.directory) as scratch:
+        with self.store.staged(stored_name(ref)) as staging:
+            scratch = staging.parent
             digest_file = Path(scratch) / "digest"
-            command = self._command(ref, digest_file)
+            command = self._command(ref, digest_file, staging)
             logger.info("pulling %s", ref)
             stderr_path = Path(scratch) / "stderr"
             with open(stderr_path, "w+") as stderr:

@@ -135,6 +135,7 @@ class ImageService(BusActor):
     def on_start(self) -> None:
         super().on_start()
         self.uploads.sweep_leftovers()
+        self.store.sweep_staging()
 
     def on_stop(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)

@@ -4,15 +4,20 @@
 
 skopeo writes into the layout (pulls, imports), this module reads it, edits index.json for
 removals and has `umoci gc` collect the blobs no name keeps. Every change holds the store's lock
-(a thread lock: the daemon is the layout's only owner), so index.json is never written twice at once.
+(a thread lock: the daemon is the layout's only owner), so index.json is never written twice at
+once, but only for as long as a local copy takes: a download or an archive goes first into a
+private staging layout (`staged`) holding hard links to every blob the store has (so that skopeo
+fetches only what is new), and is copied into the store from there.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import subprocess
+import tempfile
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -23,6 +28,7 @@ from actors.images.blobs import read_json_blob
 from actors.images.errors import ImageError
 from actors.images.reference import InvalidReference, Reference, parse_reference
 from actors.statedir import write_json_atomic
+from actors.treeremoval import remove_tree
 
 __all__ = ["IMAGE_ID", "REF_NAME", "ImageStore", "StoredImage", "run_tool", "tool_message"]
 
@@ -30,6 +36,7 @@ REF_NAME = "org.opencontainers.image.ref.name"
 """The index.json annotation that names a manifest in an OCI layout."""
 IMAGE_ID = re.compile(r"(?:sha256:)?([0-9a-f]{12,64})")
 """An image id as docker takes one: the config's digest, or at least 12 of its first hex digits."""
+STAGE_PREFIX = "stage-"
 UMOCI_MARK = "\N{VECTOR OR CROSS PRODUCT}"
 """How umoci starts its error lines."""
 LOGRUS_MSG = re.compile(r'msg="((?:[^"\\]|\\.)*)"')
@@ -155,6 +162,31 @@ class ImageStore:
             size, created, config_digest = 0, None, ""
         assert isinstance(name, str)
         return StoredImage(ref, name, digest, config_digest, size, created if isinstance(created, str) else None)
+
+    def sweep_staging(self) -> None:
+        """Remove the staging layouts a previous daemon left."""
+        for path in self.directory.glob(f"{STAGE_PREFIX}*"):
+            remove_tree(path, missing_ok=True)
+
+    @contextlib.contextmanager
+    def staged(self, name: str) -> Iterator[Path]:
+        """A private staging layout for the image to be stored as `name`: fill it (skopeo copy to
+        `oci:<it>:<name>`) without the lock; on a clean exit it is copied into the store under
+        the lock. It is removed whatever happens."""
+        scratch = Path(tempfile.mkdtemp(prefix=STAGE_PREFIX, dir=self.directory))
+        try:
+            staging = scratch / "oci"
+            (staging / "blobs" / "sha256").mkdir(parents=True)
+            with self.lock:  # no gc meanwhile: every blob linked is whole
+                blobs = self.layout / "blobs" / "sha256"
+                for blob in os.listdir(blobs) if blobs.is_dir() else []:
+                    os.link(blobs / blob, staging / "blobs" / "sha256" / blob)
+            yield staging
+            with self.lock:
+                run_tool(["skopeo", "copy", "--quiet", f"oci:{staging}:{name}", f"oci:{self.layout}:{name}"],
+                         "skopeo")
+        finally:
+            remove_tree(scratch, missing_ok=True)
 
     def find(self, wanted: Iterable[Reference] | str) -> StoredImage:
         """The image named by the first of `wanted` the store has (by tag, digest or both), or the
