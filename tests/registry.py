@@ -81,13 +81,16 @@ class Registry:
         except OSError:
             return False
 
-    def push(self, layout: Path, tag: str, repository: str) -> str:
-        """Push image `tag` of the OCI layout as `repository` (path:tag); its manifest's digest."""
+    def push(self, layout: Path, tag: str, repository: str, *, every_platform: bool = False) -> str:
+        """Push image `tag` of the OCI layout as `repository` (path:tag); its manifest's digest
+        (`every_platform`: a multi-platform index whole, and the index's digest)."""
         digest_file = self.directory / "digest"
         creds = ["--dest-creds", f"{self.user[0]}:{self.user[1]}"] if self.user else []
+        whole = ["--all"] if every_platform else []
         subprocess.run(["skopeo", "--policy", str(self.directory / "policy.json"), "copy", "--quiet",
-                        "--dest-tls-verify=false", *creds, "--digestfile", str(digest_file), f"oci:{layout}:{tag}",
-                        f"docker://{self.address}/{repository}"], check=True, capture_output=True)
+                        "--dest-tls-verify=false", *creds, *whole, "--digestfile", str(digest_file),
+                        f"oci:{layout}:{tag}", f"docker://{self.address}/{repository}"], check=True,
+                       capture_output=True)
         return digest_file.read_text().strip()
 
     def fetches(self, pattern: str) -> int:

@@ -6,7 +6,9 @@ nonsense; two pulls sharing one download; images in use; prune; progress events.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import platform
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,7 +18,7 @@ import pytest
 
 from actorctl.client import Conflict, ImageFailure
 from tests.harness import Daemon, checked_daemon, mounts_under, new_state_dir, remove_state_dir, wait_until
-from tests.oci_images import IMAGE_CONFIG, busybox_layer, oci_layout
+from tests.oci_images import IMAGE_CONFIG, busybox_layer, diff_id_of, layer_of, oci_layout
 from tests.registry import BlobGate, GarbageRegistry, Registry, registries_conf
 
 MIRRORED = "mirror.invalid"
@@ -202,3 +204,50 @@ def test_credentials_come_from_the_auth_file(tmp_path: Path, start_daemon: Calla
         assert [i["name"] for i in listed(with_auth)] == [f"{private.address}/team/private"]
     finally:
         private.stop()
+
+
+def multi_platform_layout(path: Path) -> tuple[Path, dict[str, str]]:
+    """A layout whose tag `v1` is an image index of an amd64 image (busybox, IMAGE_CONFIG) and an
+    arm64 one (a single file); the manifest digest of each."""
+    oci_layout(path, IMAGE_CONFIG, [busybox_layer()], tags=("amd64",))
+    blobs = path / "blobs" / "sha256"
+
+    def blob(data: bytes) -> dict[str, Any]:
+        digest = hashlib.sha256(data).hexdigest()
+        (blobs / digest).write_bytes(data)
+        return {"digest": f"sha256:{digest}", "size": len(data)}
+
+    arm_layer = layer_of([("file", "arch", b"arm64")])
+    arm_config = blob(json.dumps({"architecture": "arm64", "os": "linux", "config": {"Cmd": ["/arch"]},
+                                  "rootfs": {"type": "layers", "diff_ids": [diff_id_of(arm_layer)]}}).encode())
+    arm_manifest = blob(json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **arm_config},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", **blob(arm_layer)}]}).encode())
+    amd_manifest = json.loads((path / "index.json").read_text())["manifests"][0]
+    index = blob(json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                             "manifests": [
+                                 {"mediaType": amd_manifest["mediaType"], "digest": amd_manifest["digest"],
+                                  "size": amd_manifest["size"], "platform": {"architecture": "amd64", "os": "linux"}},
+                                 {"mediaType": "application/vnd.oci.image.manifest.v1+json", **arm_manifest,
+                                  "platform": {"architecture": "arm64", "os": "linux"}}]}).encode())
+    (path / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": "application/vnd.oci.image.index.v1+json", **index,
+         "annotations": {"org.opencontainers.image.ref.name": "v1"}}]}))
+    return path, {"amd64": amd_manifest["digest"], "arm64": arm_manifest["digest"]}
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="the index's images are amd64 and arm64")
+def test_a_multi_platform_index_is_resolved_to_this_machine(tmp_path: Path, registry: Registry,
+                                                            start_daemon: Callable[..., Daemon]) -> None:
+    layout, manifests = multi_platform_layout(tmp_path / "multi")
+    index_digest = registry.push(layout, "v1", "team/multi:v1", every_platform=True)
+    daemon = start_daemon(insecure=(registry.address,))
+    with daemon.client(timeout=60) as client:
+        by_tag = client.pull(f"{registry.address}/team/multi:v1")
+        assert by_tag.digest == manifests["amd64"], "this machine's manifest is stored"
+        by_index = client.pull(f"{registry.address}/team/multi@{index_digest}")
+        assert (by_index.tag, by_index.digest) == (None, manifests["amd64"])
+        client.start("multi", image=f"{registry.address}/team/multi@{index_digest}", args=["from", "an", "index"])
+    assert "args: from an index" in output_of(daemon, "multi")
+    nothing_left(daemon)
