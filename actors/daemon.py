@@ -38,10 +38,8 @@ from actors.daemonlog import FORMATS, LEVELS
 from actors.daemonlog import configure as configure_logging
 from actors.eventlog import EventLog
 from actors.eventlog.store import EventStore
-from actors.images.bundles import ImageBundles
-from actors.images.errors import ImageError
 from actors.images.pull import PullSettings
-from actors.images.service import ImageService
+from actors.images.service import ImageService, remount_image_bundles
 from actors.inspector import Inspector
 from actors.metrics import Metrics, MetricsServer, parse_address
 from actors.monitor import Monitor
@@ -150,24 +148,6 @@ def raise_fd_limit() -> None:
             logger.warning("cannot raise the open-files limit from %d to %d: %s", soft, hard, exc)
             return
     logger.info("open-files limit: %d (was %d)", hard, soft)
-
-
-def remount_image_bundles(images_dir: Path, runtime: str) -> None:
-    """Mount again the root of every container of an image (after a reboot; a mounted one is
-    left as it is), before any restart policy starts one, and remove the bundles a crash left
-    half made. One that cannot be mounted is logged: its start will fail and say why."""
-    if not (images_dir / "containers").is_dir():
-        return
-    bundles = ImageBundles(images_dir, runtime=runtime)
-    for name in bundles.sweep():
-        logger.info("removed %s, a container's bundle left half made", name)
-    for name in sorted(os.listdir(bundles.containers)):
-        if name.startswith("."):
-            continue
-        try:
-            bundles.mount(name)
-        except (ImageError, OSError) as exc:
-            logger.error("cannot mount the root of container %s: %s", name, exc)
 
 
 def runtime_version(binary: str) -> str:
@@ -368,7 +348,7 @@ class Daemon:
                     start_timeout=self.start_timeout, report_address=self.shim_address,
                     log_limit=self.log_limit,
                 ))
-            remount_image_bundles(self.root.images, binary)
+            remount_image_bundles(self.root.images, binary)  # before any restart policy runs
             bus.register("images", ImageService.start(context, self.root.images, runtime=binary,
                                                       pull_settings=self.pulls))
             supervisor = Supervisor.start(context, state=self.state, root=self.root, workers=worker_names,

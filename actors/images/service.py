@@ -42,7 +42,7 @@ from actors.wire import messages as wire
 from actors.wire.api import Params, error_reply, ok_reply
 from actors.wire.events import ImageEventType, image_event, image_topic
 
-__all__ = ["POOL_THREADS", "ImageService"]
+__all__ = ["POOL_THREADS", "ImageService", "remount_image_bundles"]
 
 logger = logging.getLogger(__name__)
 
@@ -413,3 +413,21 @@ class ImageService(BusActor):
             self.bundles.remove(message.container_id)
         except (ImageError, OSError) as exc:
             logger.error("cannot remove the image bundle of container %s: %s", message.container_id, exc)
+
+
+def remount_image_bundles(images_dir: Path, runtime: str) -> None:
+    """Mount again the root of every container of an image (after a reboot; a mounted one is
+    left as it is), before any restart policy starts one, and remove the bundles a crash left
+    half made. One that cannot be mounted is logged: its start will fail and say why."""
+    if not (images_dir / "containers").is_dir():
+        return
+    bundles = ImageBundles(images_dir, runtime=runtime)
+    for name in bundles.sweep():
+        logger.info("removed %s, a container's bundle left half made", name)
+    for name in sorted(os.listdir(bundles.containers)):
+        if name.startswith("."):
+            continue
+        try:
+            bundles.mount(name)
+        except (ImageError, OSError) as exc:
+            logger.error("cannot mount the root of container %s: %s", name, exc)
