@@ -79,7 +79,9 @@ def test_a_remote_client_over_curve_imports_pulls_and_runs_image_containers(
             assert remote.wait("saved", timeout=30).status == 0
             printed = b"".join(record.data for record in remote.logs("saved")).decode()
             assert "args: by its familiar name" in printed and "GREETING=hello from the image" in printed
-            pulled = remote.pull(f"{registry.address}/team/bb:v1")
+            seen: list[dict[str, object]] = []
+            pulled = remote.pull(f"{registry.address}/team/bb:v1", progress=seen.append)
+            assert seen == [], "the event socket is local: no progress over tcp, and no wait for it"
             remote.start("pulled", image=pulled.id)
             assert remote.wait("pulled", timeout=30).status == 0
             assert "args: first second" in b"".join(r.data for r in remote.logs("pulled")).decode()

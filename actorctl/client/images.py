@@ -68,9 +68,10 @@ class ImageMethods(Transport):
 
     def pull(self, ref: str, *, progress: PullProgress | None = None, timeout: float = PULL_TIMEOUT) -> Image:
         """Pull `ref` (by tag or digest; a name without a registry is tried against the daemon's
-        search registries) into the daemon's store; `progress` gets each step. Two pulls of one
-        image at once share one download. ImageFailure says why one fails."""
-        if progress is None:
+        search registries) into the daemon's store; `progress` gets each step (read from the
+        event socket, which is local: over tcp there is no progress). Two pulls of one image at
+        once share one download. ImageFailure says why one fails."""
+        if progress is None or not self.address.startswith("ipc://"):
             return Image.from_wire(self.call("images.pull", {"ref": ref}, timeout=timeout))
         from actorctl.events import attach
         from actors.wire import WireError
