@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from actorctl.client import Client, DaemonError
-from actorctl.events import attach, follow, stored
+from actorctl.client.events import attach, follow, stored
 
 __all__ = ["UnknownContainer", "wait_exits"]
 

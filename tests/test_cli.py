@@ -30,7 +30,7 @@ finally:
     sys.stderr.write("\\nmodules: " + " ".join(sorted(sys.modules)) + "\\n")
 """
 
-HEAVY = ("actorctl.attach", "actorctl.bundle", "actorctl.events", "actors.wire.events", "subprocess", "termios",
+HEAVY = ("actorctl.attach", "actorctl.bundle", "actorctl.client.events", "actors.wire.events", "subprocess", "termios",
          "zmq.auth")
 """Modules that only some commands need: bundle creation, attaching, following events, CURVE."""
 

@@ -152,8 +152,8 @@ class Client(Transport):
         socket drops events for a subscriber that falls behind) is filled from the event log.
         `container_id`, `types` (e.g. `("exit", "oom")`) and `since` (unix time) select
         events; `deadline` (a `time.monotonic()` time) ends a following iteration."""
-        from actorctl.events import follow as follow_stream
-        from actorctl.events import stored
+        from actorctl.client.events import follow as follow_stream
+        from actorctl.client.events import stored
 
         wanted = None if types is None else frozenset(types)
         if after is None:

@@ -89,7 +89,7 @@ def events(ctx: click.Context, as_json: bool, after: int | None, since: str | No
       actorctl events --type exit --filter label=tier=web
       actorctl events --after 0 --no-follow --json --id web1
     """
-    from actorctl.events import follow, stored  # zmq and msgpack: not for --help
+    from actorctl.client.events import follow, stored  # zmq and msgpack: not for --help
     from actors.wire.events import EVENT_FIELDS
 
     labels = []
