@@ -119,8 +119,9 @@ class ExitResult:
     process: str
     status: int
     """Its exit code, or 128 + the signal that ended it (137: killed)."""
-    event: Event
-    """The `exit` event that said so."""
+    event: Event | None
+    """The `exit` event that said so; None when the answer is a restart policy's `last_status`
+    (the daemon keeps it after the event log has rotated past that exit)."""
 
     @property
     def signal(self) -> int | None:

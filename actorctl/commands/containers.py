@@ -14,7 +14,6 @@ import click
 from actorctl.client import ClientError
 from actorctl.common import (
     AttachableCommand,
-    Failure,
     attach_failure,
     call,
     client_of,
@@ -510,31 +509,33 @@ def wait(ctx: click.Context, as_json: bool, container_ids: tuple[str, ...]) -> N
     """Block until each container ID exits, and print its exit status (one line per container,
     in the order given); exit with the first one's status.
 
-    A container that has already exited gives its last exit status at once: a
-    restart policy's (restarting, stopped), or the event log's for a container
-    that is gone. A container under a restart policy ends the wait at its first
-    exit after the wait began. The wait outlives a restart of the daemon (it
-    follows the event log, so it misses no exit). An id with no container and
-    no exit on record: exit 1. Exit 3 when the daemon stays away (10 minutes).
+    Each container is waited for in turn, all from the moment this command
+    began, and gets its status from the first of: its first exit since then
+    (a container under a restart policy: that exit, not its final stop); for a
+    running container, its next exit; for one a restart policy keeps
+    (restarting, stopped), the policy's last exit status (known even when the
+    event log has rotated past it); for a container that is gone, its last exit
+    in the event log. An id with none of these: exit 1. The wait outlives a
+    restart of the daemon (it follows the event log, so it misses no exit);
+    exit 3 when the daemon stays away (10 minutes).
 
     \b
     Examples:
       actorctl containers wait job1
       actorctl containers wait --json job1 job2
     """
-    from actorctl.wait import UnknownContainer, wait_exits
-
-    first: int | None = None
+    client = client_of(ctx)
+    statuses: dict[str, int] = {}
     try:
-        for container_id, status in wait_exits(client_of(ctx), container_ids):
+        began = client.last_event_seq()
+        for container_id in container_ids:
+            if container_id not in statuses:
+                statuses[container_id] = client.wait(container_id, after=began).status
             if as_json:
-                print_json_line({"id": container_id, "status": status})
+                print_json_line({"id": container_id, "status": statuses[container_id]})
             else:
-                click.echo(str(status))
+                click.echo(str(statuses[container_id]))
                 sys.stdout.flush()
-            first = status if first is None else first
-    except UnknownContainer as exc:
-        raise Failure(str(exc)) from None
     except ClientError as exc:
         raise guard(exc) from None
-    ctx.exit(first or 0)
+    ctx.exit(statuses[container_ids[0]])
