@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import signal as signals
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from actorctl.client.errors import ImageFailure, NotFound
-from actorctl.client.logs import LogStream
+from actorctl.client.logs import POLL_INTERVAL, LogStream
 from actorctl.client.transport import Transport
 from actorctl.client.wait import RECONNECT, wait_for_exit
 
@@ -129,13 +129,19 @@ class Client(Transport):
         return wait_for_exit(self, container_id, process, after=after, timeout=timeout, reconnect=reconnect)
 
     def logs(self, container_id: str, process: str = "init", *, follow: bool = False, since: float | None = None,
-             until: float | None = None, tail: int | None = None) -> LogStream:
+             until: float | None = None, tail: int | None = None, cursor: Sequence[int] | None = None,
+             poll_interval: float = POLL_INTERVAL, idle: Callable[[], None] | None = None) -> LogStream:
         """The process's captured output (stdout and stderr, each `LogRecord` stamped with its
         time), oldest first: what is there now, or with `follow` everything until the process
-        exits. `since`/`until` (unix times) select by capture time; `tail` keeps the last N
-        records of what is there now (then, with `follow`, what comes). Output stays readable
-        while the process runs and for the last 256 exited processes."""
-        return LogStream(self, container_id, process, follow=follow, since=since, until=until, tail=tail)
+        exits (or, with `until`, until that time has passed). `since`/`until` (unix times)
+        select by capture time; `tail` keeps the last N records of what is there now (then,
+        with `follow`, what comes); `cursor` (another stream's `.cursor`) goes on where that
+        stream stopped. While following, the daemon is asked again every `poll_interval`
+        seconds when there was nothing new, after calling `idle` (if given: work to do between
+        reads, e.g. forwarding a terminal's size). Output stays readable while the process
+        runs and for the last 256 exited processes."""
+        return LogStream(self, container_id, process, follow=follow, since=since, until=until, tail=tail,
+                         cursor=cursor, poll_interval=poll_interval, idle=idle)
 
     def events(self, after: int | None = None, *, container_id: str | None = None,
                types: Iterable[str] | None = None, since: float | None = None, follow: bool = True,

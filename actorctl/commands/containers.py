@@ -29,7 +29,8 @@ from actorctl.common import (
 from actorctl.printable import printable
 
 if TYPE_CHECKING:
-    from actorctl.logs import Piece
+    from actorctl.client import LogStream
+    from actorctl.lines import Piece
 
 __all__ = ["containers"]
 
@@ -440,6 +441,13 @@ def stats(ctx: click.Context, as_json: bool, watch: bool, container_id: str) -> 
             return
 
 
+def _report_dropped(stream: LogStream) -> None:
+    """Say on stderr that output was rotated away unread (once each time it happens)."""
+    if stream.dropped:
+        click.echo("actorctl: some output was rotated away before it was read", err=True)
+        stream.dropped = False
+
+
 def _show_piece(piece: Piece, as_json: bool, timestamps: bool) -> None:
     if as_json:
         print_json_line({"stream": "stderr" if piece.stream == 2 else "stdout", "time": piece.time,
@@ -476,22 +484,24 @@ def logs(ctx: click.Context, follow: bool, process_id: str, tail_lines: int | No
       actorctl containers logs --tail 20 --timestamps web1
       actorctl containers logs --since 10m --follow web1
     """
-    from actorctl.logs import Reader, history, tail, then
+    from actorctl.lines import LineCutter, last_lines
 
     since_ts = parse_time(since, "--since") if since else None
     until_ts = parse_time(until, "--until") if until else None
-    reader = Reader(client_of(ctx), {"id": container_id, "pid": process_id})
+    client = client_of(ctx)
+    lines = LineCutter()
     try:
-        stored = [piece for piece in history(reader) if (since_ts is None or piece.time >= since_ts)
-                  and (until_ts is None or piece.time <= until_ts)]
-        for piece in stored if tail_lines is None else tail(stored, tail_lines):
+        stored = client.logs(container_id, process_id, since=since_ts, until=until_ts)
+        pieces = [piece for record in stored for piece in lines.cut(record)]
+        _report_dropped(stored)
+        for piece in pieces if tail_lines is None else last_lines(pieces, tail_lines):
             _show_piece(piece, as_json, timestamps)
         if follow:
-            for piece in then(reader, until_ts):
-                if reader.dropped:
-                    click.echo("actorctl: some output was rotated away before it was read", err=True)
-                    reader.dropped = False
-                if since_ts is None or piece.time >= since_ts:
+            coming = client.logs(container_id, process_id, follow=True, since=since_ts, until=until_ts,
+                                 cursor=stored.cursor)
+            for record in coming:
+                _report_dropped(coming)
+                for piece in lines.cut(record):
                     _show_piece(piece, as_json, timestamps)
     except ClientError as exc:
         raise guard(exc) from None
