@@ -159,7 +159,7 @@ class Client(Transport):
         if after is None:
             after = self.last_event_seq()
         if not follow:
-            records = stored(self, after, since, container_id)
+            records = stored(self, after, since, container_id, wanted)
         else:
             records = follow_stream(self, self.version().events_address, after, since, container_id,
                                     types=wanted, deadline=deadline)
