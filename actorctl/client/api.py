@@ -122,9 +122,10 @@ class Client(Transport):
         * otherwise NotFound (no such container or process, and no exit of it on record).
 
         `ExitResult.event` is the exit event, None when the answer is a `last_status`.
-        Timeout after `timeout` seconds (None: no limit). Once the wait has begun it keeps
-        waiting through a daemon restart, up to `reconnect` seconds without a daemon; then
-        Unreachable. Give several waits the same `after` to wait for each container's first
+        Timeout after `timeout` seconds (None: no limit; 0: only what is known now, Timeout
+        for a process that still runs). Once the wait has begun (at `after`, when given) it
+        keeps waiting through a daemon restart, up to `reconnect` seconds without a daemon;
+        then Unreachable. Give several waits the same `after` to wait for each container's first
         exit since one moment, one after the other (as `containers wait ID...` does)."""
         return wait_for_exit(self, container_id, process, after=after, timeout=timeout, reconnect=reconnect)
 

@@ -3,6 +3,7 @@ logs is in commands/logs.py."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -11,7 +12,7 @@ from typing import Any
 
 import click
 
-from actorctl.client import Container
+from actorctl.client import Container, Timeout
 from actorctl.commands.logs import logs
 from actorctl.common import (
     AttachableCommand,
@@ -431,9 +432,10 @@ def wait(ctx: click.Context, as_json: bool, container_ids: tuple[str, ...]) -> N
     running container, its next exit; for one a restart policy keeps
     (restarting, stopped), the policy's last exit status (known even when the
     event log has rotated past it); for a container that is gone, its last exit
-    in the event log. An id with none of these: exit 1. The wait outlives a
-    restart of the daemon (it follows the event log, so it misses no exit);
-    exit 3 when the daemon stays away (10 minutes).
+    in the event log. An id with none of these: exit 1 at once, before any
+    status is printed. The wait outlives a restart of the daemon (it follows
+    the event log, so it misses no exit); exit 3 when the daemon stays away
+    (10 minutes).
 
     \b
     Examples:
@@ -444,6 +446,9 @@ def wait(ctx: click.Context, as_json: bool, container_ids: tuple[str, ...]) -> N
     statuses: dict[str, int] = {}
     with failures():
         began = client.last_event_seq()
+        for container_id in dict.fromkeys(container_ids):  # what is known now: an unknown id fails before any wait
+            with contextlib.suppress(Timeout):  # it runs: waited for below
+                statuses[container_id] = client.wait(container_id, after=began, timeout=0).status
         for container_id in container_ids:
             if container_id not in statuses:
                 statuses[container_id] = client.wait(container_id, after=began).status
