@@ -17,9 +17,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from actors.images.runtime_spec import default_spec
 from actors.treeremoval import remove_tree
 
-__all__ = ["BUSYBOX", "create_bundle", "default_spec", "replace_file"]
+__all__ = ["BUSYBOX", "create_bundle", "replace_file"]
 
 BUSYBOX = "/bin/busybox"
 
@@ -37,14 +38,6 @@ def _fill_rootfs(rootfs: Path, busybox: str) -> None:
     (rootfs / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
     (rootfs / "etc" / "group").write_text("root:x:0:\n")
     rootfs.chmod(0o755)
-
-
-def default_spec(runtime: str) -> dict[str, Any]:
-    """The config `runc spec` writes: the base every bundle here starts from."""
-    with tempfile.TemporaryDirectory(prefix="actord-spec-") as scratch:
-        subprocess.run([runtime, "spec", "--bundle", scratch], check=True, capture_output=True)
-        spec: dict[str, Any] = json.loads((Path(scratch) / "config.json").read_text())
-    return spec
 
 
 def replace_file(path: Path, text: str) -> None:

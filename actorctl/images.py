@@ -17,7 +17,6 @@ image's setuid files and device nodes are reachable by root alone.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -26,7 +25,10 @@ import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from actors.images.blobs import read_json_blob
+from actors.images.errors import ImageError
 from actors.images.reference import DEFAULT_TAG, TAG, InvalidReference, Reference, parse_reference
+from actors.images.runtime_spec import image_annotations, image_command
 from actors.treeremoval import remove_tree
 
 __all__ = [
@@ -50,9 +52,6 @@ DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 UMOCI_MARK = "\N{VECTOR OR CROSS PRODUCT}"
 """How umoci starts its error lines."""
 LOGRUS_MSG = re.compile(r'msg="((?:[^"\\]|\\.)*)"')
-IMAGE_ANNOTATIONS = "org.opencontainers.image."
-"""The prefix of the only image annotations (and labels) that reach a bundle's config.json: the
-OCI's descriptive ones, which neither runc nor CRIU read."""
 MOUNT_POINTS = ("proc", "dev", "sys")
 """Directories runc mounts onto: a rootfs that lacks one would have runc create it in the rootfs."""
 
@@ -61,10 +60,6 @@ def default_image_name(archive: str | os.PathLike[str]) -> str:
     """The name of an archive's images that name none themselves: its file's name, without
     .tar / .tar.gz / .tgz / .oci."""
     return re.sub(r"(\.tar|\.tar\.gz|\.tgz|\.oci)$", "", Path(archive).name).lower()
-
-
-class ImageError(Exception):
-    """An image, layout, archive or rootfs that cannot be used; the message says why."""
 
 
 def parse_image_ref(text: str, *, name_only: bool = False) -> Reference:
@@ -87,36 +82,6 @@ def parse_layout_ref(text: str) -> tuple[Path, str]:
     if not TAG.fullmatch(tag):
         raise ImageError(f"{text!r}: {tag!r} is not a tag (1 to 128 of A-Z a-z 0-9 _ . -)")
     return Path(layout), tag
-
-
-def image_command(image_config: dict[str, Any], args: list[str]) -> list[str]:
-    """What the container runs, as `docker run`: the Entrypoint followed by `args` if given,
-    else by the image's Cmd."""
-    entrypoint = image_config.get("Entrypoint") or []
-    command = [*entrypoint, *(args or image_config.get("Cmd") or [])]
-    if not command:
-        raise ImageError("the image has neither Entrypoint nor Cmd: give the command after --")
-    return command
-
-
-def _read_blob(layout: Path, digest: object, what: str) -> dict[str, Any]:
-    """A JSON blob of the layout, its digest checked (a name that is not a digest is refused)."""
-    if not isinstance(digest, str) or not DIGEST.fullmatch(digest):
-        raise ImageError(f"{layout}: the {what}'s digest {digest!r} is not sha256:<64 hex digits>")
-    path = layout / "blobs" / "sha256" / digest.removeprefix("sha256:")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ImageError(f"{layout}: cannot read the {what} {digest}: {exc.strerror}") from None
-    if f"sha256:{hashlib.sha256(data).hexdigest()}" != digest:
-        raise ImageError(f"{layout}: the {what} blob {digest} does not match its digest")
-    try:
-        value: object = json.loads(data)
-    except ValueError:
-        raise ImageError(f"{layout}: the {what} {digest} is not JSON") from None
-    if not isinstance(value, dict):
-        raise ImageError(f"{layout}: the {what} {digest} is not a JSON object")
-    return value
 
 
 def read_index(layout: Path) -> list[dict[str, Any]]:
@@ -149,11 +114,11 @@ def read_image_config(layout: Path, tag: str) -> dict[str, Any]:
     if not descriptors:
         known = sorted(t for t in map(tag_of, read_index(layout)) if t)
         raise ImageError(f"{layout} has no image tagged {tag!r} (it has: {', '.join(known) or 'none'})")
-    manifest = _read_blob(layout, descriptors[-1].get("digest"), "manifest")
+    manifest = read_json_blob(layout, descriptors[-1].get("digest"), "manifest")
     config_descriptor = manifest.get("config")
     if not isinstance(config_descriptor, dict):
         raise ImageError(f"{layout}: the manifest of {tag!r} is not an image manifest (no config)")
-    image = _read_blob(layout, config_descriptor.get("digest"), "image config")
+    image = read_json_blob(layout, config_descriptor.get("digest"), "image config")
     config = image.get("config") or {}
     if not isinstance(config, dict):
         raise ImageError(f"{layout}: the image config of {tag!r} has a config that is not an object")
@@ -173,7 +138,7 @@ class ImageSummary(NamedTuple):
 
 def summarize_image(layout: Path, manifest_digest: object) -> ImageSummary:
     """Size, config digest and creation time of the image whose manifest is `manifest_digest`."""
-    manifest = _read_blob(layout, manifest_digest, "manifest")
+    manifest = read_json_blob(layout, manifest_digest, "manifest")
     config, layers = manifest.get("config"), manifest.get("layers")
     if not isinstance(config, dict) or not isinstance(layers, list):
         raise ImageError(f"{layout}: the manifest {manifest_digest} is not an image manifest (config, layers)")
@@ -181,7 +146,7 @@ def summarize_image(layout: Path, manifest_digest: object) -> ImageSummary:
         size = sum(int(part["size"]) for part in [config, *layers])
     except (KeyError, TypeError, ValueError):
         raise ImageError(f"{layout}: the manifest {manifest_digest} does not give the size of each part") from None
-    created = _read_blob(layout, config.get("digest"), "image config").get("created")
+    created = read_json_blob(layout, config.get("digest"), "image config").get("created")
     return ImageSummary(size, str(config["digest"]), created if isinstance(created, str) else None)
 
 
@@ -248,8 +213,7 @@ def adjust_unpacked_config(config: dict[str, Any], command: list[str], *, termin
     config["process"]["terminal"] = terminal
     config["root"] = {"path": "rootfs", "readonly": False}
     annotations = config.get("annotations")
-    config["annotations"] = {key: value for key, value in annotations.items()
-                             if key.startswith(IMAGE_ANNOTATIONS)} if isinstance(annotations, dict) else {}
+    config["annotations"] = image_annotations(annotations)
 
 
 def rootfs_config(spec: dict[str, Any], rootfs: Path, args: list[str], *, terminal: bool,
@@ -269,7 +233,8 @@ def rootfs_config(spec: dict[str, Any], rootfs: Path, args: list[str], *, termin
 def bundle_around_rootfs(rootfs: str | os.PathLike[str], directory: str | os.PathLike[str], args: list[str], *,
                          runtime: str = "runc", terminal: bool = False) -> Path:
     """Write `<directory>/config.json` running `args` in the existing `rootfs`, which is never written to."""
-    from actorctl.bundle import default_spec, replace_file
+    from actorctl.bundle import replace_file
+    from actors.images.runtime_spec import default_spec
 
     source = Path(rootfs).resolve()
     bundle = Path(directory).resolve()

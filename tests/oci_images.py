@@ -17,8 +17,8 @@ from typing import Any
 
 from actorctl.bundle import BUSYBOX
 
-__all__ = ["IMAGE_CONFIG", "LayerEntry", "add_members", "busybox_layer", "docker_archive", "layer_of", "oci_layout",
-           "tar_directory"]
+__all__ = ["IMAGE_CONFIG", "LayerEntry", "add_members", "busybox_layer", "diff_id_of", "docker_archive", "layer_of",
+           "manifest_digest", "oci_layout", "tar_directory", "tar_layer", "tar_member"]
 
 IMAGE_CONFIG: dict[str, Any] = {
     "Env": ["PATH=/usr/local/bin:/bin", "GREETING=hello from the image"],
@@ -52,6 +52,43 @@ def layer_of(entries: list[LayerEntry]) -> bytes:
                 info.size, info.mode = len(content), 0o755
                 tar.addfile(info, io.BytesIO(content))
     return gzip.compress(raw.getvalue(), mtime=0)
+
+
+def tar_member(name: str, kind: bytes = tarfile.REGTYPE, *, data: bytes = b"", link: str = "", mode: int = 0o644,
+               uid: int = 0, gid: int = 0, device: tuple[int, int] = (0, 0),
+               xattrs: dict[str, bytes] | None = None) -> tuple[tarfile.TarInfo, bytes]:
+    """One member of a layer as an image's author may write it: any kind, mode, owner, device
+    number, link target and (PAX SCHILY.xattr.*) extended attributes."""
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.mode, info.mtime = kind, link, mode, 1_700_000_000
+    info.uid, info.gid, info.uname, info.gname = uid, gid, "root", "root"  # names the host would map to 0
+    info.size = len(data) if kind == tarfile.REGTYPE else 0
+    info.devmajor, info.devminor = device
+    info.pax_headers = {f"SCHILY.xattr.{key}": value.decode("utf-8", "surrogateescape")
+                        for key, value in (xattrs or {}).items()}
+    return info, data
+
+
+def tar_layer(members: list[tuple[tarfile.TarInfo, bytes]]) -> bytes:
+    """A gzip'd PAX tar layer of `members` (from tar_member), in order."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data) if info.isreg() else None)
+    return gzip.compress(raw.getvalue(), mtime=0)
+
+
+def diff_id_of(layer: bytes) -> str:
+    """A gzip'd layer's diff id: the digest of its uncompressed tar."""
+    return f"sha256:{hashlib.sha256(gzip.decompress(layer)).hexdigest()}"
+
+
+def manifest_digest(layout: Path, tag: str = "latest") -> str:
+    """The digest of the manifest tagged `tag` in the OCI layout."""
+    index = json.loads((layout / "index.json").read_text())
+    digest: str = next(m["digest"] for m in index["manifests"]
+                       if m["annotations"]["org.opencontainers.image.ref.name"] == tag)
+    return digest
 
 
 def busybox_layer() -> bytes:
