@@ -26,12 +26,13 @@ from actors.wire import ApiError, ErrorCode
 __all__ = ["ACCEPT_LAG", "CLIENTS", "check_fd_reserve", "fd_reserve"]
 
 CLIENTS = 256
-ACCEPT_LAG = 384
+ACCEPT_LAG = 512
 """Connections over the cap that libzmq's IO thread may have accepted before the bus thread
-shut them down and libzmq closed them. Measured (README, Many containers on one node): raw
-connects as fast as 1 to 16 local processes make them, on 2 cores, peaked at 135 to 249 fds
-over MAX_UNPROVEN; this is half as much again. A flood faster than the bus can refuse could
-exceed it: keep a network control socket behind a firewall that limits connection rates."""
+shut them down and libzmq closed them. Measured with bench/flood.py on 2 cores: 1 to 16 local
+processes opening 1,000 connections each at once peaked at 100 to 391 fds over MAX_UNPROVEN.
+This is a measured bound, not a hard one (libzmq accepts on its own thread): a flood faster
+than the bus can shut connections down could exceed it, so keep a network control socket
+behind a firewall that limits connection rates."""
 
 
 def fd_reserve(*, metrics: bool = False, network: bool = False) -> int:

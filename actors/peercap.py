@@ -22,15 +22,22 @@ Why shutting down a number from an event is safe: the event is read a little aft
 accept, and the connection may have closed and its number been reused meanwhile. Before the
 shutdown the dup is checked to be a TCP connection (not a listener) on the control socket's
 own address and port; any other socket (an ipc connection, a pidfd, a metrics connection)
-is left alone. What can be hit by mistake is at worst another connection just accepted on
-the same port, while the cap is full: one that would have been refused as well.
+is left alone. And a connection that is past its handshake is left alone too, however late
+the bus reads its accept: the kernel says how many bytes libzmq wrote to it (acknowledged by
+the peer, plus still queued), and a CURVE server writes more than its greeting and WELCOME
+(UNPROVEN_BYTES) only once the client has proven an authorized key (READY) or is refused
+(ERROR, then libzmq closes it). So a client that got through is never cut off with its
+request in flight; what is shut down had not proven itself, and retries on its own.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import socket
+import struct
+import termios
 
 import zmq
 from zmq.utils.monitor import parse_monitor_message
@@ -47,6 +54,11 @@ handshake and its ZAP check over a slow network."""
 MAX_UNPROVEN = 64
 """Network connections still in their handshake at once; more are shut down at their accept."""
 WILDCARDS = ("0.0.0.0", "::")
+UNPROVEN_BYTES = 64 + 170
+"""What a CURVE server writes to a client before it knows who the client is: the ZMTP greeting
+and the WELCOME command."""
+TCP_INFO_BYTES_ACKED = 120
+"""Offset of tcpi_bytes_acked (a u64, Linux 4.1 and later) in struct tcp_info."""
 
 
 class UnprovenPeers:
@@ -84,9 +96,17 @@ class UnprovenPeers:
             del self._accepted_at[fd]
 
 
+def bytes_written(connection: socket.socket) -> int:
+    """The bytes written to a TCP connection so far: acknowledged by the peer, or still queued."""
+    info = connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, TCP_INFO_BYTES_ACKED + 8)
+    (acked,) = struct.unpack_from("=Q", info, TCP_INFO_BYTES_ACKED)
+    (queued,) = struct.unpack("=i", fcntl.ioctl(connection.fileno(), termios.TIOCOUTQ, bytes(4)))
+    return int(acked) + int(queued)
+
+
 def shut_down_connection(fd: int, host: str, port: int) -> bool:
     """Shut down the TCP connection that `fd` is, if it is one accepted on `host`:`port` (a
-    wildcard host: any local address); True if it was."""
+    wildcard host: any local address) not yet past its CURVE handshake; True if it was."""
     try:
         duplicate = os.dup(fd)
     except OSError:  # closed meanwhile, or no fd to spare
@@ -104,6 +124,8 @@ def shut_down_connection(fd: int, host: str, port: int) -> bool:
                 return False
             local_host, local_port = connection.getsockname()[:2]
             if local_port != port or (host not in WILDCARDS and local_host != host):
+                return False
+            if bytes_written(connection) > UNPROVEN_BYTES:
                 return False
             connection.shutdown(socket.SHUT_RDWR)
         except OSError:  # the peer is gone already

@@ -39,9 +39,9 @@ FLOOD = 1000
 BATCH = 4
 """Connects made at once: fewer than any listen backlog holds (even socketserver's 5), so the
 kernel hands every one to actord instead of dropping some (syncookies)."""
-OPEN_FILES = fd_reserve(metrics=True, network=True) + 200
-"""actord's soft open-files limit in these tests: room for the reserve, its own fds and a
-container; not for the flood. (The hard limit stays: runc raises a container's to 1024.)"""
+HEADROOM = 120
+"""actord's soft open-files limit in these tests is its reserve and this: room for its own fds
+and a container, not for the flood. (The hard limit stays: runc raises a container's to 1024.)"""
 SETTLE_SECONDS = 20.0
 """How long a batch may wait for actord to take it (milliseconds, when it does)."""
 
@@ -52,12 +52,14 @@ class Usage:
     threads: int
 
 
-def limit_open_files(daemon: Daemon) -> int:
-    """Lower actord's soft open-files limit to OPEN_FILES; its pid."""
+def limit_open_files(daemon: Daemon, reserve: int) -> int:
+    """Lower actord's soft open-files limit to `reserve` + HEADROOM, below what the flood would
+    take without the caps; its pid."""
     assert daemon.process is not None
     pid = daemon.process.pid
-    _, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
-    resource.prlimit(pid, resource.RLIMIT_NOFILE, (OPEN_FILES, hard))
+    soft, hard = reserve + HEADROOM, resource.prlimit(pid, resource.RLIMIT_NOFILE)[1]
+    assert soft < FLOOD, "the flood would not reach the limit"
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
     return pid
 
 
@@ -157,7 +159,7 @@ def test_idle_connections_to_the_metrics_server_cannot_exhaust_actord(request: p
     try:
         instance = Daemon(state_dir, extra_args=["--metrics-address", f"127.0.0.1:{port}"])
         with checked_daemon(instance, request) as daemon:
-            pid = limit_open_files(daemon)
+            pid = limit_open_files(daemon, fd_reserve(metrics=True))
             wait_until(lambda: scrape(port), message="a first scrape")
             before = usage(pid)
             with flood(daemon, port) as held:
@@ -218,7 +220,7 @@ def test_raw_connects_to_the_network_control_socket_cannot_exhaust_actord(reques
             "--listen", listen, "--curve-secret-key", str(certificates.server[1]),
             "--curve-authorized-keys", str(certificates.authorized)])
         with checked_daemon(instance, request) as daemon:
-            pid = limit_open_files(daemon)
+            pid = limit_open_files(daemon, fd_reserve(network=True))
             before = usage(pid)
             with flood(daemon, port) as held:
                 during = usage(pid)
@@ -232,9 +234,9 @@ def test_raw_connects_to_the_network_control_socket_cannot_exhaust_actord(reques
                     (before, during)
                 wait_until(lambda: closed_by_actord(held) >= FLOOD - MAX_UNPROVEN, 30, 0.05,
                            "the connections over the cap closed")
-                daemon.start_container("web", sleeper)
                 wait_until(lambda: closed_by_actord(held) == FLOOD, HANDSHAKE_SECONDS + 10, 0.05,
                            "the connections without a handshake closed at its deadline")
+                daemon.start_container("web", sleeper)  # the reserve for the listener is free again
             daemon.call("containers.signal", {"id": "web", "signal": 9})
             wait_until(lambda: not daemon.call("containers.list"), message="the container gone")
             wait_until(lambda: usage(pid).fds <= before.fds + 2 and usage(pid).threads <= before.threads + 1,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import socket
 
 import pytest
+import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from actors.peercap import UnprovenPeers, bound_address, shut_down_connection
 
@@ -83,3 +85,39 @@ def test_a_closed_number_is_not_shut_down() -> None:
     number = probe.fileno()
     probe.close()
     assert not shut_down_connection(number, "0.0.0.0", 1)
+
+
+def test_a_connection_past_its_curve_handshake_is_left_alone() -> None:
+    """However late the bus sees its accept: a client that proved its key may have a request in flight."""
+    context = zmq.Context()
+    server_public, server_secret = zmq.curve_keypair()
+    client_public, client_secret = zmq.curve_keypair()
+    router = context.socket(zmq.ROUTER)
+    router.curve_server = True
+    router.curve_secretkey = server_secret
+    accepts = router.get_monitor_socket(zmq.EVENT_ACCEPTED)
+    router.bind("tcp://127.0.0.1:*")
+    host, port = bound_address(router.getsockopt_string(zmq.LAST_ENDPOINT))
+    client = context.socket(zmq.DEALER)
+    client.curve_serverkey, client.curve_publickey, client.curve_secretkey = server_public, client_public, client_secret
+    try:
+        client.connect(f"tcp://{host}:{port}")
+        assert accepts.poll(5000)
+        proven = recv_monitor_message(accepts)["value"]
+        client.send(b"request")
+        assert router.poll(5000) and router.recv_multipart()[1] == b"request"
+        assert not shut_down_connection(proven, host, port)
+        with socket.create_connection((host, port)) as raw:
+            assert accepts.poll(5000)
+            unproven = recv_monitor_message(accepts)["value"]
+            assert shut_down_connection(unproven, host, port)
+            raw.settimeout(5)
+            while raw.recv(64):  # at most the greeting, then the end of the stream (a timeout fails)
+                pass
+        client.send(b"still served")
+        assert router.poll(5000) and router.recv_multipart()[1] == b"still served"
+    finally:
+        router.disable_monitor()
+        for sock in (accepts, client, router):
+            sock.close(linger=0)
+        context.term()
