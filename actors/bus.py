@@ -222,7 +222,7 @@ class Bus(threading.Thread):
                     elif item is self._xpub_events:
                         self._count_subscribers()
                     elif self.guard is not None and item is self.guard.events:
-                        self.guard.drain(time.monotonic())
+                        self.guard.drain()
                     elif item == self._epoll.fileno():
                         for fd, _ in self._epoll.poll(0):
                             self._fd_ready(fd)

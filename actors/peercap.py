@@ -4,19 +4,21 @@
 connection and gives it HANDSHAKE_IVL to complete the CURVE handshake, and it has no option
 for a most-peers count: without a cap, raw connects that never send a byte would each hold
 an fd until actord had none left, and libzmq aborts the process when an ipc accept (a local
-client, a shim's exit report) then meets EMFILE (ipc_listener.cpp asserts on it; the TCP
-listener's own accept survives EMFILE, but spins on it).
+client, a shim's exit report) then meets EMFILE (libzmq 4.3.5, the one pyzmq bundles:
+ipc_listener.cpp asserts on it; the TCP listener's own accept survives EMFILE, but spins).
 
 So the bus monitors the ROUTER: EVENT_ACCEPTED carries each accepted connection's fd,
 EVENT_DISCONNECTED the fd of one libzmq is about to close (emitted before its close(), so a
 number is never reused between the two in this event stream). A connection counts as
 unproven from its accept until it closes or HANDSHAKE_SECONDS have passed: libzmq closes
 one whose handshake is not done by then, so one still open afterwards has passed it (the
-count can only be high, never low: the clock starts when the bus sees the event, after the
-accept). Beyond MAX_UNPROVEN, a new connection is shut down at once: `shutdown()` on a dup of
-its fd, so libzmq itself sees the end of the stream, closes its fd and forgets the peer; our
-dup is closed right after. An authorized client refused that way (only while the cap is
-full) reconnects by itself, as ZeroMQ does.
+count errs on the high side: a connection counts from when the bus reads its accept, for
+MARGIN_SECONDS more than the handshake may take). Beyond MAX_UNPROVEN, a new connection is
+shut down at once: `shutdown()` on a dup of its fd, so libzmq itself sees the end of the
+stream, closes its fd and forgets the peer; our dup is closed right after. An authorized
+client refused that way (only while the cap is full) reconnects by itself, as ZeroMQ does.
+libzmq accepts on its own IO thread, so a fast flood is briefly ahead of the bus: those fds
+are covered by actors.fdbudget.ACCEPT_LAG (a measured bound, not a hard one).
 
 Why shutting down a number from an event is safe: the event is read a little after the
 accept, and the connection may have closed and its number been reused meanwhile. Before the
@@ -38,6 +40,7 @@ import os
 import socket
 import struct
 import termios
+import time
 
 import zmq
 from zmq.utils.monitor import parse_monitor_message
@@ -53,6 +56,9 @@ HANDSHAKE_SECONDS = 5.0
 handshake and its ZAP check over a slow network."""
 MAX_UNPROVEN = 64
 """Network connections still in their handshake at once; more are shut down at their accept."""
+MARGIN_SECONDS = 1.0
+"""A connection counts this much longer than its handshake may take: libzmq starts the timer
+when the connection is plugged into its session, which can come after the bus read the accept."""
 WILDCARDS = ("0.0.0.0", "::")
 UNPROVEN_BYTES = 64 + 170
 """What a CURVE server writes to a client before it knows who the client is: the ZMTP greeting
@@ -152,13 +158,14 @@ class PeerGuard:
         self.events.setsockopt(zmq.RCVHWM, 0)  # no event may be dropped: the count depends on each
         self.events.setsockopt(zmq.LINGER, 0)
         self.events.connect(address)
-        self.peers = UnprovenPeers(MAX_UNPROVEN, HANDSHAKE_SECONDS)
+        self.peers = UnprovenPeers(MAX_UNPROVEN, HANDSHAKE_SECONDS + MARGIN_SECONDS)
         self.report = RefusalReport(logger, f"network control socket: {MAX_UNPROVEN} connections in their "
                                             f"handshake (each has {HANDSHAKE_SECONDS:.0f} s), the most at once")
         self._address: tuple[str, int] | None = None
 
-    def drain(self, now: float) -> None:
-        """Take in the accepts and closes seen; shut down each connection over the cap."""
+    def drain(self) -> None:
+        """Take in the accepts and closes seen; shut down each connection over the cap. (Each
+        accept is timed as it is read: a drain can last while a flood goes on.)"""
         if self._address is None:
             self._address = bound_address(self.router.getsockopt_string(zmq.LAST_ENDPOINT))
         while True:
@@ -168,6 +175,7 @@ class PeerGuard:
                 return
             event = parse_monitor_message(frames)
             fd: int = event["value"]
+            now = time.monotonic()
             if event["event"] != zmq.EVENT_ACCEPTED:
                 self.peers.closed(fd)
             elif not self.peers.admit(fd, now) and shut_down_connection(fd, *self._address):
