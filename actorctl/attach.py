@@ -14,39 +14,27 @@ import signal
 import sys
 import termios
 import threading
-import time
 import tty
-from typing import Any
 
 from actorctl.client import CallTimeout, Client, DaemonError, Unreachable
 from actors.wire.codec import MAX_STDIN_CHUNK
 
-__all__ = ["attach", "copy_output"]
+__all__ = ["attach"]
 
 IDLE_SLEEP = 0.02
+"""Seconds between reads of a quiet process's output: what a keystroke's echo may wait."""
 
 
-def copy_output(client: Client, target: dict[str, Any], cursor: list[int] | None) -> dict[str, Any]:
-    """Fetch the next page of a process's output after `cursor`, write it to our stdout/stderr,
-    and return the page (its `cursor`, `records`, `dropped` and the process's `status`)."""
-    page: dict[str, Any] = client.call("containers.logs", {**target, "cursor": cursor})
-    for stream, _, data in page["records"]:
-        out = sys.stderr.buffer if stream == 2 else sys.stdout.buffer
-        out.write(data)
-        out.flush()
-    return page
-
-
-def _forward_stdin(client: Client, target: dict[str, Any], errors: list[Exception]) -> None:
+def _forward_stdin(client: Client, container_id: str, process_id: str, errors: list[Exception]) -> None:
     """Copy our stdin to the process (with its own client: sockets are per thread)."""
     with client:
         try:
             while True:
                 data = os.read(sys.stdin.fileno(), MAX_STDIN_CHUNK)
                 if not data:
-                    client.call("containers.close_stdin", target)
+                    client.close_stdin(container_id, process=process_id)
                     return
-                client.call("containers.stdin", {**target, "data": data})
+                client.write_stdin(container_id, data, process=process_id)
         except DaemonError:
             return  # the process has exited or closed its stdin
         except (Unreachable, CallTimeout, OSError) as exc:
@@ -55,7 +43,6 @@ def _forward_stdin(client: Client, target: dict[str, Any], errors: list[Exceptio
 
 def attach(client: Client, container_id: str, process_id: str, *, stdin: bool, terminal: bool) -> int:
     """Stream the process's output until it exits; returns its exit status."""
-    target = {"id": container_id, "pid": process_id}
     errors: list[Exception] = []
     saved = None
     resized = threading.Event()
@@ -65,26 +52,31 @@ def attach(client: Client, container_id: str, process_id: str, *, stdin: bool, t
         signal.signal(signal.SIGWINCH, lambda *_: resized.set())
         resized.set()
     if stdin:
-        threading.Thread(target=_forward_stdin, args=(client.clone(), target, errors),
+        threading.Thread(target=_forward_stdin, args=(client.clone(), container_id, process_id, errors),
                          daemon=True).start()
-    cursor = None
+
+    def between_reads() -> None:
+        """Forward a new terminal size; fail with the stdin forwarder's failure."""
+        if resized.is_set():
+            resized.clear()
+            size = shutil.get_terminal_size()
+            try:
+                client.resize(container_id, size.columns, size.lines, process=process_id)
+            except DaemonError:
+                pass
+        if errors:
+            raise errors[0]
+
     try:
-        while True:
-            if resized.is_set():
-                resized.clear()
-                size = shutil.get_terminal_size()
-                try:
-                    client.call("containers.resize", {**target, "width": size.columns, "height": size.lines})
-                except DaemonError:
-                    pass
-            result = copy_output(client, target, cursor)
-            cursor = result["cursor"]
-            if errors:
-                raise errors[0]
-            if not result["records"]:
-                if result["status"] is not None:
-                    return int(result["status"])
-                time.sleep(IDLE_SLEEP)
+        between_reads()
+        output = client.logs(container_id, process_id, follow=True, poll_interval=IDLE_SLEEP, idle=between_reads)
+        for record in output:
+            out = sys.stderr.buffer if record.is_stderr else sys.stdout.buffer
+            out.write(record.data)
+            out.flush()
+            between_reads()
+        assert output.status is not None, "a follow without `until` ends only once the process exited"
+        return output.status
     finally:
         if saved is not None:
             termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, saved)

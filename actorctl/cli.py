@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 import click
 
 from actorctl.client import DEFAULT_ADDRESS, Client
-from actorctl.common import EXIT_REFUSED, call, format_duration, print_json
+from actorctl.common import EXIT_REFUSED, client_of, failures, format_duration, print_json
 from actorctl.printable import printable
 from actors import __version__
 
@@ -98,22 +98,22 @@ def version(ctx: click.Context, as_json: bool) -> None:
     Example:
       actorctl version --json
     """
-    info = call(ctx, "version")
+    with failures():
+        info = client_of(ctx).version()
     if as_json:
-        print_json({"client": {"version": __version__}, "daemon": info})
-        if info.get("degraded"):
+        print_json({"client": {"version": __version__}, "daemon": info.raw})
+        if info.degraded:
             ctx.exit(EXIT_REFUSED)
         return
     click.echo(f"actorctl {__version__}")
-    click.echo(f"actord {info['version']} (protocol {info['protocol']}, pid {info['pid']})")
-    click.echo(f"runtime {printable(info['runtime'])}")
-    click.echo(f"state dir {printable(info['state_dir'])}")
-    if info.get("uptime") is not None:
-        click.echo(f"up {format_duration(info['uptime'])}")
-    degraded = info.get("degraded") or []
-    for reason in degraded:
+    click.echo(f"actord {info.version} (protocol {info.protocol}, pid {info.pid})")
+    click.echo(f"runtime {printable(info.runtime)}")
+    click.echo(f"state dir {printable(info.state_dir)}")
+    if info.uptime is not None:
+        click.echo(f"up {format_duration(info.uptime)}")
+    for reason in info.degraded:
         click.echo(f"degraded: {printable(reason)}")
-    if degraded:
+    if info.degraded:
         ctx.exit(EXIT_REFUSED)
 
 

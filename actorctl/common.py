@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -9,11 +10,12 @@ import re
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from actorctl.client import DEFAULT_ADDRESS, Client, ClientError, DaemonError, ImageFailure, Unreachable
+from actorctl.client import DEFAULT_ADDRESS, Client, ClientError, DaemonError, Unreachable
 from actorctl.printable import printable
 
 if TYPE_CHECKING:
@@ -21,9 +23,9 @@ if TYPE_CHECKING:
 
 __all__ = ["EXIT_CANNOT_EXECUTE", "EXIT_CTL_ERROR", "EXIT_NOT_FOUND", "EXIT_REFUSED", "EXIT_TIMEOUT",
            "EXIT_UNREACHABLE", "AttachFailure", "AttachableCommand", "CannotExecute", "ExecutableNotFound",
-           "Failure", "NoAnswer", "NoDaemon", "attach_failure", "call", "complete_container_id", "container_id_arg",
-           "format_duration", "guard", "parse_label_filter", "parse_signal", "parse_time", "print_json",
-           "print_json_line"]
+           "Failure", "NoAnswer", "NoDaemon", "attach_failure", "client_of", "complete_container_id",
+           "container_id_arg", "failures", "format_duration", "guard", "parse_label_filter", "parse_signal",
+           "parse_time", "print_json", "print_json_line"]
 
 EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_TIMEOUT = 1, 3, 4
 EXIT_CTL_ERROR, EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND = 125, 126, 127
@@ -59,8 +61,6 @@ def guard(error: ClientError) -> Failure:
     """The CLI failure (and exit code) for a client error."""
     if isinstance(error, DaemonError):
         return Failure(error.message)
-    if isinstance(error, ImageFailure):
-        return Failure(str(error))
     if isinstance(error, Unreachable):
         return NoDaemon(str(error))
     return NoAnswer(str(error))
@@ -128,11 +128,14 @@ def client_of(ctx: click.Context) -> Client:
     return client
 
 
-def call(ctx: click.Context, method: str, params: dict[str, Any] | None = None) -> Any:
+@contextlib.contextmanager
+def failures(attached: bool = False) -> Iterator[None]:
+    """Turn the client library's errors into the CLI's: exit 1, 3 or 4 (`guard`); under
+    --attach (`attached`) 125, 126 or 127 (`attach_failure`)."""
     try:
-        return client_of(ctx).call(method, params)
+        yield
     except ClientError as exc:
-        raise guard(exc) from None
+        raise (attach_failure(exc) if attached else guard(exc)) from None
 
 
 def parse_signal(value: str) -> int:
@@ -187,10 +190,11 @@ def complete_container_id(ctx: click.Context, param: click.Parameter,
     address = root.params.get("address") or os.environ.get("ACTORD_ADDRESS") or DEFAULT_ADDRESS
     try:
         with Client(address, 1.0) as client:
-            listed = client.call("containers.list", {"limit": 1000})
+            listed = client.containers()
     except ClientError:
         return []
-    return [CompletionItem(item["id"], help=item["status"]) for item in listed if item["id"].startswith(incomplete)]
+    return [CompletionItem(container.id, help=container.status) for container in listed
+            if container.id.startswith(incomplete)]
 
 
 def parse_label_filter(value: str, param_hint: str = "--filter") -> tuple[str, str | None]:

@@ -12,6 +12,10 @@ External sockets:
   XPUB    ipc://<state>/events.sock   the event stream (actors/wire/events.py: a topic frame and a
                                       msgpack body, always); subscriptions at most 1 KiB
   PULL    ipc://<state>/shim.sock     exit reports from shims
+
+A network control socket (`--listen tcp://...`) gets a short handshake interval and a cap on
+the connections still in their handshake (actors/peercap.py): no one who merely reaches the
+port can make it hold more than a bounded number of fds.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import zmq
 from zmq.utils.monitor import parse_monitor_message
 
 from actors.daemonlog import log_fields
+from actors.peercap import PeerGuard
 from actors.wire import MAX_CLIENT_MESSAGE, MAX_SHIM_MESSAGE, ApiError, ErrorCode, WireError, pack, unpack
 from actors.wire import messages as wire
 from actors.wire.api import IMAGE_METHODS, error_reply, parse_request
@@ -119,9 +124,11 @@ class Bus(threading.Thread):
         """Connections to the event socket now (read by the metrics from other threads)."""
         self._watched: dict[int, int] = {}
         """raw fd -> key of its watch, for fds armed and not yet ready."""
+        self.guard: PeerGuard | None = None
+        """The cap on unproven peers of a network control socket (made with the socket)."""
         self._epoll = select.epoll()
         """The raw fds (shim pidfds, OOM eventfds: a few per container) are watched through one
-        epoll fd in the ZeroMQ poll, which stays six items long however many containers run:
+        epoll fd in the ZeroMQ poll, which stays six items long (seven on the network) however many containers run:
         zmq_poll costs O(items) on every round of the loop."""
 
     def register(self, name: str, ref: pykka.ActorRef[Any]) -> None:
@@ -149,6 +156,8 @@ class Bus(threading.Thread):
             logger.exception("the IO thread failed")
         finally:
             self.xpub.disable_monitor()
+            if self.guard is not None:
+                self.guard.close()
             for sock in (self.router, self.xpub, self._xpub_events, self.shims, self.inbox):
                 sock.close(linger=0)
             self._epoll.close()
@@ -164,6 +173,8 @@ class Bus(threading.Thread):
         self.router.setsockopt(zmq.LINGER, 0)
         self.router.setsockopt(zmq.SNDHWM, 1000)
         self.router.setsockopt(zmq.RCVHWM, 1000)
+        # on the network, anyone may connect: cap who has not proven itself yet (set up before the bind)
+        self.guard = None if self.control_address.startswith("ipc://") else PeerGuard(self.context, self.router)
         if self.curve_secret_key is not None:
             self.router.setsockopt(zmq.CURVE_SERVER, 1)
             self.router.setsockopt(zmq.CURVE_SECRETKEY, self.curve_secret_key)
@@ -186,6 +197,8 @@ class Bus(threading.Thread):
         self.shims.bind(self.shim_address)
 
         self.poller = zmq.Poller()
+        if self.guard is not None:  # first: each round refuses the connections over the cap before all else
+            self.poller.register(self.guard.events, zmq.POLLIN)
         for sock in (self.inbox, self.router, self.xpub, self._xpub_events, self.shims):
             self.poller.register(sock, zmq.POLLIN)
         self.poller.register(self._epoll.fileno(), zmq.POLLIN)
@@ -208,6 +221,8 @@ class Bus(threading.Thread):
                         self._drain_subscriptions()
                     elif item is self._xpub_events:
                         self._count_subscribers()
+                    elif self.guard is not None and item is self.guard.events:
+                        self.guard.drain()
                     elif item == self._epoll.fileno():
                         for fd, _ in self._epoll.poll(0):
                             self._fd_ready(fd)

@@ -38,6 +38,7 @@ from actors.daemonlog import FORMATS, LEVELS
 from actors.daemonlog import configure as configure_logging
 from actors.eventlog import EventLog
 from actors.eventlog.store import EventStore
+from actors.fdbudget import fd_reserve
 from actors.images.pull import PullSettings
 from actors.images.service import ImageService, remount_image_bundles
 from actors.inspector import Inspector
@@ -336,6 +337,8 @@ class Daemon:
         if metrics is not None:
             metrics.count_subscribers(lambda: bus.subscribers)
         metrics_server = None
+        reserve = fd_reserve(metrics=self.metrics_address is not None, network=self.control_path is None)
+        logger.info("keeping %d file descriptors free for clients: starts are refused (busy) below that", reserve)
         try:
             if metrics is not None:
                 metrics_server = self._serve_metrics(metrics)
@@ -346,7 +349,7 @@ class Daemon:
                 bus.register(name, Worker.start(
                     context, name, state=self.state, root=self.root, runtime=runtime, spawner=spawner,
                     start_timeout=self.start_timeout, report_address=self.shim_address,
-                    log_limit=self.log_limit,
+                    log_limit=self.log_limit, fd_reserve=reserve,
                 ))
             remount_image_bundles(self.root.images, binary)  # before any restart policy runs
             bus.register("images", ImageService.start(context, self.root.images, runtime=binary,

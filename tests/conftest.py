@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from actorctl.bundle import create_bundle
-from tests.harness import Daemon, checked_daemon, new_state_dir, remove_state_dir
+from tests.harness import Certificates, Daemon, checked_daemon, new_state_dir, remove_state_dir
 from tests.oci_images import IMAGE_CONFIG, busybox_layer, oci_layout
 from tests.registry import Registry
 
@@ -42,6 +42,12 @@ def bundles() -> Iterator[Callable[..., Path]]:
 
     yield make
     shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def certificates(tmp_path: Path) -> Certificates:
+    """A daemon's, a client's (authorized) and an intruder's CURVE certificates."""
+    return Certificates.make(tmp_path)
 
 
 @pytest.fixture

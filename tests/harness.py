@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -14,6 +15,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import zmq.auth
 
 from actorctl.client import Client, DaemonError, Unreachable
 from actors.treeremoval import remove_tree
@@ -244,6 +247,39 @@ class Daemon:
             subprocess.run(["runc", "--root", str(self.runtime_root), "delete", "--force", container["id"]],
                            capture_output=True)
         wait_until(lambda: not self.live_shims(), 15, 0.05, "shims to exit")
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 free now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True)
+class Certificates:
+    """CURVE certificates for a daemon on the network (see the `certificates` fixture)."""
+
+    server: tuple[Path, Path]
+    client: tuple[Path, Path]
+    intruder: tuple[Path, Path]
+    """Each (public .key, .key_secret)."""
+    authorized: Path
+    """Holds the client's public key only."""
+
+    @classmethod
+    def make(cls, directory: Path) -> Certificates:
+        def pair(name: str) -> tuple[Path, Path]:
+            (directory / name).mkdir()
+            public, secret = zmq.auth.create_certificates(directory / name, name)
+            return Path(public), Path(secret)
+
+        server, client, intruder = pair("server"), pair("client"), pair("intruder")
+        authorized = directory / "authorized"
+        authorized.mkdir()
+        (authorized / "client.key").write_bytes(client[0].read_bytes())
+        return cls(server, client, intruder, authorized)
 
 
 def new_state_dir() -> Path:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import grp
 import os
 import pwd
-import socket
 import stat
 import subprocess
 from collections.abc import Callable, Iterator
@@ -20,7 +19,16 @@ from zmq.utils.monitor import recv_monitor_message
 
 from actorctl.client import CallTimeout, Client, DaemonError, Unreachable
 from actors.wire.events import HEARTBEAT_TOPIC
-from tests.harness import ACTORCTL, ACTORD, Daemon, new_state_dir, remove_state_dir, wait_until
+from tests.harness import (
+    ACTORCTL,
+    ACTORD,
+    Certificates,
+    Daemon,
+    free_port,
+    new_state_dir,
+    remove_state_dir,
+    wait_until,
+)
 
 
 @dataclass(frozen=True)
@@ -152,37 +160,6 @@ def test_start_up_refusals_are_one_clear_line(args: list[str], message: str) -> 
         remove_state_dir(state_dir)
     assert done.returncode == 1
     assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
-
-
-@dataclass(frozen=True)
-class Certificates:
-    server: tuple[Path, Path]
-    client: tuple[Path, Path]
-    intruder: tuple[Path, Path]
-    """Each (public .key, .key_secret)."""
-    authorized: Path
-    """Holds the client's public key only."""
-
-
-@pytest.fixture
-def certificates(tmp_path: Path) -> Certificates:
-    def pair(name: str) -> tuple[Path, Path]:
-        (tmp_path / name).mkdir()
-        public, secret = zmq.auth.create_certificates(tmp_path / name, name)
-        return Path(public), Path(secret)
-
-    server, client, intruder = pair("server"), pair("client"), pair("intruder")
-    authorized = tmp_path / "authorized"
-    authorized.mkdir()
-    (authorized / "client.key").write_bytes(client[0].read_bytes())
-    return Certificates(server, client, intruder, authorized)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.mark.parametrize("given", [[], ["--curve-secret-key"], ["--curve-authorized-keys"]])

@@ -263,7 +263,7 @@ def test_a_restart_policy_keeps_the_config_bytes_the_start_read(gated_runtime: t
             start.wait(30)
     assert init_args(daemon, "kept") == ["sleep", "100002"]  # what the worker read
     assert (daemon.root_dir / "containers" / "kept" / "config.json").read_bytes() == ran
-    daemon.call("containers.signal", {"id": "kept", "signal": 9})
+    os.kill(daemon.call("containers.state", {"id": "kept"})["processes"][0]["system_pid"], 9)  # a crash, no stop
     wait_until(lambda: daemon.call("containers.state", {"id": "kept"})["restart"]["count"] == 1
                and daemon.call("containers.state", {"id": "kept"})["status"] == "running",
                message="`kept` restarted")

@@ -16,8 +16,8 @@ from click.testing import CliRunner
 
 from actorctl.bundle import create_bundle
 from actorctl.cli import cli
-from actorctl.commands import containers as containers_commands
-from actorctl.common import call
+from actorctl.client import Client
+from actorctl.client import api as client_api
 from tests.harness import Daemon
 
 RUN_AND_LIST_MODULES = """
@@ -30,7 +30,7 @@ finally:
     sys.stderr.write("\\nmodules: " + " ".join(sorted(sys.modules)) + "\\n")
 """
 
-HEAVY = ("actorctl.attach", "actorctl.bundle", "actorctl.events", "actors.wire.events", "subprocess", "termios",
+HEAVY = ("actorctl.attach", "actorctl.bundle", "actorctl.client.events", "actors.wire.events", "subprocess", "termios",
          "zmq.auth")
 """Modules that only some commands need: bundle creation, attaching, following events, CURVE."""
 
@@ -85,14 +85,16 @@ def test_containers_list_reads_every_page(daemon: Daemon, sleeper: Path, monkeyp
     for name in ("c", "a", "b"):
         daemon.start_container(name, sleeper)
     asked: list[dict[str, Any]] = []
+    real_call = Client.call
 
-    def spy(ctx: click.Context, method: str, params: dict[str, Any]) -> Any:
-        asked.append(params)
-        return call(ctx, method, params)
+    def spy(self: Client, method: str, params: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
+        if method == "containers.list":
+            asked.append(params or {})
+        return real_call(self, method, params, timeout)
 
-    monkeypatch.setattr(containers_commands, "call", spy)
+    monkeypatch.setattr(Client, "call", spy)
     for page in (1, 2, 1000):
-        monkeypatch.setattr(containers_commands, "LIST_PAGE", page)
+        monkeypatch.setattr(client_api, "LIST_PAGE", page)
         asked.clear()
         shown = CliRunner().invoke(cli, ["--address", daemon.address, "containers", "list", "--json"])
         assert shown.exit_code == 0, shown.output

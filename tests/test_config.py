@@ -11,8 +11,7 @@ import pytest
 
 from actors.config import config_keys
 from actors.daemon import start as start_command
-from tests.harness import ACTORD, Daemon, checked_daemon, new_state_dir, remove_state_dir
-from tests.test_metrics import free_port
+from tests.harness import ACTORD, Daemon, checked_daemon, free_port, new_state_dir, remove_state_dir
 
 
 @pytest.fixture

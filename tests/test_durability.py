@@ -16,7 +16,7 @@ import msgpack
 import pytest
 
 from actorctl.client import Client
-from actorctl.events import attach
+from actorctl.client.events import attach
 from actors.wire.events import CONTAINER_PREFIX
 from tests.harness import ACTORCTL, Daemon, pid_alive, process_table, wait_until
 

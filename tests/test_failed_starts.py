@@ -138,8 +138,8 @@ def test_a_stalled_spawner_fails_the_start_and_forks_nothing_later(faulty: tuple
 
 def test_near_the_fd_limit_starts_are_refused_and_the_daemon_lives(faulty: tuple[Daemon, Path],
                                                                     sleeper: Path) -> None:
-    """Starts stop FD_RESERVE fds short of the limit (libzmq aborts on EMFILE), then resume."""
-    from actors.worker.actor import FD_RESERVE
+    """Starts stop CLIENTS fds short of the limit (libzmq aborts on EMFILE), then resume."""
+    from actors.fdbudget import CLIENTS
 
     daemon, _ = faulty
     fds = warm_up(daemon, sleeper)
@@ -147,7 +147,7 @@ def test_near_the_fd_limit_starts_are_refused_and_the_daemon_lives(faulty: tuple
     pid = daemon.process.pid
     soft, hard = subprocess.run(["prlimit", "--pid", str(pid), "--nofile", "--output", "SOFT,HARD",
                                  "--noheadings"], capture_output=True, text=True, check=True).stdout.split()
-    subprocess.run(["prlimit", "--pid", str(pid), f"--nofile={fds + FD_RESERVE + 12}:{hard}"], check=True)
+    subprocess.run(["prlimit", "--pid", str(pid), f"--nofile={fds + CLIENTS + 12}:{hard}"], check=True)
     try:
         started = 0
         with pytest.raises(DaemonError) as refused:

@@ -21,7 +21,7 @@ import pytest
 import zmq
 
 from actorctl.client import DaemonError
-from actorctl.events import attach
+from actorctl.client.events import attach
 from actors.eventlog import EventLog
 from actors.eventlog.store import EventStore
 from actors.metrics import Metrics

@@ -16,17 +16,19 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from actorctl.bundle import create_bundle
 from actorctl.client import DaemonError
-from tests.harness import ACTORD, Daemon, checked_daemon, new_state_dir, process_table, remove_state_dir, wait_until
+from tests.harness import (
+    ACTORD,
+    Daemon,
+    checked_daemon,
+    free_port,
+    new_state_dir,
+    process_table,
+    remove_state_dir,
+    wait_until,
+)
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 """(sample name, sorted labels) -> value."""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def scrape(port: int) -> Samples:

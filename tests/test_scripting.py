@@ -72,6 +72,9 @@ def test_wait_for_running_exited_and_unknown_containers(daemon: Daemon, bundles:
     assert done.returncode == 1 and "no such container 'nosuch'" in done.stderr and done.stdout == ""
     done = daemon.ctl("containers", "wait", "w2", "nosuch")
     assert done.returncode == 1 and "nosuch" in done.stderr
+    start_reader(daemon, bundles, "w3")
+    done = daemon.ctl("containers", "wait", "w3", "nosuch")  # at once: not after w3's exit
+    assert (done.returncode, done.stdout) == (1, "") and "no such container 'nosuch'" in done.stderr
 
 
 def test_wait_for_a_stopped_restart_policy_container_gives_its_last_status(

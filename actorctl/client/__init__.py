@@ -18,8 +18,10 @@ any method with raw params and results (docs/protocol.md). Failures are `ActordE
 (`errors`): one `DaemonError` subclass per wire code, plus `Unreachable` and `Timeout`.
 
 What it needs: pyzmq and msgpack, imported on the first call, not with this package. It never
-imports click or pykka (those are the CLI's and the daemon's), so a program can use it with
-just `pip install pyzmq msgpack` and this source tree on its path.
+imports click or pykka (those are the CLI's and the daemon's), nor anything of the CLI
+(`actorctl.cli`, `actorctl.commands`, ...): the CLI is a layer over this package, so a program
+can use it with just `pip install pyzmq msgpack` and this source tree on its path, and gets
+what `actorctl` shows.
 
 No asyncio variant, on purpose: each call is one short request/reply on a DEALER socket, and
 the long waits (`wait`, `events`, `logs(follow=True)`) are loops over those calls and a SUB

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import signal as signals
-import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from actorctl.client.errors import NotFound, Timeout
+from actorctl.client.errors import NotFound
 from actorctl.client.images import ImageMethods
-from actorctl.client.logs import LogStream
+from actorctl.client.logs import POLL_INTERVAL, LogStream
 from actorctl.client.types import Checkpoint, Container, Event, ExitResult, Health, Process, Stats, Version
+from actorctl.client.wait import RECONNECT, wait_for_exit
 
 __all__ = ["Client"]
 
@@ -108,48 +108,49 @@ class Client(ImageMethods):
         """SIGKILL the container's init (or `process`)."""
         self.signal(container_id, signals.SIGKILL, process=process)
 
-    def wait(self, container_id: str, process: str = "init", *, timeout: float | None = None) -> ExitResult:
-        """Block until the process exits and return how. A process that already exited gives
-        its last recorded exit (from the event log, as long as it holds it); NotFound if there
-        is none; Timeout after `timeout` seconds (None: no limit). It survives a daemon restart."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        mark = self.call("events.replay", {"after": NO_SEQ_YET})["last_seq"]
-        if not self._may_still_exit(container_id, process):
-            found = self._last_exit(container_id, process)
-            if found is None:
-                raise NotFound("not_found", f"process {process} of container {container_id} is not running "
-                                            "and no exit of it is on record")
-            return found
-        for event in self.events(mark, container_id=container_id, types=("exit",), deadline=deadline):
-            if event.process == process and event.status is not None:
-                return ExitResult(container_id, process, event.status, event)
-        raise Timeout(f"process {process} of container {container_id} did not exit within {timeout:g}s")
+    def last_event_seq(self) -> int:
+        """The sequence number of the newest event issued: `events(after=...)` and
+        `wait(after=...)` from it see only what happens from now on."""
+        return int(self.call("events.replay", {"after": NO_SEQ_YET})["last_seq"])
 
-    def _may_still_exit(self, container_id: str, process: str) -> bool:
-        """Is there a process of that name to wait for (running, or an init being started)?"""
-        try:
-            container = self.container(container_id)
-        except NotFound:
-            return False
-        if container.process(process) is not None:
-            return True
-        return process == "init" and container.status == "starting"
+    def wait(self, container_id: str, process: str = "init", *, after: int | None = None,
+             timeout: float | None = None, reconnect: float = RECONNECT) -> ExitResult:
+        """How the process (default: the container's init) ended, or ends: the one answer of
+        `actorctl containers wait`. The wait begins at event sequence number `after` (default:
+        now, `last_event_seq()`), and gives, in this order:
 
-    def _last_exit(self, container_id: str, process: str) -> ExitResult | None:
-        last = None
-        for event in self.events(0, container_id=container_id, types=("exit",), follow=False):
-            if event.process == process and event.status is not None:
-                last = ExitResult(container_id, process, event.status, event)
-        return last
+        * the process's first exit after that, if the event log holds one;
+        * for a running container (starting, running, paused, stopping) in which the process
+          runs: its next exit, waited for (a restart policy's container: its first exit after
+          the wait began);
+        * for a `restarting` or `stopped` container, of its init: the restart policy's
+          `last_status` (known even when the event log has rotated past that exit);
+        * for a container that is gone (or a process that is not running): its last `exit`
+          in the event log;
+        * otherwise NotFound (no such container or process, and no exit of it on record).
+
+        `ExitResult.event` is the exit event, None when the answer is a `last_status`.
+        Timeout after `timeout` seconds (None: no limit; 0: only what is known now, Timeout
+        for a process that still runs). Once the wait has begun (at `after`, when given) it
+        keeps waiting through a daemon restart, up to `reconnect` seconds without a daemon;
+        then Unreachable. Give several waits the same `after` to wait for each container's first
+        exit since one moment, one after the other (as `containers wait ID...` does)."""
+        return wait_for_exit(self, container_id, process, after=after, timeout=timeout, reconnect=reconnect)
 
     def logs(self, container_id: str, process: str = "init", *, follow: bool = False, since: float | None = None,
-             until: float | None = None, tail: int | None = None) -> LogStream:
+             until: float | None = None, tail: int | None = None, cursor: Sequence[int] | None = None,
+             poll_interval: float = POLL_INTERVAL, idle: Callable[[], None] | None = None) -> LogStream:
         """The process's captured output (stdout and stderr, each `LogRecord` stamped with its
         time), oldest first: what is there now, or with `follow` everything until the process
-        exits. `since`/`until` (unix times) select by capture time; `tail` keeps the last N
-        records of what is there now (then, with `follow`, what comes). Output stays readable
-        while the process runs and for the last 256 exited processes."""
-        return LogStream(self, container_id, process, follow=follow, since=since, until=until, tail=tail)
+        exits (or, with `until`, until that time has passed). `since`/`until` (unix times)
+        select by capture time; `tail` keeps the last N records of what is there now (then,
+        with `follow`, what comes); `cursor` (another stream's `.cursor`) goes on where that
+        stream stopped. While following, the daemon is asked again every `poll_interval`
+        seconds when there was nothing new, after calling `idle` (if given: work to do between
+        reads, e.g. forwarding a terminal's size). Output stays readable while the process
+        runs and for the last 256 exited processes."""
+        return LogStream(self, container_id, process, follow=follow, since=since, until=until, tail=tail,
+                         cursor=cursor, poll_interval=poll_interval, idle=idle)
 
     def events(self, after: int | None = None, *, container_id: str | None = None,
                types: Iterable[str] | None = None, since: float | None = None, follow: bool = True,
@@ -160,14 +161,14 @@ class Client(ImageMethods):
         socket drops events for a subscriber that falls behind) is filled from the event log.
         `container_id`, `types` (e.g. `("exit", "oom")`) and `since` (unix time) select
         events; `deadline` (a `time.monotonic()` time) ends a following iteration."""
-        from actorctl.events import follow as follow_stream
-        from actorctl.events import stored
+        from actorctl.client.events import follow as follow_stream
+        from actorctl.client.events import stored
 
         wanted = None if types is None else frozenset(types)
         if after is None:
-            after = self.call("events.replay", {"after": NO_SEQ_YET})["last_seq"]
+            after = self.last_event_seq()
         if not follow:
-            records = stored(self, after, since, container_id)
+            records = stored(self, after, since, container_id, wanted)
         else:
             records = follow_stream(self, self.version().events_address, after, since, container_id,
                                     types=wanted, deadline=deadline)

@@ -73,7 +73,7 @@ class ImageMethods(Transport):
         once share one download. ImageFailure says why one fails."""
         if progress is None or not self.address.startswith("ipc://"):
             return Image.from_wire(self.call("images.pull", {"ref": ref}, timeout=timeout))
-        from actorctl.events import attach
+        from actorctl.client.events import attach
         from actors.wire import WireError
         from actors.wire.events import decode_image_event
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from actorctl.client.transport import Transport
@@ -22,33 +22,41 @@ POLL_INTERVAL = 0.1
 
 
 class LogStream(Iterator[LogRecord]):
-    """The output records of one process, oldest first (see `Client.logs`).
+    """The output records of one process, oldest first (see `Client.logs`); the one reader of
+    `containers.logs`, which `actorctl containers logs` and `--attach` read through too.
 
     After the iteration, `status` is the process's exit status if it had exited by the end
-    (always so when following), and `dropped` is true if output was rotated away before it
-    could be read (the daemon keeps two files of `--log-limit` bytes per process).
+    (always so when a follow ended by the process's exit). `dropped` becomes true when output
+    was rotated away before this stream read it (the daemon keeps two files of `--log-limit`
+    bytes per process, and this stream's reading fell behind the oldest): records are missing
+    between the last one read and the next. A reader that reports it may set it back to
+    False, to notice the next time. `cursor` is where the reading is (after the last page
+    read): give it to `Client.logs(cursor=...)` to go on from there with another stream.
     """
 
     def __init__(self, transport: Transport, container_id: str, process: str, *, follow: bool,
-                 since: float | None, until: float | None, tail: int | None) -> None:
+                 since: float | None, until: float | None, tail: int | None, cursor: Sequence[int] | None = None,
+                 poll_interval: float = POLL_INTERVAL, idle: Callable[[], None] | None = None) -> None:
         self.status: int | None = None
         self.dropped = False
+        self.cursor: list[int] | None = None if cursor is None else list(cursor)
         self._transport = transport
         self._target = {"id": container_id, "pid": process}
         self._follow = follow
         self._since = since
         self._until = until
         self._tail = tail
-        self._cursor: list[int] | None = None
+        self._poll_interval = poll_interval
+        self._idle = idle
         self._records = self._generate()
 
     def __next__(self) -> LogRecord:
         return next(self._records)
 
     def _page(self) -> list[LogRecord]:
-        page: dict[str, Any] = self._transport.call("containers.logs", {**self._target, "cursor": self._cursor})
+        page: dict[str, Any] = self._transport.call("containers.logs", {**self._target, "cursor": self.cursor})
         self.dropped = self.dropped or bool(page.get("dropped"))
-        self._cursor = page["cursor"]
+        self.cursor = page["cursor"]
         self.status = page.get("status")
         return [LogRecord(stream, timestamp, data) for stream, timestamp, data in page["records"]]
 
@@ -77,4 +85,8 @@ class LogStream(Iterator[LogRecord]):
             if not page:
                 if not self._follow or self.status is not None:
                     return
-                time.sleep(POLL_INTERVAL)
+                if self._until is not None and time.time() > self._until:
+                    return  # records are stamped when captured: any still to come is later
+                if self._idle is not None:
+                    self._idle()
+                time.sleep(self._poll_interval)

@@ -119,8 +119,9 @@ class ExitResult:
     process: str
     status: int
     """Its exit code, or 128 + the signal that ended it (137: killed)."""
-    event: Event
-    """The `exit` event that said so."""
+    event: Event | None
+    """The `exit` event that said so; None when the answer is a restart policy's `last_status`
+    (the daemon keeps it after the event log has rotated past that exit)."""
 
     @property
     def signal(self) -> int | None:
@@ -152,7 +153,11 @@ class Stats:
     memory_max_usage: int | None
     memory_limit: int | None
     """Bytes; a huge number (or None) when unlimited."""
+    memory_rss: int | None
+    memory_cache: int | None
     cpu_total_ns: int | None
+    cpu_throttled_periods: int | None
+    """CPU periods in which the container was throttled (its cpu quota used up)."""
     pids_current: int | None
     pids_limit: int | None
     blkio_read_bytes: int | None
@@ -165,7 +170,9 @@ class Stats:
         pids, blkio = data.get("pids") or {}, data.get("blkio") or {}
         return cls(timestamp=data["timestamp"], memory_usage=memory.get("usage"),
                    memory_max_usage=memory.get("max_usage"), memory_limit=memory.get("limit"),
-                   cpu_total_ns=cpu.get("usage_total_ns"), pids_current=pids.get("current"),
+                   memory_rss=memory.get("rss"), memory_cache=memory.get("cache"),
+                   cpu_total_ns=cpu.get("usage_total_ns"), cpu_throttled_periods=cpu.get("throttled_periods"),
+                   pids_current=pids.get("current"),
                    pids_limit=pids.get("limit"), blkio_read_bytes=blkio.get("read_bytes"),
                    blkio_write_bytes=blkio.get("write_bytes"), raw=data)
 
@@ -222,6 +229,10 @@ class Health:
     uptime: float | None
     containers: Mapping[str, int]
     """How many containers by status."""
+    version: str | None
+    """The daemon's version."""
+    pid: int | None
+    """The daemon's pid."""
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -231,4 +242,5 @@ class Health:
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> Health:
         return cls(status=data["status"], degraded=tuple(data.get("degraded") or ()), uptime=data.get("uptime"),
-                   containers=dict(data.get("containers") or {}), raw=data)
+                   containers=dict(data.get("containers") or {}), version=data.get("version"), pid=data.get("pid"),
+                   raw=data)

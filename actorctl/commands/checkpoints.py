@@ -6,7 +6,7 @@ import datetime
 
 import click
 
-from actorctl.common import call, complete_container_id, container_id_arg, print_json
+from actorctl.common import client_of, complete_container_id, container_id_arg, failures, print_json
 from actorctl.printable import printable
 
 __all__ = ["checkpoints"]
@@ -41,8 +41,8 @@ def create(ctx: click.Context, as_json: bool, leave: bool, tcp: bool, unix_socke
     Example:
       actorctl checkpoints create web1 snap1
     """
-    call(ctx, "checkpoints.create", {"id": container_id, "name": name, "exit": leave, "tcp": tcp,
-                                     "unix_sockets": unix_sockets, "shell": shell})
+    with failures():
+        client_of(ctx).checkpoint(container_id, name, exit=leave, tcp=tcp, unix_sockets=unix_sockets, shell=shell)
     if as_json:
         print_json({"id": container_id, "name": name})
     else:
@@ -60,15 +60,16 @@ def list_(ctx: click.Context, as_json: bool, container_id: str) -> None:
     Example:
       actorctl checkpoints list --json web1
     """
-    result = call(ctx, "checkpoints.list", {"id": container_id})
+    with failures():
+        found = client_of(ctx).checkpoints(container_id)
     if as_json:
-        print_json(result)
+        print_json([checkpoint.raw for checkpoint in found])
         return
-    for record in result:
-        created = record.get("created")
+    for checkpoint in found:
+        created = checkpoint.created
         when = datetime.datetime.fromtimestamp(created).isoformat(timespec="seconds") if created else "-"
-        flags = [key for key in ("exit", "tcp", "unix_sockets", "shell") if record.get(key)]
-        click.echo(f"{printable(record['name'])}  {when}  {','.join(flags)}")
+        flags = [key for key in ("exit", "tcp", "unix_sockets", "shell") if getattr(checkpoint, key)]
+        click.echo(f"{printable(checkpoint.name)}  {when}  {','.join(flags)}")
 
 
 @checkpoints.command("delete")
@@ -82,4 +83,5 @@ def delete(ctx: click.Context, container_id: str, name: str) -> None:
     Example:
       actorctl checkpoints delete web1 snap1
     """
-    call(ctx, "checkpoints.delete", {"id": container_id, "name": name})
+    with failures():
+        client_of(ctx).delete_checkpoint(container_id, name)

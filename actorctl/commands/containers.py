@@ -1,41 +1,32 @@
-"""`actorctl containers ...`: start, exec, list, state, kill, rm, pause, resume, update, stats, logs, wait."""
+"""`actorctl containers ...`: start, exec, list, state, kill, rm, pause, resume, update, stats, wait;
+logs is in commands/logs.py."""
 
 from __future__ import annotations
 
-import datetime
+import contextlib
 import json
 import os
 import sys
 import time
-from typing import TYPE_CHECKING, Any
 
 import click
 
-from actorctl.client import ClientError
+from actorctl.client import Timeout
+from actorctl.commands.logs import logs
 from actorctl.common import (
     AttachableCommand,
-    Failure,
-    attach_failure,
-    call,
     client_of,
     complete_container_id,
     container_id_arg,
-    guard,
+    failures,
     parse_label_filter,
     parse_signal,
-    parse_time,
     print_json,
     print_json_line,
 )
 from actorctl.printable import printable
 
-if TYPE_CHECKING:
-    from actorctl.logs import Piece
-
 __all__ = ["containers"]
-
-LIST_PAGE = 1000
-"""Containers per `containers.list` call: the most the daemon gives in one reply."""
 
 STATUSES = ("running", "paused", "restarting", "stopped", "starting", "stopping")
 """The statuses `containers list` shows, for --filter status=."""
@@ -53,19 +44,9 @@ def containers() -> None:
 def _run_attached(ctx: click.Context, container_id: str, process_id: str, stdin: bool, terminal: bool) -> None:
     from actorctl.attach import attach  # termios, threading, shutil: only for --attach
 
-    try:
+    with failures(attached=True):
         status = attach(client_of(ctx), container_id, process_id, stdin=stdin, terminal=terminal)
-    except ClientError as exc:
-        raise attach_failure(exc) from None
     ctx.exit(status)
-
-
-def _call_attachable(ctx: click.Context, attached: bool, method: str, params: dict[str, Any]) -> Any:
-    """Call the daemon; under --attach its refusal exits 125, 126 or 127 (see `attach_failure`)."""
-    try:
-        return client_of(ctx).call(method, params)
-    except ClientError as exc:
-        raise (attach_failure(exc) if attached else guard(exc)) from None
 
 
 @containers.command("start", cls=AttachableCommand)
@@ -135,27 +116,27 @@ def start(ctx: click.Context, as_json: bool, labels: tuple[str, ...], checkpoint
         if not sep or not key:
             raise click.BadParameter(f"{label!r} is not KEY=VALUE", param_hint="--label")
         label_map[key] = value
-    params: dict[str, Any] = {"id": container_id, "labels": label_map, "stdin": stdin, "init": init}
     if as_json and attached:
         raise click.UsageError("--json and --attach exclude each other: the output is the process's")
-    if restart != "no":
-        params["restart"] = restart
-    if checkpoint:
-        params["checkpoint"] = checkpoint
+    policy = None if restart == "no" else restart
     if image is not None:
         args = list(rest[1:] if rest[:1] == ("--",) else rest)
-        image_params = {**params, "image": image, "tty": tty, **({"args": args} if args else {})}
-        result = _call_attachable(ctx, attached, "containers.start", image_params)
+        with failures(attached):
+            started = client_of(ctx).start(container_id, image=image, args=args or None, tty=tty, labels=label_map,
+                                           stdin=stdin, init=init, restart=policy, checkpoint=checkpoint or None)
     else:
         assert bundle is not None
-        result = _call_attachable(ctx, attached, "containers.start", {**params, "bundle": os.path.abspath(bundle)})
-    first = next(p for p in result["processes"] if p["pid"] == "init")
+        with failures(attached):
+            started = client_of(ctx).start(container_id, os.path.abspath(bundle), labels=label_map, stdin=stdin,
+                                           init=init, restart=policy, checkpoint=checkpoint or None)
+    first = started.process("init")
+    assert first is not None, "a started container runs its init"
     if attached:
-        _run_attached(ctx, container_id, "init", stdin, first.get("tty", False))
+        _run_attached(ctx, container_id, "init", stdin, first.tty)
     if as_json:
-        print_json(result)
+        print_json(started.raw)
     else:
-        click.echo(f"{container_id} started (pid {first['system_pid']})")
+        click.echo(f"{container_id} started (pid {first.system_pid})")
 
 
 
@@ -193,20 +174,17 @@ def exec_(ctx: click.Context, as_json: bool, process_id: str | None, cwd: str | 
     for item in env:
         if "=" not in item or item.startswith("="):
             raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--env")
-    params: dict[str, Any] = {"id": container_id, "args": list(command), "env": list(env), "tty": tty,
-                              "stdin": stdin}
-    for key, value in (("pid", process_id), ("cwd", cwd), ("user", user)):
-        if value is not None:
-            params[key] = value
     if as_json and attached:
         raise click.UsageError("--json and --attach exclude each other: the output is the process's")
-    process = _call_attachable(ctx, attached, "containers.exec", params)
+    with failures(attached):
+        process = client_of(ctx).exec(container_id, command, name=process_id, env=env, cwd=cwd, user=user, tty=tty,
+                                      stdin=stdin)
     if attached:
-        _run_attached(ctx, container_id, process["pid"], stdin, tty)
+        _run_attached(ctx, container_id, process.name, stdin, tty)
     if as_json:
-        print_json(process)
+        print_json(process.raw)
     else:
-        click.echo(f"{container_id}/{printable(process['pid'])} started (pid {process['system_pid']})")
+        click.echo(f"{container_id}/{printable(process.name)} started (pid {process.system_pid})")
 
 
 
@@ -241,31 +219,24 @@ def list_(ctx: click.Context, as_json: bool, quiet: bool, filters: tuple[str, ..
     if len(statuses) > 1:
         raise click.BadParameter("a container has one status: give at most one status= filter",
                                  param_hint="--filter")
-    result: list[dict[str, Any]] = []
-    while True:  # by pages: a node may run more containers than one 1 MiB reply holds
-        params: dict[str, Any] = {"limit": LIST_PAGE}
-        if result:
-            params["after"] = result[-1]["id"]
-        page = call(ctx, "containers.list", params)
-        result += page
-        if len(page) < LIST_PAGE:
-            break
-    result = [container for container in result
-              if (not statuses or container["status"] in statuses)
-              and all(key in container["labels"] and (wanted is None or container["labels"][key] == wanted)
-                      for key, wanted in labels)]
+    with failures():
+        listed = client_of(ctx).containers()  # by pages: a node may run more than one 1 MiB reply holds
+    shown = [container for container in listed
+             if (not statuses or container.status in statuses)
+             and all(key in container.labels and (wanted is None or container.labels[key] == wanted)
+                     for key, wanted in labels)]
     if as_json:
-        print_json(result)
+        print_json([container.raw for container in shown])
         return
     if quiet:
-        for container in result:
-            click.echo(container["id"])
+        for container in shown:
+            click.echo(container.id)
         return
     rows = [("ID", "STATUS", "PID", "PROCESSES", "BUNDLE")]
-    for container in result:
-        init: dict[str, Any] = next((p for p in container["processes"] if p["pid"] == "init"), {})
-        rows.append((container["id"], container["status"], str(init.get("system_pid", "-")),
-                     str(len(container["processes"])), printable(container["bundle"])))
+    for container in shown:
+        init = container.process("init")
+        rows.append((container.id, container.status, "-" if init is None else str(init.system_pid),
+                     str(len(container.processes)), printable(container.bundle)))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True)) + "  " + row[4])
@@ -286,22 +257,23 @@ def state(ctx: click.Context, as_json: bool, container_id: str) -> None:
     Example:
       actorctl containers state --json web1
     """
-    result = call(ctx, "containers.state", {"id": container_id})
+    with failures():
+        container = client_of(ctx).container(container_id)
     if as_json:
-        print_json(result)
+        print_json(container.raw)
         return
-    click.echo(f"id:      {result['id']}\nstatus:  {result['status']}\nbundle:  {printable(result['bundle'])}")
-    if "restart" in result:
-        restart = result["restart"]
-        when = restart["next_attempt"]
-        click.echo(f"restart: {restart['policy']}, {restart['count']} so far"
+    click.echo(f"id:      {container.id}\nstatus:  {container.status}\nbundle:  {printable(container.bundle)}")
+    restart = container.restart
+    if restart is not None:
+        when = restart.next_attempt
+        click.echo(f"restart: {restart.policy}, {restart.count} so far"
                    + (f", next at {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(when))}" if when else "")
-                   + ("" if restart["last_status"] is None else f", last exit {restart['last_status']}"))
-    for key, value in sorted(result["labels"].items()):
+                   + ("" if restart.last_status is None else f", last exit {restart.last_status}"))
+    for key, value in sorted(container.labels.items()):
         click.echo(f"label:   {printable(key)}={printable(value)}")
-    for process in result["processes"]:
-        click.echo(f"process: {printable(process['pid'])} pid={process['system_pid']} shim={process['shim_pid']} "
-                   f"args={printable(' '.join(process['args']))}")
+    for process in container.processes:
+        click.echo(f"process: {printable(process.name)} pid={process.system_pid} shim={process.shim_pid} "
+                   f"args={printable(' '.join(process.args))}")
 
 
 @containers.command("kill")
@@ -320,10 +292,9 @@ def kill(ctx: click.Context, signame: str, process_id: str | None, every: bool, 
     """
     if every and process_id:
         raise click.UsageError("--pid and --all exclude each other")
-    params: dict[str, Any] = {"id": container_id, "signal": parse_signal(signame), "all": every}
-    if process_id:
-        params["pid"] = process_id
-    call(ctx, "containers.signal", params)
+    number = parse_signal(signame)
+    with failures():
+        client_of(ctx).signal(container_id, number, process=process_id or None, all_processes=every)
 
 
 @containers.command("rm")
@@ -344,10 +315,8 @@ def rm(ctx: click.Context, container_id: str, force: bool) -> None:
       actorctl containers kill web1 && actorctl containers rm web1
       actorctl containers rm --force web1
     """
-    try:
+    with failures():
         client_of(ctx).remove(container_id, force=force)
-    except ClientError as exc:
-        raise guard(exc) from None
 
 
 @containers.command("pause")
@@ -360,7 +329,8 @@ def pause(ctx: click.Context, container_id: str) -> None:
     Example:
       actorctl containers pause web1
     """
-    call(ctx, "containers.pause", {"id": container_id})
+    with failures():
+        client_of(ctx).pause(container_id)
 
 
 @containers.command("resume")
@@ -373,7 +343,8 @@ def resume(ctx: click.Context, container_id: str) -> None:
     Example:
       actorctl containers resume web1
     """
-    call(ctx, "containers.resume", {"id": container_id})
+    with failures():
+        client_of(ctx).resume(container_id)
 
 
 @containers.command("update")
@@ -391,10 +362,10 @@ def update(ctx: click.Context, /, container_id: str, **limits: int | None) -> No
     Example:
       actorctl containers update --memory-limit 268435456 --pids-limit 100 web1
     """
-    given = {key: value for key, value in limits.items() if value is not None}
-    if not given:
+    if all(value is None for value in limits.values()):
         raise click.UsageError("give at least one limit to change")
-    call(ctx, "containers.update", {"id": container_id, **given})
+    with failures():
+        client_of(ctx).update(container_id, **limits)
 
 
 def _human_bytes(value: int | None) -> str:
@@ -422,92 +393,32 @@ def stats(ctx: click.Context, as_json: bool, watch: bool, container_id: str) -> 
       actorctl containers stats --watch web1
     """
     while True:
-        result = call(ctx, "containers.stats", {"id": container_id})
+        with failures():
+            figures = client_of(ctx).stats(container_id)
         if as_json:
             if watch:
-                click.echo(json.dumps(result))
+                click.echo(json.dumps(figures.raw))
             else:
-                print_json(result)
+                print_json(figures.raw)
         else:
-            memory, cpu = result.get("memory", {}), result.get("cpu", {})
-            pids, blkio = result.get("pids", {}), result.get("blkio", {})
             if watch:
                 click.echo("\x1b[H\x1b[2J", nl=False)
-            click.echo(f"{container_id}  {time.strftime('%H:%M:%S', time.localtime(result['timestamp']))}")
-            click.echo(f"memory  {_human_bytes(memory.get('usage'))} used, "
-                       f"{_human_bytes(memory.get('max_usage'))} max, limit {_human_bytes(memory.get('limit'))} "
-                       f"(rss {_human_bytes(memory.get('rss'))}, cache {_human_bytes(memory.get('cache'))})")
-            total = cpu.get("usage_total_ns")
+            click.echo(f"{container_id}  {time.strftime('%H:%M:%S', time.localtime(figures.timestamp))}")
+            click.echo(f"memory  {_human_bytes(figures.memory_usage)} used, "
+                       f"{_human_bytes(figures.memory_max_usage)} max, limit {_human_bytes(figures.memory_limit)} "
+                       f"(rss {_human_bytes(figures.memory_rss)}, cache {_human_bytes(figures.memory_cache)})")
+            total = figures.cpu_total_ns
             click.echo(f"cpu     {total / 1e9 if total is not None else 0:.3f} s, "
-                       f"throttled {cpu.get('throttled_periods')} periods")
-            click.echo(f"pids    {pids.get('current')} (limit {pids.get('limit') or 'none'})")
-            click.echo(f"blkio   read {_human_bytes(blkio.get('read_bytes'))}, "
-                       f"written {_human_bytes(blkio.get('write_bytes'))}")
+                       f"throttled {figures.cpu_throttled_periods} periods")
+            click.echo(f"pids    {figures.pids_current} (limit {figures.pids_limit or 'none'})")
+            click.echo(f"blkio   read {_human_bytes(figures.blkio_read_bytes)}, "
+                       f"written {_human_bytes(figures.blkio_write_bytes)}")
         if not watch:
             return
         try:
             time.sleep(1)
         except KeyboardInterrupt:
             return
-
-
-def _show_piece(piece: Piece, as_json: bool, timestamps: bool) -> None:
-    if as_json:
-        print_json_line({"stream": "stderr" if piece.stream == 2 else "stdout", "time": piece.time,
-                         "data": piece.data.decode(errors="replace")})
-        return
-    out = sys.stderr.buffer if piece.stream == 2 else sys.stdout.buffer
-    if timestamps and piece.starts_line:
-        moment = datetime.datetime.fromtimestamp(piece.time, datetime.UTC)
-        out.write(moment.isoformat(timespec="microseconds").replace("+00:00", "Z").encode() + b" ")
-    out.write(piece.data)
-    out.flush()
-
-
-@containers.command("logs")
-@click.option("--follow", "-f", is_flag=True, help="Keep printing output as it comes, until the process exits.")
-@click.option("--pid", "process_id", default="init", show_default=True, metavar="NAME",
-              help="Which process of the container.")
-@click.option("--tail", "tail_lines", type=click.IntRange(0), metavar="N", help="Only the last N lines stored.")
-@click.option("--since", metavar="TIME", help="Only output at or after TIME (unix time, ISO time, or 5m ago).")
-@click.option("--until", metavar="TIME", help="Only output before or at TIME (unix time, ISO time, or 5m ago).")
-@click.option("--timestamps", "-t", is_flag=True, help="Start each line with its time (RFC 3339, UTC).")
-@click.option("--json", "as_json", is_flag=True,
-              help='One JSON object per line of output: {"stream": "stdout"|"stderr", "time": UNIX_TIME, '
-                   '"data": TEXT} (a partial line when the process wrote no newline yet; bytes that are '
-                   "not UTF-8 become U+FFFD).")
-@click.argument("container_id", metavar="ID", callback=container_id_arg, shell_complete=complete_container_id)
-@click.pass_context
-def logs(ctx: click.Context, follow: bool, process_id: str, tail_lines: int | None, since: str | None,
-         until: str | None, timestamps: bool, as_json: bool, container_id: str) -> None:
-    """Print a process's captured stdout and stderr (kept, bounded, while it runs and shortly after).
-
-    \b
-    Examples:
-      actorctl containers logs --tail 20 --timestamps web1
-      actorctl containers logs --since 10m --follow web1
-    """
-    from actorctl.logs import Reader, history, tail, then
-
-    since_ts = parse_time(since, "--since") if since else None
-    until_ts = parse_time(until, "--until") if until else None
-    reader = Reader(client_of(ctx), {"id": container_id, "pid": process_id})
-    try:
-        stored = [piece for piece in history(reader) if (since_ts is None or piece.time >= since_ts)
-                  and (until_ts is None or piece.time <= until_ts)]
-        for piece in stored if tail_lines is None else tail(stored, tail_lines):
-            _show_piece(piece, as_json, timestamps)
-        if follow:
-            for piece in then(reader, until_ts):
-                if reader.dropped:
-                    click.echo("actorctl: some output was rotated away before it was read", err=True)
-                    reader.dropped = False
-                if since_ts is None or piece.time >= since_ts:
-                    _show_piece(piece, as_json, timestamps)
-    except ClientError as exc:
-        raise guard(exc) from None
-    except KeyboardInterrupt:
-        return
 
 
 @containers.command("wait")
@@ -520,31 +431,38 @@ def wait(ctx: click.Context, as_json: bool, container_ids: tuple[str, ...]) -> N
     """Block until each container ID exits, and print its exit status (one line per container,
     in the order given); exit with the first one's status.
 
-    A container that has already exited gives its last exit status at once: a
-    restart policy's (restarting, stopped), or the event log's for a container
-    that is gone. A container under a restart policy ends the wait at its first
-    exit after the wait began. The wait outlives a restart of the daemon (it
-    follows the event log, so it misses no exit). An id with no container and
-    no exit on record: exit 1. Exit 3 when the daemon stays away (10 minutes).
+    Each container is waited for in turn, all from the moment this command
+    began, and gets its status from the first of: its first exit since then
+    (a container under a restart policy: that exit, not its final stop); for a
+    running container, its next exit; for one a restart policy keeps
+    (restarting, stopped), the policy's last exit status (known even when the
+    event log has rotated past it); for a container that is gone, its last exit
+    in the event log. An id with none of these: exit 1 at once, before any
+    status is printed. The wait outlives a restart of the daemon (it follows
+    the event log, so it misses no exit); exit 3 when the daemon stays away
+    (10 minutes).
 
     \b
     Examples:
       actorctl containers wait job1
       actorctl containers wait --json job1 job2
     """
-    from actorctl.wait import UnknownContainer, wait_exits
-
-    first: int | None = None
-    try:
-        for container_id, status in wait_exits(client_of(ctx), container_ids):
+    client = client_of(ctx)
+    statuses: dict[str, int] = {}
+    with failures():
+        began = client.last_event_seq()
+        for container_id in dict.fromkeys(container_ids):  # what is known now: an unknown id fails before any wait
+            with contextlib.suppress(Timeout):  # it runs: waited for below
+                statuses[container_id] = client.wait(container_id, after=began, timeout=0).status
+        for container_id in container_ids:
+            if container_id not in statuses:
+                statuses[container_id] = client.wait(container_id, after=began).status
             if as_json:
-                print_json_line({"id": container_id, "status": status})
+                print_json_line({"id": container_id, "status": statuses[container_id]})
             else:
-                click.echo(str(status))
+                click.echo(str(statuses[container_id]))
                 sys.stdout.flush()
-            first = status if first is None else first
-    except UnknownContainer as exc:
-        raise Failure(str(exc)) from None
-    except ClientError as exc:
-        raise guard(exc) from None
-    ctx.exit(first or 0)
+    ctx.exit(statuses[container_ids[0]])
+
+
+containers.add_command(logs)

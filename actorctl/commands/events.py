@@ -5,17 +5,14 @@ from __future__ import annotations
 import datetime
 import json
 import sys
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import click
 
-from actorctl.client import Client, ClientError, DaemonError
-from actorctl.common import client_of, complete_container_id, container_id_arg, guard, parse_label_filter, parse_time
+from actorctl.client import Client, Event, NotFound
+from actorctl.common import client_of, complete_container_id, container_id_arg, failures, parse_label_filter, parse_time
 from actorctl.printable import printable
-
-if TYPE_CHECKING:
-    from actors.wire.events import EventRecord
 
 __all__ = ["events"]
 
@@ -32,23 +29,21 @@ class LabelMatcher:
         self.wanted = wanted
         self.known: dict[str, bool] = {}
 
-    def matches(self, event: EventRecord) -> bool:
-        container_id = event["id"]
-        if event["type"] == "start-container":
+    def matches(self, event: Event) -> bool:
+        container_id = event.container_id
+        if event.type == "start-container":
             self.known.pop(container_id, None)  # an id used again may have other labels
         if container_id not in self.known:
             try:
-                labels: dict[str, str] = self.client.call("containers.state", {"id": container_id})["labels"]
-            except DaemonError as exc:
-                if exc.code != "not_found":
-                    raise
+                labels = self.client.container(container_id).labels
+            except NotFound:
                 return False  # gone: perhaps not for good (asked again at its next event)
             self.known[container_id] = all(key in labels and (value is None or labels[key] == value)
                                            for key, value in self.wanted)
         return self.known[container_id]
 
 
-def format_event(event: EventRecord) -> str:
+def format_event(event: Mapping[str, Any]) -> str:
     moment = datetime.datetime.fromtimestamp(event["timestamp"]).isoformat(timespec="milliseconds")
     text = f"{event['seq']:>6} {moment} {printable(event['type']):<16} {printable(event['id'])}"
     process = event.get("pid")
@@ -89,8 +84,7 @@ def events(ctx: click.Context, as_json: bool, after: int | None, since: str | No
       actorctl events --type exit --filter label=tier=web
       actorctl events --after 0 --no-follow --json --id web1
     """
-    from actorctl.events import follow, stored  # zmq and msgpack: not for --help
-    from actors.wire.events import EVENT_FIELDS
+    from actors.wire.events import EVENT_FIELDS  # msgpack: not for --help
 
     labels = []
     for item in filters:
@@ -100,27 +94,21 @@ def events(ctx: click.Context, as_json: bool, after: int | None, since: str | No
         labels.append(parse_label_filter(value))
     client = client_of(ctx)
     labelled = LabelMatcher(client, labels) if labels else None
-    type_set = frozenset(types) or None
     since_ts = parse_time(since) if since else None
     start = after if after is not None else (0 if since_ts is not None or no_follow else None)
 
-    def emit(stream: Iterator[EventRecord]) -> None:
+    def emit(stream: Iterator[Event]) -> None:
         for event in stream:
             if labelled is not None and not labelled.matches(event):
                 continue
-            shown = {key: event.get(key) for key in EVENT_FIELDS if key in event or key != "attempt"}
-            click.echo(json.dumps(shown) if as_json else format_event(event))
+            record = event.raw
+            shown = {key: record.get(key) for key in EVENT_FIELDS if key in record or key != "attempt"}
+            click.echo(json.dumps(shown) if as_json else format_event(record))
             sys.stdout.flush()
 
     try:
-        if no_follow:
-            emit(stored(client, start or 0, since_ts, container_id, type_set))
-            return
-        info = client.call("version")
-        if start is None:
-            start = client.call("events.replay", {"after": 2**62})["last_seq"]
-        emit(follow(client, info["events_address"], start, since_ts, container_id, types=type_set))
-    except ClientError as exc:
-        raise guard(exc) from None
+        with failures():
+            emit(client.events(start, container_id=container_id, types=types or None, since=since_ts,
+                               follow=not no_follow))
     except KeyboardInterrupt:
         pass

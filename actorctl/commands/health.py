@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
-from actorctl.common import EXIT_REFUSED, call, format_duration, print_json
+from actorctl.client import Health
+from actorctl.common import EXIT_REFUSED, client_of, failures, format_duration, print_json
 from actorctl.printable import printable
 
 __all__ = ["format_health", "health"]
 
 
-def format_health(report: dict[str, Any]) -> list[str]:
-    counts: dict[str, int] = report.get("containers") or {}
-    total = sum(counts.values())
-    detail = ", ".join(f"{count} {status}" for status, count in counts.items())
-    line = (f"{report['status']}: actord {report.get('version')} (pid {report.get('pid')}) up "
-            f"{format_duration(report.get('uptime') or 0)}, {total} container{'' if total == 1 else 's'}")
-    degraded = [f"degraded: {printable(reason)}" for reason in report["degraded"]]
+def format_health(report: Health) -> list[str]:
+    total = sum(report.containers.values())
+    detail = ", ".join(f"{count} {status}" for status, count in report.containers.items())
+    line = (f"{report.status}: actord {report.version} (pid {report.pid}) up "
+            f"{format_duration(report.uptime or 0)}, {total} container{'' if total == 1 else 's'}")
+    degraded = [f"degraded: {printable(reason)}" for reason in report.degraded]
     return [line + (f" ({detail})" if detail else ""), *degraded]
 
 
@@ -36,11 +34,12 @@ def health(ctx: click.Context, as_json: bool) -> None:
       actorctl --timeout 5 health || echo "actord needs attention"
       actorctl health --json
     """
-    report = call(ctx, "health")
+    with failures():
+        report = client_of(ctx).health()
     if as_json:
-        print_json(report)
+        print_json(report.raw)
     else:
         for line in format_health(report):
             click.echo(line)
-    if report["degraded"]:
+    if report.degraded:
         ctx.exit(EXIT_REFUSED)

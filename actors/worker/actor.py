@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import resource
 import shutil
 import signal
 import time
@@ -29,6 +28,7 @@ import zmq
 from actors.base import BusActor, Handlers
 from actors.cgroups import cgroup_places, oom_watch_members, register_oom_watch, remove_leftover_cgroups
 from actors.daemonlog import log_fields
+from actors.fdbudget import check_fd_reserve
 from actors.fdwait import readable
 from actors.procinfo import open_pidfd, start_time
 from actors.rootdir import RootDir
@@ -51,19 +51,6 @@ logger = logging.getLogger(__name__)
 
 CLEANUP_TIMEOUT = 10.0
 CLEANUP_ATTEMPTS = 3
-FD_RESERVE = 256
-"""File descriptors kept free for clients and cleanup: a start that would eat into them is
-refused. libzmq aborts the whole process when accepting a connection hits EMFILE, so the
-daemon must never run out."""
-
-
-def check_fd_reserve() -> None:
-    """Refuse a start (`busy`) when fewer than FD_RESERVE fds are left below the soft limit."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    in_use = len(os.listdir("/proc/self/fd"))
-    if in_use + FD_RESERVE > soft:
-        raise ApiError(ErrorCode.BUSY, f"actord holds {in_use} of its {soft} file descriptors and keeps "
-                       f"{FD_RESERVE} free: no more starts until containers exit (raise its LimitNOFILE)")
 CONTROL_TIMEOUT = 5.0
 
 
@@ -124,6 +111,7 @@ class Worker(BusActor):
         start_timeout: float,
         report_address: str,
         log_limit: int,
+        fd_reserve: int,
     ) -> None:
         super().__init__(context)
         self.name = name
@@ -135,6 +123,8 @@ class Worker(BusActor):
         self.start_timeout = start_timeout
         self.report_address = report_address
         self.log_limit = log_limit
+        self.fd_reserve = fd_reserve
+        """Fds a start or exec must leave free (actors.fdbudget)."""
 
     def handlers(self) -> Handlers:
         return {wire.StartTask: self.on_start_task, wire.ExecTask: self.on_exec_task,
@@ -185,7 +175,7 @@ class Worker(BusActor):
         )
 
     def _start_init(self, task: wire.StartTask) -> dict[str, Any]:
-        check_fd_reserve()
+        check_fd_reserve(self.fd_reserve)
         container_id, bundle = task.container_id, Path(task.bundle)
         deadline = time.monotonic() + self.start_timeout
         if task.config:
@@ -240,7 +230,7 @@ class Worker(BusActor):
                          describe_os_error(exc), extra=log_fields(container_id=container_id))
 
     def _start_exec(self, task: wire.ExecTask) -> dict[str, Any]:
-        check_fd_reserve()
+        check_fd_reserve(self.fd_reserve)
         deadline = time.monotonic() + self.start_timeout
         container_dir = self.state.container(task.container_id)
         procdir = self.state.process(task.container_id, task.process)

@@ -36,5 +36,5 @@ def test_a_failure_shows_its_message_escaped() -> None:
 
 def test_an_event_line_is_one_line() -> None:
     event = {"seq": 7, "timestamp": 0.0, "type": "exit", "id": "web1", "pid": "job\x1b]0;x\x07\n", "status": 0}
-    line = format_event(event)  # type: ignore[arg-type]
+    line = format_event(event)
     assert "\n" not in line and "\x1b" not in line and "pid=job\\x1b]0;x\\x07\\n" in line

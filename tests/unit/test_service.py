@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from actorctl.client import Health
 from actorctl.commands.health import format_health
 from actorctl.common import format_duration
 from actors.service.notify import Notifier, socket_address, watchdog_interval
@@ -79,5 +80,6 @@ def test_durations_and_the_health_line() -> None:
         "0s", "59s", "1m 01s", "2h 05m", "3d 4h"]
     report = {"status": "degraded", "version": "0.1.0", "pid": 7, "uptime": 75.0,
               "containers": {"paused": 1, "running": 2}, "degraded": ["the runtime /x/runc is missing"]}
-    assert format_health(report) == ["degraded: actord 0.1.0 (pid 7) up 1m 15s, 3 containers (1 paused, 2 running)",
-                                     "degraded: the runtime /x/runc is missing"]
+    assert format_health(Health.from_wire(report)) == [
+        "degraded: actord 0.1.0 (pid 7) up 1m 15s, 3 containers (1 paused, 2 running)",
+        "degraded: the runtime /x/runc is missing"]

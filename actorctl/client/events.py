@@ -9,7 +9,8 @@
 While the daemon is away (no heartbeat, calls fail) the stream waits for it to
 come back, for at most `reconnect` seconds.
 
-This is the machinery of `Client.events` (the public, typed way in) and `actorctl events`.
+This is the machinery of `Client.events` and `Client.wait` (the public, typed ways in); `attach`
+is also for programs that need their own subscription (tests, benchmarks).
 """
 
 from __future__ import annotations
