@@ -156,3 +156,18 @@ def test_image_containers_survive_a_daemon_kill_and_a_reboot(daemon: Daemon, wor
     done = daemon.ctl("containers", "rm", "--force", "always")
     assert done.returncode == 0, done.stderr
     image_roots_gone(daemon)
+
+
+def test_a_bundle_no_container_owns_is_removed_when_actord_starts(daemon: Daemon, work: Path, layer: bytes) -> None:
+    with daemon.client(timeout=60) as client:
+        client.import_image(docker_archive(work / "sleeping.tar", "sleeper:v1", SLEEPING, [layer]))
+        client.start("kept", image="sleeper:v1")
+    assert daemon.stop() == 0
+    bundles = daemon.root_dir / "images" / "containers"
+    (bundles / "ghost").mkdir()  # as a daemon that died between making a bundle and starting it leaves one
+    (bundles / "ghost" / "config.json").write_text("{}")
+    daemon.start()
+    wait_until(lambda: not (bundles / "ghost").exists(), message="the ownerless bundle to go")
+    assert (bundles / "kept" / "rootfs" / "bin").is_dir(), "a running container's bundle stays"
+    daemon.ctl("containers", "rm", "--force", "kept")
+    image_roots_gone(daemon)

@@ -142,6 +142,8 @@ class Supervisor(BusActor):
                                  if CONTAINER_ID.match(name)}
         counts = restore.restore(self, self._reported)
         self._reported.clear()
+        for container_id in sorted(self.image_containers):  # a bundle no container owns (a crash mid-start)
+            self.release_if_gone(container_id)
         if self.probe is not None:
             self.probe.show_all()
         logger.info("restored %d running, %d exited, %d orphaned; discarded %d damaged",
