@@ -27,6 +27,9 @@ def request(sup: Supervisor, request: Request) -> object:
     container_id = params.container_id()
     image = params.string("image", required=False, max_len=1024)
     if image is None:
+        if container_id in sup.preparing:
+            raise ApiError(ErrorCode.ALREADY_EXISTS, f"container {container_id} already exists (it is being started "
+                                                     "from an image)")
         return _start(sup, request, params.string("bundle") or "")
     if request.params.get("bundle") is not None or request.params.get("checkpoint") is not None:
         raise ApiError(ErrorCode.INVALID_PARAMS, "give 'image' or 'bundle', not both (and no checkpoint with "

@@ -17,9 +17,10 @@ import pytest
 from actors.memory import HeapReturn
 from actors.supervisor.deferred import DEFERRED
 from actors.supervisor.lifecycle import Effect, Lifecycle, SaveDefinition, Submit
+from actors.supervisor.start import bundle_made
 from actors.supervisor.start import request as start_request
 from actors.wire import ApiError
-from actors.wire.messages import Request, StartTask
+from actors.wire.messages import ImageBundleDone, ImageBundleTask, Message, Request, StartTask
 
 if TYPE_CHECKING:
     from actors.supervisor.actor import Supervisor
@@ -32,9 +33,23 @@ class StubSupervisor:
         self.life = Lifecycle(stored_config=lambda container_id: f"/root/{container_id}/config.json")
         self.heap = HeapReturn()
         self.effects: list[Effect] = []
+        self.preparing: set[str] = set()
+        self.image_containers: set[str] = set()
+        self.sent: list[tuple[str, Message]] = []
+        self.replies: list[tuple[Any, Any, ApiError | None]] = []
+        self.released: list[str] = []
 
     def carry_out(self, effects: list[Effect]) -> None:
         self.effects += effects
+
+    def send(self, destination: str, message: Message) -> None:
+        self.sent.append((destination, message))
+
+    def reply(self, client: Any, result: Any = None, error: ApiError | None = None) -> None:
+        self.replies.append((client, result, error))
+
+    def release_if_gone(self, container_id: str) -> None:
+        self.released.append(container_id)
 
 
 @pytest.fixture
@@ -80,3 +95,37 @@ def test_a_missing_bundle_is_the_workers_to_find(touched: list[str]) -> None:
     assert touched == []
     with pytest.raises(ApiError, match="must be absolute"):  # the parameters are still checked here
         start(StubSupervisor(), {"id": "c2", "bundle": "relative/bundle"})
+
+
+def test_an_image_start_has_its_bundle_made_first_and_holds_its_id_meanwhile() -> None:
+    sup = StubSupervisor()
+    params = {"id": "c1", "image": "busybox", "args": ["echo", "hi"], "restart": "always"}
+    assert start(sup, params) is DEFERRED
+    [(destination, task)] = sup.sent
+    assert destination == "images" and isinstance(task, ImageBundleTask)
+    assert (task.container_id, task.image, task.args, task.params) == ("c1", "busybox", ["echo", "hi"], params)
+    assert sup.effects == [], "nothing starts before the bundle is made"
+    for again in ({"id": "c1", "image": "busybox"}, {"id": "c1", "bundle": "/srv/b"}):
+        with pytest.raises(ApiError, match="already exists"):
+            start(sup, again)
+    with pytest.raises(ApiError, match="not both"):
+        start(sup, {"id": "c2", "image": "busybox", "bundle": "/srv/b"})
+    with pytest.raises(ApiError, match="'args' must be a list of strings"):
+        start(sup, {"id": "c3", "image": "busybox", "args": "echo hi"})
+
+    bundle_made(cast("Supervisor", sup), ImageBundleDone(container_id="c1", bundle="/root/images/containers/c1",
+                                                         route=b"r", request_id="1", params=params))
+    (submit,) = [effect for effect in sup.effects if isinstance(effect, Submit)]
+    assert isinstance(submit.task, StartTask) and submit.task.bundle == "/root/images/containers/c1"
+    assert submit.task.keep_config and sup.preparing == set() and sup.image_containers == {"c1"}
+
+
+def test_an_image_start_whose_bundle_cannot_be_made_is_answered_with_why() -> None:
+    sup = StubSupervisor()
+    start(sup, {"id": "c1", "image": "nosuch"})
+    bundle_made(cast("Supervisor", sup), ImageBundleDone(
+        container_id="c1", error={"code": "not_found", "message": "no image nosuch:latest in the store"},
+        route=b"r", request_id="1", params={"id": "c1", "image": "nosuch"}))
+    [(_, _, error)] = sup.replies
+    assert error is not None and (error.code, error.message) == ("not_found", "no image nosuch:latest in the store")
+    assert sup.effects == [] and sup.preparing == set(), "the id is free again"
