@@ -99,6 +99,9 @@ def api_error(exc: BaseException) -> ApiError:
 
 
 class ImageService(BusActor):
+    """The images of the daemon: requests answered here or, for what takes long, from the pool
+    (`submit`: the reply goes out when the job's `_Done` comes back to this thread)."""
+
     def __init__(self, context: zmq.Context[zmq.Socket[bytes]], images_dir: Path, *, runtime: str,
                  pull_settings: PullSettings) -> None:
         super().__init__(context)
