@@ -8,7 +8,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import platform
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +23,7 @@ from tests.harness import Daemon, checked_daemon, mounts_under, new_state_dir, r
 from tests.oci_images import IMAGE_CONFIG, busybox_layer, diff_id_of, layer_of, oci_layout
 from tests.registry import BlobGate, GarbageRegistry, Registry, registries_conf
 
+MB = 1 << 20
 MIRRORED = "mirror.invalid"
 """A registry that does not exist: pulls of its names go to its mirror, the test registry."""
 
@@ -250,4 +253,39 @@ def test_a_multi_platform_index_is_resolved_to_this_machine(tmp_path: Path, regi
         assert (by_index.tag, by_index.digest) == (None, manifests["amd64"])
         client.start("multi", image=f"{registry.address}/team/multi@{index_digest}", args=["from", "an", "index"])
     assert "args: from an index" in output_of(daemon, "multi")
+    nothing_left(daemon)
+
+
+def disk_use(path: Path) -> int:
+    """Bytes `du` counts under `path` on its own filesystem (not inside the overlay mounts)."""
+    done = subprocess.run(["du", "-x", "-s", "-B1", str(path)], check=True, capture_output=True, text=True)
+    return int(done.stdout.split()[0])
+
+
+@pytest.mark.slow
+def test_eight_containers_of_a_pulled_40_mb_image_share_its_layers(tmp_path: Path, registry: Registry,
+                                                                   start_daemon: Callable[..., Daemon]) -> None:
+    big = layer_of([("file", "big", os.urandom(40 * MB)), ("file", "deleted-above", b"in the lower layer")])
+    upper = layer_of([("file", ".wh.deleted-above", b""), ("file", "upper", b"from the upper layer")])
+    config = {**IMAGE_CONFIG, "Entrypoint": ["/bin/sh", "-c"],
+              "Cmd": ["test ! -e /deleted-above && cat /upper && sleep 1000"], "User": "0:0"}
+    registry.push(oci_layout(tmp_path / "big", config, [busybox_layer(), big, upper], tags=("v1",)), "v1",
+                  "team/big:v1")
+    daemon = start_daemon(insecure=(registry.address,))
+    ref = f"{registry.address}/team/big:v1"
+    with daemon.client(timeout=60) as client:
+        client.pull(ref)
+        pulled = disk_use(daemon.root_dir)
+        client.start("big0", image=ref)
+        first = disk_use(daemon.root_dir) - pulled
+        assert 40 * MB < first < 48 * MB, f"the first container unpacks the layers once: {first} bytes"
+        for n in range(1, 8):
+            client.start(f"big{n}", image=ref)
+        for n in range(8):
+            wait_until(lambda n=n: b"from the upper layer" in b"".join(  # type: ignore[misc]
+                r.data for r in client.logs(f"big{n}")), 15, message=f"big{n} to run")
+        others = disk_use(daemon.root_dir) - pulled - first
+        assert others < 2 * MB, f"seven more containers added {others} bytes: they share the layers"
+        for n in range(8):
+            client.remove(f"big{n}", force=True)
     nothing_left(daemon)
