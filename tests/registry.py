@@ -10,7 +10,6 @@ import http.server
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -18,16 +17,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from tests.harness import wait_until
+from tests.harness import free_port, wait_until
 
-__all__ = ["BlobGate", "GarbageRegistry", "Registry", "free_port", "registries_conf"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+__all__ = ["BlobGate", "GarbageRegistry", "Registry", "registries_conf"]
 
 
 def registries_conf(path: Path, *, insecure: tuple[str, ...], search: tuple[str, ...] = (),

@@ -10,16 +10,24 @@ import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import zmq.auth
 
 from actorctl.client import Client, ImageFailure, NotFound
-from tests.harness import Daemon, checked_daemon, mounts_under, new_state_dir, pid_alive, remove_state_dir, wait_until
+from tests.harness import (
+    Certificates,
+    Daemon,
+    checked_daemon,
+    free_port,
+    mounts_under,
+    new_state_dir,
+    pid_alive,
+    remove_state_dir,
+    wait_until,
+)
 from tests.oci_images import IMAGE_CONFIG, busybox_layer, docker_archive
-from tests.registry import Registry, free_port, registries_conf
+from tests.registry import Registry, registries_conf
 
 SLEEPING = {**IMAGE_CONFIG, "Entrypoint": ["/bin/sleep"], "Cmd": ["1000"]}
 
@@ -36,24 +44,6 @@ def work() -> Iterator[Path]:
     shutil.rmtree(directory)
 
 
-@dataclass(frozen=True)
-class Keys:
-    server_public: Path
-    server_secret: Path
-    client_secret: Path
-    authorized: Path
-
-
-def curve_keys(directory: Path) -> Keys:
-    made = {}
-    for name in ("server", "client"):
-        (directory / name).mkdir()
-        made[name] = zmq.auth.create_certificates(directory / name, name)
-    (directory / "authorized").mkdir()
-    shutil.copy(made["client"][0], directory / "authorized" / "client.key")
-    return Keys(Path(made["server"][0]), Path(made["server"][1]), Path(made["client"][1]), directory / "authorized")
-
-
 def image_roots_gone(daemon: Daemon) -> None:
     wait_until(lambda: not list((daemon.root_dir / "images" / "containers").iterdir()), 15,
                message="the containers' image bundles to go")
@@ -61,15 +51,16 @@ def image_roots_gone(daemon: Daemon) -> None:
 
 
 def test_a_remote_client_over_curve_imports_pulls_and_runs_image_containers(
-        request: pytest.FixtureRequest, registry: Registry, work: Path, layer: bytes) -> None:
-    keys = curve_keys(work)
+        request: pytest.FixtureRequest, registry: Registry, certificates: Certificates, work: Path,
+        layer: bytes) -> None:
     address = f"tcp://127.0.0.1:{free_port()}"
     conf = registries_conf(work / "registries.conf", insecure=(registry.address,))
     state_dir = new_state_dir()
-    daemon = Daemon(state_dir, ["--listen", address, "--curve-secret-key", str(keys.server_secret),
-                                "--curve-authorized-keys", str(keys.authorized), "--registries-conf", str(conf)])
-    daemon.client = lambda timeout=10.0: Client(address, timeout, curve_server_key=keys.server_public,  # type: ignore[method-assign]
-                                                curve_client_key=keys.client_secret)
+    daemon = Daemon(state_dir, ["--listen", address, "--curve-secret-key", str(certificates.server[1]),
+                                "--curve-authorized-keys", str(certificates.authorized),
+                                "--registries-conf", str(conf)])
+    daemon.client = lambda timeout=10.0: Client(  # type: ignore[method-assign]
+        address, timeout, curve_server_key=certificates.server[0], curve_client_key=certificates.client[1])
     archive = docker_archive(work / "saved.tar", "dimg:v1", IMAGE_CONFIG, [layer])
     try:
         with checked_daemon(daemon, request), daemon.client(timeout=60) as remote:
