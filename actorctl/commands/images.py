@@ -179,19 +179,39 @@ def _docker_size(size: int) -> str:
 
 
 @images.command("inspect")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the whole image as JSON: its images.list fields, names, architecture, os, config "
+                   "(Env, Entrypoint, Cmd, WorkingDir, User, Labels...), layers (diff ids, bottom first) and "
+                   "containers (ids of those made from it).")
 @click.argument("reference", metavar="NAME[:TAG][@DIGEST]|ID")
 @click.pass_context
-def inspect(ctx: click.Context, reference: str) -> None:
-    """Print one image as JSON: its names, digest, id, size, config (Env, Entrypoint, Cmd, ...),
-    layers (diff ids) and the containers made from it.
+def inspect(ctx: click.Context, as_json: bool, reference: str) -> None:
+    """Show one image: its names, id, digest, size, platform, what it runs, its layers and the
+    containers made from it.
 
     \b
-    Example:  actorctl images inspect busybox
+    Examples:
+      actorctl images inspect busybox
+      actorctl images inspect --json busybox | jq .config.Env
     """
     try:
-        print_json(client_of(ctx).inspect_image(reference))
+        image = client_of(ctx).inspect_image(reference)
     except ClientError as exc:
         raise guard(exc) from None
+    if as_json:
+        print_json(image)
+        return
+    config = image.get("config") or {}
+    command = [*(config.get("Entrypoint") or []), *(config.get("Cmd") or [])]
+    lines = [("names", ", ".join(image.get("names") or [])), ("id", str(image.get("id"))),
+             ("digest", str(image.get("digest"))), ("size", _docker_size(int(image.get("size") or 0))),
+             ("created", str(image.get("created") or "N/A")),
+             ("platform", f"{image.get('os')}/{image.get('architecture')}"),
+             ("command", " ".join(command)), ("workdir", str(config.get("WorkingDir") or "")),
+             ("user", str(config.get("User") or "")), ("layers", str(len(image.get("layers") or []))),
+             ("used by", ", ".join(image.get("containers") or []))]
+    for name, value in lines:
+        click.echo(f"{name + ':':<10}{printable(value)}")
 
 
 @images.command("rm")
