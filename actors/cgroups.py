@@ -127,10 +127,12 @@ class CgroupWatch:
 
 
 def oom_watch_members(watch: CgroupWatch | None) -> dict[str, Any]:
-    """The OOM members of a `watch_process` message (an fd of -1: no watch)."""
+    """The OOM members of a `watch_process` message (an fd of -1: no watch), with the count of
+    OOM kills already done, read now: the Monitor may see the message only after the next one."""
     if watch is None:
         return {"oom_fd": -1, "oom_kind": None, "cgroup": None}
-    return {"oom_fd": watch.fd, "oom_kind": watch.kind, "cgroup": str(watch.directory)}
+    return {"oom_fd": watch.fd, "oom_kind": watch.kind, "cgroup": str(watch.directory),
+            "oom_kills": oom_kills(watch.kind, watch.directory) or 0}
 
 
 def oom_kills(kind: str, directory: Path) -> int | None:
@@ -139,6 +141,18 @@ def oom_kills(kind: str, directory: Path) -> int | None:
     if not (directory / name).exists():
         return None
     return _flat(directory / name).get("oom_kill", 0)
+
+
+def memory_cgroup(pid: int) -> tuple[str, Path] | None:
+    """("v1" or "v2", the directory) of `pid`'s memory cgroup, where `oom_kills` reads; None
+    if it has none."""
+    dirs = cgroup_dirs(pid)
+    if "memory" in dirs:
+        return "v1", dirs["memory"]
+    unified = dirs.get("unified")
+    if unified is None or not (unified / "memory.events").exists():
+        return None
+    return "v2", unified
 
 
 def register_oom_watch(pid: int) -> CgroupWatch | None:

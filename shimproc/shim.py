@@ -49,6 +49,7 @@ import zmq
 from setproctitle import setproctitle
 from zmq.backend import Context, Socket, zmq_poll
 
+from actors.cgroups import memory_cgroup, oom_kills
 from actors.fdwait import readable
 from actors.libc import LIBC
 from actors.procinfo import children, open_pidfd, parent_pid, start_time
@@ -152,6 +153,8 @@ class Shim:
         self.ready_fd = ready_fd
         self.reaper = Reaper()
         self.started = config.mode != "create"
+        self.memory_cgroup: tuple[str, Path] | None = None
+        """An init's memory cgroup: its OOM-kill count goes with the exit report."""
 
     def path(self, name: str) -> str:
         """A file in this process's state dir."""
@@ -256,6 +259,8 @@ class Shim:
             remove_file(config.control_path)
             control.bind(f"ipc://{config.control_path}")
             self._write_ready(result["ready"])
+            if config.is_init:
+                self.memory_cgroup = memory_cgroup(result["pid"])
             self._serve(result["pid"], stdio, report, control)
         finally:
             control.close(linger=CONTROL_LINGER_MS)
@@ -365,8 +370,10 @@ class Shim:
         stdio.drain()
         if trace.ENABLED:
             trace.stamp(config.token, "shim drained")
+        kills = None if self.memory_cgroup is None else oom_kills(*self.memory_cgroup)
         report.send(pack(wire.encode(wire.ShimExit(token=config.token, container_id=config.container_id,
-                                                   process=config.process, status=status, shim_pid=os.getpid()))))
+                                                   process=config.process, status=status, shim_pid=os.getpid(),
+                                                   oom_kills=kills))))
         if trace.ENABLED:
             trace.stamp(config.token, "shim reported")
         try:  # the rest is clean-up: it yields the CPU to the report on its way (this thread and its children)

@@ -95,14 +95,15 @@ class Monitor(BusActor):
             self.reported.discard(self._reported_order.popleft())
         return True
 
-    def _report(self, token: str, container_id: str, process: str, status: int) -> None:
+    def _report(self, token: str, container_id: str, process: str, status: int,
+                oom_kills_then: int | None = None) -> None:
         if not self._first_report(token):
             return
         if self.exit_clock is not None:
             self.exit_clock.begin(token)
         oom_fd = self.oom_by_token.get(token)
         if oom_fd is not None:
-            self._check_oom(oom_fd, woken=False)
+            self._check_oom(oom_fd, woken=False, reported=oom_kills_then)
         if trace.ENABLED:
             trace.stamp(token, "monitor: passed on")
         self.send("supervisor", wire.ProcessExit(token=token, container_id=container_id, process=process,
@@ -111,7 +112,7 @@ class Monitor(BusActor):
     def on_shim_exit(self, message: wire.ShimExit) -> None:
         if trace.ENABLED:
             trace.stamp(message.token, "monitor: report")
-        self._report(message.token, message.container_id, message.process, message.status)
+        self._report(message.token, message.container_id, message.process, message.status, message.oom_kills)
 
     def on_watch_process(self, message: wire.WatchProcess) -> None:
         token = message.token
@@ -119,7 +120,7 @@ class Monitor(BusActor):
             fd = message.oom_fd
             directory = Path(message.cgroup)
             watch = OomWatch(token, message.container_id, message.oom_kind, directory,
-                             oom_kills(message.oom_kind, directory) or 0, next(self._keys))
+                             message.oom_kills, next(self._keys))
             self.ooms[fd] = watch
             self.oom_by_token[token] = fd
             self.send("bus", wire.WatchFd(fd=fd, key=watch.key))
@@ -137,7 +138,7 @@ class Monitor(BusActor):
         oom = self.ooms.get(fd)
         if oom is not None and oom.key == key:
             self._check_oom(fd)
-            if fd in self.ooms:
+            if fd in self.ooms and oom.directory.is_dir():
                 self.send("bus", wire.WatchFd(fd=fd, key=key))
             return
         shim = self.shims.get(fd)
@@ -147,26 +148,30 @@ class Monitor(BusActor):
         os.close(fd)  # the bus no longer polls it: a watch is armed once
         self._shim_gone(shim)
 
-    def _check_oom(self, fd: int, *, woken: bool = True) -> None:
+    def _check_oom(self, fd: int, *, woken: bool = True, reported: int | None = None) -> None:
         """Pass on an OOM kill the cgroup counted since the last check.
 
         Not `woken` (before an exit), cgroup v1's count is read only when its eventfd has been
         signalled since the count last grew: the kernel signals it before it kills, and counts
-        the kill after. v2's inotify event comes later, from a work queue: always read."""
+        the kill after. v2's inotify event comes later, from a work queue: always read.
+        `reported`: the count the init's shim read at its exit, before `runc delete` removed the
+        cgroup; it stands in when the cgroup is gone by the time we read."""
         watch = self.ooms[fd]
         if drain(fd):
             watch.signalled = True
-        if not woken and watch.kind == "v1" and not watch.signalled:
+        if not woken and watch.kind == "v1" and not watch.signalled and reported is None:
             return
         kills = oom_kills(watch.kind, watch.directory)
+        if kills is None:
+            kills = reported
         if kills is not None and kills > watch.kills:
             watch.kills = kills
             watch.signalled = False
             logger.info("container %s: out of memory", watch.container_id,
                         extra=log_fields(container_id=watch.container_id))
             self.send("supervisor", wire.Oom(container_id=watch.container_id, token=watch.token))
-        if kills is None:
-            self._drop_oom(fd)
+        if not watch.directory.is_dir() and (not woken or watch.token in self.reported):
+            self._drop_oom(fd)  # gone, and checked at the exit (kept until then: its report brings the count)
 
     def _drop_oom(self, fd: int) -> None:
         watch = self.ooms.pop(fd)

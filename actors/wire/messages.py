@@ -246,6 +246,8 @@ class WatchProcess(Message):
     oom_fd: int = -1
     oom_kind: str | None = None
     cgroup: str | None = None
+    oom_kills: int = 0
+    """The cgroup's OOM kills when the watch was made (before `runc start`): the ones after it are news."""
 
 
 @_message
@@ -258,6 +260,9 @@ class ShimExit(Message):
     process: str
     status: int
     shim_pid: int
+    oom_kills: int | None = None
+    """An init's: its memory cgroup's OOM-kill count, read before `runc delete` removes the
+    cgroup (the Monitor may come to read it only after), None if unknown."""
 
 
 @_message
