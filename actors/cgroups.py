@@ -19,6 +19,7 @@ __all__ = [
     "CgroupWatch",
     "cgroup_dirs",
     "cgroup_places",
+    "oom_count_file",
     "oom_kills",
     "oom_watch_members",
     "read_stats",
@@ -135,24 +136,17 @@ def oom_watch_members(watch: CgroupWatch | None) -> dict[str, Any]:
             "oom_kills": oom_kills(watch.kind, watch.directory) or 0}
 
 
+def oom_count_file(kind: str, directory: Path) -> Path:
+    """The file of a memory cgroup ("v1" or "v2") whose `oom_kill` line counts its OOM kills."""
+    return directory / ("memory.oom_control" if kind == "v1" else "memory.events")
+
+
 def oom_kills(kind: str, directory: Path) -> int | None:
     """The cgroup's OOM-kill count; None once the cgroup is gone."""
-    name = "memory.oom_control" if kind == "v1" else "memory.events"
+    name = oom_count_file(kind, directory).name
     if not (directory / name).exists():
         return None
     return _flat(directory / name).get("oom_kill", 0)
-
-
-def memory_cgroup(pid: int) -> tuple[str, Path] | None:
-    """("v1" or "v2", the directory) of `pid`'s memory cgroup, where `oom_kills` reads; None
-    if it has none."""
-    dirs = cgroup_dirs(pid)
-    if "memory" in dirs:
-        return "v1", dirs["memory"]
-    unified = dirs.get("unified")
-    if unified is None or not (unified / "memory.events").exists():
-        return None
-    return "v2", unified
 
 
 def register_oom_watch(pid: int) -> CgroupWatch | None:

@@ -49,7 +49,6 @@ import zmq
 from setproctitle import setproctitle
 from zmq.backend import Context, Socket, zmq_poll
 
-from actors.cgroups import memory_cgroup, oom_kills
 from actors.fdwait import readable
 from actors.libc import LIBC
 from actors.procinfo import children, open_pidfd, parent_pid, start_time
@@ -153,8 +152,9 @@ class Shim:
         self.ready_fd = ready_fd
         self.reaper = Reaper()
         self.started = config.mode != "create"
-        self.memory_cgroup: tuple[str, Path] | None = None
-        """An init's memory cgroup: its OOM-kill count goes with the exit report."""
+        self.oom_count_fd = -1
+        """An init's memory cgroup file holding its OOM-kill count (named by the start message):
+        the count goes with the exit report, read before `runc delete` removes the cgroup."""
 
     def path(self, name: str) -> str:
         """A file in this process's state dir."""
@@ -259,8 +259,6 @@ class Shim:
             remove_file(config.control_path)
             control.bind(f"ipc://{config.control_path}")
             self._write_ready(result["ready"])
-            if config.is_init:
-                self.memory_cgroup = memory_cgroup(result["pid"])
             self._serve(result["pid"], stdio, report, control)
         finally:
             control.close(linger=CONTROL_LINGER_MS)
@@ -268,6 +266,8 @@ class Shim:
             report.close(linger=REPORT_LINGER_MS)
             context.term()
             stdio.close()
+            if self.oom_count_fd >= 0:
+                os.close(self.oom_count_fd)
         return 0
 
     def _create(self) -> tuple[dict[str, Any], list[int]]:
@@ -370,7 +370,7 @@ class Shim:
         stdio.drain()
         if trace.ENABLED:
             trace.stamp(config.token, "shim drained")
-        kills = None if self.memory_cgroup is None else oom_kills(*self.memory_cgroup)
+        kills = self._oom_kills()
         report.send(pack(wire.encode(wire.ShimExit(token=config.token, container_id=config.container_id,
                                                    process=config.process, status=status, shim_pid=os.getpid(),
                                                    oom_kills=kills))))
@@ -412,9 +412,28 @@ class Shim:
             except zmq.ZMQError:
                 pass
 
+    def _oom_kills(self) -> int | None:
+        """The `oom_kill` count of the file the start message named; None without one."""
+        if self.oom_count_fd < 0:
+            return None
+        try:
+            text = os.pread(self.oom_count_fd, 4096, 0)
+        except OSError:
+            return None
+        for line in text.splitlines():
+            key, _, value = line.partition(b" ")
+            if key == b"oom_kill" and value.strip().isdigit():
+                return int(value)
+        return 0
+
     def _control(self, message: wire.ShimControl, stdio: Stdio) -> str | None:
         op = message.op
         if op == "start":
+            if message.oom_control and self.oom_count_fd < 0:
+                try:
+                    self.oom_count_fd = os.open(message.oom_control, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+                except OSError:
+                    pass  # no count with the report: the Monitor reads the cgroup itself
             return self._start(float(message.timeout or 30))
         if op == "write_stdin":
             return stdio.write_stdin(message.data or b"")

@@ -276,6 +276,9 @@ class ShimControl(Message):
     width: int | None = None
     height: int | None = None
     timeout: float | None = None
+    oom_control: str | None = None
+    """start, of an init with an OOM watch: its memory cgroup's file with the `oom_kill` count
+    (v1 memory.oom_control, v2 memory.events), which the shim reads for its exit report."""
 
 
 @_message

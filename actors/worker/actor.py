@@ -26,7 +26,13 @@ from typing import Any
 import zmq
 
 from actors.base import BusActor, Handlers
-from actors.cgroups import cgroup_places, oom_watch_members, register_oom_watch, remove_leftover_cgroups
+from actors.cgroups import (
+    cgroup_places,
+    oom_count_file,
+    oom_watch_members,
+    register_oom_watch,
+    remove_leftover_cgroups,
+)
 from actors.daemonlog import log_fields
 from actors.fdbudget import check_fd_reserve
 from actors.fdwait import readable
@@ -286,7 +292,8 @@ class Worker(BusActor):
                                                    **oom_watch_members(watch)))
             if config.mode == "create":
                 remaining = max(0.1, deadline - time.monotonic())
-                self._control(config.token, {"op": "start", "timeout": remaining},
+                oom_control = None if watch is None else str(oom_count_file(watch.kind, watch.directory))
+                self._control(config.token, {"op": "start", "timeout": remaining, "oom_control": oom_control},
                               timeout=remaining + CONTROL_TIMEOUT, refused=ErrorCode.RUNTIME_ERROR)
             write_json_atomic(procdir / "state.json", ProcessState(
                 token=config.token, system_pid=system_pid, system_start=started, shim_pid=shim_pid,
