@@ -98,3 +98,19 @@ def registry() -> Iterator[Registry]:
     finally:
         shutil.rmtree(layouts, ignore_errors=True)
         started.stop()
+
+
+@pytest.fixture(scope="session")
+def layer() -> bytes:
+    """The busybox layer of the image tests' images (tests/oci_images.py), built once."""
+    from tests.oci_images import busybox_layer
+
+    return busybox_layer()
+
+
+@pytest.fixture
+def work() -> Iterator[Path]:
+    """A scratch dir for a test's images, archives and bundles, removed afterwards."""
+    directory = Path(tempfile.mkdtemp(prefix="adw-", dir="/tmp"))
+    yield directory
+    shutil.rmtree(directory)

@@ -17,8 +17,8 @@ from typing import Any
 
 from actorctl.bundle import BUSYBOX
 
-__all__ = ["IMAGE_CONFIG", "LayerEntry", "add_members", "busybox_layer", "diff_id_of", "docker_archive", "layer_of",
-           "manifest_digest", "oci_layout", "tar_directory", "tar_layer", "tar_member"]
+__all__ = ["IMAGE_CONFIG", "SLEEPING", "LayerEntry", "add_members", "busybox_layer", "diff_id_of", "docker_archive",
+           "layer_of", "manifest_digest", "oci_layout", "tar_directory", "tar_layer", "tar_member"]
 
 IMAGE_CONFIG: dict[str, Any] = {
     "Env": ["PATH=/usr/local/bin:/bin", "GREETING=hello from the image"],
@@ -28,6 +28,8 @@ IMAGE_CONFIG: dict[str, Any] = {
     "User": "1234:4321",
 }
 """A config whose container says what it got: its args, environment, working dir and user."""
+SLEEPING = {**IMAGE_CONFIG, "Entrypoint": ["/bin/sleep"], "Cmd": ["1000"]}
+"""An image whose container runs until it is killed."""
 
 LayerEntry = tuple[str, str, bytes | str | None]
 """(kind, path in the layer, content): kind "file" (bytes), "dir" (None) or "symlink" (its target)."""

@@ -6,18 +6,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import tarfile
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.harness import Daemon, wait_until
-from tests.oci_images import IMAGE_CONFIG, add_members, busybox_layer, docker_archive, oci_layout, tar_directory
+from tests.oci_images import IMAGE_CONFIG, SLEEPING, add_members, docker_archive, oci_layout, tar_directory
 
 VICTIM_MTIME = 1_600_000_000
 SETUID_PAYLOAD = b"#!/bin/sh\necho owned\n"
@@ -25,20 +22,8 @@ LABELS = {"org.criu.config": "/tmp/x", "org.systemd.property.x": "y", "org.openc
           "com.example": "z"}
 DEPTH = 1100
 """Deeper than Python's recursion limit (1000), which shutil.rmtree hit."""
-SLEEPING = {**IMAGE_CONFIG, "Entrypoint": ["/bin/sleep"], "Cmd": ["1000"]}
 """An image whose container runs until it is killed: its bundle is there to look at."""
 
-
-@pytest.fixture(scope="module")
-def layer() -> bytes:
-    return busybox_layer()
-
-
-@pytest.fixture
-def work() -> Iterator[Path]:
-    directory = Path(tempfile.mkdtemp(prefix="adh-", dir="/tmp"))
-    yield directory
-    shutil.rmtree(directory)
 
 
 def exited(daemon: Daemon, container_id: str, after: int = 0) -> int:

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,23 +14,12 @@ import pytest
 
 from actorctl.client import ImageFailure
 from tests.harness import Daemon, wait_until
-from tests.oci_images import IMAGE_CONFIG, busybox_layer, docker_archive, oci_layout, tar_directory
+from tests.oci_images import IMAGE_CONFIG, docker_archive, oci_layout, tar_directory
 from tests.test_images import said
 
 AGE = re.compile(r"(\d+d \d+h|\d+h \d\dm|\d+m \d\ds|\d+s) ago")
 """How `images list` prints a creation time: format_duration's, then `ago`."""
 
-
-@pytest.fixture(scope="module")
-def layer() -> bytes:
-    return busybox_layer()
-
-
-@pytest.fixture
-def work() -> Iterator[Path]:
-    directory = Path(tempfile.mkdtemp(prefix="adn-", dir="/tmp"))
-    yield directory
-    shutil.rmtree(directory)
 
 
 def imported(daemon: Daemon, archive: Path, *args: str) -> list[str]:

@@ -5,11 +5,8 @@ without a mount left; bad import input is refused clearly and leaves nothing."""
 
 from __future__ import annotations
 
-import shutil
 import signal
 import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,22 +23,8 @@ from tests.harness import (
     remove_state_dir,
     wait_until,
 )
-from tests.oci_images import IMAGE_CONFIG, busybox_layer, docker_archive
+from tests.oci_images import IMAGE_CONFIG, SLEEPING, docker_archive
 from tests.registry import Registry, registries_conf
-
-SLEEPING = {**IMAGE_CONFIG, "Entrypoint": ["/bin/sleep"], "Cmd": ["1000"]}
-
-
-@pytest.fixture(scope="module")
-def layer() -> bytes:
-    return busybox_layer()
-
-
-@pytest.fixture
-def work() -> Iterator[Path]:
-    directory = Path(tempfile.mkdtemp(prefix="ads-", dir="/tmp"))
-    yield directory
-    shutil.rmtree(directory)
 
 
 def image_roots_gone(daemon: Daemon) -> None:

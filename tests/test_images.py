@@ -7,12 +7,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tarfile
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,19 +18,7 @@ import pytest
 from actorctl.bundle import create_bundle
 from actorctl.client import NotFound
 from tests.harness import Daemon, wait_until
-from tests.oci_images import IMAGE_CONFIG, busybox_layer, docker_archive, layer_of, oci_layout, tar_directory
-
-
-@pytest.fixture(scope="module")
-def layer() -> bytes:
-    return busybox_layer()
-
-
-@pytest.fixture
-def work() -> Iterator[Path]:
-    directory = Path(tempfile.mkdtemp(prefix="adi-", dir="/tmp"))
-    yield directory
-    shutil.rmtree(directory)
+from tests.oci_images import IMAGE_CONFIG, docker_archive, layer_of, oci_layout, tar_directory
 
 
 @pytest.fixture
