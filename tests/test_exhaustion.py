@@ -176,12 +176,18 @@ def test_idle_connections_to_the_metrics_server_cannot_exhaust_actord(request: p
                 wait_until(lambda: scrape(port), 15, 0.2, "a scrape while the idle connections are held")
                 wait_until(lambda: closed_by_actord(held) == FLOOD, CONNECTION_SECONDS + 10, 0.05,
                            "the idle connections closed at their deadline")
-            daemon.call("containers.signal", {"id": "web", "signal": 9})
-            wait_until(lambda: not daemon.call("containers.list"), message="the container gone")
-            wait_until(lambda: usage(pid).fds <= before.fds + 2 and usage(pid).threads <= before.threads + 1,
-                       15, 0.1, f"actord's fds and threads back to {before}")
+            back_to(daemon, pid, before)
     finally:
         remove_state_dir(state_dir)
+
+
+
+def back_to(daemon: Daemon, pid: int, before: Usage) -> None:
+    """Kill the test's container; then actord's fds and threads come back to `before`."""
+    daemon.call("containers.signal", {"id": "web", "signal": 9})
+    wait_until(lambda: not daemon.call("containers.list"), message="the container gone")
+    wait_until(lambda: usage(pid).fds <= before.fds + 2 and usage(pid).threads <= before.threads + 1,
+               15, 0.1, f"actord's fds and threads back to {before}")
 
 
 @dataclass
@@ -237,9 +243,6 @@ def test_raw_connects_to_the_network_control_socket_cannot_exhaust_actord(reques
                 wait_until(lambda: closed_by_actord(held) == FLOOD, HANDSHAKE_SECONDS + 10, 0.05,
                            "the connections without a handshake closed at its deadline")
                 daemon.start_container("web", sleeper)  # the reserve for the listener is free again
-            daemon.call("containers.signal", {"id": "web", "signal": 9})
-            wait_until(lambda: not daemon.call("containers.list"), message="the container gone")
-            wait_until(lambda: usage(pid).fds <= before.fds + 2 and usage(pid).threads <= before.threads + 1,
-                       15, 0.1, f"actord's fds and threads back to {before}")
+            back_to(daemon, pid, before)
     finally:
         remove_state_dir(state_dir)

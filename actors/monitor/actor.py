@@ -137,8 +137,7 @@ class Monitor(BusActor):
         fd, key = message.fd, message.key
         oom = self.ooms.get(fd)
         if oom is not None and oom.key == key:
-            self._check_oom(fd)
-            if fd in self.ooms and oom.directory.is_dir():
+            if self._check_oom(fd) and fd in self.ooms:
                 self.send("bus", wire.WatchFd(fd=fd, key=key))
             return
         shim = self.shims.get(fd)
@@ -148,30 +147,31 @@ class Monitor(BusActor):
         os.close(fd)  # the bus no longer polls it: a watch is armed once
         self._shim_gone(shim)
 
-    def _check_oom(self, fd: int, *, woken: bool = True, reported: int | None = None) -> None:
+    def _check_oom(self, fd: int, *, woken: bool = True, reported: int | None = None) -> bool:
         """Pass on an OOM kill the cgroup counted since the last check.
 
         Not `woken` (before an exit), cgroup v1's count is read only when its eventfd has been
         signalled since the count last grew: the kernel signals it before it kills, and counts
         the kill after. v2's inotify event comes later, from a work queue: always read.
         `reported`: the count the init's shim read at its exit, before `runc delete` removed the
-        cgroup; it stands in when the cgroup is gone by the time we read."""
+        cgroup; it stands in when the cgroup is gone by the time we read. Whether the cgroup was
+        there (or not read)."""
         watch = self.ooms[fd]
         if drain(fd):
             watch.signalled = True
         if not woken and watch.kind == "v1" and not watch.signalled and reported is None:
-            return
-        kills = oom_kills(watch.kind, watch.directory)
-        if kills is None:
-            kills = reported
+            return True
+        live = oom_kills(watch.kind, watch.directory)
+        kills = reported if live is None else live
         if kills is not None and kills > watch.kills:
             watch.kills = kills
             watch.signalled = False
             logger.info("container %s: out of memory", watch.container_id,
                         extra=log_fields(container_id=watch.container_id))
             self.send("supervisor", wire.Oom(container_id=watch.container_id, token=watch.token))
-        if not watch.directory.is_dir() and (not woken or watch.token in self.reported):
+        if live is None and (not woken or watch.token in self.reported):
             self._drop_oom(fd)  # gone, and checked at the exit (kept until then: its report brings the count)
+        return live is not None
 
     def _drop_oom(self, fd: int) -> None:
         watch = self.ooms.pop(fd)
