@@ -11,9 +11,10 @@ import zmq
 
 from actors.bus import BusSender
 from actors.daemonlog import log_context
+from actors.pollinbox import PollingInbox, Readable, Source
 from actors.wire.messages import Message
 
-__all__ = ["BusActor", "Handlers"]
+__all__ = ["BusActor", "Handlers", "SocketActor"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,3 +66,32 @@ class BusActor(pykka.ThreadingActor):
                 handler(message)
             except Exception:
                 logger.exception("%s failed on %s", type(self).__name__, message.kind)
+
+
+class SocketActor(BusActor):
+    """A BusActor that also owns sockets or fds: its inbox polls them beside its mailbox
+    (actors/pollinbox.py), and what arrives on them is handled in its thread, not the bus's.
+    Create the sockets in `__init__` (a bind error then reaches whoever starts the actor) and
+    `watch` them in `on_start`: from then on only the actor's thread touches them."""
+
+    actor_inbox: PollingInbox
+
+    @staticmethod
+    def _create_actor_inbox() -> PollingInbox:
+        return PollingInbox()
+
+    def watch(self, source: Source, handler: Callable[[], None]) -> None:
+        """Call `handler` in this actor whenever `source` is readable; it drains the source."""
+        self.actor_inbox.watch(source, handler)
+
+    def unwatch(self, source: Source) -> None:
+        self.actor_inbox.unwatch(source)
+
+    def on_receive(self, message: Any) -> None:
+        if type(message) is Readable:
+            try:
+                message.handler()
+            except Exception:
+                logger.exception("%s failed on a readable source", type(self).__name__)
+            return
+        super().on_receive(message)

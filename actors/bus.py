@@ -1,17 +1,17 @@
-"""The IO thread: the only owner of the daemon's ZeroMQ sockets.
+"""The IO thread: the owner of the daemon's control socket and of the actors' mailbox socket.
 
 Actors never share a socket. Each actor owns one PUSH socket (created in its own
 thread) connected to `inproc://actord.bus`; it sends two frames, the name of the
 destination and a msgpack message. This thread decodes and validates every
 message and hands it to the named actor with `tell`, so actors exchange msgpack
 over inproc while pykka keeps their mailboxes. Messages addressed to "bus" are
-for this thread: replies for clients, events to publish, fds to poll.
+for this thread: replies for clients.
 
-External sockets:
+Its external socket:
   ROUTER  ipc://<state>/actord.sock   client requests and replies (each at most 1 MiB)
-  XPUB    ipc://<state>/events.sock   the event stream (actors/wire/events.py: a topic frame and a
-                                      msgpack body, always); subscriptions at most 1 KiB
-  PULL    ipc://<state>/shim.sock     exit reports from shims
+The others belong to the actors that read or write them, so that what arrives or leaves
+there does not wait for this thread too: the event stream's XPUB to the EventLog
+(actors/eventlog/publisher.py), the shims' exit reports' PULL to the Monitor.
 
 A network control socket (`--listen tcp://...`) gets a short handshake interval and a cap on
 the connections still in their handshake (actors/peercap.py): no one who merely reaches the
@@ -21,24 +21,20 @@ port can make it hold more than a bounded number of fds.
 from __future__ import annotations
 
 import logging
-import os
 import re
-import select
 import threading
 import time
 from typing import Any
 
 import pykka
 import zmq
-from zmq.utils.monitor import parse_monitor_message
 
 from actors.daemonlog import log_fields
 from actors.peercap import PeerGuard
-from actors.wire import MAX_CLIENT_MESSAGE, MAX_SHIM_MESSAGE, ApiError, ErrorCode, WireError, pack, unpack
+from actors.wire import MAX_CLIENT_MESSAGE, ApiError, ErrorCode, WireError, pack, unpack
 from actors.wire import messages as wire
 from actors.wire.api import IMAGE_METHODS, error_reply, parse_request
-from actors.wire.codec import MAX_SUBSCRIPTION
-from actors.wire.events import HEARTBEAT_INTERVAL, WELCOME_TOPIC, encode, welcome
+from actors.wire.events import HEARTBEAT_INTERVAL
 from shimproc import trace
 
 __all__ = ["BUS_ADDRESS", "Bus", "BusSender"]
@@ -100,36 +96,18 @@ class Bus(threading.Thread):
         context: zmq.Context[zmq.Socket[bytes]],
         *,
         control_address: str,
-        events_address: str,
-        shim_address: str,
-        events_hwm: int = 10000,
-        events_buffer: int = 0,
         curve_secret_key: bytes | None = None,
-        boot: str,
     ) -> None:
         super().__init__(name="zmq-io", daemon=True)
         self.context = context
         self.control_address = control_address
-        self.events_address = events_address
-        self.shim_address = shim_address
-        self.events_hwm = events_hwm
-        self.events_buffer = events_buffer
         self.curve_secret_key = curve_secret_key
         """With it, the control socket is a CURVE server (clients proven by the ZAP handler)."""
-        self.welcome = encode(WELCOME_TOPIC, welcome(boot))
         self.actors: dict[str, pykka.ActorRef[Any]] = {}
         self.ready = threading.Event()
         self.error: BaseException | None = None
-        self.subscribers = 0
-        """Connections to the event socket now (read by the metrics from other threads)."""
-        self._watched: dict[int, int] = {}
-        """raw fd -> key of its watch, for fds armed and not yet ready."""
         self.guard: PeerGuard | None = None
         """The cap on unproven peers of a network control socket (made with the socket)."""
-        self._epoll = select.epoll()
-        """The raw fds (shim pidfds, OOM eventfds: a few per container) are watched through one
-        epoll fd in the ZeroMQ poll, which stays six items long (seven on the network) however many containers run:
-        zmq_poll costs O(items) on every round of the loop."""
 
     def register(self, name: str, ref: pykka.ActorRef[Any]) -> None:
         """Make an actor reachable by name; call before `start()`."""
@@ -155,12 +133,10 @@ class Bus(threading.Thread):
         except Exception:
             logger.exception("the IO thread failed")
         finally:
-            self.xpub.disable_monitor()
             if self.guard is not None:
                 self.guard.close()
-            for sock in (self.router, self.xpub, self._xpub_events, self.shims, self.inbox):
+            for sock in (self.router, self.inbox):
                 sock.close(linger=0)
-            self._epoll.close()
 
     def _bind(self) -> None:
         self.inbox = self.context.socket(zmq.PULL)
@@ -180,28 +156,11 @@ class Bus(threading.Thread):
             self.router.setsockopt(zmq.CURVE_SECRETKEY, self.curve_secret_key)
         self.router.bind(self.control_address)
 
-        self.xpub = self.context.socket(zmq.XPUB)
-        self.xpub.setsockopt(zmq.XPUB_VERBOSE, 1)  # every subscription is seen, each one earns a welcome
-        self.xpub.setsockopt(zmq.MAXMSGSIZE, MAX_SUBSCRIPTION)
-        self.xpub.setsockopt(zmq.SNDHWM, self.events_hwm)
-        if self.events_buffer:
-            self.xpub.setsockopt(zmq.SNDBUF, self.events_buffer)
-        self.xpub.setsockopt(zmq.LINGER, 0)
-        self.xpub.bind(self.events_address)
-        # its connects and disconnects: how many subscribers there are
-        self._xpub_events = self.xpub.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
-
-        self.shims = self.context.socket(zmq.PULL)
-        self.shims.setsockopt(zmq.MAXMSGSIZE, MAX_SHIM_MESSAGE)
-        self.shims.setsockopt(zmq.LINGER, 0)
-        self.shims.bind(self.shim_address)
-
         self.poller = zmq.Poller()
         if self.guard is not None:  # first: each round refuses the connections over the cap before all else
             self.poller.register(self.guard.events, zmq.POLLIN)
-        for sock in (self.inbox, self.router, self.xpub, self._xpub_events, self.shims):
+        for sock in (self.inbox, self.router):
             self.poller.register(sock, zmq.POLLIN)
-        self.poller.register(self._epoll.fileno(), zmq.POLLIN)
 
     def _loop(self) -> None:
         next_tick = time.monotonic() + TICK_SECONDS
@@ -215,17 +174,8 @@ class Bus(threading.Thread):
                             return
                     elif item is self.router:
                         self._drain_router()
-                    elif item is self.shims:
-                        self._drain_shims()
-                    elif item is self.xpub:
-                        self._drain_subscriptions()
-                    elif item is self._xpub_events:
-                        self._count_subscribers()
                     elif self.guard is not None and item is self.guard.events:
                         self.guard.drain()
-                    elif item == self._epoll.fileno():
-                        for fd, _ in self._epoll.poll(0):
-                            self._fd_ready(fd)
                 except Exception:
                     logger.exception("the IO thread failed on one event; going on")
             if time.monotonic() >= next_tick:
@@ -270,32 +220,8 @@ class Bus(threading.Thread):
     def _handle_own(self, message: wire.Message) -> None:
         if isinstance(message, wire.ClientReply):
             self._send_reply(message.route, message.body)
-        elif isinstance(message, wire.Publish):
-            try:
-                self.xpub.send_multipart(encode(message.topic, message.event), zmq.NOBLOCK)
-                if trace.ENABLED and message.event.get("token"):
-                    trace.stamp(message.event["token"], "bus: published")
-            except zmq.Again:
-                logger.debug("event %s not published: subscribers are full", message.topic)
-        elif isinstance(message, wire.WatchFd):
-            try:
-                self._epoll.register(message.fd, select.EPOLLIN)
-            except FileExistsError:
-                pass  # armed already (re-armed before its readiness was seen)
-            self._watched[message.fd] = message.key
-        elif isinstance(message, wire.ForgetFd):
-            if self._watched.pop(message.fd, None) is not None:
-                self._epoll.unregister(message.fd)
-            os.close(message.fd)
         else:
             logger.error("message %s is not for the bus", message.kind)
-
-    def _fd_ready(self, fd: int) -> None:
-        key = self._watched.pop(fd, None)
-        if key is None:
-            return  # forgotten earlier in this same round of events
-        self._epoll.unregister(fd)
-        self._tell("monitor", wire.FdReady(fd=fd, key=key))
 
     def _send_reply(self, route: bytes, body: dict[str, Any]) -> None:
         """Send a reply, or a `too_large` error in its place: the client would drop a bigger frame
@@ -349,55 +275,3 @@ class Bus(threading.Thread):
         logger.debug("request %s refused: %s: %s", request_id, error.code, error.message,
                      extra=log_fields(request_id=request_id, peer_uid=peer_of(frame).get("uid")))
         self._send_reply(route, error_reply(request_id, error))
-
-    def _drain_shims(self) -> None:
-        while True:
-            try:
-                frames = self.shims.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            try:
-                if len(frames) != 1:
-                    raise WireError("a shim report is one frame")
-                message = wire.decode(unpack(frames[0], limit=MAX_SHIM_MESSAGE))
-                if not isinstance(message, wire.ShimExit):
-                    raise WireError(f"shims may not send {message.kind}")
-            except WireError as exc:
-                logger.warning("bad shim report dropped: %s", exc)
-                continue
-            if trace.ENABLED:
-                trace.stamp(message.token, "bus: shim report received")
-            self._tell("monitor", message)
-
-    def _count_subscribers(self) -> None:
-        """Follow the event socket's connects and disconnects: the metrics show the count."""
-        while True:
-            try:
-                frames = self._xpub_events.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            event = parse_monitor_message(frames)["event"]
-            if event == zmq.EVENT_ACCEPTED:
-                self.subscribers += 1
-            elif event == zmq.EVENT_DISCONNECTED:
-                self.subscribers = max(0, self.subscribers - 1)
-
-    def _drain_subscriptions(self) -> None:
-        """Take in the subscriptions that arrived, then welcome them all at once: by now the
-        XPUB applies them, so a subscriber that receives the welcome knows that every message
-        matching them from then on is sent to it. (ZeroMQ's own welcome, XPUB_WELCOME_MSG, is
-        one frame, and is sent when the pipe attaches, before any subscription is applied.)
-        The welcome reaches every subscriber whose subscriptions match its topic, not just the
-        new ones; they ignore it."""
-        subscribed = False
-        while True:
-            try:
-                frame = self.xpub.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                break
-            subscribed = subscribed or frame[:1] == b"\x01"
-        if subscribed:
-            try:
-                self.xpub.send_multipart(self.welcome, zmq.NOBLOCK)
-            except zmq.Again:
-                logger.debug("welcome not sent: subscribers are full")

@@ -37,6 +37,7 @@ from actors.config import DEFAULT_CONFIG, ConfiguredCommand, config_commands, ef
 from actors.daemonlog import FORMATS, LEVELS
 from actors.daemonlog import configure as configure_logging
 from actors.eventlog import EventLog
+from actors.eventlog.publisher import EventPublisher
 from actors.eventlog.store import EventStore
 from actors.fdbudget import fd_reserve
 from actors.images.pull import PullSettings
@@ -327,23 +328,25 @@ class Daemon:
         context.setsockopt(zmq.LINGER, 0)
         authenticator = self._start_authenticator(context)
         boot = uuid.uuid4().hex  # this run's id, in every event, heartbeat and welcome: subscribers tell a restart
-        bus = Bus(context, control_address=self.control_address, events_address=self.events_address,
-                  shim_address=self.shim_address, events_hwm=self.events_hwm,
-                  events_buffer=self.events_buffer,
-                  curve_secret_key=None if self.curve is None else self.curve.secret_key, boot=boot)
+        bus = Bus(context, control_address=self.control_address,
+                  curve_secret_key=None if self.curve is None else self.curve.secret_key)
         runtime = Runtime(binary, self.state.runtime_root)
         worker_names = [f"worker-{n}" for n in range(self.workers)]
         metrics = None if self.metrics_address is None else Metrics()  # nothing is counted that no one reads
-        if metrics is not None:
-            metrics.count_subscribers(lambda: bus.subscribers)
         metrics_server = None
         reserve = fd_reserve(metrics=self.metrics_address is not None, network=self.control_path is None)
         logger.info("keeping %d file descriptors free for clients: starts are refused (busy) below that", reserve)
         try:
             if metrics is not None:
                 metrics_server = self._serve_metrics(metrics)
-            bus.register("eventlog", EventLog.start(context, store, boot, metrics))
-            bus.register("monitor", Monitor.start(context, None if metrics is None else metrics.exit_clock))
+            try:
+                publisher = EventPublisher(context, self.events_address, boot=boot, hwm=self.events_hwm,
+                                           buffer=self.events_buffer)
+                bus.register("eventlog", EventLog.start(context, store, boot, metrics, publisher))
+                bus.register("monitor", Monitor.start(context, None if metrics is None else metrics.exit_clock,
+                                                      self.shim_address))
+            except zmq.ZMQError as exc:
+                raise StartupError(f"cannot bind the daemon's sockets: {exc}") from None
             bus.register("inspector", Inspector.start(context))
             for name in worker_names:
                 bus.register(name, Worker.start(

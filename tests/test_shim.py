@@ -13,8 +13,8 @@ from shimproc.trace import TRACE_VARIABLE
 from tests.harness import Daemon, checked_daemon, new_state_dir, remove_state_dir, wait_until
 
 SHIM_HOPS = ["shim reaped", "shim drained", "shim reported"]
-DAEMON_HOPS = ["bus: shim report received", "monitor: report", "monitor: passed on", "eventlog: emit",
-               "eventlog: written", "bus: published"]
+DAEMON_HOPS = ["monitor: report", "monitor: passed on", "eventlog: emit", "eventlog: written",
+               "eventlog: published"]
 """In the order of the path."""
 
 
@@ -104,13 +104,13 @@ def test_every_hop_of_an_exit_is_stamped_in_order(traced: tuple[Daemon, Path], s
 
     def published() -> dict[str, int] | None:
         hops = stamps_of(trace, token)
-        return hops if "bus: published" in hops else None
+        return hops if "eventlog: published" in hops else None
 
     found = wait_until(published, message="the stamps of the exit")
     path = [hop for hop in SHIM_HOPS + DAEMON_HOPS if hop in found]
     assert path == SHIM_HOPS + DAEMON_HOPS, sorted(found, key=found.__getitem__)
     # Stamps of one process follow its own order. Across processes only cause and effect orders
-    # them: the shim stamps "reported" after its send returns, which may be after the bus got it.
+    # them: the shim stamps "reported" after its send returns, which may be after the Monitor got it.
     for hops in (SHIM_HOPS, DAEMON_HOPS):
         assert sorted(hops, key=found.__getitem__) == hops, sorted(found, key=found.__getitem__)
-    assert found["shim drained"] <= found["bus: shim report received"]
+    assert found["shim drained"] <= found["monitor: report"]

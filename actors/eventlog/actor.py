@@ -1,7 +1,8 @@
 """The EventLog actor.
 
 Every event gets the next sequence number (which only grows, across restarts
-too), goes to the log file, then out on the PUB socket. On a full disk it goes
+too), goes to the log file, then out on the PUB socket, which this actor owns
+(actors/eventlog/publisher.py: no hop through the bus thread). On a full disk it goes
 out all the same and waits in memory for the file (retried on every event and
 every tick); meanwhile the Supervisor is told the storage is degraded, a client
 waiting for the change gets `storage_full`, and a process's state is kept until
@@ -17,7 +18,8 @@ from typing import Any
 
 import zmq
 
-from actors.base import BusActor, Handlers
+from actors.base import Handlers, SocketActor
+from actors.eventlog.publisher import EventPublisher
 from actors.eventlog.store import EventStore
 from actors.metrics import Metrics
 from actors.wire import MAX_CLIENT_MESSAGE, ApiError, ErrorCode, WireError, pack
@@ -58,14 +60,16 @@ def _unrecorded(event: EventRecord, reason: str | None) -> str:
             "and written when space returns")
 
 
-class EventLog(BusActor):
+class EventLog(SocketActor):
     def __init__(self, context: zmq.Context[zmq.Socket[bytes]], store: EventStore, boot: str,
-                 metrics: Metrics | None) -> None:
+                 metrics: Metrics | None, publisher: EventPublisher) -> None:
         super().__init__(context)
+        self.publisher = publisher
         self.metrics = metrics
         """Counts the events; None without --metrics-address."""
         if metrics is not None:
             metrics.last_seq.set(store.last_seq)
+            metrics.count_subscribers(lambda: publisher.subscribers)
         self.boot = boot
         """This daemon's boot id, in every event and heartbeat."""
         self.store = store
@@ -73,7 +77,21 @@ class EventLog(BusActor):
         """The storage trouble last reported to the Supervisor."""
 
     def handlers(self) -> Handlers:
-        return {wire.Emit: self.on_emit, wire.Tick: self.on_tick, wire.Replay: self.on_replay}
+        return {wire.Emit: self.on_emit, wire.Tick: self.on_tick, wire.Replay: self.on_replay,
+                wire.Publish: self.on_publish}
+
+    def on_start(self) -> None:
+        super().on_start()
+        self.watch(self.publisher.socket, self.publisher.take_subscriptions)
+        self.watch(self.publisher.connections, self.publisher.count_subscribers)
+
+    def on_stop(self) -> None:
+        self.publisher.close()
+        super().on_stop()
+
+    def on_publish(self, message: wire.Publish) -> None:
+        """An event that is not numbered or kept (an image pull's progress): out as it is."""
+        self.publisher.publish(message.topic, message.event)
 
     def on_emit(self, message: wire.Emit) -> None:
         token = message.token
@@ -88,7 +106,9 @@ class EventLog(BusActor):
         written = self.store.append(dict(event))
         if trace.ENABLED and token:
             trace.stamp(token, "eventlog: written")
-        self.send("bus", wire.Publish(topic=topic_of(event), event=dict(event)))
+        self.publisher.publish(topic_of(event), dict(event))
+        if trace.ENABLED and token:
+            trace.stamp(token, "eventlog: published")
         self._recorded(written)
         self._report_storage()
         route, reply = message.route, message.reply
@@ -121,7 +141,7 @@ class EventLog(BusActor):
     def on_tick(self, _: wire.Tick) -> None:
         self._recorded(self.store.flush())
         self._report_storage()
-        self.send("bus", wire.Publish(topic=HEARTBEAT_TOPIC, event=dict(heartbeat(self.store.last_seq, self.boot))))
+        self.publisher.publish(HEARTBEAT_TOPIC, dict(heartbeat(self.store.last_seq, self.boot)))
 
     def on_replay(self, message: wire.Replay) -> None:
         route, request_id = message.route, message.request_id

@@ -156,7 +156,7 @@ class ImageService(BusActor):
         self.send("bus", wire.ClientReply(route=route, body=body))
 
     def publish(self, event_type: ImageEventType, ref: str, **fields: Any) -> None:
-        self.send("bus", wire.Publish(topic=image_topic(ref, event_type), event=dict(image_event(event_type, ref,
+        self.send("eventlog", wire.Publish(topic=image_topic(ref, event_type), event=dict(image_event(event_type, ref,
                                                                                                    **fields))))
 
     def submit(self, work: Callable[[], Any], then: Callable[[Any, ApiError | None], None]) -> None:

@@ -1,7 +1,8 @@
 """The Monitor actor.
 
 Exits: two sources tell us a process is gone, the shim's exit report (fast
-path) and the shim's own death, seen through a pidfd polled by the bus.
+path, on the PULL socket the Monitor owns: no hop through the bus thread) and
+the shim's own death, seen through a pidfd in the Monitor's own epoll.
 Whichever comes first produces the one `process_exit` for that process; the
 other is dropped. A shim that died without reporting is looked up in its
 durable `exit.json`; with no record there, the Supervisor is told the shim
@@ -17,18 +18,19 @@ so an `oom` always precedes the `exit` it caused.
 from __future__ import annotations
 
 import collections
-import itertools
 import logging
 import os
+import select
 from dataclasses import dataclass
 from pathlib import Path
 
 import zmq
 
-from actors.base import BusActor, Handlers
+from actors.base import Handlers, SocketActor
 from actors.cgroups import drain, oom_kills
 from actors.daemonlog import log_fields
 from actors.metrics.stopwatch import Stopwatch
+from actors.wire import MAX_SHIM_MESSAGE, WireError, unpack
 from actors.wire import messages as wire
 from actors.wire.records import ExitRecord, read_record
 from shimproc import trace
@@ -47,7 +49,6 @@ class WatchedShim:
     container_id: str
     process: str
     procdir: Path
-    key: int
 
 
 @dataclass
@@ -57,13 +58,25 @@ class OomWatch:
     kind: str
     directory: Path
     kills: int
-    key: int
     signalled: bool = False
 
 
-class Monitor(BusActor):
-    def __init__(self, context: zmq.Context[zmq.Socket[bytes]], exit_clock: Stopwatch | None) -> None:
+class Monitor(SocketActor):
+    def __init__(self, context: zmq.Context[zmq.Socket[bytes]], exit_clock: Stopwatch | None,
+                 shim_address: str) -> None:
         super().__init__(context)
+        self.reports = context.socket(zmq.PULL)
+        """The shims' exit reports (`ShimExit`, one frame each)."""
+        self.reports.setsockopt(zmq.MAXMSGSIZE, MAX_SHIM_MESSAGE)
+        self.reports.setsockopt(zmq.LINGER, 0)
+        try:
+            self.reports.bind(shim_address)
+        except zmq.ZMQError:
+            self.reports.close()
+            raise
+        self.epoll = select.epoll()
+        """The shims' pidfds and the OOM fds (a few per container), in one fd the inbox polls:
+        zmq_poll costs O(items) on every call."""
         self.exit_clock = exit_clock
         """Started for each exit passed on; the EventLog stops it at the exit event (a metric; None
         without --metrics-address)."""
@@ -72,18 +85,42 @@ class Monitor(BusActor):
         self.oom_by_token: dict[str, int] = {}
         self.reported: set[str] = set()
         self._reported_order: collections.deque[str] = collections.deque()
-        self._keys = itertools.count(1)
 
     def handlers(self) -> Handlers:
-        return {wire.ShimExit: self.on_shim_exit, wire.WatchProcess: self.on_watch_process,
-                wire.FdReady: self.on_fd_ready}
+        return {wire.WatchProcess: self.on_watch_process}
+
+    def on_start(self) -> None:
+        super().on_start()
+        self.watch(self.reports, self._drain_reports)
+        self.watch(self.epoll.fileno(), self._fds_ready)
 
     def on_stop(self) -> None:
         for fd in [*self.shims, *self.ooms]:
             os.close(fd)
         self.shims.clear()
         self.ooms.clear()
+        self.epoll.close()
+        self.reports.close(linger=0)
         super().on_stop()
+
+    def _drain_reports(self) -> None:
+        """Take every exit report waiting; a malformed one is dropped (a shim is not trusted
+        to send anything but its own exit)."""
+        while True:
+            try:
+                frames = self.reports.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                if len(frames) != 1:
+                    raise WireError("a shim report is one frame")
+                message = wire.decode(unpack(frames[0], limit=MAX_SHIM_MESSAGE))
+                if not isinstance(message, wire.ShimExit):
+                    raise WireError(f"shims may not send {message.kind}")
+            except WireError as exc:
+                logger.warning("bad shim report dropped: %s", exc)
+                continue
+            self.on_shim_exit(message)
 
     def _first_report(self, token: str) -> bool:
         """Mark `token` as reported; False if it already was."""
@@ -119,33 +156,28 @@ class Monitor(BusActor):
         if message.oom_fd >= 0 and message.oom_kind is not None and message.cgroup is not None:
             fd = message.oom_fd
             directory = Path(message.cgroup)
-            watch = OomWatch(token, message.container_id, message.oom_kind, directory,
-                             message.oom_kills, next(self._keys))
-            self.ooms[fd] = watch
+            self.ooms[fd] = OomWatch(token, message.container_id, message.oom_kind, directory, message.oom_kills)
             self.oom_by_token[token] = fd
-            self.send("bus", wire.WatchFd(fd=fd, key=watch.key))
-        shim = WatchedShim(token, message.container_id, message.process, Path(message.procdir), next(self._keys))
+            self.epoll.register(fd, select.EPOLLIN)
+        shim = WatchedShim(token, message.container_id, message.process, Path(message.procdir))
         try:
             fd = os.pidfd_open(message.shim_pid)
         except ProcessLookupError:
             self._shim_gone(shim)
             return
         self.shims[fd] = shim
-        self.send("bus", wire.WatchFd(fd=fd, key=shim.key))
+        self.epoll.register(fd, select.EPOLLIN)
 
-    def on_fd_ready(self, message: wire.FdReady) -> None:
-        fd, key = message.fd, message.key
-        oom = self.ooms.get(fd)
-        if oom is not None and oom.key == key:
-            if self._check_oom(fd) and fd in self.ooms:
-                self.send("bus", wire.WatchFd(fd=fd, key=key))
-            return
-        shim = self.shims.get(fd)
-        if shim is None or shim.key != key:
-            return  # a late report about an fd number since reused
-        del self.shims[fd]
-        os.close(fd)  # the bus no longer polls it: a watch is armed once
-        self._shim_gone(shim)
+    def _fds_ready(self) -> None:
+        for fd, _ in self.epoll.poll(0):
+            if fd in self.ooms:
+                if not self._check_oom(fd) and fd in self.ooms:
+                    self.epoll.unregister(fd)  # its cgroup is gone: kept, unpolled, until its exit is checked
+            elif fd in self.shims:  # (not dropped earlier in this same round)
+                shim = self.shims.pop(fd)
+                self.epoll.unregister(fd)
+                os.close(fd)
+                self._shim_gone(shim)
 
     def _check_oom(self, fd: int, *, woken: bool = True, reported: int | None = None) -> bool:
         """Pass on an OOM kill the cgroup counted since the last check.
@@ -176,7 +208,11 @@ class Monitor(BusActor):
     def _drop_oom(self, fd: int) -> None:
         watch = self.ooms.pop(fd)
         self.oom_by_token.pop(watch.token, None)
-        self.send("bus", wire.ForgetFd(fd=fd))
+        try:
+            self.epoll.unregister(fd)
+        except FileNotFoundError:
+            pass  # unpolled already: its cgroup went before its exit was checked
+        os.close(fd)
 
     def _shim_gone(self, shim: WatchedShim) -> None:
         if shim.token not in self.reported:

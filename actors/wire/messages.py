@@ -27,8 +27,6 @@ __all__ = [
     "ClientReply",
     "Emit",
     "ExecTask",
-    "FdReady",
-    "ForgetFd",
     "ImageBundleDone",
     "ImageBundleTask",
     "Inspect",
@@ -53,7 +51,6 @@ __all__ = [
     "Stop",
     "Storage",
     "Tick",
-    "WatchFd",
     "WatchProcess",
     "decode",
     "encode",
@@ -104,36 +101,12 @@ class ClientReply(Message):
 
 @_message
 class Publish(Message):
-    """EventLog -> bus: one message on the event socket."""
+    """The image service -> EventLog: an event to publish as it is, neither numbered nor kept
+    (an image pull's progress)."""
 
     kind = "publish"
     topic: str
     event: dict[str, Any]
-
-
-@_message
-class WatchFd(Message):
-    """Monitor -> bus: poll a raw fd once; the bus answers `FdReady` and forgets it. `key` names
-    this watch: fd numbers are reused, so a late `FdReady` is told from a current one."""
-
-    kind = "watch_fd"
-    fd: int
-    key: int
-
-
-@_message
-class ForgetFd(Message):
-    """Monitor -> bus: stop polling a fd (if armed) and close it."""
-
-    kind = "forget_fd"
-    fd: int
-
-
-@_message
-class FdReady(Message):
-    kind = "fd_ready"
-    fd: int
-    key: int
 
 
 @_message
