@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import pykka
 import zmq
 
-from actors.bus import BusSender
+from actors.bus import BusSender, direct_address
 from actors.daemonlog import log_context
 from actors.pollinbox import PollingInbox, Readable, Source
+from actors.wire import WireError, unpack
+from actors.wire import messages as wire
 from actors.wire.messages import Message
+from shimproc import trace
 
 __all__ = ["BusActor", "Handlers", "SocketActor"]
 
@@ -72,13 +75,39 @@ class SocketActor(BusActor):
     """A BusActor that also owns sockets or fds: its inbox polls them beside its mailbox
     (actors/pollinbox.py), and what arrives on them is handled in its thread, not the bus's.
     Create the sockets in `__init__` (a bind error then reaches whoever starts the actor) and
-    `watch` them in `on_start`: from then on only the actor's thread touches them."""
+    `watch` them in `on_start`: from then on only the actor's thread touches them.
 
+    With an `inbox_name` (one of actors.bus.DIRECT_INBOXES) the actor binds its own inproc
+    PULL socket, on which other actors' messages to it arrive without the bus thread; it is
+    watched first, so in one round of the poll it is read before any other source.
+    """
+
+    inbox_name: ClassVar[str | None] = None
     actor_inbox: PollingInbox
+
+    def __init__(self, context: zmq.Context[Any]) -> None:
+        super().__init__(context)
+        self._direct: zmq.Socket[bytes] | None = None
+        if self.inbox_name is not None:
+            self._direct = context.socket(zmq.PULL)
+            self._direct.setsockopt(zmq.RCVHWM, 0)
+            self._direct.setsockopt(zmq.LINGER, 0)
+            self._direct.bind(direct_address(self.inbox_name))
 
     @staticmethod
     def _create_actor_inbox() -> PollingInbox:
         return PollingInbox()
+
+    def on_start(self) -> None:
+        super().on_start()
+        if self._direct is not None:
+            self.watch(self._direct, self._drain_direct)
+
+    def on_stop(self) -> None:
+        if self._direct is not None:
+            self._direct.close(linger=0)
+            self._direct = None
+        super().on_stop()
 
     def watch(self, source: Source, handler: Callable[[], None]) -> None:
         """Call `handler` in this actor whenever `source` is readable; it drains the source."""
@@ -86,6 +115,24 @@ class SocketActor(BusActor):
 
     def unwatch(self, source: Source) -> None:
         self.actor_inbox.unwatch(source)
+
+    def _drain_direct(self) -> None:
+        """Handle every message waiting on the direct inbox, each checked as the bus checks."""
+        assert self._direct is not None
+        while True:
+            try:
+                data = self._direct.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                message = wire.decode(unpack(data, limit=1 << 30))
+            except WireError as exc:
+                logger.error("invalid internal message for %s dropped: %s", self.inbox_name, exc)
+                continue
+            token = getattr(message, "token", None)
+            if trace.ENABLED and token:
+                trace.stamp(token, f"{self.inbox_name}: {message.kind}")
+            self.on_receive(message)
 
     def on_receive(self, message: Any) -> None:
         if type(message) is Readable:

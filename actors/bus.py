@@ -37,7 +37,7 @@ from actors.wire.api import IMAGE_METHODS, error_reply, parse_request
 from actors.wire.events import HEARTBEAT_INTERVAL
 from shimproc import trace
 
-__all__ = ["BUS_ADDRESS", "Bus", "BusSender"]
+__all__ = ["BUS_ADDRESS", "DIRECT_INBOXES", "Bus", "BusSender", "direct_address"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,24 +68,50 @@ def peer_of(frame: zmq.Frame) -> dict[str, Any]:
     return peer
 
 
+DIRECT_INBOXES = frozenset({"supervisor", "monitor", "eventlog"})
+"""The actors on the exit -> event path, which other actors reach over an inproc socket of
+their own (`direct_address`) rather than through this thread: each hop through it is two
+thread wake-ups. Messages from the bus itself (client requests, ticks) still reach them by
+`tell`; their inbox takes what is on their sockets first (actors/pollinbox.py), so a message
+sent to them before a client's reply was sent is handled before the client's next request."""
+
+
+def direct_address(name: str) -> str:
+    return f"inproc://actord.{name}"
+
+
 class BusSender:
-    """An actor's own PUSH socket to the bus; create it in the actor's thread."""
+    """An actor's own PUSH sockets: one to the bus, one to each direct inbox; create it, and
+    use it, in the actor's thread. All are made at once (an inproc connect may come before
+    the bind), so the daemon's fds do not grow with the first message of each kind."""
 
     def __init__(self, context: zmq.Context[zmq.Socket[bytes]]) -> None:
-        self._socket = context.socket(zmq.PUSH)
-        self._socket.setsockopt(zmq.LINGER, 0)
-        self._socket.setsockopt(zmq.SNDHWM, 0)
-        self._socket.setsockopt(zmq.SNDTIMEO, SEND_TIMEOUT_MS)
-        self._socket.connect(BUS_ADDRESS)
+        self._context = context
+        self._socket = self._push(BUS_ADDRESS)
+        self._direct = {name: self._push(direct_address(name)) for name in DIRECT_INBOXES}
+
+    def _push(self, address: str) -> zmq.Socket[bytes]:
+        socket = self._context.socket(zmq.PUSH)
+        socket.setsockopt(zmq.LINGER, 0)
+        socket.setsockopt(zmq.SNDHWM, 0)
+        socket.setsockopt(zmq.SNDTIMEO, SEND_TIMEOUT_MS)
+        socket.connect(address)
+        return socket
 
     def send(self, destination: str, message: wire.Message) -> None:
+        data = pack(wire.encode(message))
         try:
-            self._socket.send_multipart([destination.encode(), pack(wire.encode(message))])
-        except zmq.Again:  # only when the bus is gone: the daemon is stopping
-            logger.warning("bus gone: %s for %s dropped", message.kind, destination)
+            direct = self._direct.get(destination)
+            if direct is not None:
+                direct.send(data, zmq.NOBLOCK)  # no peer only once that actor has stopped
+            else:
+                self._socket.send_multipart([destination.encode(), data])
+        except zmq.Again:  # only when the bus or that actor is gone: the daemon is stopping
+            logger.warning("%s gone: %s dropped", destination, message.kind)
 
     def close(self) -> None:
-        self._socket.close()
+        for socket in (self._socket, *self._direct.values()):
+            socket.close()
 
 
 class Bus(threading.Thread):

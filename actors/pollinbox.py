@@ -7,8 +7,8 @@ thread wake-up less on the exit -> event path.
 
 Messages from other actors still come through the bus and pykka's `tell`: `put` appends to
 a deque and signals an eventfd, which `get` polls beside the watched sources. A source
-found readable is handed to the actor as a `Readable` message that names its handler, so a
-busy socket and a busy mailbox take turns.
+found readable is handed to the actor as a `Readable` message that names its handler, which
+drains it; sources go before the mailbox.
 """
 
 from __future__ import annotations
@@ -54,7 +54,6 @@ class PollingInbox:
         self._poller.register(self._wake, zmq.POLLIN)
         self._handlers: dict[Any, Callable[[], None]] = {}
         self._ready: collections.deque[Callable[[], None]] = collections.deque()
-        self._sources_served = False
 
     def watch(self, source: Source, handler: Callable[[], None]) -> None:
         """Run `handler` in the actor whenever `source` is readable (it must drain it)."""
@@ -70,13 +69,12 @@ class PollingInbox:
         os.eventfd_write(self._wake, 1)
 
     def get(self) -> Envelope[Any]:
+        """The next thing to handle: a readable source first, then the mailbox. Sources come
+        first so that a message sent on a socket before the bus passed on a message that it
+        caused (a client's request after the reply) is handled first."""
         while True:
             if self._ready:
-                self._sources_served = True
                 return Envelope(Readable(self._ready.popleft()))
-            if self._queue and self._sources_served:
-                self._sources_served = False  # one message, then the sources again: neither starves
-                return self._queue.popleft()
             # a mailbox with messages only peeks at the sources; an empty one sleeps on them
             for source, _ in self._poller.poll(0 if self._queue else None):
                 if source == self._wake:

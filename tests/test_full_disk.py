@@ -417,11 +417,15 @@ class RecordingPublisher(EventPublisher):
     def publish(self, topic: str, event: dict[str, Any]) -> None:
         self.published.append((topic, event))
 
+    def close(self) -> None:
+        pass
+
 
 def test_the_event_log_answers_at_once_and_records_exits_late_on_a_full_disk(tiny_fs: Path) -> None:
     store = new_store(tiny_fs)
     publisher = RecordingPublisher()
-    log = EventLog(zmq.Context(), store, "boot", Metrics(), publisher)
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    log = EventLog(context, store, "boot", Metrics(), publisher)
     sent: list[wire.Message] = []
     log.send = lambda destination, message: sent.append(message)  # type: ignore[method-assign]
 
@@ -448,4 +452,6 @@ def test_the_event_log_answers_at_once_and_records_exits_late_on_a_full_disk(tin
     log.on_tick(wire.Tick())
     assert [m.token for m in of(wire.Recorded)] == tokens[-1:]
     assert of(wire.Storage) == [wire.Storage(degraded=False, reason=None)]
+    log.on_stop()  # its direct inbox socket: the context's term waits for it
+    context.term()
     store.close()

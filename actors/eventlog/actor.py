@@ -61,6 +61,8 @@ def _unrecorded(event: EventRecord, reason: str | None) -> str:
 
 
 class EventLog(SocketActor):
+    inbox_name = "eventlog"
+
     def __init__(self, context: zmq.Context[zmq.Socket[bytes]], store: EventStore, boot: str,
                  metrics: Metrics | None, publisher: EventPublisher) -> None:
         super().__init__(context)
@@ -95,8 +97,6 @@ class EventLog(SocketActor):
 
     def on_emit(self, message: wire.Emit) -> None:
         token = message.token
-        if trace.ENABLED and token:
-            trace.stamp(token, "eventlog: emit")
         kind = message.event
         if not is_event_type(kind):
             raise WireError(f"no such event type: {kind!r}")

@@ -62,6 +62,8 @@ class OomWatch:
 
 
 class Monitor(SocketActor):
+    inbox_name = "monitor"
+
     def __init__(self, context: zmq.Context[zmq.Socket[bytes]], exit_clock: Stopwatch | None,
                  shim_address: str) -> None:
         super().__init__(context)

@@ -24,7 +24,7 @@ from typing import Any
 
 import zmq
 
-from actors.base import BusActor, Handlers
+from actors.base import Handlers, SocketActor
 from actors.daemonlog import log_context, log_fields
 from actors.memory import HeapReturn
 from actors.metrics import Metrics
@@ -92,7 +92,9 @@ NEEDS_STORAGE = frozenset({"containers.start", "containers.exec", "containers.pa
 """Requests refused at once while the state dir's storage is full: they would write state or
 events that cannot be stored. Signals still go through, so containers can be stopped."""
 
-class Supervisor(BusActor):
+class Supervisor(SocketActor):
+    inbox_name = "supervisor"
+
     def __init__(
         self, context: zmq.Context[zmq.Socket[bytes]], *, state: StateDir, root: RootDir, workers: list[str],
         info: dict[str, Any], reported: set[str], metrics: Metrics | None, backoff: Backoff | None = None,
