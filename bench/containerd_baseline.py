@@ -224,6 +224,11 @@ class PrivateContainerd:
                 found.append(int(entry))
         return found
 
+    def runc_containers(self) -> list[str]:
+        """The runc containers of this containerd's shims (each a state dir in its runc root)."""
+        runc_root = self.runc_root / NAMESPACE
+        return sorted(os.listdir(runc_root)) if runc_root.exists() else []
+
     def stop(self) -> None:
         """Delete what is left, stop containerd and any shim left by pid, delete leftover runc
         containers, and remove the shim socket dirs this run made (the caller removes the work dir)."""
@@ -244,11 +249,9 @@ class PrivateContainerd:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass  # it exited meanwhile
-        runc_root = self.runc_root / NAMESPACE
-        if runc_root.exists():
-            for container_id in os.listdir(runc_root):
-                subprocess.run(["runc", "--root", str(runc_root), "delete", "--force", container_id],
-                               capture_output=True)
+        for container_id in self.runc_containers():
+            subprocess.run(["runc", "--root", str(self.runc_root / NAMESPACE), "delete", "--force", container_id],
+                           capture_output=True)
         for path in reversed(self.made):
             try:
                 path.rmdir()

@@ -201,7 +201,8 @@ class Containerd:
         return disk_bytes([self.containerd.root / CONTENT_DIR])
 
     def leftovers(self) -> list[str]:
-        return [f"containerd shim {pid}" for pid in self.containerd.shim_pids()]
+        return ([f"containerd shim {pid}" for pid in self.containerd.shim_pids()] +
+                [f"containerd runc container {name}" for name in self.containerd.runc_containers()])
 
     def stop(self) -> None:
         self.containerd.stop()
