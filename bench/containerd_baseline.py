@@ -1,5 +1,6 @@
-"""containerd as a second baseline for bench.py: a private containerd on its own socket, root
-and state under the bench's work dir, driven with `ctr`, image-less (`ctr run --rootfs`).
+"""containerd as a second baseline for the benches: a private containerd on its own socket, root
+and state under the bench's work dir, driven with `ctr`: image-less (`ctr run --rootfs`) for
+bench.py, of imported images on its overlayfs snapshotter for images.py.
 
 Everything it starts is stopped by pid and everything it writes removed. containerd 1.6
 shims put their sockets under /run/containerd/s whatever --state says; those are removed
@@ -23,10 +24,15 @@ __all__ = ["ContainerdError", "EventLines", "PrivateContainerd"]
 SHIM = "containerd-shim-runc-v2"
 SOCKET_ROOT = Path("/run/containerd")
 NAMESPACE = "default"
+SNAPSHOTTER = "overlayfs"
+"""The snapshotter containers of images get: containerd's default, as actord's overlay."""
+CONTENT_DIR = "io.containerd.content.v1.content"
+"""The content store below the root: the blobs as imported."""
 
 CONFIG = """\
-# `containerd config default` cut down to what `ctr run --rootfs` uses: no CRI (and so no
-# network), no optional snapshotters, no tracing, no /opt plugin dir.
+# `containerd config default` cut down to what `ctr run --rootfs` and `ctr run IMAGE` use: no
+# CRI (and so no network), no optional snapshotters (overlayfs and native stay, and the content
+# and image services), no tracing, no /opt plugin dir.
 version = 2
 root = "{root}"
 state = "{state}"
@@ -93,6 +99,8 @@ class PrivateContainerd:
 
     def __init__(self, work: Path) -> None:
         self.work = work
+        self.root = work / "root"
+        self.state = work / "state"
         self.address = str(work / "c.sock")
         self.runc_root = work / "runc"
         self.logs = work / "logs"
@@ -110,7 +118,7 @@ class PrivateContainerd:
         """Start containerd and wait until it answers; its version. ContainerdError if it does not."""
         self.logs.mkdir(parents=True)
         config = self.work / "config.toml"
-        config.write_text(CONFIG.format(root=self.work / "root", state=self.work / "state", address=self.address))
+        config.write_text(CONFIG.format(root=self.root, state=self.state, address=self.address))
         with open(self.work / "containerd.log", "wb") as log:
             self.process = subprocess.Popen(["containerd", "--config", str(config)], stdin=subprocess.DEVNULL,
                                             stdout=log, stderr=log)
@@ -153,13 +161,36 @@ class PrivateContainerd:
 
     def start_container(self, container_id: str, bundle: Path) -> None:
         """`ctr run -d` of the bundle's rootfs with its process args and env (the same workload as
-        actord's); output captured to a file by the shim, as actord's shims do; a cgroup named
-        after the container, as runc gives one without a cgroupsPath."""
+        actord's), with `_run_options`."""
         process = json.loads((bundle / "config.json").read_text())["process"]
         env = [option for item in process.get("env", []) for option in ("--env", item)]
-        self.ctr("run", "-d", "--rootfs", "--runc-root", str(self.runc_root), "--cgroup", f"/{container_id}",
-                 "--log-uri", f"file://{self.logs / container_id}.log", "--pid-file", str(self.pid_file(container_id)),
-                 *env, str(bundle / "rootfs"), container_id, *process["args"])
+        self.ctr("run", "-d", "--rootfs", *self._run_options(container_id), *env, str(bundle / "rootfs"),
+                 container_id, *process["args"])
+
+    def run_image(self, container_id: str, ref: str) -> None:
+        """`ctr run -d` of the image `ref` as its config says (Entrypoint + Cmd, Env...), its
+        root a snapshot of the overlayfs snapshotter (the image unpacked into it first if it is
+        not yet); output, runc root and cgroup as `start_container` gives them."""
+        self.ctr("run", "-d", "--snapshotter", SNAPSHOTTER, *self._run_options(container_id), ref, container_id)
+
+    def _run_options(self, container_id: str) -> list[str]:
+        """Output captured to a file by the shim, as actord's shims do; a cgroup named after the
+        container, as runc gives one without a cgroupsPath; the runc root under the work dir."""
+        return ["--runc-root", str(self.runc_root), "--cgroup", f"/{container_id}",
+                "--log-uri", f"file://{self.logs / container_id}.log", "--pid-file", str(self.pid_file(container_id))]
+
+    def import_image(self, archive: Path, name: str, timeout: float = 600) -> str:
+        """Import the image tagged `latest` in the OCI layout tarball `archive` as NAME:latest,
+        not unpacked (its first `run_image` unpacks it, as actord's first container of an image
+        does); the reference."""
+        self.ctr("images", "import", "--no-unpack", "--base-name", name, str(archive), timeout=timeout)
+        return f"{name}:latest"
+
+    def active_snapshots(self) -> list[str]:
+        """The snapshots of containers (active ones) the snapshotter still holds: a deleted
+        container's goes with containerd's garbage collection, shortly after."""
+        listed = self.ctr("snapshots", "--snapshotter", SNAPSHOTTER, "list").splitlines()[1:]
+        return [line.split()[0] for line in listed if line.split()[-1:] == ["Active"]]
 
     def pid_file(self, container_id: str) -> Path:
         return self.work / f"{container_id}.pid"
@@ -193,6 +224,11 @@ class PrivateContainerd:
                 found.append(int(entry))
         return found
 
+    def runc_containers(self) -> list[str]:
+        """The runc containers of this containerd's shims (each a state dir in its runc root)."""
+        runc_root = self.runc_root / NAMESPACE
+        return sorted(os.listdir(runc_root)) if runc_root.exists() else []
+
     def stop(self) -> None:
         """Delete what is left, stop containerd and any shim left by pid, delete leftover runc
         containers, and remove the shim socket dirs this run made (the caller removes the work dir)."""
@@ -213,11 +249,9 @@ class PrivateContainerd:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass  # it exited meanwhile
-        runc_root = self.runc_root / NAMESPACE
-        if runc_root.exists():
-            for container_id in os.listdir(runc_root):
-                subprocess.run(["runc", "--root", str(runc_root), "delete", "--force", container_id],
-                               capture_output=True)
+        for container_id in self.runc_containers():
+            subprocess.run(["runc", "--root", str(self.runc_root / NAMESPACE), "delete", "--force", container_id],
+                           capture_output=True)
         for path in reversed(self.made):
             try:
                 path.rmdir()
