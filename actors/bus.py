@@ -34,12 +34,11 @@ from zmq.utils.monitor import parse_monitor_message
 
 from actors.daemonlog import log_fields
 from actors.peercap import PeerGuard
-from actors.wire import MAX_CLIENT_MESSAGE, MAX_SHIM_MESSAGE, ApiError, ErrorCode, WireError, pack, unpack
+from actors.wire import MAX_CLIENT_MESSAGE, MAX_SHIM_MESSAGE, ApiError, ErrorCode, WireError, pack, trace, unpack
 from actors.wire import messages as wire
 from actors.wire.api import IMAGE_METHODS, error_reply, parse_request
 from actors.wire.codec import MAX_SUBSCRIPTION
 from actors.wire.events import HEARTBEAT_INTERVAL, WELCOME_TOPIC, encode, welcome
-from shimproc import trace
 
 __all__ = ["BUS_ADDRESS", "Bus", "BusSender"]
 

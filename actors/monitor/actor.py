@@ -30,8 +30,8 @@ from actors.cgroups import drain, oom_kills
 from actors.daemonlog import log_fields
 from actors.metrics.stopwatch import Stopwatch
 from actors.wire import messages as wire
+from actors.wire import trace
 from actors.wire.records import ExitRecord, read_record
-from shimproc import trace
 
 __all__ = ["Monitor"]
 

@@ -43,12 +43,11 @@ from actors.statedir import NO_SPACE, StateDir, describe_os_error, write_json_at
 from actors.wire import MAX_SHIM_MESSAGE, ApiError, ErrorCode, WireError, pack, unpack
 from actors.wire import messages as wire
 from actors.wire.records import ContainerRecord, ProcessMeta, ProcessState
-from actors.wire.shim import ShimConfig, ShimReady, parse_ready
+from actors.wire.shim import CONTROL_LINGER_MS, ShimConfig, ShimReady, parse_ready
 from actors.worker import jobs
 from actors.worker.checkpoints import CheckpointDir, fd_path, new_work_dir, restore_flags
 from actors.worker.runtime import Runtime
 from actors.worker.spec import container_config, exec_process, read_bundle_config, read_config, read_config_bytes
-from shimproc.shim import CONTROL_LINGER_MS
 from shimproc.spawner import Spawner
 
 __all__ = ["Worker"]
