@@ -25,7 +25,7 @@ from typing import Any
 
 import msgpack
 
-from actors.statedir import append_record, describe_os_error, remove_file
+from hostos.atomicfile import append_record, describe_os_error, remove_file
 
 __all__ = ["DEFAULT_LIMIT", "CursorError", "OutputWriter", "generations", "read_output"]
 

@@ -38,10 +38,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from actorctl.bundle import create_bundle
 from actorctl.client import Client, ClientError
 from actorctl.client.events import attach
-from actors.fdwait import readable
 from actors.wire import WireError
 from actors.wire.events import CONTAINER_PREFIX, decode
 from actors.wire.trace import TRACE_VARIABLE
+from hostos.fdwait import readable
 
 BIN = Path(sys.executable).parent
 

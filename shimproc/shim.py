@@ -42,22 +42,21 @@ import socket
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import zmq
 from setproctitle import setproctitle
 from zmq.backend import Context, Socket, zmq_poll
 
-from actors.fdwait import readable
-from actors.libc import LIBC
-from actors.procinfo import children, open_pidfd, parent_pid, start_time
-from actors.rootfs import detach_rootfs
-from actors.statedir import remove_file, reserve_file, write_file_atomic
 from actors.wire import MAX_SHIM_MESSAGE, WireError, pack, trace, unpack
 from actors.wire import messages as wire
 from actors.wire.records import exit_record
-from actors.wire.shim import CONTROL_LINGER_MS, ShimConfig, ShimReady, ready_line
+from actors.wire.shim import CONTROL_LINGER_MS, ROOTFS_MOUNT, ShimConfig, ShimReady, ready_line
+from hostos.atomicfile import remove_file, reserve_file, write_file_atomic
+from hostos.fdwait import readable
+from hostos.libc import LIBC
+from hostos.mounts import detach_mount
+from hostos.procinfo import children, open_pidfd, parent_pid, start_time
 from shimproc.stdio import ProcessEnds, Stdio
 
 __all__ = ["Reaper", "become_subreaper", "fork", "in_helper", "run_shim", "set_signals"]
@@ -223,7 +222,7 @@ class Shim:
     def delete_container(self) -> None:
         pid = self.spawn(self.runtime_argv("delete", "--force", self.config.container_id))
         self.reaper.wait_for(pid, deadline=time.monotonic() + 30)
-        detach_rootfs(Path(self.config.bundle))
+        detach_mount(os.path.join(self.config.bundle, ROOTFS_MOUNT))
 
     def runtime_command(self, console: bool) -> list[str]:
         config = self.config

@@ -50,11 +50,11 @@ from typing import Any, NoReturn
 
 from setproctitle import setproctitle
 
-from actors.fdwait import reader_gone
-from actors.service.shim_cgroup import move_into
 from actors.wire import MAX_SHIM_MESSAGE, pack, unpack
 from actors.wire import messages as wire
 from actors.wire.shim import ShimConfig, parse_spawn_reply, ready_line, spawn_reply
+from hostos.cgroupprocs import move_into
+from hostos.fdwait import reader_gone
 from shimproc.shim import Reaper, become_subreaper, fork, in_helper, run_shim, set_signals
 
 __all__ = ["SpawnedShim", "Spawner", "serve"]
