@@ -52,6 +52,7 @@ from setproctitle import setproctitle
 
 from actors.wire import MAX_SHIM_MESSAGE, pack, unpack
 from actors.wire import messages as wire
+from actors.wire.outputlog import STDERR, pack_record
 from actors.wire.shim import ShimConfig, parse_spawn_reply, ready_line, spawn_reply
 from hostos.cgroupprocs import move_into
 from hostos.fdwait import reader_gone
@@ -253,6 +254,7 @@ def _warm_up() -> None:
         pack(wire.encode(wire.ShimExit(token="", container_id="", process="", status=0, shim_pid=0)))
         ready_line({"ok": True, "pid": 1, "start": 1})
         ready_line({"ok": False, "error": "warm-up"})
+        pack_record(STDERR, 0.0, b"warm-up")
 
 
 def serve(socket_path: str, lifeline: int, ready_fd: int, title: str, shim_cgroups: tuple[str, ...]) -> None:

@@ -10,7 +10,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, NotRequired, TypedDict
 
-from actors.outputlog import DEFAULT_LIMIT
+from actors.wire.outputlog import DEFAULT_LIMIT
 
 __all__ = ["CONTROL_LINGER_MS", "ROOTFS_MOUNT", "ControlOp", "ShimConfig", "ShimReady", "parse_ready",
            "parse_spawn_reply", "ready_line", "spawn_reply"]
