@@ -57,7 +57,7 @@ from actors.wire.api import PROTOCOL_VERSION
 from actors.wire.outputlog import DEFAULT_LIMIT
 from actors.worker import Worker
 from actors.worker.runtime import Runtime
-from shimproc.spawner import Spawner
+from actors.worker.spawner import Spawner
 
 __all__ = ["main"]
 

@@ -45,11 +45,11 @@ from actors.wire.shim import CONTROL_LINGER_MS, ShimConfig, ShimReady, parse_rea
 from actors.worker import jobs
 from actors.worker.checkpoints import CheckpointDir, fd_path, new_work_dir, restore_flags
 from actors.worker.runtime import Runtime
+from actors.worker.spawner import Spawner
 from actors.worker.spec import container_config, exec_process, read_bundle_config, read_config, read_config_bytes
 from hostos.atomicfile import describe_os_error
 from hostos.fdwait import readable
 from hostos.procinfo import open_pidfd, start_time
-from shimproc.spawner import Spawner
 
 __all__ = ["Worker"]
 
