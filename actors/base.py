@@ -12,10 +12,9 @@ import zmq
 from actors.bus import BusSender, direct_address
 from actors.daemonlog import log_context
 from actors.pollinbox import PollingInbox, Readable, Source
-from actors.wire import WireError, unpack
+from actors.wire import WireError, trace, unpack
 from actors.wire import messages as wire
 from actors.wire.messages import Message
-from shimproc import trace
 
 __all__ = ["BusActor", "Handlers", "SocketActor"]
 

@@ -31,11 +31,10 @@ import zmq
 
 from actors.daemonlog import log_fields
 from actors.peercap import PeerGuard
-from actors.wire import MAX_CLIENT_MESSAGE, ApiError, ErrorCode, WireError, pack, unpack
+from actors.wire import MAX_CLIENT_MESSAGE, ApiError, ErrorCode, WireError, pack, trace, unpack
 from actors.wire import messages as wire
 from actors.wire.api import IMAGE_METHODS, error_reply, parse_request
 from actors.wire.events import HEARTBEAT_INTERVAL
-from shimproc import trace
 
 __all__ = ["BUS_ADDRESS", "DIRECT_INBOXES", "Bus", "BusSender", "direct_address"]
 

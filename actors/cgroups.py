@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from actors.libc import LIBC
+from hostos.libc import LIBC
 
 __all__ = [
     "CgroupUsage",

@@ -45,7 +45,6 @@ from actors.images.service import ImageService, remount_image_bundles
 from actors.inspector import Inspector
 from actors.metrics import Metrics, MetricsServer, parse_address
 from actors.monitor import Monitor
-from actors.outputlog import DEFAULT_LIMIT
 from actors.pidfile import PidFile, PidFileError
 from actors.rootdir import DEFAULT_ROOT, RootDir
 from actors.service.health import Health
@@ -56,9 +55,10 @@ from actors.statedir import StateDir
 from actors.supervisor import Supervisor
 from actors.supervisor.restart import Backoff
 from actors.wire.api import PROTOCOL_VERSION
+from actors.wire.outputlog import DEFAULT_LIMIT
 from actors.worker import Worker
 from actors.worker.runtime import Runtime
-from shimproc.spawner import Spawner
+from actors.worker.spawner import Spawner
 
 __all__ = ["main"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import gc
 import logging
 
-from actors.libc import LIBC
+from hostos.libc import LIBC
 
 __all__ = ["HeapReturn"]
 

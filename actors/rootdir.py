@@ -18,9 +18,10 @@ import os
 import shutil
 from pathlib import Path
 
-from actors.statedir import write_file_atomic, write_json_atomic
+from actors.statedir import write_json_atomic
 from actors.wire.api import CONTAINER_ID
 from actors.wire.records import ContainerDefinition, read_record
+from hostos.atomicfile import write_file_atomic
 
 __all__ = ["DEFAULT_ROOT", "RootDir"]
 

@@ -5,7 +5,7 @@ runc keeps the rootfs path it was created with and needs it again for every
 bundle would break as soon as the bundle is moved; a bind mount at
 `<state>/containers/<id>/rootfs` follows the directory itself, so the bundle can
 be moved or removed while the container runs. The init's shim detaches it once
-runc has deleted the container (the daemon may be down), the daemon again
+runc has deleted the container (the daemon may be down; `hostos.mounts`), the daemon again
 before it removes the container's dir, and nothing is removed while the mount
 is still there: a recursive delete must never reach into the container's files.
 """
@@ -13,25 +13,25 @@ is still there: a recursive delete must never reach into the container's files.
 from __future__ import annotations
 
 import ctypes
-import errno
 import logging
 import os
 from pathlib import Path
 
-from actors.libc import LIBC
 from actors.treeremoval import remove_tree
+from actors.wire.shim import ROOTFS_MOUNT
+from hostos.libc import LIBC
+from hostos.mounts import detach_mount
 
-__all__ = ["ROOTFS", "bind_rootfs", "detach_rootfs", "remove_container_dir"]
+__all__ = ["bind_rootfs", "remove_container_dir"]
 
 logger = logging.getLogger(__name__)
 
-ROOTFS = "rootfs"
-MS_BIND, MS_REC, MNT_DETACH = 0x1000, 0x4000, 0x2
+MS_BIND, MS_REC = 0x1000, 0x4000
 
 
 def bind_rootfs(source: Path, container_dir: Path) -> Path:
     """Bind-mount `source` at `<container_dir>/rootfs`; the mount point."""
-    target = container_dir / ROOTFS
+    target = container_dir / ROOTFS_MOUNT
     target.mkdir(mode=0o700)
     if LIBC.mount(os.fsencode(source), os.fsencode(target), None, MS_BIND | MS_REC, None) != 0:
         err = ctypes.get_errno()
@@ -40,17 +40,10 @@ def bind_rootfs(source: Path, container_dir: Path) -> Path:
     return target
 
 
-def detach_rootfs(container_dir: Path) -> None:
-    """Detach the rootfs mount (lazily: a process still inside keeps its view); no mount is fine."""
-    target = container_dir / ROOTFS
-    if LIBC.umount2(os.fsencode(target), MNT_DETACH) != 0 and ctypes.get_errno() not in (errno.EINVAL, errno.ENOENT):
-        logger.error("cannot unmount %s: %s", target, os.strerror(ctypes.get_errno()))
-
-
 def _release(container_dir: Path) -> bool:
     """Detach the rootfs mount and remove its (then empty) mount point; False if it is still there."""
-    detach_rootfs(container_dir)
-    target = container_dir / ROOTFS
+    target = container_dir / ROOTFS_MOUNT
+    detach_mount(target)  # lazily: a process still inside keeps its view
     try:
         target.rmdir()  # never deletes content: fails on a mount point that still shows files
     except FileNotFoundError:

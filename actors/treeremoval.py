@@ -21,7 +21,7 @@ import stat
 import struct
 from dataclasses import dataclass, field
 
-from actors.libc import LIBC
+from hostos.libc import LIBC
 
 __all__ = ["MountPointsKept", "remove_tree"]
 

@@ -38,8 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from actorctl.bundle import create_bundle
 from actorctl.client import Client
 from actorctl.client.events import attach
-from actors.fdwait import readable
 from actors.wire.events import CONTAINER_PREFIX, container_topic
+from hostos.fdwait import readable
 
 from containerd_baseline import ContainerdError, PrivateContainerd
 

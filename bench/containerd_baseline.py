@@ -17,7 +17,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from actors.fdwait import readable
+from hostos.fdwait import readable
 
 __all__ = ["ContainerdError", "EventLines", "PrivateContainerd"]
 

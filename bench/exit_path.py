@@ -13,7 +13,7 @@ The state dir is made in --dir, a tmpfs by default as /run is where actord keeps
 disk filesystem the event log's appends wait behind the journal commits of `runc delete`.
 
 --hops runs actord with ACTORD_TRACE_EXIT set, so the shim, the bus, the Monitor and the
-EventLog stamp each hop of the report (shimproc/trace.py), and prints for each hop the median
+EventLog stamp each hop of the report (actors/wire/trace.py), and prints for each hop the median
 time since t0 and since the hop before. A stamp costs a write, so take the total from a run
 without --hops.
 """
@@ -38,10 +38,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from actorctl.bundle import create_bundle
 from actorctl.client import Client, ClientError
 from actorctl.client.events import attach
-from actors.fdwait import readable
 from actors.wire import WireError
 from actors.wire.events import CONTAINER_PREFIX, decode
-from shimproc.trace import TRACE_VARIABLE
+from actors.wire.trace import TRACE_VARIABLE
+from hostos.fdwait import readable
 
 BIN = Path(sys.executable).parent
 

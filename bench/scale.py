@@ -36,9 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from actorctl.bundle import create_bundle
 from actorctl.client import Client
 from actorctl.client.events import attach
-from actors.fdwait import readable
 from actors.wire import WireError
 from actors.wire.events import CONTAINER_PREFIX, EventRecord, decode, is_record
+from hostos.fdwait import readable
 
 BIN = Path(sys.executable).parent
 

@@ -2,5 +2,6 @@
 
 `shimproc.shim` runs one container process through the OCI runtime and reports
 its exit; `shimproc.spawner` forks shims from a pre-warmed process so that
-starting one costs a fork, not a new interpreter.
+starting one costs a fork, not a new interpreter. Of the daemon's code it imports only
+the wire (`actors.wire`); the host primitives it shares with the daemon are `hostos`.
 """

@@ -42,23 +42,21 @@ import socket
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import zmq
 from setproctitle import setproctitle
 from zmq.backend import Context, Socket, zmq_poll
 
-from actors.fdwait import readable
-from actors.libc import LIBC
-from actors.procinfo import children, open_pidfd, parent_pid, start_time
-from actors.rootfs import detach_rootfs
-from actors.statedir import remove_file, reserve_file, write_file_atomic
-from actors.wire import MAX_SHIM_MESSAGE, WireError, pack, unpack
+from actors.wire import MAX_SHIM_MESSAGE, WireError, pack, trace, unpack
 from actors.wire import messages as wire
 from actors.wire.records import exit_record
-from actors.wire.shim import ShimConfig, ShimReady, ready_line
-from shimproc import trace
+from actors.wire.shim import CONTROL_LINGER_MS, ROOTFS_MOUNT, ShimConfig, ShimReady, ready_line
+from hostos.atomicfile import remove_file, reserve_file, write_file_atomic
+from hostos.fdwait import readable
+from hostos.libc import LIBC
+from hostos.mounts import detach_mount
+from hostos.procinfo import children, open_pidfd, parent_pid, start_time
 from shimproc.stdio import ProcessEnds, Stdio
 
 __all__ = ["Reaper", "become_subreaper", "fork", "in_helper", "run_shim", "set_signals"]
@@ -74,9 +72,6 @@ CLEANUP_NICENESS = 10
 (a Go program that takes more CPU than the whole exit path) then yield to the report's way
 through ZeroMQ's I/O thread (which keeps its priority) and actord; on a busy node they still
 get their share (a nice value starves nothing)."""
-CONTROL_LINGER_MS = 1000
-"""How long acknowledgements already sent may take to reach their worker once the shim ends (a
-start's ack must not be dropped because the process exited at once)."""
 
 _RESET_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.SIGCHLD)
 
@@ -227,7 +222,7 @@ class Shim:
     def delete_container(self) -> None:
         pid = self.spawn(self.runtime_argv("delete", "--force", self.config.container_id))
         self.reaper.wait_for(pid, deadline=time.monotonic() + 30)
-        detach_rootfs(Path(self.config.bundle))
+        detach_mount(os.path.join(self.config.bundle, ROOTFS_MOUNT))
 
     def runtime_command(self, console: bool) -> list[str]:
         config = self.config

@@ -9,7 +9,7 @@ import struct
 import termios
 from typing import Any
 
-from actors.outputlog import OutputWriter
+from shimproc.outputlog import OutputWriter
 
 __all__ = ["STDIN_BUFFER_MAX", "ProcessEnds", "Stdio"]
 

@@ -26,10 +26,11 @@ from actors.eventlog import EventLog
 from actors.eventlog.publisher import EventPublisher
 from actors.eventlog.store import EventStore
 from actors.metrics import Metrics
-from actors.outputlog import OutputWriter, read_output
+from actors.outputlog import read_output
 from actors.wire import messages as wire
 from actors.wire.api import ok_reply
 from actors.wire.events import EventRecord, decode, is_record
+from shimproc.outputlog import OutputWriter
 from tests.harness import Daemon, checked_daemon, mounts_under, pid_alive, wait_until
 
 M = TypeVar("M", bound=wire.Message)

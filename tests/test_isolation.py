@@ -9,7 +9,7 @@ from pathlib import Path
 from tests.harness import Daemon, new_state_dir, remove_state_dir
 
 PLANTED = ("sitecustomize.py", "usercustomize.py", "setproctitle.py", "zmq.py", "msgpack.py",
-           "shimproc/__init__.py", "actors/__init__.py")
+           "shimproc/__init__.py", "actors/__init__.py", "hostos/__init__.py")
 """Modules an attacker could leave in a directory root happens to start actord in."""
 
 

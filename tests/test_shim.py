@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from shimproc.trace import TRACE_VARIABLE
+from actors.wire.trace import TRACE_VARIABLE
 from tests.harness import Daemon, checked_daemon, new_state_dir, remove_state_dir, wait_until
 
 SHIM_HOPS = ["shim reaped", "shim drained", "shim reported"]

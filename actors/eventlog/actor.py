@@ -22,7 +22,7 @@ from actors.base import Handlers, SocketActor
 from actors.eventlog.publisher import EventPublisher
 from actors.eventlog.store import EventStore
 from actors.metrics import Metrics
-from actors.wire import MAX_CLIENT_MESSAGE, ApiError, ErrorCode, WireError, pack
+from actors.wire import MAX_CLIENT_MESSAGE, ApiError, ErrorCode, WireError, pack, trace
 from actors.wire import messages as wire
 from actors.wire.api import Params, error_reply, ok_reply
 from actors.wire.events import (
@@ -34,7 +34,6 @@ from actors.wire.events import (
     is_event_type,
     topic_of,
 )
-from shimproc import trace
 
 __all__ = ["EventLog"]
 

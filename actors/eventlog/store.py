@@ -32,9 +32,9 @@ from typing import Any
 
 import msgpack
 
-from actors.statedir import append_record, describe_os_error, write_file_atomic
 from actors.wire import pack
 from actors.wire.codec import MAX_EVENT_MESSAGE
+from hostos.atomicfile import append_record, describe_os_error, write_file_atomic
 
 __all__ = ["EventStore", "HighWaterMark"]
 

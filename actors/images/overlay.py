@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from actors.images.errors import ImageError
-from actors.libc import LIBC
+from hostos.libc import LIBC
 
 __all__ = ["MOUNT_DATA_LIMIT", "is_mounted", "mount_overlay", "overlay_lower_dirs", "overlay_options", "unmount"]
 

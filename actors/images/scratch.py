@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from actors.procinfo import start_time
+from hostos.procinfo import start_time
 
 __all__ = ["left_by_a_dead_process", "scratch_tag"]
 

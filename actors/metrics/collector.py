@@ -17,7 +17,7 @@ from prometheus_client.registry import Collector
 
 from actors.cgroups import CgroupUsage, cgroup_dirs, read_usage
 from actors.metrics.board import STATUSES, ContainerBoard, ContainerView
-from actors.procinfo import same_process
+from hostos.procinfo import same_process
 
 __all__ = ["CgroupReader", "ContainerCollector", "container_families"]
 

@@ -30,10 +30,9 @@ from actors.base import Handlers, SocketActor
 from actors.cgroups import drain, oom_kills
 from actors.daemonlog import log_fields
 from actors.metrics.stopwatch import Stopwatch
-from actors.wire import MAX_SHIM_MESSAGE, WireError, unpack
+from actors.wire import MAX_SHIM_MESSAGE, WireError, trace, unpack
 from actors.wire import messages as wire
 from actors.wire.records import ExitRecord, read_record
-from shimproc import trace
 
 __all__ = ["Monitor"]
 

@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from shimproc.spawner import Spawner
+    from actors.worker.spawner import Spawner
 
 __all__ = ["Health"]
 

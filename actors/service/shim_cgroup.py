@@ -4,10 +4,11 @@ systemd knows a service's processes by its cgroup, in the cgroup v1 `name=system
 hierarchy and in the v2 (unified) one. Stopping the service without `KillMode=process`
 kills whatever is left in that cgroup, sub-cgroups included: shims forked there would die
 with the daemon, and the next daemon would report every container as killed. So each new
-shim is moved (one write per hierarchy, by its short-lived helper, before the runtime runs)
-into the shims' cgroup, by default `actord-shims` beside the daemon's own. runc makes a
-container's cgroup relative to its caller's, the shim's (v1: below it; v2 and the hybrid
-unified hierarchy: beside it), so the containers are outside the daemon's cgroup too.
+shim is moved (one write per hierarchy, by its short-lived helper, before the runtime runs;
+`hostos.cgroupprocs`) into the shims' cgroup, by default `actord-shims` beside the daemon's
+own. runc makes a container's cgroup relative to its caller's, the shim's (v1: below it; v2
+and the hybrid unified hierarchy: beside it), so the containers are outside the daemon's
+cgroup too.
 
 The controllers' v1 hierarchies (memory, cpu, ...) are left alone: they limit and account,
 and systemd does not stop a service by them.
@@ -15,15 +16,13 @@ and systemd does not stop a service by them.
 
 from __future__ import annotations
 
-import errno
-import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
 
 from actors.cgroups import cgroup_places
 
-__all__ = ["DEFAULT_SHIM_CGROUP", "ShimCgroupError", "move_into", "prepare", "remove_if_empty", "shim_cgroup_dir",
+__all__ = ["DEFAULT_SHIM_CGROUP", "ShimCgroupError", "prepare", "remove_if_empty", "shim_cgroup_dir",
            "shim_cgroup_dirs"]
 
 DEFAULT_SHIM_CGROUP = "actord-shims"
@@ -31,7 +30,6 @@ TRACKING_HIERARCHIES = ("name=systemd", "unified")
 """The hierarchies a service manager finds a service's processes in."""
 
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@:-]{0,127}\Z", re.ASCII)
-_MOVE_ATTEMPTS = 3
 
 
 class ShimCgroupError(ValueError):
@@ -82,30 +80,6 @@ def prepare(dirs: Sequence[Path]) -> None:
     """Make the shims' cgroups (they may exist already: they are shared, and outlive us)."""
     for directory in dirs:
         directory.mkdir(parents=True, exist_ok=True)
-
-
-def move_into(procs_files: Sequence[str], pid: int) -> None:
-    """Move process `pid` into each cgroup (`<dir>/cgroup.procs`); a cgroup removed meanwhile
-    (another daemon found it empty as it stopped) is made again. OSError if it cannot be done."""
-    for procs in procs_files:
-        for attempt in range(_MOVE_ATTEMPTS):
-            try:
-                fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
-            except FileNotFoundError:
-                if attempt == _MOVE_ATTEMPTS - 1:
-                    raise
-                os.makedirs(os.path.dirname(procs), exist_ok=True)
-                continue
-            try:
-                os.write(fd, b"%d" % pid)
-            except OSError as exc:
-                removed = exc.errno in (errno.ENODEV, errno.ENOENT)  # the cgroup went after the open
-                if not removed or attempt == _MOVE_ATTEMPTS - 1:
-                    raise OSError(exc.errno, exc.strerror, procs) from None
-                continue
-            finally:
-                os.close(fd)
-            break
 
 
 def remove_if_empty(dirs: Sequence[Path]) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import pykka
 
 from actors.service.notify import Notifier
-from shimproc.spawner import Spawner
+from actors.worker.spawner import Spawner
 
 __all__ = ["ServiceWatch"]
 

@@ -31,7 +31,7 @@ from actors.metrics import Metrics
 from actors.rootdir import RootDir
 from actors.rootfs import remove_container_dir
 from actors.service.health import Health
-from actors.statedir import StateDir, describe_os_error
+from actors.statedir import StateDir
 from actors.supervisor import checkpoint, io, pause, query, remove, restore, start
 from actors.supervisor import signal as signal_task
 from actors.supervisor.deferred import DEFERRED
@@ -57,6 +57,7 @@ from actors.wire import ApiError, ErrorCode
 from actors.wire import messages as wire
 from actors.wire.api import CONTAINER_ID, STATE_CHANGING, error_reply, ok_reply
 from actors.wire.events import UNKNOWN_STATUS, EventType
+from hostos.atomicfile import describe_os_error
 
 __all__ = ["Supervisor"]
 

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING
 
 from actors.cgroups import cgroup_dirs, oom_watch_members, register_oom_watch
 from actors.daemonlog import log_fields
-from actors.procinfo import open_pidfd, same_process
 from actors.rootfs import remove_container_dir
 from actors.statedir import StateDir
 from actors.supervisor.lifecycle import Container, Process
@@ -34,6 +33,7 @@ from actors.supervisor.restart import RestartPolicy
 from actors.wire.api import CONTAINER_ID
 from actors.wire.messages import RuntimeDone, RuntimeTask, WatchProcess
 from actors.wire.records import ContainerRecord, ExitRecord, ProcessMeta, ProcessState, read_record
+from hostos.procinfo import open_pidfd, same_process
 
 if TYPE_CHECKING:
     from actors.supervisor.actor import Supervisor

@@ -1,6 +1,7 @@
 """Between the daemon and a shim, besides the messages (`messages.py`): the spawner's request
 (a `ShimConfig`, JSON, with the ready pipe's fd) and its reply (the shim's pid, in decimal),
-and the ready line the shim writes on that pipe once its process is created (`ShimReady`).
+and the ready line the shim writes on that pipe once its process is created (`ShimReady`); how
+long both ends of a shim's control socket wait for acknowledgements in flight.
 """
 
 from __future__ import annotations
@@ -9,9 +10,19 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, NotRequired, TypedDict
 
-from actors.outputlog import DEFAULT_LIMIT
+from actors.wire.outputlog import DEFAULT_LIMIT
 
-__all__ = ["ControlOp", "ShimConfig", "ShimReady", "parse_ready", "parse_spawn_reply", "ready_line", "spawn_reply"]
+__all__ = ["CONTROL_LINGER_MS", "ROOTFS_MOUNT", "ControlOp", "ShimConfig", "ShimReady", "parse_ready",
+           "parse_spawn_reply", "ready_line", "spawn_reply"]
+
+CONTROL_LINGER_MS = 1000
+"""How long acknowledgements already sent may take to reach their worker once the shim ends (a
+start's ack must not be dropped because the process exited at once); a worker that finds the
+shim's control socket gone waits as long for an ack still on its way."""
+
+ROOTFS_MOUNT = "rootfs"
+"""The container's rootfs bind mount in its state dir (`ShimConfig.bundle` of its init), which
+the daemon makes at start and an init's shim detaches once the runtime deleted the container."""
 
 ControlOp = Literal["start", "write_stdin", "close_stdin", "resize"]
 """What a `ShimControl` message asks of a shim."""

@@ -35,21 +35,21 @@ from actors.cgroups import (
 )
 from actors.daemonlog import log_fields
 from actors.fdbudget import check_fd_reserve
-from actors.fdwait import readable
-from actors.procinfo import open_pidfd, start_time
 from actors.rootdir import RootDir
 from actors.rootfs import bind_rootfs, remove_container_dir
-from actors.statedir import NO_SPACE, StateDir, describe_os_error, write_json_atomic
+from actors.statedir import NO_SPACE, StateDir, write_json_atomic
 from actors.wire import MAX_SHIM_MESSAGE, ApiError, ErrorCode, WireError, pack, unpack
 from actors.wire import messages as wire
 from actors.wire.records import ContainerRecord, ProcessMeta, ProcessState
-from actors.wire.shim import ShimConfig, ShimReady, parse_ready
+from actors.wire.shim import CONTROL_LINGER_MS, ShimConfig, ShimReady, parse_ready
 from actors.worker import jobs
 from actors.worker.checkpoints import CheckpointDir, fd_path, new_work_dir, restore_flags
 from actors.worker.runtime import Runtime
+from actors.worker.spawner import Spawner
 from actors.worker.spec import container_config, exec_process, read_bundle_config, read_config, read_config_bytes
-from shimproc.shim import CONTROL_LINGER_MS
-from shimproc.spawner import Spawner
+from hostos.atomicfile import describe_os_error
+from hostos.fdwait import readable
+from hostos.procinfo import open_pidfd, start_time
 
 __all__ = ["Worker"]
 

@@ -6,11 +6,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from actors.procinfo import kill_and_wait
 from actors.wire import ApiError, ErrorCode
 from actors.wire.events import KILLED_STATUS, UNKNOWN_STATUS
 from actors.worker.checkpoints import CheckpointDir, checkpoint
 from actors.worker.runtime import Runtime
+from hostos.procinfo import kill_and_wait
 
 __all__ = ["run"]
 

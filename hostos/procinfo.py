@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 
-from actors.fdwait import readable
+from hostos.fdwait import readable
 
 __all__ = ["children", "kill_and_wait", "open_pidfd", "parent_pid", "same_process", "start_time"]
 

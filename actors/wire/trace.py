@@ -3,8 +3,8 @@
 With ACTORD_TRACE_EXIT=<file> in actord's environment (the spawner and its shims inherit
 it), the shim, the bus, the Monitor and the EventLog append one `<token> <hop> <ns>` line per
 hop to that file (CLOCK_MONOTONIC, the clock of every process on the host; O_APPEND keeps
-each line whole). Without it `ENABLED` is False and callers skip `stamp`: the normal path
-pays one test of a constant.
+each line whole): the shim and the daemon write one format, so it is the wire's. Without it
+`ENABLED` is False and callers skip `stamp`: the normal path pays one test of a constant.
 """
 
 from __future__ import annotations
