@@ -186,16 +186,18 @@ class Monitor(SocketActor):
         Not `woken` (before an exit), cgroup v1's count is read only when its eventfd has been
         signalled since the count last grew: the kernel signals it before it kills, and counts
         the kill after. v2's inotify event comes later, from a work queue: always read.
-        `reported`: the count the init's shim read at its exit, before `runc delete` removed the
-        cgroup; it stands in when the cgroup is gone by the time we read. Whether the cgroup was
-        there (or not read)."""
+        `reported`: the count the init's shim read after reaping it, before `runc delete` removed
+        the cgroup: nothing is counted for an init after its exit, so it is the count, with no
+        file read on the exit's way. Whether the cgroup was there (or not read)."""
         watch = self.ooms[fd]
         if drain(fd):
             watch.signalled = True
-        if not woken and watch.kind == "v1" and not watch.signalled and reported is None:
-            return True
-        live = oom_kills(watch.kind, watch.directory)
-        kills = reported if live is None else live
+        if not woken and (reported is not None or (watch.kind == "v1" and not watch.signalled)):
+            live = None
+            kills = reported
+        else:
+            live = oom_kills(watch.kind, watch.directory)
+            kills = reported if live is None else live
         if kills is not None and kills > watch.kills:
             watch.kills = kills
             watch.signalled = False

@@ -43,6 +43,7 @@ from actors.supervisor.lifecycle import (
     Emit,
     ForgetDefinition,
     Lifecycle,
+    LogLine,
     RemoveContainerDir,
     RemoveOutput,
     RemoveProcessDir,
@@ -50,10 +51,11 @@ from actors.supervisor.lifecycle import (
     SaveDefinition,
     Submit,
 )
+from actors.supervisor.lifecycle import logger as lifecycle_log
 from actors.supervisor.pool import WorkerPool
 from actors.supervisor.probe import SupervisorProbe
 from actors.supervisor.restart import Alarm, Backoff
-from actors.wire import ApiError, ErrorCode
+from actors.wire import ApiError, ErrorCode, trace
 from actors.wire import messages as wire
 from actors.wire.api import CONTAINER_ID, STATE_CHANGING, error_reply, ok_reply
 from actors.wire.events import UNKNOWN_STATUS, EventType
@@ -201,6 +203,8 @@ class Supervisor(SocketActor):
                 self.release_if_gone(effect.container_id)
             elif isinstance(effect, ArmAlarm):
                 self.alarm.arm(effect.delay)
+            elif isinstance(effect, LogLine):
+                lifecycle_log.info(effect.message, *effect.args, extra=effect.fields)
             else:
                 raise TypeError(f"unknown effect {effect!r}")
 
@@ -244,6 +248,8 @@ class Supervisor(SocketActor):
             route, body = answer[0][0], ok_reply(answer[0][1], answer[1])
         self.send("eventlog", wire.Emit(event=event, container_id=container_id, process=process, status=status,
                                         token=token, attempt=attempt, route=route, reply=body))
+        if trace.ENABLED and token:
+            trace.stamp(token, "supervisor: emit sent")
 
     def submit_job(self, job: str, container_id: str, params: dict[str, Any], request: wire.Request) -> None:
         """Run a runtime job on a free worker; its `RuntimeDone` answers `request`."""

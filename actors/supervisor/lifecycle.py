@@ -369,6 +369,16 @@ class ForgetDefinition:
 
 
 @dataclass(frozen=True)
+class LogLine:
+    """A line for the daemon's log (at info), written when the effects before it are done:
+    an exit's line after its event is on its way, not ahead of it on the exit path."""
+
+    message: str
+    args: tuple[Any, ...]
+    fields: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class ArmAlarm:
     """Wake the Supervisor (`due_restarts`) in `delay` seconds."""
 
@@ -376,7 +386,7 @@ class ArmAlarm:
 
 
 Effect = (Emit | Reply | Submit | RemoveProcessDir | RemoveContainerDir | RemoveOutput | ClosePidfd | SaveDefinition
-          | ForgetDefinition | ArmAlarm)
+          | ForgetDefinition | ArmAlarm | LogLine)
 
 
 class Lifecycle:
@@ -546,9 +556,9 @@ class Lifecycle:
         if process.name != "init":
             del container.processes[process.name]
             effects = self._emit_exit(process)
-            logger.info("process %s exited with %d", process.describe(), status,
-                        extra=log_fields(container_id=container.id, process=process.name))
-            return effects + self._maybe_remove(container) + forgotten
+            exited = LogLine("process %s exited with %d", (process.describe(), status),
+                             log_fields(container_id=container.id, process=process.name))
+            return effects + self._maybe_remove(container) + forgotten + [exited]
         move("container", container, "init exited")
         return self._maybe_remove(container) + forgotten
 
@@ -598,15 +608,15 @@ class Lifecycle:
         move("container", container, "last process exited")
         del self.containers[container.id]
         self.removed[container.id] = container
-        logger.info("container %s exited with %s", container.id, init.status,
-                    extra=log_fields(container_id=container.id, process=init.name))
+        exited = LogLine("container %s exited with %s", (container.id, init.status),
+                         log_fields(container_id=container.id, process=init.name))
         if container.removal is not NOBODY:  # a forced removal: no next life, whatever the policy
             effects = self._emit_exit(init, answer=(container.removal, {}))
-            return effects + ([ForgetDefinition(container.id)] if container.restart.keeps_definition else [])
+            return effects + ([ForgetDefinition(container.id)] if container.restart.keeps_definition else []) + [exited]
         effects = self._emit_exit(init)
         if container.restart.keeps_definition:
             effects += self._next_life(container.successor(), init.status, None)
-        return effects
+        return [*effects, exited]
 
     def _next_life(self, container: Container, status: int | None, failed_start: str | None) -> list[Effect]:
         """After a container stopped (`status`) or a restart attempt failed to start
