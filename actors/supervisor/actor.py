@@ -35,14 +35,12 @@ from actors.statedir import StateDir
 from actors.supervisor import checkpoint, io, pause, query, remove, restore, start
 from actors.supervisor import signal as signal_task
 from actors.supervisor.deferred import DEFERRED
-from actors.supervisor.lifecycle import (
+from actors.supervisor.effects import (
     ArmAlarm,
-    Client,
     ClosePidfd,
     Effect,
     Emit,
     ForgetDefinition,
-    Lifecycle,
     LogLine,
     RemoveContainerDir,
     RemoveOutput,
@@ -51,7 +49,9 @@ from actors.supervisor.lifecycle import (
     SaveDefinition,
     Submit,
 )
+from actors.supervisor.lifecycle import Lifecycle
 from actors.supervisor.lifecycle import logger as lifecycle_log
+from actors.supervisor.phases import Client
 from actors.supervisor.pool import WorkerPool
 from actors.supervisor.probe import SupervisorProbe
 from actors.supervisor.restart import Alarm, Backoff

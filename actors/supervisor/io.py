@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from actors.supervisor.deferred import DEFERRED
-from actors.supervisor.lifecycle import ProcessPhase
+from actors.supervisor.phases import ProcessPhase
 from actors.wire import ApiError, ErrorCode
 from actors.wire.api import Params
 from actors.wire.codec import MAX_STDIN_CHUNK
@@ -18,7 +18,7 @@ from actors.wire.messages import Inspect, Request
 
 if TYPE_CHECKING:
     from actors.supervisor.actor import Supervisor
-    from actors.supervisor.lifecycle import Process
+    from actors.supervisor.phases import Process
 
 LOG_READ_MAX = 256 << 10
 

@@ -17,7 +17,7 @@ from actors.worker.jobs import UPDATE_FLAGS
 
 if TYPE_CHECKING:
     from actors.supervisor.actor import Supervisor
-    from actors.supervisor.lifecycle import Client
+    from actors.supervisor.phases import Client
 
 
 def _begin(sup: Supervisor, request: Request, job: str) -> object:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from actors.metrics.board import ContainerView
 from actors.metrics.registry import Metrics
-from actors.supervisor.lifecycle import Container, Lifecycle, ProcessPhase
+from actors.supervisor.lifecycle import Lifecycle
+from actors.supervisor.phases import Container, ProcessPhase
 from actors.supervisor.pool import WorkerPool
 from actors.wire.messages import Message, Request, StartDone
 

@@ -7,7 +7,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from actors.supervisor.deferred import DEFERRED
-from actors.supervisor.lifecycle import PUBLISHED_STATUS
+from actors.supervisor.phases import PUBLISHED_STATUS
 from actors.wire.api import Params
 from actors.wire.messages import Replay, Request
 

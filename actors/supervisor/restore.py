@@ -28,7 +28,7 @@ from actors.cgroups import cgroup_dirs, oom_watch_members, register_oom_watch
 from actors.daemonlog import log_fields
 from actors.rootfs import remove_container_dir
 from actors.statedir import StateDir
-from actors.supervisor.lifecycle import Container, Process
+from actors.supervisor.phases import Container, Process
 from actors.supervisor.restart import RestartPolicy
 from actors.wire.api import CONTAINER_ID
 from actors.wire.messages import RuntimeDone, RuntimeTask, WatchProcess

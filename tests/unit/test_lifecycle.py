@@ -7,22 +7,24 @@ from typing import Any
 
 import pytest
 
-from actors.supervisor.lifecycle import (
-    MOVES,
+from actors.supervisor.effects import (
     ClosePidfd,
-    Container,
-    ContainerPhase,
     Effect,
     Emit,
-    IllegalTransition,
-    Lifecycle,
-    Process,
-    ProcessPhase,
     RemoveContainerDir,
     RemoveOutput,
     RemoveProcessDir,
     Reply,
     Submit,
+)
+from actors.supervisor.lifecycle import Lifecycle
+from actors.supervisor.phases import (
+    MOVES,
+    Container,
+    ContainerPhase,
+    IllegalTransition,
+    Process,
+    ProcessPhase,
     diagram,
     move,
 )

@@ -13,7 +13,8 @@ from actors.metrics.board import ContainerBoard, ContainerView
 from actors.metrics.collector import container_families
 from actors.metrics.registry import status_class
 from actors.metrics.stopwatch import Stopwatch
-from actors.supervisor.lifecycle import Lifecycle, Submit
+from actors.supervisor.effects import Submit
+from actors.supervisor.lifecycle import Lifecycle
 from actors.supervisor.pool import WorkerPool
 from actors.supervisor.probe import SupervisorProbe, concerned_container, view_of
 from actors.wire import ApiError, ErrorCode

@@ -4,18 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from actors.supervisor.lifecycle import (
-    ArmAlarm,
-    ContainerPhase,
-    Effect,
-    Emit,
-    ForgetDefinition,
-    IllegalTransition,
-    Lifecycle,
-    SaveDefinition,
-    Submit,
-    move,
-)
+from actors.supervisor.effects import ArmAlarm, Effect, Emit, ForgetDefinition, SaveDefinition, Submit
+from actors.supervisor.lifecycle import Lifecycle
+from actors.supervisor.phases import ContainerPhase, IllegalTransition, move
 from actors.supervisor.restart import Backoff, Policy, RestartPolicy, should_restart
 from actors.wire import ApiError, ErrorCode
 from actors.wire.messages import StartTask

@@ -16,7 +16,8 @@ import pytest
 
 from actors.memory import HeapReturn
 from actors.supervisor.deferred import DEFERRED
-from actors.supervisor.lifecycle import Effect, Lifecycle, SaveDefinition, Submit
+from actors.supervisor.effects import Effect, SaveDefinition, Submit
+from actors.supervisor.lifecycle import Lifecycle
 from actors.supervisor.start import bundle_made
 from actors.supervisor.start import request as start_request
 from actors.wire import ApiError
