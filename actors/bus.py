@@ -13,6 +13,10 @@ External sockets:
                                       msgpack body, always); subscriptions at most 1 KiB
   PULL    ipc://<state>/shim.sock     exit reports from shims
 
+The control ROUTER is also bound in-process (`inproc://actord.<name>`) for a server of the
+daemon's own that speaks to actord as a client does (the CRI's gRPC server, actors/cri/): its
+requests take the very route and checks of actorctl's, and are logged as `via=<name>`.
+
 A network control socket (`--listen tcp://...`) gets a short handshake interval and a cap on
 the connections still in their handshake (actors/peercap.py): no one who merely reaches the
 port can make it hold more than a bounded number of fds.
@@ -41,7 +45,7 @@ from actors.wire.codec import MAX_SUBSCRIPTION
 from actors.wire.events import HEARTBEAT_INTERVAL, WELCOME_TOPIC, encode, welcome
 from shimproc import trace
 
-__all__ = ["BUS_ADDRESS", "Bus", "BusSender"]
+__all__ = ["BUS_ADDRESS", "Bus", "BusSender", "internal_address"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,10 +60,19 @@ SEND_TIMEOUT_MS = 2000
 """An actor's send fails after this long only if the bus has stopped (its queue is unbounded)."""
 
 
-def peer_of(frame: zmq.Frame) -> dict[str, Any]:
+def internal_address(name: str) -> str:
+    """The in-process address of the control socket for the daemon's own client `name`."""
+    return f"inproc://actord.{name}"
+
+
+def peer_of(frame: zmq.Frame, internal: str | None = None) -> dict[str, Any]:
     """Who sent a frame, as the kernel or the authenticator says, never as the client claims:
-    uid, gid and pid of an ipc peer; else its address and, with CURVE, its public key."""
-    address = str(frame.get("Peer-Address"))
+    uid, gid and pid of an ipc peer; else its address and, with CURVE, its public key; an
+    in-process peer (no address) is the daemon's own client `internal`."""
+    try:
+        address = str(frame.get("Peer-Address"))
+    except zmq.ZMQError:  # inproc: only the daemon's own threads can connect there
+        return {"via": internal or "in-process"}
     match = IPC_PEER.fullmatch(address)
     if match:
         uid, gid, pid = (int(part) for part in match.groups())
@@ -106,6 +119,7 @@ class Bus(threading.Thread):
         events_buffer: int = 0,
         curve_secret_key: bytes | None = None,
         boot: str,
+        internal: str | None = None,
     ) -> None:
         super().__init__(name="zmq-io", daemon=True)
         self.context = context
@@ -116,6 +130,8 @@ class Bus(threading.Thread):
         self.events_buffer = events_buffer
         self.curve_secret_key = curve_secret_key
         """With it, the control socket is a CURVE server (clients proven by the ZAP handler)."""
+        self.internal = internal
+        """The daemon's own client the control socket is also bound in-process for (None: none)."""
         self.welcome = encode(WELCOME_TOPIC, welcome(boot))
         self.actors: dict[str, pykka.ActorRef[Any]] = {}
         self.ready = threading.Event()
@@ -179,6 +195,8 @@ class Bus(threading.Thread):
             self.router.setsockopt(zmq.CURVE_SERVER, 1)
             self.router.setsockopt(zmq.CURVE_SECRETKEY, self.curve_secret_key)
         self.router.bind(self.control_address)
+        if self.internal is not None:
+            self.router.bind(internal_address(self.internal))
 
         self.xpub = self.context.socket(zmq.XPUB)
         self.xpub.setsockopt(zmq.XPUB_VERBOSE, 1)  # every subscription is seen, each one earns a welcome
@@ -342,12 +360,12 @@ class Bus(threading.Thread):
                 continue
             self._tell("images" if method in IMAGE_METHODS else "supervisor",
                        wire.Request(route=route, request_id=request_id, method=method, params=params,
-                                    peer=peer_of(frames[1])))
+                                    peer=peer_of(frames[1], self.internal)))
 
     def _refuse(self, route: bytes, request_id: str | None, error: ApiError, frame: zmq.Frame) -> None:
         """Answer a request that never reaches the Supervisor (it does not parse) with `error`."""
         logger.debug("request %s refused: %s: %s", request_id, error.code, error.message,
-                     extra=log_fields(request_id=request_id, peer_uid=peer_of(frame).get("uid")))
+                     extra=log_fields(request_id=request_id, peer_uid=peer_of(frame, self.internal).get("uid")))
         self._send_reply(route, error_reply(request_id, error))
 
     def _drain_shims(self) -> None:
