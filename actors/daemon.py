@@ -34,6 +34,7 @@ from zmq.auth.thread import ThreadAuthenticator
 from actors import __version__
 from actors.bus import Bus
 from actors.config import DEFAULT_CONFIG, ConfiguredCommand, config_commands, effective_settings
+from actors.cri.address import cri_socket_path
 from actors.daemonlog import FORMATS, LEVELS
 from actors.daemonlog import configure as configure_logging
 from actors.eventlog import EventLog
@@ -167,7 +168,8 @@ class Daemon:
                  log_limit: int, pidfile: Path | None, events_buffer: int = 0,
                  socket_group: int | None = None, curve: Curve | None = None,
                  settings: dict[str, Any] | None = None, metrics_address: str | None = None,
-                 shim_cgroup: str = DEFAULT_SHIM_CGROUP, pulls: PullSettings | None = None) -> None:
+                 shim_cgroup: str = DEFAULT_SHIM_CGROUP, pulls: PullSettings | None = None,
+                 cri_socket: Path | None = None) -> None:
         self.state = state
         self.root = root
         self.backoff = backoff
@@ -193,6 +195,8 @@ class Daemon:
         self.metrics_address = metrics_address
         self.shim_cgroup = shim_cgroup
         self.pulls = pulls or PullSettings()
+        self.cri_socket = cri_socket
+        """Where the CRI is served (None: it is not; grpc is then never imported)."""
         self.stopping = threading.Event()
 
     def run(self) -> None:
@@ -278,6 +282,20 @@ class Daemon:
         logger.info("metrics at http://%s/metrics", self.metrics_address)
         return server
 
+    def _serve_cri(self, context: zmq.Context[zmq.Socket[bytes]]) -> Any:
+        """The CRI's gRPC server, serving (actors/cri/server.py); imported only here: grpc costs
+        a daemon that serves no CRI nothing."""
+        assert self.cri_socket is not None
+        from actors.cri.server import CriServer, CriStartError
+
+        server = CriServer(self.cri_socket, context, self.root.images, group=self.group,
+                           shared=self.socket_group is not None)
+        try:
+            server.start()
+        except CriStartError as exc:
+            raise StartupError(str(exc)) from None
+        return server
+
     def _shim_cgroups(self) -> list[Path]:
         """The shims' cgroups (see actors.service.shim_cgroup), made if missing."""
         try:
@@ -330,14 +348,17 @@ class Daemon:
         bus = Bus(context, control_address=self.control_address, events_address=self.events_address,
                   shim_address=self.shim_address, events_hwm=self.events_hwm,
                   events_buffer=self.events_buffer,
-                  curve_secret_key=None if self.curve is None else self.curve.secret_key, boot=boot)
+                  curve_secret_key=None if self.curve is None else self.curve.secret_key, boot=boot,
+                  internal=None if self.cri_socket is None else "cri")
         runtime = Runtime(binary, self.state.runtime_root)
         worker_names = [f"worker-{n}" for n in range(self.workers)]
         metrics = None if self.metrics_address is None else Metrics()  # nothing is counted that no one reads
         if metrics is not None:
             metrics.count_subscribers(lambda: bus.subscribers)
         metrics_server = None
-        reserve = fd_reserve(metrics=self.metrics_address is not None, network=self.control_path is None)
+        cri = None
+        reserve = fd_reserve(metrics=self.metrics_address is not None, network=self.control_path is None,
+                             cri=self.cri_socket is not None)
         logger.info("keeping %d file descriptors free for clients: starts are refused (busy) below that", reserve)
         try:
             if metrics is not None:
@@ -363,6 +384,8 @@ class Daemon:
             if bus.error is not None:
                 raise StartupError(f"cannot bind the daemon's sockets: {bus.error}")
             self._set_socket_access()
+            if self.cri_socket is not None:
+                cri = self._serve_cri(context)
             logger.info("actord %s serving %s (runtime %s, %d workers)",
                         __version__, self.control_address, info["runtime"], self.workers)
             self._catch_signals()
@@ -376,6 +399,8 @@ class Daemon:
             watch.stopping()
             logger.info("stopping; containers keep running")
         finally:
+            if cri is not None:  # first: its calls to the daemon end while the daemon still answers
+                cri.stop()
             # actors first, while the bus still carries what they send on their way out
             try:
                 pykka.ActorRegistry.stop_all(timeout=5)
@@ -488,6 +513,10 @@ def cli() -> None:
 @click.option("--auth-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), metavar="FILE",
               callback=absolute_unresolved,
               help="Registry credentials for pulls, a containers-auth.json(5) file (as `podman login` writes).")
+@click.option("--cri-address", metavar="unix:///PATH|none",
+              help="Serve the Kubernetes CRI v1 (gRPC: RuntimeService, ImageService) on this unix socket, "
+                   "which gets the control socket's access (root's; --socket-group's too); none: serve no CRI.  "
+                   "[default: unix://<state-dir>/cri.sock]")
 @click.option("--log-level", type=click.Choice(list(LEVELS)), default="info", show_default=True,
               help="Log this level and above.")
 @click.option("--log-format", type=click.Choice(FORMATS), default="text", show_default=True,
@@ -499,7 +528,7 @@ def start(state_dir: str, root: str, listen: str | None, curve_secret_key: Path 
           runtime: str, events_hwm: int, events_buffer: int, log_limit: int, socket_group: str | None,
           restart_delay: float, restart_delay_max: float, restart_reset: float, metrics_address: str | None,
           pidfile: Path | None, shim_cgroup: str, registries_conf: Path | None, auth_file: Path | None,
-          log_level: str, log_format: str, debug: bool) -> None:
+          cri_address: str | None, log_level: str, log_format: str, debug: bool) -> None:
     """Run the daemon in the foreground until SIGTERM or SIGINT (a second SIGINT: at once).
 
     Containers keep running when the daemon stops: their shims outlive it, and
@@ -533,7 +562,8 @@ def start(state_dir: str, root: str, listen: str | None, curve_secret_key: Path 
                         log_limit=log_limit, pidfile=pidfile, events_buffer=events_buffer,
                         socket_group=None if socket_group is None else group_id(socket_group), curve=curve,
                         settings=settings, metrics_address=metrics_address, shim_cgroup=shim_cgroup,
-                        pulls=PullSettings(registries_conf, auth_file))
+                        pulls=PullSettings(registries_conf, auth_file),
+                        cri_socket=cri_socket_path(cri_address, state.root))
     except ValueError as exc:
         raise StartupError(str(exc)) from None
     daemon.run()
