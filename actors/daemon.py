@@ -379,13 +379,13 @@ class Daemon:
                                           info=info, reported=reported, metrics=metrics, backoff=self.backoff,
                                           health=Health(binary, spawner))
             bus.register("supervisor", supervisor)
+            if self.cri_socket is not None:  # serving when the control socket is: its calls wait for the bus
+                cri = self._serve_cri(context)
             bus.start()
             bus.ready.wait()
             if bus.error is not None:
                 raise StartupError(f"cannot bind the daemon's sockets: {bus.error}")
             self._set_socket_access()
-            if self.cri_socket is not None:
-                cri = self._serve_cri(context)
             logger.info("actord %s serving %s (runtime %s, %d workers)",
                         __version__, self.control_address, info["runtime"], self.workers)
             self._catch_signals()
