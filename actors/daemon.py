@@ -19,7 +19,6 @@ import subprocess
 import sys
 import threading
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ from actors import __version__
 from actors.bus import Bus
 from actors.config import DEFAULT_CONFIG, ConfiguredCommand, config_commands, effective_settings
 from actors.cri.address import cri_socket_path
+from actors.curve import Curve, curve_server, ipc_path
 from actors.daemonlog import FORMATS, LEVELS
 from actors.daemonlog import configure as configure_logging
 from actors.eventlog import EventLog
@@ -95,46 +95,6 @@ def group_id(name: str) -> int:
         return grp.getgrnam(name).gr_gid
     except KeyError:
         raise StartupError(f"--socket-group: there is no group {name!r} (make it with groupadd first)") from None
-
-
-def ipc_path(address: str) -> Path | None:
-    """The socket file of an ipc:// address; None for other transports."""
-    return Path(address.removeprefix("ipc://")) if address.startswith("ipc://") else None
-
-
-@dataclass(frozen=True)
-class Curve:
-    """The daemon's CURVE secret key, and the directory of the public certificates it admits."""
-
-    secret_key: bytes
-    authorized_keys: Path
-
-
-def curve_server(listen: str | None, secret_key_file: Path | None, authorized_keys: Path | None) -> Curve | None:
-    """The CURVE settings (None: no CURVE); a network address without them is refused."""
-    missing = [option for option, given in (
-        ("--curve-secret-key FILE (this daemon's certificate, made by zmq.auth.create_certificates)", secret_key_file),
-        ("--curve-authorized-keys DIR (the public certificates of the clients to admit)", authorized_keys),
-    ) if given is None]
-    if listen is not None and ipc_path(listen) is None and missing:
-        raise StartupError(f"refusing to listen on {listen} without CURVE: an unauthenticated root API on the "
-                           f"network is never one flag away. Missing: {'; '.join(missing)}")
-    if secret_key_file is None and authorized_keys is None:
-        return None
-    if secret_key_file is None or authorized_keys is None:
-        raise StartupError(f"CURVE needs both keys; missing: {missing[0]}")
-    try:
-        _, secret_key = zmq.auth.load_certificate(secret_key_file)
-        admitted = zmq.auth.load_certificates(authorized_keys)
-    except (OSError, ValueError) as exc:
-        raise StartupError(f"cannot load the CURVE certificates: {exc}") from None
-    if secret_key is None or len(secret_key) != 40:
-        raise StartupError(f"--curve-secret-key {secret_key_file} holds no CURVE secret key "
-                           "(give the .key_secret file, not the public .key)")
-    if not admitted:
-        raise StartupError(f"--curve-authorized-keys {authorized_keys} holds no public certificate (*.key): "
-                           "no client could connect")
-    return Curve(secret_key, authorized_keys)
 
 
 def raise_fd_limit() -> None:
@@ -547,7 +507,10 @@ def start(state_dir: str, root: str, listen: str | None, curve_secret_key: Path 
     listen_path = None if listen is None else ipc_path(listen)
     if listen_path is not None:
         listen = f"ipc://{listen_path.absolute()}"
-    curve = curve_server(listen, curve_secret_key, curve_authorized_keys)
+    try:
+        curve = curve_server(listen, curve_secret_key, curve_authorized_keys)
+    except ValueError as exc:
+        raise StartupError(str(exc)) from None
     if metrics_address is not None:
         try:
             parse_address(metrics_address)
