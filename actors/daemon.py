@@ -129,7 +129,7 @@ class Daemon:
                  socket_group: int | None = None, curve: Curve | None = None,
                  settings: dict[str, Any] | None = None, metrics_address: str | None = None,
                  shim_cgroup: str = DEFAULT_SHIM_CGROUP, pulls: PullSettings | None = None,
-                 cri_socket: Path | None = None) -> None:
+                 cri_address: str | None = None) -> None:
         self.state = state
         self.root = root
         self.backoff = backoff
@@ -155,7 +155,7 @@ class Daemon:
         self.metrics_address = metrics_address
         self.shim_cgroup = shim_cgroup
         self.pulls = pulls or PullSettings()
-        self.cri_socket = cri_socket
+        self.cri_socket = cri_socket_path(cri_address, state.root)  # after the state dir's own path check
         """Where the CRI is served (None: it is not; grpc is then never imported)."""
         self.stopping = threading.Event()
 
@@ -526,7 +526,7 @@ def start(state_dir: str, root: str, listen: str | None, curve_secret_key: Path 
                         socket_group=None if socket_group is None else group_id(socket_group), curve=curve,
                         settings=settings, metrics_address=metrics_address, shim_cgroup=shim_cgroup,
                         pulls=PullSettings(registries_conf, auth_file),
-                        cri_socket=cri_socket_path(cri_address, state.root))
+                        cri_address=cri_address)
     except ValueError as exc:
         raise StartupError(str(exc)) from None
     daemon.run()
