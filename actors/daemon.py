@@ -442,7 +442,7 @@ def cli() -> None:
 @click.option("--log-limit", default=DEFAULT_LIMIT, show_default=True, type=click.IntRange(4096, 1 << 30),
               help="Bytes of captured output per process file; two files are kept (rotated).")
 @click.option("--socket-group", metavar="GROUP",
-              help="Let this group's members use actord: the control and event sockets become root:GROUP "
+              help="Let this group's members use actord: the control, event and CRI sockets become root:GROUP "
                    "0660 and the state dir root:GROUP 0710 (enter, not list); all else stays root's. Its "
                    "members are root-equivalent: whoever can talk to the socket can run a container with "
                    "host mounts, hooks and capabilities as root (as with Docker's docker group).  "
