@@ -8,8 +8,10 @@ from __future__ import annotations
 import base64
 import os
 import signal
+import socket
 import stat
 import subprocess
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,9 +21,18 @@ import pytest
 from cri_api.v1 import api_pb2
 
 from tests.cri_client import CriClient, grpc_error, image_spec
-from tests.harness import ACTORD, NO_CONFIG, Daemon, checked_daemon, new_state_dir, remove_state_dir, wait_until
+from tests.harness import (
+    ACTORD,
+    NO_CONFIG,
+    Daemon,
+    checked_daemon,
+    new_state_dir,
+    pid_alive,
+    remove_state_dir,
+    wait_until,
+)
 from tests.oci_images import IMAGE_CONFIG, busybox_layer, oci_layout
-from tests.registry import Registry, registries_conf
+from tests.registry import BlobGate, Registry, registries_conf
 
 
 @pytest.fixture
@@ -223,4 +234,71 @@ def test_a_bad_cri_address_is_refused_naming_it() -> None:
                                    *NO_CONFIG, "--cri-address", address], capture_output=True, text=True, timeout=60)
             assert done.returncode == 1 and "--cri-address" in done.stderr and said in done.stderr, done.stderr
     finally:
+        remove_state_dir(state_dir)
+
+
+def test_a_stale_socket_is_replaced_and_a_file_is_not(start_daemon: Callable[..., Daemon]) -> None:
+    directory = new_state_dir()
+    try:
+        stale = directory / "stale.sock"
+        with socket.socket(socket.AF_UNIX) as listener:
+            listener.bind(str(stale))  # closed without unlinking, as a daemon that died leaves it
+        daemon = start_daemon(extra=("--cri-address", f"unix://{stale}"))
+        wait_until(lambda: stat.S_ISSOCK(os.lstat(stale).st_mode) and daemon.log().count("CRI v1") == 1,
+                   message="the CRI served on the stale socket's path")
+        with CriClient(stale) as cri:
+            assert cri.runtime.Version(api_pb2.VersionRequest(), timeout=10).runtime_name == "actord"
+
+        taken = directory / "not-a-socket"
+        taken.write_text("someone's file")
+        state_dir = new_state_dir()
+        try:
+            done = subprocess.run([ACTORD, "start", "--state-dir", str(state_dir), "--root", f"{state_dir}.root",
+                                   *NO_CONFIG, "--cri-address", f"unix://{taken}"], capture_output=True, text=True,
+                                  timeout=60)
+            assert done.returncode == 1 and f"{taken} exists and is not a socket" in done.stderr, done.stderr
+            assert taken.read_text() == "someone's file"
+            assert not (state_dir / "actord.sock").exists(), "nothing left of the daemon that did not start"
+        finally:
+            remove_state_dir(state_dir)
+    finally:
+        remove_state_dir(directory)
+
+
+@pytest.mark.slow
+def test_a_stop_interrupts_a_pull_under_way(registry: Registry, tmp_path: Path) -> None:
+    """A pull held by the registry does not hold up the CRI's stop: its call to the image
+    service is interrupted, its threads end and its socket goes while the pull is still held."""
+    gate = BlobGate(registry)
+    state_dir = new_state_dir()
+    outcome: list[grpc.RpcError] = []
+    conf = registries_conf(tmp_path / "registries.conf", insecure=(gate.address,))
+    daemon = Daemon(state_dir, extra_args=["--registries-conf", str(conf)])
+    try:
+        daemon.start()
+        socket_path = cri_socket(daemon)
+        spawner = daemon.spawner_pid()
+
+        def pull() -> None:
+            with CriClient(socket_path) as cri:
+                outcome.append(grpc_error(cri.pull, f"{gate.address}/team/bb:v1"))
+
+        puller = threading.Thread(target=pull)
+        puller.start()
+        assert gate.blob_asked.wait(30), "the pull reached the registry's blobs"
+        assert daemon.process is not None
+        daemon.process.send_signal(signal.SIGTERM)
+        wait_until(lambda: "CRI server stopped" in daemon.log(), message="the CRI stopped while the pull is held")
+        assert not socket_path.exists() and not gate.released.is_set()
+        puller.join(30)
+        [error] = outcome
+        assert error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED), error
+        gate.release()  # the pull ends, and with it the image service's thread
+        assert daemon.process.wait(30) == 0, daemon.log()
+        assert spawner is not None and not pid_alive(spawner)
+    finally:
+        gate.stop()
+        if daemon.process is not None and daemon.process.poll() is None:
+            daemon.process.kill()
+            daemon.process.wait()
         remove_state_dir(state_dir)

@@ -142,3 +142,4 @@ class CriServer:
             self.link.close()
             self.link = None
         self.path.unlink(missing_ok=True)
+        logger.info("CRI server stopped: no gRPC thread left, %s removed", self.path)
