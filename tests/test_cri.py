@@ -157,6 +157,8 @@ def test_bad_input_gets_invalid_argument_and_the_daemon_serves_on(daemon: Daemon
             error = grpc_error(call, request)
             assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, (request, error)
             assert "image" in str(error.details()) or "auth" in str(error.details())
+        huge = grpc_error(cri.images.PullImage, api_pb2.PullImageRequest(image=image_spec("x" * (5 << 20))))
+        assert huge.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, "a request over 4 MiB is not even read"
         assert cri.runtime.Version(api_pb2.VersionRequest(), timeout=10).runtime_name == "actord"
     assert daemon.ctl("version").returncode == 0
 
