@@ -20,7 +20,7 @@ import sys
 import threading
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import pykka
@@ -59,6 +59,9 @@ from actors.wire.api import PROTOCOL_VERSION
 from actors.worker import Worker
 from actors.worker.runtime import Runtime
 from shimproc.spawner import Spawner
+
+if TYPE_CHECKING:
+    from actors.cri.server import CriServer  # imported when the CRI is on (Daemon._serve_cri)
 
 __all__ = ["main"]
 
@@ -242,7 +245,7 @@ class Daemon:
         logger.info("metrics at http://%s/metrics", self.metrics_address)
         return server
 
-    def _serve_cri(self, context: zmq.Context[zmq.Socket[bytes]]) -> Any:
+    def _serve_cri(self, context: zmq.Context[zmq.Socket[bytes]]) -> CriServer:
         """The CRI's gRPC server, serving (actors/cri/server.py); imported only here: grpc costs
         a daemon that serves no CRI nothing."""
         assert self.cri_socket is not None
@@ -316,7 +319,7 @@ class Daemon:
         if metrics is not None:
             metrics.count_subscribers(lambda: bus.subscribers)
         metrics_server = None
-        cri = None
+        cri: CriServer | None = None
         reserve = fd_reserve(metrics=self.metrics_address is not None, network=self.control_path is None,
                              cri=self.cri_socket is not None)
         logger.info("keeping %d file descriptors free for clients: starts are refused (busy) below that", reserve)
