@@ -13,6 +13,10 @@ The others belong to the actors that read or write them, so that what arrives or
 there does not wait for this thread too: the event stream's XPUB to the EventLog
 (actors/eventlog/publisher.py), the shims' exit reports' PULL to the Monitor.
 
+The control ROUTER is also bound in-process (`inproc://actord.<name>`) for a server of the
+daemon's own that speaks to actord as a client does (the CRI's gRPC server, actors/cri/): its
+requests take the very route and checks of actorctl's, and are logged as `via=<name>`.
+
 A network control socket (`--listen tcp://...`) gets a short handshake interval and a cap on
 the connections still in their handshake (actors/peercap.py): no one who merely reaches the
 port can make it hold more than a bounded number of fds.
@@ -36,7 +40,7 @@ from actors.wire import messages as wire
 from actors.wire.api import IMAGE_METHODS, error_reply, parse_request
 from actors.wire.events import HEARTBEAT_INTERVAL
 
-__all__ = ["BUS_ADDRESS", "DIRECT_INBOXES", "Bus", "BusSender", "direct_address"]
+__all__ = ["BUS_ADDRESS", "DIRECT_INBOXES", "Bus", "BusSender", "direct_address", "internal_address"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,10 +55,19 @@ SEND_TIMEOUT_MS = 2000
 """An actor's send fails after this long only if the bus has stopped (its queue is unbounded)."""
 
 
-def peer_of(frame: zmq.Frame) -> dict[str, Any]:
+def internal_address(name: str) -> str:
+    """The in-process address of the control socket for the daemon's own client `name`."""
+    return f"inproc://actord.{name}"
+
+
+def peer_of(frame: zmq.Frame, internal: str | None = None) -> dict[str, Any]:
     """Who sent a frame, as the kernel or the authenticator says, never as the client claims:
-    uid, gid and pid of an ipc peer; else its address and, with CURVE, its public key."""
-    address = str(frame.get("Peer-Address"))
+    uid, gid and pid of an ipc peer; else its address and, with CURVE, its public key; an
+    in-process peer (no address) is the daemon's own client `internal`."""
+    try:
+        address = str(frame.get("Peer-Address"))
+    except zmq.ZMQError:  # inproc: only the daemon's own threads can connect there
+        return {"via": internal or "in-process"}
     match = IPC_PEER.fullmatch(address)
     if match:
         uid, gid, pid = (int(part) for part in match.groups())
@@ -122,12 +135,15 @@ class Bus(threading.Thread):
         *,
         control_address: str,
         curve_secret_key: bytes | None = None,
+        internal: str | None = None,
     ) -> None:
         super().__init__(name="zmq-io", daemon=True)
         self.context = context
         self.control_address = control_address
         self.curve_secret_key = curve_secret_key
         """With it, the control socket is a CURVE server (clients proven by the ZAP handler)."""
+        self.internal = internal
+        """The daemon's own client the control socket is also bound in-process for (None: none)."""
         self.actors: dict[str, pykka.ActorRef[Any]] = {}
         self.ready = threading.Event()
         self.error: BaseException | None = None
@@ -180,6 +196,8 @@ class Bus(threading.Thread):
             self.router.setsockopt(zmq.CURVE_SERVER, 1)
             self.router.setsockopt(zmq.CURVE_SECRETKEY, self.curve_secret_key)
         self.router.bind(self.control_address)
+        if self.internal is not None:
+            self.router.bind(internal_address(self.internal))
 
         self.poller = zmq.Poller()
         if self.guard is not None:  # first: each round refuses the connections over the cap before all else
@@ -293,10 +311,10 @@ class Bus(threading.Thread):
                 continue
             self._tell("images" if method in IMAGE_METHODS else "supervisor",
                        wire.Request(route=route, request_id=request_id, method=method, params=params,
-                                    peer=peer_of(frames[1])))
+                                    peer=peer_of(frames[1], self.internal)))
 
     def _refuse(self, route: bytes, request_id: str | None, error: ApiError, frame: zmq.Frame) -> None:
         """Answer a request that never reaches the Supervisor (it does not parse) with `error`."""
         logger.debug("request %s refused: %s: %s", request_id, error.code, error.message,
-                     extra=log_fields(request_id=request_id, peer_uid=peer_of(frame).get("uid")))
+                     extra=log_fields(request_id=request_id, peer_uid=peer_of(frame, self.internal).get("uid")))
         self._send_reply(route, error_reply(request_id, error))

@@ -19,9 +19,8 @@ import subprocess
 import sys
 import threading
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import pykka
@@ -34,6 +33,8 @@ from zmq.auth.thread import ThreadAuthenticator
 from actors import __version__
 from actors.bus import Bus
 from actors.config import DEFAULT_CONFIG, ConfiguredCommand, config_commands, effective_settings
+from actors.cri.address import cri_socket_path
+from actors.curve import Curve, curve_server, ipc_path
 from actors.daemonlog import FORMATS, LEVELS
 from actors.daemonlog import configure as configure_logging
 from actors.eventlog import EventLog
@@ -59,6 +60,9 @@ from actors.wire.outputlog import DEFAULT_LIMIT
 from actors.worker import Worker
 from actors.worker.runtime import Runtime
 from actors.worker.spawner import Spawner
+
+if TYPE_CHECKING:
+    from actors.cri.server import CriServer  # imported when the CRI is on (Daemon._serve_cri)
 
 __all__ = ["main"]
 
@@ -97,46 +101,6 @@ def group_id(name: str) -> int:
         raise StartupError(f"--socket-group: there is no group {name!r} (make it with groupadd first)") from None
 
 
-def ipc_path(address: str) -> Path | None:
-    """The socket file of an ipc:// address; None for other transports."""
-    return Path(address.removeprefix("ipc://")) if address.startswith("ipc://") else None
-
-
-@dataclass(frozen=True)
-class Curve:
-    """The daemon's CURVE secret key, and the directory of the public certificates it admits."""
-
-    secret_key: bytes
-    authorized_keys: Path
-
-
-def curve_server(listen: str | None, secret_key_file: Path | None, authorized_keys: Path | None) -> Curve | None:
-    """The CURVE settings (None: no CURVE); a network address without them is refused."""
-    missing = [option for option, given in (
-        ("--curve-secret-key FILE (this daemon's certificate, made by zmq.auth.create_certificates)", secret_key_file),
-        ("--curve-authorized-keys DIR (the public certificates of the clients to admit)", authorized_keys),
-    ) if given is None]
-    if listen is not None and ipc_path(listen) is None and missing:
-        raise StartupError(f"refusing to listen on {listen} without CURVE: an unauthenticated root API on the "
-                           f"network is never one flag away. Missing: {'; '.join(missing)}")
-    if secret_key_file is None and authorized_keys is None:
-        return None
-    if secret_key_file is None or authorized_keys is None:
-        raise StartupError(f"CURVE needs both keys; missing: {missing[0]}")
-    try:
-        _, secret_key = zmq.auth.load_certificate(secret_key_file)
-        admitted = zmq.auth.load_certificates(authorized_keys)
-    except (OSError, ValueError) as exc:
-        raise StartupError(f"cannot load the CURVE certificates: {exc}") from None
-    if secret_key is None or len(secret_key) != 40:
-        raise StartupError(f"--curve-secret-key {secret_key_file} holds no CURVE secret key "
-                           "(give the .key_secret file, not the public .key)")
-    if not admitted:
-        raise StartupError(f"--curve-authorized-keys {authorized_keys} holds no public certificate (*.key): "
-                           "no client could connect")
-    return Curve(secret_key, authorized_keys)
-
-
 def raise_fd_limit() -> None:
     """Raise the soft RLIMIT_NOFILE to the hard limit: the daemon holds a few fds per container.
 
@@ -168,7 +132,8 @@ class Daemon:
                  log_limit: int, pidfile: Path | None, events_buffer: int = 0,
                  socket_group: int | None = None, curve: Curve | None = None,
                  settings: dict[str, Any] | None = None, metrics_address: str | None = None,
-                 shim_cgroup: str = DEFAULT_SHIM_CGROUP, pulls: PullSettings | None = None) -> None:
+                 shim_cgroup: str = DEFAULT_SHIM_CGROUP, pulls: PullSettings | None = None,
+                 cri_address: str | None = None) -> None:
         self.state = state
         self.root = root
         self.backoff = backoff
@@ -194,6 +159,8 @@ class Daemon:
         self.metrics_address = metrics_address
         self.shim_cgroup = shim_cgroup
         self.pulls = pulls or PullSettings()
+        self.cri_socket = cri_socket_path(cri_address, state.root)  # after the state dir's own path check
+        """Where the CRI is served (None: it is not; grpc is then never imported)."""
         self.stopping = threading.Event()
 
     def run(self) -> None:
@@ -279,6 +246,20 @@ class Daemon:
         logger.info("metrics at http://%s/metrics", self.metrics_address)
         return server
 
+    def _serve_cri(self, context: zmq.Context[zmq.Socket[bytes]]) -> CriServer:
+        """The CRI's gRPC server, serving (actors/cri/server.py); imported only here: grpc costs
+        a daemon that serves no CRI nothing."""
+        assert self.cri_socket is not None
+        from actors.cri.server import CriServer, CriStartError
+
+        server = CriServer(self.cri_socket, context, self.root.images, group=self.group,
+                           shared=self.socket_group is not None)
+        try:
+            server.start()
+        except CriStartError as exc:
+            raise StartupError(str(exc)) from None
+        return server
+
     def _shim_cgroups(self) -> list[Path]:
         """The shims' cgroups (see actors.service.shim_cgroup), made if missing."""
         try:
@@ -329,12 +310,15 @@ class Daemon:
         authenticator = self._start_authenticator(context)
         boot = uuid.uuid4().hex  # this run's id, in every event, heartbeat and welcome: subscribers tell a restart
         bus = Bus(context, control_address=self.control_address,
-                  curve_secret_key=None if self.curve is None else self.curve.secret_key)
+                  curve_secret_key=None if self.curve is None else self.curve.secret_key,
+                  internal=None if self.cri_socket is None else "cri")
         runtime = Runtime(binary, self.state.runtime_root)
         worker_names = [f"worker-{n}" for n in range(self.workers)]
         metrics = None if self.metrics_address is None else Metrics()  # nothing is counted that no one reads
         metrics_server = None
-        reserve = fd_reserve(metrics=self.metrics_address is not None, network=self.control_path is None)
+        cri: CriServer | None = None
+        reserve = fd_reserve(metrics=self.metrics_address is not None, network=self.control_path is None,
+                             cri=self.cri_socket is not None)
         logger.info("keeping %d file descriptors free for clients: starts are refused (busy) below that", reserve)
         try:
             if metrics is not None:
@@ -361,6 +345,8 @@ class Daemon:
                                           info=info, reported=reported, metrics=metrics, backoff=self.backoff,
                                           health=Health(binary, spawner))
             bus.register("supervisor", supervisor)
+            if self.cri_socket is not None:  # serving when the control socket is: its calls wait for the bus
+                cri = self._serve_cri(context)
             bus.start()
             bus.ready.wait()
             if bus.error is not None:
@@ -379,6 +365,8 @@ class Daemon:
             watch.stopping()
             logger.info("stopping; containers keep running")
         finally:
+            if cri is not None:  # first: its calls to the daemon end while the daemon still answers
+                cri.stop()
             # actors first, while the bus still carries what they send on their way out
             try:
                 pykka.ActorRegistry.stop_all(timeout=5)
@@ -460,7 +448,7 @@ def cli() -> None:
 @click.option("--log-limit", default=DEFAULT_LIMIT, show_default=True, type=click.IntRange(4096, 1 << 30),
               help="Bytes of captured output per process file; two files are kept (rotated).")
 @click.option("--socket-group", metavar="GROUP",
-              help="Let this group's members use actord: the control and event sockets become root:GROUP "
+              help="Let this group's members use actord: the control, event and CRI sockets become root:GROUP "
                    "0660 and the state dir root:GROUP 0710 (enter, not list); all else stays root's. Its "
                    "members are root-equivalent: whoever can talk to the socket can run a container with "
                    "host mounts, hooks and capabilities as root (as with Docker's docker group).  "
@@ -491,6 +479,10 @@ def cli() -> None:
 @click.option("--auth-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), metavar="FILE",
               callback=absolute_unresolved,
               help="Registry credentials for pulls, a containers-auth.json(5) file (as `podman login` writes).")
+@click.option("--cri-address", metavar="unix:///PATH|none",
+              help="Serve the Kubernetes CRI v1 (gRPC: RuntimeService, ImageService) on this unix socket, "
+                   "which gets the control socket's access (root's; --socket-group's too); none: serve no CRI.  "
+                   "[default: unix://<state-dir>/cri.sock]")
 @click.option("--log-level", type=click.Choice(list(LEVELS)), default="info", show_default=True,
               help="Log this level and above.")
 @click.option("--log-format", type=click.Choice(FORMATS), default="text", show_default=True,
@@ -502,7 +494,7 @@ def start(state_dir: str, root: str, listen: str | None, curve_secret_key: Path 
           runtime: str, events_hwm: int, events_buffer: int, log_limit: int, socket_group: str | None,
           restart_delay: float, restart_delay_max: float, restart_reset: float, metrics_address: str | None,
           pidfile: Path | None, shim_cgroup: str, registries_conf: Path | None, auth_file: Path | None,
-          log_level: str, log_format: str, debug: bool) -> None:
+          cri_address: str | None, log_level: str, log_format: str, debug: bool) -> None:
     """Run the daemon in the foreground until SIGTERM or SIGINT (a second SIGINT: at once).
 
     Containers keep running when the daemon stops: their shims outlive it, and
@@ -521,7 +513,10 @@ def start(state_dir: str, root: str, listen: str | None, curve_secret_key: Path 
     listen_path = None if listen is None else ipc_path(listen)
     if listen_path is not None:
         listen = f"ipc://{listen_path.absolute()}"
-    curve = curve_server(listen, curve_secret_key, curve_authorized_keys)
+    try:
+        curve = curve_server(listen, curve_secret_key, curve_authorized_keys)
+    except ValueError as exc:
+        raise StartupError(str(exc)) from None
     if metrics_address is not None:
         try:
             parse_address(metrics_address)
@@ -536,7 +531,8 @@ def start(state_dir: str, root: str, listen: str | None, curve_secret_key: Path 
                         log_limit=log_limit, pidfile=pidfile, events_buffer=events_buffer,
                         socket_group=None if socket_group is None else group_id(socket_group), curve=curve,
                         settings=settings, metrics_address=metrics_address, shim_cgroup=shim_cgroup,
-                        pulls=PullSettings(registries_conf, auth_file))
+                        pulls=PullSettings(registries_conf, auth_file),
+                        cri_address=cri_address)
     except ValueError as exc:
         raise StartupError(str(exc)) from None
     daemon.run()

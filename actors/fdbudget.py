@@ -11,7 +11,8 @@ most, whoever connects:
 * with --metrics-address: the metrics server's MAX_FDS (its connections are capped, the
   excess closed at once);
 * with a network control socket: MAX_UNPROVEN connections in their handshake, plus
-  ACCEPT_LAG for those libzmq accepts before the bus has seen and shut them down.
+  ACCEPT_LAG for those libzmq accepts before the bus has seen and shut them down;
+* with the CRI served: CRI_FDS.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from actors.metrics.server import MAX_FDS as METRICS_FDS
 from actors.peercap import MAX_UNPROVEN
 from actors.wire import ApiError, ErrorCode
 
-__all__ = ["ACCEPT_LAG", "CLIENTS", "check_fd_reserve", "fd_reserve"]
+__all__ = ["ACCEPT_LAG", "CLIENTS", "CRI_FDS", "check_fd_reserve", "fd_reserve"]
 
 CLIENTS = 256
 ACCEPT_LAG = 512
@@ -35,9 +36,17 @@ than the bus can shut connections down could exceed it, so keep a network contro
 behind a firewall that limits connection rates."""
 
 
-def fd_reserve(*, metrics: bool = False, network: bool = False) -> int:
-    """The fds to keep free with a metrics server and/or a network control socket."""
-    return CLIENTS + (METRICS_FDS if metrics else 0) + (MAX_UNPROVEN + ACCEPT_LAG if network else 0)
+CRI_FDS = 64
+"""The CRI's gRPC server (actors/cri/server.py): about 10 of its own (epoll, wakeup fds, the
+listening socket), one per connection and two sockets per gRPC thread's client of the daemon
+(8 threads). Its socket is as private as the control socket, so its clients are the
+kubelet and crictl, a few connections; like CLIENTS, this is room for them, not a cap."""
+
+
+def fd_reserve(*, metrics: bool = False, network: bool = False, cri: bool = False) -> int:
+    """The fds to keep free with a metrics server, a network control socket, the CRI."""
+    return (CLIENTS + (METRICS_FDS if metrics else 0) + (MAX_UNPROVEN + ACCEPT_LAG if network else 0)
+            + (CRI_FDS if cri else 0))
 
 
 def check_fd_reserve(reserve: int) -> None:

@@ -120,11 +120,11 @@ def test_the_socket_group_may_use_actord_and_no_one_else(users: Users, start_dae
     daemon.start_container("shared", sleeper)
     root = daemon.state_dir
     assert mode_and_owner(root) == ("0o710", 0, users.gid)
-    shared = {root / "actord.sock", root / "events.sock"}
+    shared = {root / "actord.sock", root / "events.sock", root / "cri.sock"}
     for sock in shared:
         assert mode_and_owner(sock) == ("0o660", 0, users.gid)
     assert [path for path in state_tree(root) if path not in shared and path.lstat().st_mode & 0o077] == [], \
-        "only the control and event sockets may be open to the group"
+        "only the control, event and CRI sockets may be open to the group"
 
     listed = ctl_as(users.member, daemon.address, "containers", "list")
     assert listed.returncode == 0 and "shared" in listed.stdout, listed

@@ -42,6 +42,8 @@ kernel hands every one to actord instead of dropping some (syncookies)."""
 HEADROOM = 120
 """actord's soft open-files limit in these tests is its reserve and this: room for its own fds
 and a container, not for the flood. (The hard limit stays: runc raises a container's to 1024.)"""
+NO_CRI = ("--cri-address", "none")
+"""The listener under test alone: its reserve is what the limit is set from."""
 SETTLE_SECONDS = 20.0
 """How long a batch may wait for actord to take it (milliseconds, when it does)."""
 
@@ -157,7 +159,7 @@ def test_idle_connections_to_the_metrics_server_cannot_exhaust_actord(request: p
     port = free_port()
     state_dir = new_state_dir()
     try:
-        instance = Daemon(state_dir, extra_args=["--metrics-address", f"127.0.0.1:{port}"])
+        instance = Daemon(state_dir, extra_args=["--metrics-address", f"127.0.0.1:{port}", *NO_CRI])
         with checked_daemon(instance, request) as daemon:
             pid = limit_open_files(daemon, fd_reserve(metrics=True))
             wait_until(lambda: scrape(port), message="a first scrape")
@@ -223,7 +225,7 @@ def test_raw_connects_to_the_network_control_socket_cannot_exhaust_actord(reques
     state_dir = new_state_dir()
     try:
         instance = NetworkDaemon(state_dir, listen=listen, certificates=certificates, extra_args=[
-            "--listen", listen, "--curve-secret-key", str(certificates.server[1]),
+            *NO_CRI, "--listen", listen, "--curve-secret-key", str(certificates.server[1]),
             "--curve-authorized-keys", str(certificates.authorized)])
         with checked_daemon(instance, request) as daemon:
             pid = limit_open_files(daemon, fd_reserve(network=True))

@@ -5,7 +5,7 @@ tcp with CURVE as on the daemon's own machine)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,13 +66,19 @@ def _topic_prefix(ref: str) -> str:
 class ImageMethods(Transport):
     """Pull, import, list, inspect, remove and prune images in the daemon's store."""
 
-    def pull(self, ref: str, *, progress: PullProgress | None = None, timeout: float = PULL_TIMEOUT) -> Image:
+    def pull(self, ref: str, *, progress: PullProgress | None = None, timeout: float = PULL_TIMEOUT,
+             auth: Mapping[str, str] | None = None) -> Image:
         """Pull `ref` (by tag or digest; a name without a registry is tried against the daemon's
         search registries) into the daemon's store; `progress` gets each step (read from the
-        event socket, which is local: over tcp there is no progress). Two pulls of one image at
-        once share one download. ImageFailure says why one fails."""
+        event socket, which is local: over tcp there is no progress). `auth`: credentials for
+        this pull, `{"username", "password"}` or `{"identity_token"}`, and `registry` (the host
+        they are for; default: the image's), in place of the daemon's --auth-file for that
+        registry (they reach skopeo through a memfd, never a file or a command line). Two pulls of
+        one image at once with the same credentials share one download. ImageFailure says why
+        one fails."""
+        params: dict[str, Any] = {"ref": ref} if auth is None else {"ref": ref, "auth": dict(auth)}
         if progress is None or not self.address.startswith("ipc://"):
-            return Image.from_wire(self.call("images.pull", {"ref": ref}, timeout=timeout))
+            return Image.from_wire(self.call("images.pull", params, timeout=timeout))
         from actorctl.client.events import attach
         from actors.wire import WireError
         from actors.wire.events import decode_image_event
@@ -88,7 +94,7 @@ class ImageMethods(Transport):
         events_address = self.call("version")["events_address"]
         sub = attach(events_address, (_topic_prefix(ref),), timeout=self.timeout)
         try:
-            return Image.from_wire(self.call_raw(self._request("images.pull", {"ref": ref}), timeout,
+            return Image.from_wire(self.call_raw(self._request("images.pull", params), timeout,
                                                  meanwhile=(sub, report)))
         finally:
             sub.close()

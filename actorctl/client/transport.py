@@ -70,6 +70,9 @@ class Transport:
         self.curve = CurveKeys.load(curve_server_key, curve_client_key)
         self._context = context
         self._socket: zmq.Socket[bytes] | None = None
+        self.interrupt: zmq.Socket[bytes] | None = None
+        """A socket of the same context whose first message ends any call under way with
+        Unreachable: how a client inside the daemon (the CRI's) stops waiting when the daemon stops."""
 
     def clone(self) -> Self:
         """A client to the same daemon with the same keys, for another thread (sockets are per thread)."""
@@ -141,9 +144,15 @@ class Transport:
         poller.register(sock, zmq.POLLIN)
         if meanwhile is not None:
             poller.register(meanwhile[0], zmq.POLLIN)
+        if self.interrupt is not None:
+            poller.register(self.interrupt, zmq.POLLIN)
         while True:
             remaining = deadline - time.monotonic()
             ready = dict(poller.poll(int(remaining * 1000) + 1)) if remaining > 0 else {}
+            if self.interrupt is not None and self.interrupt in ready:
+                self.close()
+                raise Unreachable(f"the call of {request.get('method')} to actord at {self.address} was "
+                                  "interrupted: actord is stopping")
             if meanwhile is not None and meanwhile[0] in ready:
                 meanwhile[1](meanwhile[0].recv_multipart())
                 continue

@@ -3,7 +3,8 @@
 skopeo (containers/image) honours containers-registries.conf(5) for `docker://` sources: it is
 given `--registries-conf` (actord's `--registries-conf`, else /etc/containers/registries.conf)
 and so uses its mirrors (`[[registry.mirror]]`), its plain-HTTP `insecure` registries and its
-blocked ones; credentials come from a containers-auth.json file (`--authfile`). What skopeo
+blocked ones; credentials come from a containers-auth.json file (`--authfile`): the daemon's
+`--auth-file`, or, for a pull given credentials of its own, a memfd (credentials.py). What skopeo
 leaves to its callers is short-name search: a name typed without a registry is tried against
 each of the conf's `unqualified-search-registries` in order (none configured: docker.io, as
 docker does), and the image is stored under the name that succeeded. A multi-platform index
@@ -24,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from actors.images.credentials import Credentials, auth_file_fd
 from actors.images.errors import ImageError
 from actors.images.reference import Reference, names_registry, parse_reference
 from actors.images.store import ImageStore, tool_message
@@ -101,43 +103,54 @@ class Puller:
     def candidates(self, text: str) -> list[Reference]:
         return search_candidates(text, search_registries(self.settings.conf()))
 
-    def pull(self, text: str, progress: Progress) -> Reference:
-        """Pull the image `text` names (trying each search registry for a short name); the
-        reference it is stored under. ImageError says what each registry answered."""
+    def pull(self, text: str, progress: Progress, credentials: Credentials | None = None) -> Reference:
+        """Pull the image `text` names (trying each search registry for a short name), with
+        `credentials` for its registry if given; the reference it is stored under. ImageError
+        says what each registry answered."""
         failures = []
         for ref in self.candidates(text):
             try:
-                self._copy(ref, progress)
+                self._copy(ref, progress, credentials)
                 return ref
             except ImageError as exc:
                 failures.append(str(exc))
         raise ImageError("; ".join(failures))
 
-    def _command(self, ref: Reference, digest_file: Path, staging: Path) -> list[str]:
+    def _command(self, ref: Reference, digest_file: Path, staging: Path, auth_fd: int | None) -> list[str]:
         command = ["skopeo"]
         conf = self.settings.conf()
         if conf is not None:
             command += ["--registries-conf", str(conf)]
         command += ["copy", "--digestfile", str(digest_file)]
-        if self.settings.auth_file is not None:
+        if auth_fd is not None:
+            command += ["--authfile", f"/proc/self/fd/{auth_fd}"]
+        elif self.settings.auth_file is not None:
             command += ["--authfile", str(self.settings.auth_file)]
         # with a tag and a digest, the digest is what is pulled (as docker does)
         source = ref.name + (f"@{ref.digest}" if ref.digest else f":{ref.tag}")
         return [*command, f"docker://{source}", f"oci:{staging}:{stored_name(ref)}"]
 
-    def _copy(self, ref: Reference, progress: Progress) -> str:
+    def _copy(self, ref: Reference, progress: Progress, credentials: Credentials | None) -> str:
         """One skopeo copy; the digest of the manifest it wrote."""
         progress({"stage": "resolving", "item": str(ref), "count": 0})
+        auth_fd = None if credentials is None else auth_file_fd(credentials, ref.domain, self.settings.auth_file)
+        try:
+            return self._copy_with(ref, progress, auth_fd)
+        finally:
+            if auth_fd is not None:
+                os.close(auth_fd)
+
+    def _copy_with(self, ref: Reference, progress: Progress, auth_fd: int | None) -> str:
         with self.store.staged(stored_name(ref)) as staging:
             scratch = staging.parent
             digest_file = Path(scratch) / "digest"
-            command = self._command(ref, digest_file, staging)
-            logger.info("pulling %s", ref)
+            command = self._command(ref, digest_file, staging, auth_fd)
+            logger.info("pulling %s%s", ref, "" if auth_fd is None else " with the credentials given")
             stderr_path = Path(scratch) / "stderr"
             with open(stderr_path, "w+") as stderr:
                 try:
                     tool = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL,
-                                            text=True)
+                                            text=True, pass_fds=() if auth_fd is None else (auth_fd,))
                 except FileNotFoundError:
                     raise ImageError("skopeo is missing (apt-get install skopeo)") from None
                 count = 0

@@ -11,8 +11,8 @@ The bus hands it every `images.*` request; the Supervisor hands it the bundle of
 gone for good (`ReleaseImageBundle`). What takes long (pulls, imports, unpacks, removals and
 collection) runs on a small bounded pool of threads, never on this actor's thread nor the
 Supervisor's; the pool reports back to this actor (`_Done`, `_Progress`), which alone sends.
-Two pulls of one image (one normalized reference) share one download: the second waits for the
-first and gets its answer.
+Two pulls of one image (one normalized reference) with the same credentials (or none) share one
+download: the second waits for the first and gets its answer.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import zmq
 from actors.base import BusActor, Handlers
 from actors.images.blobs import read_json_blob
 from actors.images.bundles import CHAIN_FILE, ImageBundles
+from actors.images.credentials import Credentials
 from actors.images.errors import ImageError
 from actors.images.imports import copy_private, default_image_name, import_archive
 from actors.images.pull import Puller, PullSettings
@@ -112,8 +113,9 @@ class ImageService(BusActor):
         self.uploads = Uploads(images_dir)
         self.pool = ThreadPoolExecutor(POOL_THREADS, thread_name_prefix="images")
         self.pending = 0
-        self.pulls: dict[str, list[Client]] = {}
-        """Normalized reference -> the clients waiting for its pull under way."""
+        self.pulls: dict[tuple[str, str], list[Client]] = {}
+        """(Normalized reference, fingerprint of its credentials or "") -> the clients waiting for
+        its pull under way."""
         self.requests: dict[str, Callable[[wire.Request], Any]] = {
             "images.pull": self.pull,
             "images.import_begin": self.import_begin,
@@ -205,19 +207,22 @@ class ImageService(BusActor):
         text = Params(request.params).string("ref", max_len=1024)
         assert text is not None
         key = str(parse_reference(text))
+        auth = request.params.get("auth")
+        credentials = None if auth is None else Credentials.from_wire(auth)
+        shared = (key, "" if credentials is None else credentials.fingerprint())
         client: Client = (request.route, request.request_id)
-        waiting = self.pulls.get(key)
+        waiting = self.pulls.get(shared)
         if waiting is not None:
             waiting.append(client)
             self.publish("pull-progress", key, stage="waiting for the pull under way", count=0)
             return DEFERRED
 
         def work() -> dict[str, Any]:
-            stored = self.puller.pull(text, lambda report: self.actor_ref.tell(_Progress(key, report)))
+            stored = self.puller.pull(text, lambda report: self.actor_ref.tell(_Progress(key, report)), credentials)
             return self.store.find([stored]).as_json()
 
         def then(result: Any, error: ApiError | None) -> None:
-            for waiter in self.pulls.pop(key, []):
+            for waiter in self.pulls.pop(shared, []):
                 self.reply(waiter, result, error)
             if error is None:
                 self.publish("pulled", key, digest=result["digest"], name=f"{result['name']}")
@@ -225,7 +230,7 @@ class ImageService(BusActor):
                 self.publish("pull-failed", key, error=error.message)
 
         self.submit(work, then)
-        self.pulls[key] = [client]
+        self.pulls[shared] = [client]
         return DEFERRED
 
     # -- imports ----------------------------------------------------------------------------
