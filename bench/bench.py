@@ -42,6 +42,7 @@ from actors.wire.events import CONTAINER_PREFIX, container_topic
 from hostos.fdwait import readable
 
 from containerd_baseline import ContainerdError, PrivateContainerd
+from private_actord import actord_command
 
 BIN = Path(sys.executable).parent
 
@@ -182,7 +183,7 @@ def main() -> None:
     bare = BareRunc(work / "runc", bundle)
     state = work / "s"
     with open(work / "actord.log", "wb") as log:
-        daemon = subprocess.Popen([str(BIN / "actord"), "start", "--state-dir", str(state)],
+        daemon = subprocess.Popen(actord_command(state),
                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
     address = f"ipc://{state}/actord.sock"
     client = Client(address, timeout=60)

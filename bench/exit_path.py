@@ -43,7 +43,8 @@ from actors.wire.events import CONTAINER_PREFIX, decode
 from actors.wire.trace import TRACE_VARIABLE
 from hostos.fdwait import readable
 
-BIN = Path(sys.executable).parent
+from private_actord import actord_command
+
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -53,7 +54,7 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def start_daemon(state: Path, log: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], Client]:
     with open(log, "ab") as output:
-        daemon = subprocess.Popen([str(BIN / "actord"), "start", "--state-dir", str(state)],
+        daemon = subprocess.Popen(actord_command(state),
                                   stdin=subprocess.DEVNULL, stdout=output, stderr=output, env=env)
     client = Client(f"ipc://{state}/actord.sock", timeout=60)
     deadline = time.monotonic() + 20

@@ -40,7 +40,8 @@ from actors.wire import WireError
 from actors.wire.events import CONTAINER_PREFIX, EventRecord, decode, is_record
 from hostos.fdwait import readable
 
-BIN = Path(sys.executable).parent
+from private_actord import actord_command
+
 
 
 def status_kib(pid: int, field: str, name: str = "status") -> int:
@@ -80,7 +81,7 @@ class Node:
         self.state = work / "s"
         self.address = f"ipc://{self.state}/actord.sock"
         with open(work / "actord.log", "ab") as log:
-            self.daemon = subprocess.Popen([str(BIN / "actord"), "start", "--state-dir", str(self.state)],
+            self.daemon = subprocess.Popen(actord_command(self.state),
                                            stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         deadline = time.monotonic() + 20
         while True:
