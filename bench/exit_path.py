@@ -46,7 +46,6 @@ from hostos.fdwait import readable
 from private_actord import actord_command
 
 
-
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]

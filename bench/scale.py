@@ -43,7 +43,6 @@ from hostos.fdwait import readable
 from private_actord import actord_command
 
 
-
 def status_kib(pid: int, field: str, name: str = "status") -> int:
     """A `Field:  N kB` line of /proc/<pid>/status (or smaps_rollup)."""
     try:
