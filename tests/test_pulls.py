@@ -19,7 +19,16 @@ from typing import Any
 import pytest
 
 from actorctl.client import Conflict, ImageFailure
-from tests.harness import Daemon, checked_daemon, mounts_under, new_state_dir, remove_state_dir, wait_until
+from tests.harness import (
+    Daemon,
+    checked_daemon,
+    mounts_under,
+    new_state_dir,
+    pid_alive,
+    process_table,
+    remove_state_dir,
+    wait_until,
+)
 from tests.oci_images import IMAGE_CONFIG, busybox_layer, diff_id_of, layer_of, oci_layout
 from tests.registry import BlobGate, GarbageRegistry, Registry, registries_conf
 
@@ -169,6 +178,40 @@ def test_two_pulls_of_one_image_share_one_download_and_the_store_answers_meanwhi
         assert stages[0] == "resolving" and "copying blob" in stages and "writing manifest" in stages, stages
         assert all(e["ref"] == f"{gate.address}/team/bb:v1" for e in seen[0] + seen[1])
     finally:
+        gate.stop()
+
+
+def test_a_stop_during_a_pull_ends_the_pull_and_the_daemon(registry: Registry,
+                                                          start_daemon: Callable[..., Daemon]) -> None:
+    """A registry that never sends the blob held the daemon's exit: its pool thread waited on
+    skopeo, and the interpreter's exit on the thread. The stop kills skopeo and the daemon ends."""
+    gate = BlobGate(registry)
+    try:
+        daemon = start_daemon(insecure=(gate.address,))
+        failures: list[BaseException] = []
+
+        def pull() -> None:
+            try:
+                with daemon.client(timeout=60) as client:
+                    client.pull(f"{gate.address}/team/bb:v1")
+            except BaseException as exc:  # the daemon stops under it: an error, never a hang
+                failures.append(exc)
+
+        puller = threading.Thread(target=pull)
+        puller.start()
+        assert gate.blob_asked.wait(30), "the pull reached the blobs"
+        assert daemon.process is not None
+        skopeo = [proc["pid"] for proc in process_table() if proc["cmdline"].startswith("skopeo ")
+                  and proc["ppid"] == daemon.process.pid]
+        assert skopeo, "the pull's skopeo runs"
+        assert daemon.stop() == 0, "actord ended with the pull still held"
+        puller.join(60)
+        assert not puller.is_alive() and failures, "the client heard of the stop"
+        assert "actord is stopping" in str(failures[0]), failures
+        assert not any(pid_alive(pid) for pid in skopeo), "no skopeo left"
+        assert not list((daemon.root_dir / "images").glob("stage-*")), "no pull's scratch left"
+    finally:
+        gate.release()
         gate.stop()
 
 

@@ -20,10 +20,12 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import threading
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from actors.images.credentials import Credentials, auth_file_fd
 from actors.images.errors import ImageError
@@ -99,6 +101,19 @@ class Puller:
     def __init__(self, store: ImageStore, settings: PullSettings) -> None:
         self.store = store
         self.settings = settings
+        self._lock = threading.Lock()
+        self._running: set[subprocess.Popen[str]] = set()
+        """The skopeo processes of the pulls under way (killed by `stop`)."""
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Kill every pull under way, and refuse new ones: the daemon is stopping, and a pull
+        thread must not keep its process alive for as long as a registry makes skopeo wait."""
+        with self._lock:
+            self._stopping = True
+            running = list(self._running)
+        for tool in running:
+            tool.kill()
 
     def candidates(self, text: str) -> list[Reference]:
         return search_candidates(text, search_registries(self.settings.conf()))
@@ -140,6 +155,18 @@ class Puller:
             if auth_fd is not None:
                 os.close(auth_fd)
 
+    def _spawn(self, command: list[str], stderr: IO[str], auth_fd: int | None) -> subprocess.Popen[str]:
+        with self._lock:
+            if self._stopping:
+                raise ImageError("actord is stopping")
+            try:
+                tool = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL,
+                                        text=True, pass_fds=() if auth_fd is None else (auth_fd,))
+            except FileNotFoundError:
+                raise ImageError("skopeo is missing (apt-get install skopeo)") from None
+            self._running.add(tool)
+            return tool
+
     def _copy_with(self, ref: Reference, progress: Progress, auth_fd: int | None) -> str:
         with self.store.staged(stored_name(ref)) as staging:
             scratch = staging.parent
@@ -148,25 +175,34 @@ class Puller:
             logger.info("pulling %s%s", ref, "" if auth_fd is None else " with the credentials given")
             stderr_path = Path(scratch) / "stderr"
             with open(stderr_path, "w+") as stderr:
-                try:
-                    tool = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL,
-                                            text=True, pass_fds=() if auth_fd is None else (auth_fd,))
-                except FileNotFoundError:
-                    raise ImageError("skopeo is missing (apt-get install skopeo)") from None
-                count = 0
-                assert tool.stdout is not None
-                for line in tool.stdout:  # "Copying blob sha256:...", "Writing manifest to image destination"
-                    words = line.split()
-                    if words[:1] in (["Copying"], ["Writing"]):
-                        count += 1
-                        item = words[2] if len(words) > 2 and words[2].startswith("sha256:") else ""
-                        progress({"stage": " ".join(words[:2]).lower(), "item": item, "count": count})
-                try:
-                    status = tool.wait(PULL_TIMEOUT)
-                except subprocess.TimeoutExpired:
+                tool = self._spawn(command, stderr, auth_fd)
+                timed_out = threading.Event()
+
+                def expire() -> None:
+                    timed_out.set()
                     tool.kill()
-                    tool.wait()
-                    raise ImageError(f"pulling {ref.familiar()} took over {PULL_TIMEOUT:g}s") from None
+
+                deadline = threading.Timer(PULL_TIMEOUT, expire)  # skopeo may wait on a registry forever
+                deadline.daemon = True
+                deadline.start()
+                try:
+                    count = 0
+                    assert tool.stdout is not None
+                    for line in tool.stdout:  # "Copying blob sha256:...", "Writing manifest to image destination"
+                        words = line.split()
+                        if words[:1] in (["Copying"], ["Writing"]):
+                            count += 1
+                            item = words[2] if len(words) > 2 and words[2].startswith("sha256:") else ""
+                            progress({"stage": " ".join(words[:2]).lower(), "item": item, "count": count})
+                    status = tool.wait()
+                finally:
+                    deadline.cancel()
+                    with self._lock:
+                        self._running.discard(tool)
+                if self._stopping:
+                    raise ImageError(f"pulling {ref.familiar()} was stopped: actord is stopping")
+                if timed_out.is_set():
+                    raise ImageError(f"pulling {ref.familiar()} took over {PULL_TIMEOUT:g}s")
                 stderr.seek(0)
                 said = tool_message(stderr.read())
             if status != 0:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pykka
 import zmq
 
 from actors.base import BusActor, Handlers
@@ -59,11 +60,10 @@ DEFERRED = object()
 
 @dataclass(frozen=True)
 class _Done:
-    """Pool -> this actor: a job ended (`future` holds its result); `then` takes result or error."""
+    """Pool -> this actor: a job ended (`future` holds its result)."""
 
     kind = "image_job_done"
     future: Future[Any]
-    then: Callable[[Any, ApiError | None], None]
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,8 @@ class ImageService(BusActor):
         self.puller = Puller(self.store, pull_settings)
         self.uploads = Uploads(images_dir)
         self.pool = ThreadPoolExecutor(POOL_THREADS, thread_name_prefix="images")
-        self.pending = 0
+        self.jobs: dict[Future[Any], Callable[[Any, ApiError | None], None]] = {}
+        """The pool's jobs not yet answered -> what takes their result or error."""
         self.pulls: dict[tuple[str, str], list[Client]] = {}
         """(Normalized reference, fingerprint of its credentials or "") -> the clients waiting for
         its pull under way."""
@@ -144,6 +145,12 @@ class ImageService(BusActor):
 
     def on_stop(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
+        self.puller.stop()  # the pool's threads would hold the daemon's exit until skopeo ends
+        stopping = ApiError(ErrorCode.BUSY, "actord is stopping before this image job was done: "
+                                            "try again once it is back")
+        for then in self.jobs.values():  # their clients hear it now, while the bus still carries replies
+            then(None, stopping)
+        self.jobs.clear()
         for token in list(self.uploads.open):
             self.uploads.cancel(token)
         super().on_stop()
@@ -163,19 +170,28 @@ class ImageService(BusActor):
 
     def submit(self, work: Callable[[], Any], then: Callable[[Any, ApiError | None], None]) -> None:
         """Run `work` on the pool; `then(result, error)` runs here once it is done."""
-        if self.pending >= MAX_PENDING:
+        if len(self.jobs) >= MAX_PENDING:
             raise ApiError(ErrorCode.BUSY, f"{MAX_PENDING} image jobs are under way: try again later")
-        self.pending += 1
         future = self.pool.submit(work)
-        future.add_done_callback(lambda done: self.actor_ref.tell(_Done(done, then)))
+        self.jobs[future] = then
+        future.add_done_callback(self._job_done)
+
+    def _job_done(self, future: Future[Any]) -> None:
+        """In the pool's thread: hand the result to this actor's."""
+        try:
+            self.actor_ref.tell(_Done(future))
+        except pykka.ActorDeadError:
+            pass  # stopped: its client was answered then
 
     def on_done(self, message: _Done) -> None:
-        self.pending -= 1
+        then = self.jobs.pop(message.future, None)
+        if then is None:
+            return
         exc = message.future.exception()
         if exc is not None:
-            message.then(None, api_error(exc))
+            then(None, api_error(exc))
         else:
-            message.then(message.future.result(), None)
+            then(message.future.result(), None)
 
     def on_request(self, request: wire.Request) -> None:
         client: Client = (request.route, request.request_id)
