@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,18 +144,16 @@ class PodNetwork:
     def _invocation(self, command: str, pod_id: str, netns: str, args: tuple[tuple[str, str], ...]) -> Invocation:
         return Invocation(command, pod_id, netns, IFNAME, args, self.bin_dirs)
 
-    def _run_list(self, command: str, network: NetworkConfList, plugins: Iterable[dict[str, Any]],
-                  invocation: Invocation, prev_result: dict[str, Any] | None,
-                  capability_args: dict[str, Any]) -> dict[str, Any] | None:
-        result = prev_result
-        for plugin in plugins:
-            output = run_plugin(plugin["type"], plugin_config(network, plugin, result, capability_args), invocation,
-                                self.timeout)
-            if command == "ADD":
-                if output is None:
-                    raise PluginError(plugin["type"], command, "printed no result")
-                result = output
-        return result
+    def _add_list(self, network: NetworkConfList, invocation: Invocation,
+                  capability_args: dict[str, Any]) -> dict[str, Any]:
+        """Each plugin's ADD in order, given the previous one's result; the last result."""
+        result: dict[str, Any] | None = None
+        for plugin in network.plugins:
+            config = plugin_config(network, plugin, result, capability_args)
+            result = run_plugin(plugin["type"], config, invocation, self.timeout)
+            if result is None:
+                raise PluginError(plugin["type"], "ADD", "printed no result")
+        return result or {}
 
     def add(self, pod: PodRef, netns: Path, port_mappings: Sequence[PortMapping], cache_file: Path) -> Attachment:
         """Join the pod (its namespace at `netns`) to the network; its IPs. ConfError when there
@@ -165,7 +163,7 @@ class PodNetwork:
         capability_args: dict[str, Any] = {"portMappings": [mapping.capability() for mapping in port_mappings]}
         invocation = self._invocation("ADD", pod.pod_id, str(netns), args)
         try:
-            result = self._run_list("ADD", network, network.plugins, invocation, None, capability_args) or {}
+            result = self._add_list(network, invocation, capability_args)
             save_attachment(cache_file, CachedAttachment(pod.pod_id, IFNAME, str(netns), network.raw, args,
                                                          capability_args, result))
         except BaseException:
@@ -179,11 +177,21 @@ class PodNetwork:
 
     def _delete(self, network: NetworkConfList, pod_id: str, netns: Path, args: tuple[tuple[str, str], ...],
                 capability_args: dict[str, Any], prev_result: dict[str, Any] | None) -> None:
+        """Each plugin's DEL in reverse order. Unlike libcni, a plugin that fails does not stop
+        the ones before it in the list from releasing theirs; the first failure is raised after."""
         if _version(network.cni_version) < (0, 4, 0):
             prev_result = None  # a DEL's prevResult came with spec 0.4.0
         present = str(netns) if is_netns(netns) else ""
-        self._run_list("DEL", network, reversed(network.plugins), self._invocation("DEL", pod_id, present, args),
-                       prev_result, capability_args)
+        invocation = self._invocation("DEL", pod_id, present, args)
+        failures = []
+        for plugin in reversed(network.plugins):
+            try:
+                run_plugin(plugin["type"], plugin_config(network, plugin, prev_result, capability_args), invocation,
+                           self.timeout)
+            except PluginError as failure:
+                failures.append(failure)
+        if failures:
+            raise failures[0]
 
     def delete(self, pod: PodRef, netns: Path, port_mappings: Sequence[PortMapping], cache_file: Path) -> None:
         """Part the pod from its network: with the network, args, port mappings and result its
