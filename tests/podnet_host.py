@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -67,12 +67,14 @@ def chain_name(network: str, pod_id: str, prefix: str = "") -> str:
 
 @dataclass
 class PrivateNetwork:
-    """A network of the test's own; `pod()` adds pods to it that `cleanup` deletes whatever happened."""
+    """A network of the test's own; `add()` adds pods to it that `cleanup` deletes whatever happened."""
 
     root: Path
     name: str
     bridge: str
     subnet: str
+    host_veths: dict[str, list[str]] = field(default_factory=dict)
+    """The host ends of each pod's veths, from its ADD's result."""
 
     @property
     def conf_dir(self) -> Path:
@@ -110,6 +112,9 @@ class PrivateNetwork:
         """A pod's namespace and its ADD: (the netns path, the pod's IP)."""
         netns = create_netns(self.netns_dir, pod_id)
         attachment = self.network().add(self.ref(pod_id), netns, port_mappings, self.cache_file(pod_id))
+        self.host_veths[pod_id] = [interface["name"] for interface in attachment.result.get("interfaces", [])
+                                   if not interface.get("sandbox") and interface["name"] != self.bridge]
+        assert self.host_veths[pod_id], attachment.result
         return netns, attachment.ips[0]
 
     def remove(self, pod_id: str, port_mappings: Sequence[PortMapping] = ()) -> None:
@@ -125,6 +130,7 @@ class PrivateNetwork:
         if path.exists() or is_netns(path):
             found.append(f"netns {path}")
         found += [f"mount {point}" for point in mounts_under(self.root)]
+        found += [f"veth {name}" for name in self.host_veths.get(pod_id, []) if Path(f"/sys/class/net/{name}").exists()]
         if Path(f"/sys/class/net/{self.bridge}").exists():
             found += [f"bridge port {line.split()[1]}" for line in
                       run("ip", "-o", "link", "show", "master", self.bridge).splitlines()]

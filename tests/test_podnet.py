@@ -68,6 +68,8 @@ def test_a_pod_gets_an_address_the_host_and_another_pod_reach_and_leaves_nothing
         assert answer(ip_a, 8080) == b"from-a"
         assert answer_from(netns_b, ip_a, 8080) == "from-a"
         assert answer_from(netns_a, ip_b, 8080) == "from-b"
+    kinds = {item.split()[0] for item in net.leftovers("pod-a", ip_a)}  # the check sees each kind while it is there
+    assert {"netns", "mount", "veth", "bridge", "host-local", "iptables:", "cached"} <= kinds, kinds
     net.remove("pod-a")
     net.remove("pod-b")
     assert net.leftovers("pod-a", ip_a) == []
