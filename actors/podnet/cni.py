@@ -36,7 +36,8 @@ PROTOCOLS = ("tcp", "udp", "sctp")
 
 @dataclass(frozen=True)
 class PortMapping:
-    """A CRI PortMapping as portmap's runtimeConfig.portMappings entry wants it."""
+    """A CRI PortMapping as portmap's runtimeConfig.portMappings entry wants it. Only mappings
+    with a hostPort are passed (the CRI's others publish nothing; containerd drops them too)."""
 
     host_port: int
     container_port: int
