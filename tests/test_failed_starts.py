@@ -7,6 +7,7 @@ stopping the shim spawner, and from the daemon's own open-files limit.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 from collections.abc import Callable, Iterator
@@ -138,16 +139,18 @@ def test_a_stalled_spawner_fails_the_start_and_forks_nothing_later(faulty: tuple
 
 def test_near_the_fd_limit_starts_are_refused_and_the_daemon_lives(faulty: tuple[Daemon, Path],
                                                                     sleeper: Path) -> None:
-    """Starts stop CLIENTS fds short of the limit (libzmq aborts on EMFILE), then resume."""
-    from actors.fdbudget import CLIENTS
-
+    """Starts stop the reserve short of the limit (libzmq aborts on EMFILE), then resume."""
     daemon, _ = faulty
     fds = warm_up(daemon, sleeper)
     assert daemon.process is not None
     pid = daemon.process.pid
+    # the reserve depends on the listeners served (the CRI's among them): read the daemon's own figure
+    logged = re.search(r"keeping (\d+) file descriptors free", daemon.log())
+    assert logged is not None, "actord logs the fd reserve it keeps"
+    reserve = int(logged.group(1))
     soft, hard = subprocess.run(["prlimit", "--pid", str(pid), "--nofile", "--output", "SOFT,HARD",
                                  "--noheadings"], capture_output=True, text=True, check=True).stdout.split()
-    subprocess.run(["prlimit", "--pid", str(pid), f"--nofile={fds + CLIENTS + 12}:{hard}"], check=True)
+    subprocess.run(["prlimit", "--pid", str(pid), f"--nofile={fds + reserve + 12}:{hard}"], check=True)
     try:
         started = 0
         with pytest.raises(DaemonError) as refused:
