@@ -50,6 +50,7 @@ from zmq.backend import Context, Socket, zmq_poll
 
 from actors.wire import MAX_SHIM_MESSAGE, WireError, pack, trace, unpack
 from actors.wire import messages as wire
+from actors.wire.crilog import cri_log_problem
 from actors.wire.records import exit_record
 from actors.wire.shim import CONTROL_LINGER_MS, ROOTFS_MOUNT, ShimConfig, ShimReady, ready_line
 from hostos.atomicfile import remove_file, reserve_file, write_file_atomic
@@ -57,6 +58,7 @@ from hostos.fdwait import readable
 from hostos.libc import LIBC
 from hostos.mounts import detach_mount
 from hostos.procinfo import children, open_pidfd, parent_pid, start_time
+from shimproc.crilog import open_cri_log, open_failure
 from shimproc.stdio import ProcessEnds, Stdio
 
 __all__ = ["Reaper", "become_subreaper", "fork", "in_helper", "run_shim", "set_signals"]
@@ -244,7 +246,8 @@ class Shim:
                 os.close(fd)
             return self._fail(result["error"])
         config = self.config
-        stdio = Stdio(config.output_dir, config.log_limit, tty=config.tty, layout=result, fds=fds)
+        stdio = Stdio(config.output_dir, config.log_limit, tty=config.tty, layout=result, fds=fds,
+                      cri_log=config.cri_log)
         context = Context(io_threads=1)
         report = Socket(context, zmq.PUSH)
         report.connect(config.report_address)
@@ -270,6 +273,15 @@ class Shim:
         the layout of our stdio ends, with the ends; or an error."""
         config = self.config
         reaper = Reaper()
+        cri_fd = -1
+        if config.cri_log:  # checked on receipt, opened before the runtime makes anything
+            problem = cri_log_problem(config.cri_log)
+            if problem is not None:
+                return {"error": f"CRI log {config.cri_log!r} {problem}"}, []
+            try:
+                cri_fd = open_cri_log(config.cri_log)
+            except OSError as exc:
+                return {"error": open_failure(config.cri_log, exc)}, []
         try:
             reserve_file(self.path("exit.json"))  # the exit is recorded even if the disk fills up
         except OSError:
@@ -289,6 +301,8 @@ class Shim:
             except OSError as exc:
                 return {"error": f"no terminal from the runtime: {exc}"}, []
         layout, fds = ends.handover()
+        layout["cri"] = len(fds) if cri_fd >= 0 else -1
+        fds += [cri_fd] if cri_fd >= 0 else []
         return {**layout, "pid": pid, "ready": ready_line({"ok": True, "pid": pid, "start": start_time(pid)})}, fds
 
     def _fail(self, reason: str) -> int:
@@ -435,6 +449,8 @@ class Shim:
         if op == "close_stdin":
             stdio.close_stdin()
             return None
+        if op == "reopen_log":
+            return stdio.reopen_cri_log()
         return stdio.resize(message.width or 80, message.height or 24)  # "resize": decode allows no other op
 
     def _start(self, timeout: float) -> str | None:

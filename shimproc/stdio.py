@@ -9,6 +9,7 @@ import struct
 import termios
 from typing import Any
 
+from shimproc.crilog import CriLog, open_failure
 from shimproc.outputlog import OutputWriter
 
 __all__ = ["STDIN_BUFFER_MAX", "ProcessEnds", "Stdio"]
@@ -111,10 +112,12 @@ class Stdio:
     """
 
     def __init__(self, output_dir: str, log_limit: int, *, tty: bool, layout: dict[str, Any],
-                 fds: list[int]) -> None:
+                 fds: list[int], cri_log: str = "") -> None:
         self.tty = tty
         self.log = OutputWriter(output_dir, log_limit,
                                 opened=(fds[layout["log"]], layout["generation"], layout["size"]))
+        self.cri = CriLog(cri_log, fds[layout["cri"]]) if layout.get("cri", -1) >= 0 else None
+        """The CRI log the start named (written besides the output log), or None."""
         # the output ends come first in `fds`, one per stream (then stdin's, if apart, and the log)
         self.outputs: dict[int, int] = dict(zip(fds, layout["streams"], strict=False))
         """fd -> stream number (1 stdout, 2 stderr) of open output ends."""
@@ -135,13 +138,31 @@ class Stdio:
                 self._close_output(fd)
                 return
             self.log.write(self.outputs[fd], data)
+            if self.cri is not None:
+                self.cri.write(self.outputs[fd], data)
 
     def drain(self) -> None:
         for fd in list(self.outputs):
             self.pump(fd, DRAIN_CHUNKS)
 
+    def reopen_cri_log(self) -> str | None:
+        """Go on in a new open of the CRI log's path (after the kubelet renamed the file): the
+        output already in the pipes goes to the old file first, a line begun stays whole in the
+        new one. An error message, or None."""
+        if self.cri is None:
+            return "the container has no CRI log"
+        for fd in list(self.outputs):
+            self.pump(fd)
+        try:
+            self.cri.reopen()
+        except OSError as exc:
+            return open_failure(self.cri.path, exc)
+        return None
+
     def _close_output(self, fd: int) -> None:
-        self.outputs.pop(fd, None)
+        stream = self.outputs.pop(fd, None)
+        if self.cri is not None and stream is not None:
+            self.cri.end(stream)
         if fd == self.stdin_fd:
             self.stdin_fd = -1
         os.close(fd)
@@ -201,3 +222,5 @@ class Stdio:
         if self.stdin_fd >= 0 and not self.tty:
             os.close(self.stdin_fd)
         self.log.close()
+        if self.cri is not None:
+            self.cri.close()

@@ -147,6 +147,8 @@ class StartTask(Message):
     """The config.json to run (a restart's, kept in the root); empty: the bundle's."""
     keep_config: bool = False
     """Keep the bytes of the config.json read in the root, for the restarts of a restart policy."""
+    cri_log: str = ""
+    """The init's CRI log (`ShimConfig.cri_log`); empty: none."""
 
 
 @_message
@@ -241,7 +243,7 @@ class ShimExit(Message):
 @_message
 class ShimControl(Message):
     """Daemon -> shim (its own control socket), answered by `ShimAck`. `op`: start, write_stdin,
-    close_stdin, resize."""
+    close_stdin, resize, reopen_log (of the init's CRI log)."""
 
     kind = "shim_control"
     op: ControlOp

@@ -24,7 +24,7 @@ ROOTFS_MOUNT = "rootfs"
 """The container's rootfs bind mount in its state dir (`ShimConfig.bundle` of its init), which
 the daemon makes at start and an init's shim detaches once the runtime deleted the container."""
 
-ControlOp = Literal["start", "write_stdin", "close_stdin", "resize"]
+ControlOp = Literal["start", "write_stdin", "close_stdin", "resize", "reopen_log"]
 """What a `ShimControl` message asks of a shim."""
 
 
@@ -57,6 +57,9 @@ class ShimConfig:
     log_limit: int = DEFAULT_LIMIT
     work_path: str = ""
     """For a restore: CRIU's work directory (in the state dir, removed afterwards)."""
+    cri_log: str = ""
+    """An init's CRI log (actors/wire/crilog.py): the file its output is also written to, in
+    the kubelet's format; empty: none. The shim checks it (`cri_log_problem`) on receipt."""
 
     @property
     def is_init(self) -> bool:
