@@ -57,14 +57,16 @@ class Client(ImageMethods):
     def start(self, container_id: str, bundle: str | None = None, *, labels: Mapping[str, str] | None = None,
               stdin: bool = False, init: bool = False, restart: str | None = None,
               checkpoint: str | None = None, image: str | None = None, args: Iterable[str] | None = None,
-              tty: bool = False) -> Container:
+              tty: bool = False, cri_log: str | None = None) -> Container:
         """Start a container from the OCI bundle directory `bundle` (an absolute path), or from
         `image` (a reference or an image id of the daemon's store: the daemon makes its bundle,
         the image's layers shared through overlayfs; `args` replace the image's Cmd, as `docker
         run IMAGE ARGS`; `tty`: give it a terminal); returns once its init runs. `stdin`: give it
         a stdin (see `write_stdin`); `init`: tini as PID 1; `restart`: a policy (`on-failure[:MAX]`,
-        `always`, `unless-stopped`); `checkpoint`: restore from `<bundle>/checkpoints/<name>`.
-        AlreadyExists if the id is taken; NotFound for an image not in the store."""
+        `always`, `unless-stopped`); `checkpoint`: restore from `<bundle>/checkpoints/<name>`;
+        `cri_log`: an absolute path its init's output is also written to in the kubelet's CRI
+        format (see `reopen_log`). AlreadyExists if the id is taken; NotFound for an image not in
+        the store."""
         if (bundle is None) == (image is None):
             raise ValueError("give either bundle or image")
         params: dict[str, Any] = {"id": container_id, "labels": dict(labels or {}), "stdin": stdin, "init": init}
@@ -79,6 +81,8 @@ class Client(ImageMethods):
             params["restart"] = restart
         if checkpoint is not None:
             params["checkpoint"] = checkpoint
+        if cri_log is not None:
+            params["cri_log"] = cri_log
         return Container.from_wire(self.call("containers.start", params))
 
     def exec(self, container_id: str, args: Iterable[str], *, name: str | None = None,
@@ -219,6 +223,12 @@ class Client(ImageMethods):
     def resize(self, container_id: str, width: int, height: int, *, process: str = "init") -> None:
         """Set the size of a process's terminal."""
         self.call("containers.resize", {"id": container_id, "pid": process, "width": width, "height": height})
+
+    def reopen_log(self, container_id: str) -> None:
+        """Have the container's init write its CRI log to a new open of its path, as the kubelet
+        asks after renaming the file (the CRI's ReopenContainerLog); returns once it does.
+        Conflict for a container without a CRI log or not running."""
+        self.call("containers.reopen_log", {"id": container_id})
 
     def checkpoint(self, container_id: str, name: str, *, exit: bool = False, tcp: bool = False,
                    unix_sockets: bool = False, shell: bool = False) -> Checkpoint:

@@ -70,6 +70,8 @@ class Container:
     """The init first, then the exec'd processes by name."""
     restart: RestartState | None
     """Its restart policy's state, if it has one."""
+    cri_log: str | None = None
+    """The CRI log its init's output also goes to (the kubelet's format), if it was given one."""
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -77,7 +79,8 @@ class Container:
         restart = data.get("restart")
         return cls(id=data["id"], status=data["status"], bundle=data["bundle"], labels=dict(data.get("labels") or {}),
                    init=bool(data.get("init")), processes=tuple(Process.from_wire(p) for p in data["processes"]),
-                   restart=None if restart is None else RestartState.from_wire(restart), raw=data)
+                   restart=None if restart is None else RestartState.from_wire(restart), cri_log=data.get("cri_log"),
+                   raw=data)
 
     def process(self, name: str = "init") -> Process | None:
         """The process named `name`, if it runs."""

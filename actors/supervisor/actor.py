@@ -82,6 +82,7 @@ REQUEST_HANDLERS: dict[str, Handler] = {
     "containers.stdin": io.stdin,
     "containers.close_stdin": io.close_stdin,
     "containers.resize": io.resize,
+    "containers.reopen_log": io.reopen_log,
     "containers.logs": io.logs,
     "containers.stats": io.stats,
     "checkpoints.create": checkpoint.create,

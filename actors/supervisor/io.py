@@ -1,6 +1,7 @@
-"""A process's stdio and the container's statistics: stdin, close-stdin, resize, logs, stats.
+"""A process's stdio and the container's statistics: stdin, close-stdin, resize, reopen-log,
+logs, stats.
 
-stdin, close-stdin and resize are control messages to the process's shim,
+stdin, close-stdin, resize and reopen-log are control messages to the process's shim,
 sent by a worker and acknowledged by the shim. Reading logs and cgroup
 statistics is file work, done by the Inspector so the Supervisor never waits on it.
 """
@@ -51,6 +52,21 @@ def resize(sup: Supervisor, request: Request) -> object:
     width = params.integer("width", required=True, low=1, high=65535)
     height = params.integer("height", required=True, low=1, high=65535)
     return _control(sup, request, {"op": "resize", "width": width, "height": height})
+
+
+def reopen_log(sup: Supervisor, request: Request) -> object:
+    """`containers.reopen_log`: the init's shim opens its CRI log's path again (the kubelet
+    renamed the file to rotate it). Refused for a container without a CRI log or whose init
+    does not run, as the CRI's ReopenContainerLog is."""
+    container_id = Params(request.params).container_id()
+    container = sup.life.find(container_id)
+    if not container.cri_log:
+        raise ApiError(ErrorCode.CONFLICT, f"container {container_id} has no CRI log (start it with cri_log)")
+    init = container.processes.get("init")
+    if init is None or init.phase is not ProcessPhase.RUNNING:
+        raise ApiError(ErrorCode.CONFLICT, f"container {container_id} is not running ({container.status})")
+    sup.submit_job("control", container_id, {"token": init.token, "control": {"op": "reopen_log"}}, request)
+    return DEFERRED
 
 
 def logs(sup: Supervisor, request: Request) -> object:

@@ -137,7 +137,7 @@ class Lifecycle:
         the same id is cleaned up. `task` gets the init's token."""
         self.check_free(container_id)
         container = Container(id=container_id, bundle=bundle, labels=labels, init_token="", init=init,
-                              client=client, restart=restart or RestartPolicy())
+                              client=client, restart=restart or RestartPolicy(), cri_log=task.cri_log)
         effects: list[Effect] = []
         if container.restart.keeps_definition:
             effects.append(SaveDefinition(container.definition()))
@@ -444,7 +444,7 @@ class Lifecycle:
                         extra=log_fields(container_id=container.id))
             task = StartTask(token="", container_id=container.id, bundle=container.bundle, labels=container.labels,
                              stdin=False, checkpoint=None, init=container.init,
-                             config=self.stored_config(container.id))
+                             config=self.stored_config(container.id), cri_log=container.cri_log)
             effects += [SaveDefinition(container.definition()), *self._launch(container, task)]
         if later:
             effects.append(ArmAlarm(min(later)))
@@ -487,7 +487,8 @@ class Lifecycle:
         container = Container(id=definition["id"], bundle=definition["bundle"], labels=definition["labels"],
                               init_token="", init=definition["init"], restart=policy,
                               restarts=definition["restarts"], streak=definition["streak"],
-                              stop_requested=definition["stopped"], last_status=definition["last_status"])
+                              stop_requested=definition["stopped"], last_status=definition["last_status"],
+                              cri_log=definition.get("cri_log", ""))
         stopped = definition["stopped"]
         if not stopped and definition["next_attempt"] is not None:  # it was backing off: keep the attempt's time
             container.phase = move("container", None, "restart scheduled")

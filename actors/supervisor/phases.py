@@ -209,6 +209,8 @@ class Container:
     last_status: int | None = None
     removal: Client = NOBODY
     """Who asked for its forced removal: answered with its init's exit, which ends it for good."""
+    cri_log: str = ""
+    """The CRI log its init's output also goes to (each life's); empty: none."""
 
     def describe(self) -> str:
         return self.id
@@ -236,19 +238,25 @@ class Container:
                        key=lambda p: (p.name != "init", p.name))
         data = {"id": self.id, "bundle": self.bundle, "status": self.status,
                 "labels": self.labels, "init": self.init, "processes": [p.to_json() for p in shown]}
+        if self.cri_log:
+            data["cri_log"] = self.cri_log
         if self.restart.keeps_definition:
             data["restart"] = {"policy": str(self.restart), "count": self.restarts, "next_attempt": self.next_attempt,
                                "last_status": self.last_status}
         return data
 
     def definition(self) -> ContainerDefinition:
-        return ContainerDefinition(id=self.id, bundle=self.bundle, labels=self.labels, init=self.init,
-                                   restart=str(self.restart), restarts=self.restarts, streak=self.streak,
-                                   next_attempt=self.next_attempt, stopped=self.phase is ContainerPhase.STOPPED,
-                                   last_status=self.last_status)
+        definition = ContainerDefinition(id=self.id, bundle=self.bundle, labels=self.labels, init=self.init,
+                                         restart=str(self.restart), restarts=self.restarts, streak=self.streak,
+                                         next_attempt=self.next_attempt,
+                                         stopped=self.phase is ContainerPhase.STOPPED, last_status=self.last_status)
+        if self.cri_log:
+            definition["cri_log"] = self.cri_log
+        return definition
 
     def successor(self) -> Container:
         """A new record for the same container, for its next life under its restart policy."""
         return Container(id=self.id, bundle=self.bundle, labels=self.labels, init_token="", init=self.init,
                          restart=self.restart, restarts=self.restarts, streak=self.streak,
-                         stop_requested=self.stop_requested, oom=self.oom, started_at=self.started_at)
+                         stop_requested=self.stop_requested, oom=self.oom, started_at=self.started_at,
+                         cri_log=self.cri_log)

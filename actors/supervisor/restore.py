@@ -138,7 +138,8 @@ def _restore_container(sup: Supervisor, container_dir: Path, reported: set[str],
         return "discarded"
 
     container = Container(id=container_id, bundle=info["bundle"], labels=info.get("labels") or {},
-                          init_token=found["init"][0]["token"], init=info.get("init") is True)
+                          init_token=found["init"][0]["token"], init=info.get("init") is True,
+                          cri_log=info.get("cri_log", ""))
     outcome = "running"
     watches = []
     for name, (meta, state) in found.items():

@@ -14,6 +14,7 @@ from actors.supervisor.deferred import DEFERRED
 from actors.supervisor.restart import RestartPolicy
 from actors.wire import ApiError, ErrorCode
 from actors.wire.api import PROCESS_ID, Params
+from actors.wire.crilog import PATH_MAX, cri_log_problem
 from actors.wire.messages import ExecTask, ImageBundleDone, ImageBundleTask, Request, StartTask
 
 if TYPE_CHECKING:
@@ -68,7 +69,19 @@ def bundle_made(sup: Supervisor, done: ImageBundleDone) -> None:
         sup.release_if_gone(done.container_id)
 
 
+def _cri_log(params: Params) -> str:
+    """The `cri_log` param (actors/wire/crilog.py): a path checked as a path; empty when not given."""
+    path = params.string("cri_log", required=False, max_len=PATH_MAX + 1)
+    if path is None:
+        return ""
+    problem = cri_log_problem(path)
+    if problem is not None:
+        raise ApiError(ErrorCode.INVALID_PARAMS, f"cri_log {path[:200]!r} {problem}")
+    return path
+
+
 def _check(params: Params) -> tuple[dict[str, str], str | None, bool, bool, RestartPolicy]:
+    _cri_log(params)
     labels = params.labels()
     checkpoint = params.string("checkpoint", required=False, max_len=64)
     stdin = params.flag("stdin")
@@ -91,7 +104,7 @@ def _start(sup: Supervisor, request: Request, bundle: str) -> object:
     sup.life.check_free(container_id)
     # the bundle is the requester's: only the worker reads it, once (actors/worker/spec.py)
     task = StartTask(token="", container_id=container_id, bundle=bundle, labels=labels, stdin=stdin,
-                     checkpoint=checkpoint, init=init)
+                     checkpoint=checkpoint, init=init, cri_log=_cri_log(params))
     sup.carry_out(sup.life.start(container_id, bundle, labels, init, (request.route, request.request_id), task,
                                  restart))
     sup.heap.grew(len(sup.life.containers))

@@ -36,6 +36,7 @@ METHODS = (
     "containers.stdin",
     "containers.close_stdin",
     "containers.resize",
+    "containers.reopen_log",
     "containers.logs",
     "containers.stats",
     "checkpoints.create",

@@ -29,6 +29,8 @@ class ContainerRecord(TypedDict):
     init: NotRequired[bool]
     """Started with `--init` (tini as PID 1)."""
     created: NotRequired[float]
+    cri_log: NotRequired[str]
+    """Its init's CRI log (actors/wire/crilog.py), when it has one."""
 
 
 class ContainerDefinition(TypedDict):
@@ -50,6 +52,8 @@ class ContainerDefinition(TypedDict):
     stopped: bool
     """Explicitly stopped (a kill), or the policy gave up: no restart, kept until `containers rm`."""
     last_status: int | None
+    cri_log: NotRequired[str]
+    """The CRI log each of its lives writes to, when it has one."""
 
 
 class ProcessMeta(TypedDict):

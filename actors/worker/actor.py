@@ -178,6 +178,7 @@ class Worker(BusActor):
             mode=mode, tty=tty, stdin=task.stdin,
             checkpoint=checkpoint, restore_args=restore_args or [], work_path=work_path,
             log_limit=self.log_limit,
+            cri_log=task.cri_log if isinstance(task, wire.StartTask) else "",
         )
 
     def _start_init(self, task: wire.StartTask) -> dict[str, Any]:
@@ -202,6 +203,8 @@ class Worker(BusActor):
         try:
             record = ContainerRecord(id=container_id, bundle=str(bundle), labels=task.labels, init=task.init,
                                      created=time.time())
+            if task.cri_log:
+                record["cri_log"] = task.cri_log
             write_json_atomic(container_dir / "container.json", record, durable=False)
             try:
                 config["root"]["path"] = str(bind_rootfs(Path(config["root"]["path"]), container_dir))
