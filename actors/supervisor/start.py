@@ -71,7 +71,7 @@ def bundle_made(sup: Supervisor, done: ImageBundleDone) -> None:
 
 def _cri_log(params: Params) -> str:
     """The `cri_log` param (actors/wire/crilog.py): a path checked as a path; empty when not given."""
-    path = params.string("cri_log", required=False, max_len=PATH_MAX + 1)
+    path = params.string("cri_log", required=False, max_len=PATH_MAX)
     if path is None:
         return ""
     problem = cri_log_problem(path)
@@ -80,8 +80,8 @@ def _cri_log(params: Params) -> str:
     return path
 
 
-def _check(params: Params) -> tuple[dict[str, str], str | None, bool, bool, RestartPolicy]:
-    _cri_log(params)
+def _check(params: Params) -> tuple[dict[str, str], str | None, bool, bool, RestartPolicy, str]:
+    """A start's options, checked (an image start's before its bundle is made)."""
     labels = params.labels()
     checkpoint = params.string("checkpoint", required=False, max_len=64)
     stdin = params.flag("stdin")
@@ -92,19 +92,19 @@ def _check(params: Params) -> tuple[dict[str, str], str | None, bool, bool, Rest
         raise ApiError(ErrorCode.INVALID_PARAMS, str(exc)) from None
     if checkpoint is not None and not PROCESS_ID.match(checkpoint):
         raise ApiError(ErrorCode.INVALID_PARAMS, f"invalid checkpoint name {checkpoint!r}")
-    return labels, checkpoint, stdin, init, restart
+    return labels, checkpoint, stdin, init, restart, _cri_log(params)
 
 
 def _start(sup: Supervisor, request: Request, bundle: str) -> object:
     params = Params(request.params)
     container_id = params.container_id()
-    labels, checkpoint, stdin, init, restart = _check(params)
+    labels, checkpoint, stdin, init, restart, cri_log = _check(params)
     if not os.path.isabs(bundle):
         raise ApiError(ErrorCode.INVALID_PARAMS, f"bundle path {bundle!r} must be absolute")
     sup.life.check_free(container_id)
     # the bundle is the requester's: only the worker reads it, once (actors/worker/spec.py)
     task = StartTask(token="", container_id=container_id, bundle=bundle, labels=labels, stdin=stdin,
-                     checkpoint=checkpoint, init=init, cri_log=_cri_log(params))
+                     checkpoint=checkpoint, init=init, cri_log=cri_log)
     sup.carry_out(sup.life.start(container_id, bundle, labels, init, (request.route, request.request_id), task,
                                  restart))
     sup.heap.grew(len(sup.life.containers))

@@ -130,3 +130,24 @@ def test_an_image_start_whose_bundle_cannot_be_made_is_answered_with_why() -> No
     [(_, _, error)] = sup.replies
     assert error is not None and (error.code, error.message) == ("not_found", "no image nosuch:latest in the store")
     assert sup.effects == [] and sup.preparing == set(), "the id is free again"
+
+
+def test_a_cri_log_goes_to_the_worker_and_into_every_life_without_being_touched(touched: list[str],
+                                                                               tmp_path: Path) -> None:
+    log = str(tmp_path / "pods" / "uid" / "c" / "0.log")
+    sup = StubSupervisor()
+    assert start(sup, {"id": "c1", "bundle": "/srv/b", "restart": "always", "cri_log": log}) is DEFERRED
+    assert [path for path in touched if path.startswith(str(tmp_path))] == [], "the shim opens it, not the Supervisor"
+    (submit,) = [effect for effect in sup.effects if isinstance(effect, Submit)]
+    assert isinstance(submit.task, StartTask) and submit.task.cri_log == log
+    (save,) = [effect for effect in sup.effects if isinstance(effect, SaveDefinition)]
+    assert save.definition.get("cri_log") == log
+    container = sup.life.containers["c1"]
+    assert container.successor().cri_log == log and container.to_json()["cri_log"] == log
+    for bad, why in (("c/0.log", "must be an absolute path"), ("/a/../0.log", "must be a normalized path"),
+                     ("/a/\0", "must not hold a NUL")):
+        with pytest.raises(ApiError, match=f"cri_log .* {why}"):
+            start(sup, {"id": "c2", "bundle": "/srv/b", "cri_log": bad})
+        with pytest.raises(ApiError, match=f"cri_log .* {why}"):
+            start(sup, {"id": "c3", "image": "busybox", "cri_log": bad})
+    assert sup.sent == [], "an image start refused before its bundle is made"
