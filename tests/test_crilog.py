@@ -110,6 +110,7 @@ def test_reopen_goes_on_in_a_new_file_losing_and_repeating_nothing(daemon: Daemo
         log.unlink()
         client.reopen_log("cat")
         assert log.exists()
+        assert f"cri log: {log}\n" in daemon.ctl("containers", "state", "cat").stdout
         client.write_stdin("cat", b"-line\nafter\n")
         wait_until(lambda: text(entries(log), "stdout") == b"half-line\nafter\n", message="the lines after the reopen")
         assert text(entries(rotated), "stdout") == b"before\n"

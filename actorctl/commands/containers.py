@@ -263,6 +263,8 @@ def state(ctx: click.Context, as_json: bool, container_id: str) -> None:
         print_json(container.raw)
         return
     click.echo(f"id:      {container.id}\nstatus:  {container.status}\nbundle:  {printable(container.bundle)}")
+    if container.cri_log is not None:
+        click.echo(f"cri log: {printable(container.cri_log)}")
     restart = container.restart
     if restart is not None:
         when = restart.next_attempt
