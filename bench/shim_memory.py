@@ -76,10 +76,15 @@ def one_round(client: Client, bundle: Path, logs: Path, shims: int, round_no: in
     figures: dict[bool, list[dict[str, int]]] = {False: [], True: []}
     for cri, pid in started.values():
         figures[cri].append(rollup_kib(pid))
-    for name in started:
-        client.call("containers.signal", {"id": name, "signal": int(signal.SIGKILL)})
-    wait_for(lambda: not client.call("containers.list"))
+    kill_all(client)
     return figures
+
+
+def kill_all(client: Client) -> None:
+    """Kill every container and wait until each is gone (actord's stop would leave them running)."""
+    for container in client.call("containers.list"):
+        client.call("containers.signal", {"id": container["id"], "signal": int(signal.SIGKILL)})
+    wait_for(lambda: not client.call("containers.list"))
 
 
 def answers(address: str) -> bool:
@@ -102,11 +107,11 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="abm-", dir="/tmp"))
     state = work / "s"
+    address = f"ipc://{state}/actord.sock"
     daemon = subprocess.Popen(actord_command(state), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     try:
         bundle = create_bundle(work / "bundle", ["sh", "-c", SCRIPT])
-        address = f"ipc://{state}/actord.sock"
         wait_for(lambda: answers(address))
         totals: dict[bool, list[dict[str, int]]] = {False: [], True: []}
         with Client(address, 60) as client:
@@ -122,6 +127,9 @@ def main() -> None:
             print(f"all rounds, {kind}: private {statistics.median(map(private, totals[cri]))} kB, "
                   f"PSS {statistics.median(f['Pss'] for f in totals[cri])} kB (median of {len(totals[cri])} shims)")
     finally:
+        if answers(address):
+            with Client(address, 60) as client:
+                kill_all(client)
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(30)
         shutil.rmtree(work, ignore_errors=True)
