@@ -21,7 +21,7 @@ from cri_api.v1 import api_pb2
 from actors.crispec.errors import CrispecError, ErrorKind, invalid
 from actors.crispec.rootfs_files import read_rootfs_file
 from actors.images.errors import ImageError
-from actors.images.users import MAX_ID, resolve_user
+from actors.images.users import MAX_ID, UnknownName, resolve_user
 
 __all__ = ["process_user", "user_string"]
 
@@ -57,9 +57,10 @@ def process_user(context: api_pb2.LinuxContainerSecurityContext, image_user: str
     try:
         resolved = resolve_user(spec, passwd, group, source=source)
         member_of = resolve_user(spec.partition(":")[0], passwd, group, source=source).additional_gids
+    except UnknownName as exc:
+        raise CrispecError(ErrorKind.NOT_FOUND, str(exc)) from None
     except ImageError as exc:
-        kind = ErrorKind.NOT_FOUND if "no user" in str(exc) or "no group" in str(exc) else ErrorKind.INVALID_ARGUMENT
-        raise CrispecError(kind, str(exc)) from None
+        raise CrispecError(ErrorKind.INVALID_ARGUMENT, str(exc)) from None
     supplemental = [_id(gid, "supplemental_groups") for gid in context.supplemental_groups]
     user: dict[str, object] = {"uid": resolved.uid, "gid": resolved.gid}
     gids = sorted(set(member_of) | set(supplemental))

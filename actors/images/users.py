@@ -15,10 +15,15 @@ from dataclasses import dataclass
 
 from actors.images.errors import ImageError
 
-__all__ = ["ImageUser", "resolve_user"]
+__all__ = ["ImageUser", "UnknownName", "resolve_user"]
 
 MAX_ID = 2**31 - 1
 NUMBER = re.compile(r"[0-9]+")
+
+
+class UnknownName(ImageError):
+    """A user or group name the image's /etc/passwd or /etc/group does not hold (the CRI
+    answers NOT_FOUND for it, bad input INVALID_ARGUMENT)."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +99,7 @@ def resolve_user(spec: str, passwd: bytes | None, group: bytes | None, *,
         uid, gid, home, name = matches[0].uid, matches[0].gid, matches[0].home, matches[0].name
     elif user_arg:
         if not numeric_user:
-            raise ImageError(f"{source} {spec!r}: no user {user_arg!r} in the image's /etc/passwd")
+            raise UnknownName(f"{source} {spec!r}: no user {user_arg!r} in the image's /etc/passwd")
         uid = _in_range(int(user_arg), "uid", spec, source)
     additional: tuple[int, ...] = ()
     if group_arg:
@@ -105,7 +110,7 @@ def resolve_user(spec: str, passwd: bytes | None, group: bytes | None, *,
         elif NUMBER.fullmatch(group_arg):
             gid = _in_range(int(group_arg), "gid", spec, source)
         else:
-            raise ImageError(f"{source} {spec!r}: no group {group_arg!r} in the image's /etc/group")
+            raise UnknownName(f"{source} {spec!r}: no group {group_arg!r} in the image's /etc/group")
     elif name is not None:
         additional = tuple(g.gid for g in _group_entries(group) if name in g.members)
     return ImageUser(uid, gid, additional, home or None)
