@@ -1,7 +1,8 @@
 """The runtime spec of a CRI container: every rule of the package applied to the base in
-containerd's order (mounts, paths, devices, capabilities, privileged, no_new_privs, read-only
-root, resources, cgroup, annotations, namespaces, user, seccomp last: it depends on the final
-bounding capabilities)."""
+containerd's order (paths, devices, capabilities, privileged, no_new_privs, read-only root,
+resources, cgroup, annotations, namespaces, user, seccomp: it depends on the final bounding
+capabilities), but the mounts last: they make a missing host path, and every other refusal
+comes before anything is made on the host."""
 
 from __future__ import annotations
 
@@ -49,7 +50,6 @@ def container_spec(container_id: str, config: api_pb2.ContainerConfig, pod_confi
     process["env"] = process_env(config, image_config, pod_config.hostname or socket.gethostname(), DEFAULT_PATH)
     process["cwd"] = working_dir(config, image_config)
     process["terminal"] = config.tty
-    apply_mounts(spec, config, pod, host_ipc=host_ipc, mountinfo=host.mountinfo)
     apply_paths(spec, context)
     apply_devices(spec, config)
     apply_capabilities(spec, context, host)
@@ -72,4 +72,5 @@ def container_spec(container_id: str, config: api_pb2.ContainerConfig, pod_confi
     seccomp = seccomp_spec(context, process["capabilities"]["bounding"], default_profile=default_profile)
     if seccomp is not None:
         spec["linux"]["seccomp"] = seccomp
+    apply_mounts(spec, config, pod, host_ipc=host_ipc, mountinfo=host.mountinfo)
     return spec

@@ -177,3 +177,11 @@ def test_a_bad_device_is_named(tmp_path: Path, host_path: str, permissions: str,
     with pytest.raises(CrispecError, match=message) as caught:
         make_spec(tmp_path, device(host_path, permissions=permissions))
     assert caught.value.kind is kind
+
+
+def test_a_refused_config_makes_no_host_path(tmp_path: Path) -> None:
+    config = with_mounts(api_pb2.Mount(container_path="/new", host_path=str(tmp_path / "never")),
+                         capabilities=api_pb2.Capability(add_capabilities=["NOPE"]))
+    with pytest.raises(CrispecError, match="'NOPE' is not a capability"):
+        make_spec(tmp_path, config)
+    assert not (tmp_path / "never").exists()
