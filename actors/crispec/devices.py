@@ -25,7 +25,7 @@ PERMISSIONS = re.compile(r"[rwm]{1,3}")
 SKIPPED_HOST_DIRS = frozenset({"pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"})
 
 
-def device_entry(host_path: str, container_path: str, field: str) -> tuple[dict[str, Any], str, int, int] | None:
+def device_entry(host_path: str, container_path: str) -> tuple[dict[str, Any], str, int, int] | None:
     """The spec's `linux.devices` entry of a host node, its type, major and minor; None for
     what is no device."""
     info = os.stat(host_path)
@@ -57,23 +57,32 @@ def apply_devices(spec: dict[str, Any], config: api_pb2.ContainerConfig) -> None
         host_path = os.path.realpath(device.host_path)
         if not os.path.exists(host_path):
             raise not_found(f"{field} host_path {device.host_path} does not exist")
-        if os.path.isdir(host_path):
-            nodes = [(str(path), container_path + "/" + str(path.relative_to(host_path)))
-                     for path in sorted(Path(host_path).rglob("*")) if not path.is_dir()]
-        else:
-            nodes = [(host_path, container_path)]
-        found = False
-        for node, target in nodes:
-            made = device_entry(node, target, field)
-            if made is None:
-                continue
-            entry, kind, major, minor = made
-            linux.setdefault("devices", []).append(entry)
-            linux["resources"]["devices"].append({"allow": True, "type": kind, "major": major, "minor": minor,
-                                                  "access": permissions})
-            found = True
+        try:
+            found = _add_nodes(linux, host_path, container_path, permissions)
+        except OSError as exc:
+            raise invalid(f"{field} host_path {device.host_path}: {exc.strerror}") from None
         if not found:
             raise invalid(f"{field} host_path {device.host_path} is not a device (nor a directory of devices)")
+
+
+def _add_nodes(linux: dict[str, Any], host_path: str, container_path: str, permissions: str) -> bool:
+    """Add the device at `host_path`, or every device below it; were there any?"""
+    if os.path.isdir(host_path):
+        nodes = [(str(path), container_path + "/" + str(path.relative_to(host_path)))
+                 for path in sorted(Path(host_path).rglob("*")) if not path.is_dir()]
+    else:
+        nodes = [(host_path, container_path)]
+    found = False
+    for node, target in nodes:
+        made = device_entry(node, target)
+        if made is None:
+            continue
+        entry, kind, major, minor = made
+        linux.setdefault("devices", []).append(entry)
+        linux["resources"]["devices"].append({"allow": True, "type": kind, "major": major, "minor": minor,
+                                              "access": permissions})
+        found = True
+    return found
 
 
 def apply_host_devices(spec: dict[str, Any], devices_dir: Path) -> None:
@@ -86,7 +95,7 @@ def apply_host_devices(spec: dict[str, Any], devices_dir: Path) -> None:
             if path == os.path.join(devices_dir, "console") or os.path.islink(path):
                 continue
             try:
-                made = device_entry(path, path, "privileged")
+                made = device_entry(path, path)
             except OSError:
                 continue
             if made is not None:

@@ -10,7 +10,6 @@ would. Only a regular file of at most MAX_FILE bytes is read.
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 from pathlib import Path
@@ -29,7 +28,10 @@ OPEN_PATH = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 def read_rootfs_file(rootfs: Path, path: str) -> bytes | None:
     """The bytes of `path` (absolute, in the container's view) inside `rootfs`; None when it
     does not exist there (a dangling symlink included)."""
-    root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise invalid(f"the container's rootfs {rootfs} cannot be opened: {exc.strerror}") from None
     try:
         fd = _resolve(root_fd, path)
         if fd is None:
@@ -38,6 +40,8 @@ def read_rootfs_file(rootfs: Path, path: str) -> bytes | None:
             return _read_regular(fd, path)
         finally:
             os.close(fd)
+    except OSError as exc:
+        raise invalid(f"the image's {path} cannot be read: {exc.strerror}") from None
     finally:
         os.close(root_fd)
 
@@ -86,10 +90,7 @@ def _read_regular(path_fd: int, path: str) -> bytes:
     """Read a regular file of at most MAX_FILE bytes through a fresh fd of `path_fd`'s file."""
     if not stat.S_ISREG(os.fstat(path_fd).st_mode):
         raise invalid(f"the image's {path} is not a regular file")
-    try:
-        fd = os.open(f"/proc/self/fd/{path_fd}", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        raise invalid(f"the image's {path} cannot be read: {os.strerror(exc.errno or errno.EIO)}") from None
+    fd = os.open(f"/proc/self/fd/{path_fd}", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
         if os.fstat(fd).st_size > MAX_FILE:
             raise invalid(f"the image's {path} is larger than {MAX_FILE} bytes")

@@ -19,7 +19,9 @@ capabilities meet its includes and none of its excludes.
 from __future__ import annotations
 
 import json
+import os
 import platform
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +91,10 @@ def seccomp_spec(context: api_pb2.LinuxContainerSecurityContext, capabilities: l
 
 def _load(path: Path, field: str) -> dict[str, Any]:
     try:
-        with open(path, "rb") as profile:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with open(fd, "rb") as profile:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise invalid(f"{field}: {path} is not a regular file")
             data = profile.read(MAX_PROFILE + 1)
     except FileNotFoundError:
         raise not_found(f"{field}: {path} does not exist") from None

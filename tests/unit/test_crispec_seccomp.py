@@ -6,6 +6,7 @@ form kept, and bad or missing profiles named."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -168,3 +169,11 @@ def test_a_profile_that_is_not_json_is_named(tmp_path: Path) -> None:
     bad.write_text("{nope")
     with pytest.raises(CrispecError, match=f"{bad} is not JSON"):
         seccomp_of(tmp_path, seccomp_profile_path=f"localhost/{bad}")
+
+
+def test_a_profile_that_is_a_fifo_is_refused_unopened_for_reading(tmp_path: Path) -> None:
+    """Opening a FIFO to read would wait for a writer for ever."""
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    with pytest.raises(CrispecError, match=f"{fifo} is not a regular file"):
+        seccomp_of(tmp_path, seccomp_profile_path=f"localhost/{fifo}")

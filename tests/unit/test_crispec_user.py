@@ -152,3 +152,8 @@ def test_garbage_lines_are_skipped_never_read_as_root(tmp_path: Path) -> None:
     assert user_of(tmp_path, "ok") == {"uid": 5, "gid": 6}
     with pytest.raises(CrispecError, match="no user 'broken'"):
         user_of(tmp_path, "broken")
+
+
+def test_a_missing_rootfs_is_named(tmp_path: Path) -> None:
+    with pytest.raises(CrispecError, match=r"the container's rootfs .*gone cannot be opened"):
+        make_spec(tmp_path, security(), rootfs=tmp_path / "gone")
