@@ -2,8 +2,8 @@
 config.json is `actors.crispec`'s spec, its findings read from its output. The user a name
 resolves to with its groups, dropped capabilities, no_new_privs, the RuntimeDefault seccomp
 filter (and a syscall it blocks), the pod's PID and IPC namespaces joined, a read-only root,
-masked paths, the pod's files, a device node, and an rslave host mount that sees a mount the
-host makes after the start."""
+masked paths (given and default), the pod's files, a device node, a privileged container, and
+an rslave host mount that sees a mount the host makes after the start."""
 
 from __future__ import annotations
 
@@ -75,7 +75,8 @@ def test_user_groups_capabilities_no_new_privs_seccomp_and_the_pods_namespaces(
         capabilities=api_pb2.Capability(drop_capabilities=["CHOWN", "CAP_NET_RAW"], add_capabilities=["SYS_TIME"]),
         seccomp=api_pb2.SecurityProfile(profile_type=api_pb2.SecurityProfile.RuntimeDefault))
     pod = PodFacts("sandbox1", infra, None)
-    run(daemon, tmp_path, "c1", "id; cat /proc/self/status; echo pid1=$(cat /proc/1/cmdline | tr '\\0' ' ')",
+    run(daemon, tmp_path, "c1", "id; cat /proc/self/status; echo pid1=$(cat /proc/1/cmdline | tr '\\0' ' '); "
+        "echo timers=$(wc -c < /proc/timer_list)",
         context, pod=pod, sandbox=pod_config(network=NODE))
     seen = output(daemon, "c1")
     assert "uid=1000(alice) gid=1000(alice) groups=7,10(wheel),29(audio)" in seen, seen
@@ -84,6 +85,7 @@ def test_user_groups_capabilities_no_new_privs_seccomp_and_the_pods_namespaces(
     assert status_line(seen, "NoNewPrivs") == "1"
     assert status_line(seen, "Seccomp") == "2"
     assert "pid1=sleep 100000" in seen, seen
+    assert "timers=0\n" in seen, "containerd's default masked paths"
     assert Path(f"/proc/{infra}/ns/ipc").readlink() != Path("/proc/self/ns/ipc").readlink()
     daemon.call("containers.signal", {"id": "infra", "signal": 9})
 
@@ -146,3 +148,19 @@ def test_an_rslave_host_path_sees_a_mount_made_on_the_host_after_the_start(daemo
         subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(shared / "later")], check=True)
         (shared / "later" / "marker").write_text("")
         assert "seen-the-later-mount" in output(daemon, "slave")
+
+
+def test_privileged_has_every_capability_the_hosts_devices_and_no_filter_or_masks(daemon: Daemon,
+                                                                                   tmp_path: Path) -> None:
+    context = api_pb2.LinuxContainerSecurityContext(
+        privileged=True, seccomp=api_pb2.SecurityProfile(profile_type=api_pb2.SecurityProfile.RuntimeDefault))
+    sandbox = pod_config(network=NODE, ipc=NODE, privileged=True)
+    spec = run(daemon, tmp_path, "priv", "cat /proc/self/status; echo timers=$(wc -c < /proc/timer_list); "
+               "ls -l /dev/null /dev/zero; grep ' /sys sysfs ' /proc/self/mounts", context,
+               sandbox=sandbox)
+    seen = output(daemon, "priv")
+    assert status_line(seen, "CapBnd") == status_line(Path("/proc/self/status").read_text(), "CapBnd")
+    assert status_line(seen, "Seccomp") == "0" and "timers=0\n" not in seen, seen
+    assert "crw-rw-rw-" in seen and "/dev/zero" in seen, seen
+    assert "sysfs /sys sysfs rw," in seen, seen
+    assert len(spec["linux"]["devices"]) > 2
