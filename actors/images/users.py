@@ -15,10 +15,15 @@ from dataclasses import dataclass
 
 from actors.images.errors import ImageError
 
-__all__ = ["ImageUser", "resolve_user"]
+__all__ = ["ImageUser", "UnknownName", "resolve_user"]
 
 MAX_ID = 2**31 - 1
 NUMBER = re.compile(r"[0-9]+")
+
+
+class UnknownName(ImageError):
+    """A user or group name the image's /etc/passwd or /etc/group does not hold (the CRI
+    answers NOT_FOUND for it, bad input INVALID_ARGUMENT)."""
 
 
 @dataclass(frozen=True)
@@ -68,15 +73,17 @@ def _group_entries(text: bytes | None) -> list[_GroupEntry]:
             for fields in _lines(text) if len(fields) >= 3 and NUMBER.fullmatch(fields[2])]
 
 
-def _in_range(value: int, what: str, spec: str) -> int:
+def _in_range(value: int, what: str, spec: str, source: str) -> int:
     if value > MAX_ID:
-        raise ImageError(f"the image's User {spec!r}: {what} {value} is out of range (0 to {MAX_ID})")
+        raise ImageError(f"{source} {spec!r}: {what} {value} is out of range (0 to {MAX_ID})")
     return value
 
 
-def resolve_user(spec: str, passwd: bytes | None, group: bytes | None) -> ImageUser:
+def resolve_user(spec: str, passwd: bytes | None, group: bytes | None, *,
+                 source: str = "the image's User") -> ImageUser:
     """The user `spec` (the image config's User) stands for, given the image's /etc/passwd and
-    /etc/group contents (None: the image has no such file)."""
+    /etc/group contents (None: the image has no such file). `source` names where `spec` came
+    from in an error (the CRI's security context resolves its users here too)."""
     user_arg, _, rest = spec.partition(":")
     group_arg = rest.split(":", 1)[0]
     numeric_user = NUMBER.fullmatch(user_arg) is not None
@@ -92,8 +99,8 @@ def resolve_user(spec: str, passwd: bytes | None, group: bytes | None) -> ImageU
         uid, gid, home, name = matches[0].uid, matches[0].gid, matches[0].home, matches[0].name
     elif user_arg:
         if not numeric_user:
-            raise ImageError(f"the image's User {spec!r}: no user {user_arg!r} in the image's /etc/passwd")
-        uid = _in_range(int(user_arg), "uid", spec)
+            raise UnknownName(f"{source} {spec!r}: no user {user_arg!r} in the image's /etc/passwd")
+        uid = _in_range(int(user_arg), "uid", spec, source)
     additional: tuple[int, ...] = ()
     if group_arg:
         groups = [g for g in _group_entries(group)
@@ -101,9 +108,9 @@ def resolve_user(spec: str, passwd: bytes | None, group: bytes | None) -> ImageU
         if groups:
             gid = groups[0].gid
         elif NUMBER.fullmatch(group_arg):
-            gid = _in_range(int(group_arg), "gid", spec)
+            gid = _in_range(int(group_arg), "gid", spec, source)
         else:
-            raise ImageError(f"the image's User {spec!r}: no group {group_arg!r} in the image's /etc/group")
+            raise UnknownName(f"{source} {spec!r}: no group {group_arg!r} in the image's /etc/group")
     elif name is not None:
         additional = tuple(g.gid for g in _group_entries(group) if name in g.members)
     return ImageUser(uid, gid, additional, home or None)
