@@ -38,12 +38,16 @@ def group_id(name: str) -> int:
         raise StartupError(f"--socket-group: there is no group {name!r} (make it with groupadd first)") from None
 
 
-def bin_dirs(ctx: click.Context, param: click.Parameter, value: str) -> tuple[Path, ...]:
+def bin_dirs(value: str) -> tuple[Path, ...]:
     """--cni-bin-dir's colon-separated dirs, each made absolute (empty entries skipped)."""
-    dirs = tuple(Path(entry).absolute() for entry in value.split(":") if entry)
-    if not dirs:
+    return tuple(Path(entry).absolute() for entry in value.split(":") if entry)
+
+
+def some_bin_dir(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Refuse a --cni-bin-dir that names no directory."""
+    if not bin_dirs(value):
         raise click.BadParameter("give at least one directory")
-    return dirs
+    return value
 
 
 def absolute_unresolved(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
@@ -126,11 +130,11 @@ def cli() -> None:
                    "which gets the control socket's access (root's; --socket-group's too); none: serve no CRI.  "
                    "[default: unix://<state-dir>/cri.sock]")
 @click.option("--cni-conf-dir", default=str(DEFAULT_CNI_CONF_DIR), show_default=True,
-              type=click.Path(file_okay=False, path_type=Path), callback=absolute_unresolved,
+              type=click.Path(file_okay=False),
               help="The CNI network config of the CRI's pods: the first .conf, .conflist or .json file by name "
                    "(as libcni picks it). Status reports NetworkReady false while it has none.")
 @click.option("--cni-bin-dir", default=":".join(map(str, DEFAULT_CNI_BIN_DIRS)), show_default=True,
-              metavar="DIR[:DIR...]", callback=bin_dirs,
+              metavar="DIR[:DIR...]", callback=some_bin_dir,
               help="Where the CNI plugins are looked up, in this order (a colon-separated list).")
 @click.option("--log-level", type=click.Choice(list(LEVELS)), default="info", show_default=True,
               help="Log this level and above.")
@@ -143,7 +147,7 @@ def start(state_dir: str, root: str, listen: str | None, curve_secret_key: Path 
           runtime: str, events_hwm: int, events_buffer: int, log_limit: int, socket_group: str | None,
           restart_delay: float, restart_delay_max: float, restart_reset: float, metrics_address: str | None,
           pidfile: Path | None, shim_cgroup: str, registries_conf: Path | None, auth_file: Path | None,
-          cri_address: str | None, cni_conf_dir: Path, cni_bin_dir: tuple[Path, ...], log_level: str,
+          cri_address: str | None, cni_conf_dir: str, cni_bin_dir: str, log_level: str,
           log_format: str, debug: bool) -> None:
     """Run the daemon in the foreground until SIGTERM or SIGINT (a second SIGINT: at once).
 
@@ -182,7 +186,8 @@ def start(state_dir: str, root: str, listen: str | None, curve_secret_key: Path 
                         socket_group=None if socket_group is None else group_id(socket_group), curve=curve,
                         settings=settings, metrics_address=metrics_address, shim_cgroup=shim_cgroup,
                         pulls=PullSettings(registries_conf, auth_file),
-                        cri_address=cri_address, cni_conf_dir=cni_conf_dir, cni_bin_dirs=cni_bin_dir)
+                        cri_address=cri_address, cni_conf_dir=Path(cni_conf_dir).absolute(),
+                        cni_bin_dirs=bin_dirs(cni_bin_dir))
     except ValueError as exc:
         raise StartupError(str(exc)) from None
     daemon.run()
