@@ -41,6 +41,7 @@ from actors.inspector import Inspector
 from actors.metrics import Metrics, MetricsServer
 from actors.monitor import Monitor
 from actors.pidfile import PidFile, PidFileError
+from actors.pods.service import Pods
 from actors.rootdir import RootDir
 from actors.service.health import Health
 from actors.service.notify import Notifier
@@ -324,6 +325,7 @@ class Daemon:
             except zmq.ZMQError as exc:
                 raise StartupError(f"cannot bind the daemon's sockets: {exc}") from None
             bus.register("inspector", Inspector.start(context))
+            bus.register("pods", Pods.start(context, self.root.pods))
             for name in worker_names:
                 bus.register(name, Worker.start(
                     context, name, state=self.state, root=self.root, runtime=runtime, spawner=spawner,

@@ -307,3 +307,25 @@ def test_ten_pods_at_once_run_stop_and_go_leaving_nothing(start_node: Callable[.
     for pod_id, (status, info) in zip(pod_ids, seen, strict=True):
         assert node.leftovers(pod_id, status.network.ip, host_veths(info, node.net.bridge)) == []
     assert run("ip", "-o", "link", "show", "master", node.net.bridge) == ""
+
+
+def test_actorctl_lists_and_inspects_the_pods(start_node: Callable[..., Node]) -> None:
+    node = start_node()
+    pod_id = node.run_pod("shown", labels={"app": "shown"})
+    status, _ = node.status(pod_id)
+    [listed] = json.loads(node.daemon.ctl("pods", "list", "--json").stdout)
+    assert (listed["id"], listed["metadata"]["name"], listed["state"]) == (pod_id, "shown", "READY")
+    assert listed["ips"] == [status.network.ip] and listed["infra_id"] == pod_id
+    header, row = node.daemon.ctl("pods", "list").stdout.splitlines()
+    assert header.split() == ["ID", "NAME", "NAMESPACE", "STATE", "IP", "CREATED"]
+    assert row.split()[:5] == [pod_id[:13], "shown", "test-ns", "READY", status.network.ip]
+    inspected = json.loads(node.daemon.ctl("pods", "inspect", "--json", pod_id[:8]).stdout)
+    assert inspected["id"] == pod_id and inspected["cni_result"]["ips"]
+    assert f"ips:       {status.network.ip}" in node.daemon.ctl("pods", "inspect", pod_id).stdout
+    missing = node.daemon.ctl("pods", "inspect", "0" * 64)
+    assert missing.returncode == 1 and "no pod sandbox" in missing.stderr
+    node.stop(pod_id)
+    [stopped] = json.loads(node.daemon.ctl("pods", "list", "--json").stdout)
+    assert (stopped["state"], stopped["ips"]) == ("NOTREADY", [])
+    node.remove(pod_id)
+    assert json.loads(node.daemon.ctl("pods", "list", "--json").stdout) == []

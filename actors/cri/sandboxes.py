@@ -39,7 +39,7 @@ from actors.podnet.netns import NetnsError, create_netns, is_netns, remove_netns
 from actors.podnet.plugin import PluginError
 from actors.pods.infra import InfraSpec, infra_spec, make_bundle, write_pod_files
 from actors.pods.states import PodState
-from actors.pods.store import AmbiguousId, NameTaken, PodRecord, PodStore
+from actors.pods.store import CNI_RESULT, AmbiguousId, NameTaken, PodRecord, PodStore
 
 __all__ = ["POD_LABEL", "TYPE_LABEL", "PodSandboxes", "pod_labels"]
 
@@ -50,7 +50,6 @@ POD_LABEL = "actord.pod"
 """The label every container of a pod carries: its pod's id (stop kills them by it)."""
 START_TIMEOUT = 60.0
 """Seconds the infra container's start may take at most (the daemon's --start-timeout bounds it too)."""
-CACHE_FILE = "cni-result.json"
 STATES = {PodState.READY: api_pb2.SANDBOX_READY, PodState.NOTREADY: api_pb2.SANDBOX_NOTREADY}
 
 
@@ -78,7 +77,7 @@ class PodSandboxes:
         self.netns_dir = netns_dir
 
     def cache_file(self, pod_id: str) -> Path:
-        return self.store.pod_dir(pod_id) / CACHE_FILE
+        return self.store.pod_dir(pod_id) / CNI_RESULT
 
     # --- run ---
 

@@ -30,12 +30,15 @@ from actors.pods.states import PodState, check_transition
 from actors.statedir import write_json_atomic
 from actors.treeremoval import remove_tree
 
-__all__ = ["POD_ID", "AmbiguousId", "NameTaken", "PodMetadata", "PodRecord", "PodStore", "new_pod_id"]
+__all__ = ["CNI_RESULT", "POD_ID", "AmbiguousId", "NameTaken", "PodMetadata", "PodRecord", "PodStore", "new_pod_id",
+           "read_records"]
 
 logger = logging.getLogger(__name__)
 
 POD_ID = re.compile(r"[0-9a-f]{64}\Z")
 RECORD = "pod.json"
+CNI_RESULT = "cni-result.json"
+"""The pod's kept CNI ADD result, in its dir."""
 
 
 def new_pod_id() -> str:
@@ -114,6 +117,20 @@ class PodRecord:
         return record
 
 
+def read_records(directory: Path) -> list[PodRecord]:
+    """The records of every pod under `directory`, by id; a damaged one is logged and skipped
+    (left as it is for an operator)."""
+    records = []
+    for entry in sorted(directory.iterdir()) if directory.is_dir() else []:
+        if not POD_ID.match(entry.name):
+            continue
+        try:
+            records.append(PodRecord.from_json(json.loads((entry / RECORD).read_bytes())))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            logger.error("pod %s: its record cannot be read (%s); left as it is", entry.name, exc)
+    return records
+
+
 class PodStore:
     """The records under `directory` (`<root>/pods`), their names and locks."""
 
@@ -130,14 +147,7 @@ class PodStore:
     def load(self) -> list[PodRecord]:
         """Read every pod's record back (a daemon start); a damaged one is logged and skipped."""
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        for entry in sorted(self.directory.iterdir()):
-            if not POD_ID.match(entry.name):
-                continue
-            try:
-                record = PodRecord.from_json(json.loads((entry / RECORD).read_bytes()))
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                logger.error("pod %s: its record cannot be read (%s); left as it is", entry.name, exc)
-                continue
+        for record in read_records(self.directory):
             with self._lock:
                 self._records[record.id] = record
                 self._names[record.metadata.reserved_name] = record.id
