@@ -92,7 +92,11 @@ class Node:
 
     def leftovers(self, pod_id: str, ip: str | None, host_veths: list[str]) -> list[str]:
         """What the pod left: the private network's check (veth, bridge port, host-local file,
-        iptables rules and chains) and the daemon's (netns, pod dir, mounts, container, shim)."""
+        iptables rules and chains) and the daemon's (netns, pod dir, mounts, container, shim).
+        The infra container's shim ends, and actord then unmounts its rootfs, just after the
+        removal that killed it has answered: those two are waited for (a few ms)."""
+        wait_until(lambda: not self.daemon.live_shims() and not mounts_under(self.daemon.state_dir),
+                   message="the infra container's shim and rootfs mount to go")
         self.net.host_veths[pod_id] = host_veths
         found = self.net.leftovers(pod_id, ip)
         netns = self.daemon.state_dir / "netns" / pod_id
@@ -265,6 +269,20 @@ def test_a_cni_failure_is_an_error_that_leaves_nothing(start_node: Callable[...,
     assert list((node.daemon.state_dir / "netns").iterdir()) == []
     node.net.write_conf(node.net.conflist())
     pod_id = node.run_pod("broken")  # the daemon serves on, and the name was released
+    node.remove(pod_id)
+
+
+def test_an_infra_container_that_cannot_start_undoes_the_network_and_leaves_nothing(
+        start_node: Callable[..., Node]) -> None:
+    node = start_node()
+    linux = api_pb2.LinuxPodSandboxConfig(sysctls={"net.no_such_sysctl": "1"})  # runc refuses it at create
+    failed = grpc_error(lambda: node.run_pod("unstartable", linux=linux))
+    assert failed.code() == grpc.StatusCode.UNKNOWN and "infra container did not start" in failed.details()
+    assert "no_such_sysctl" in failed.details()
+    assert node.listed() == []
+    assert node.leftovers("none", None, []) == []  # no bridge port, allocation, netns, mount, container
+    assert list((node.daemon.root_dir / "pods").iterdir()) == []
+    pod_id = node.run_pod("unstartable")  # the name was released
     node.remove(pod_id)
 
 
