@@ -311,6 +311,25 @@ def test_a_killed_daemon_started_again_keeps_the_pod_and_its_ip(start_node: Call
     assert node.leftovers(pod_id, status.network.ip, host_veths(info, node.net.bridge)) == []
 
 
+def test_a_run_cut_short_by_a_killed_daemon_is_undone_when_it_starts_again(start_node: Callable[..., Node]) -> None:
+    node = start_node()
+    pod_id = node.run_pod("cut-short")
+    status, info = node.status(pod_id)
+    node.daemon.stop(signal.SIGKILL)
+    (node.daemon.root_dir / "pods" / pod_id / "pod.json").unlink()  # as if killed before its last step
+    stray = node.daemon.state_dir / "netns" / ("e" * 64)
+    stray.touch()  # a netns file no pod has (its namespace never mounted)
+    node.daemon.start()
+    wait_until((node.daemon.state_dir / "cri.sock").exists, message="the CRI socket")
+    assert not (node.daemon.root_dir / "pods" / pod_id).exists() and not stray.exists()
+    assert not (node.daemon.state_dir / "netns" / pod_id).exists()
+    with node.daemon.client() as client:
+        assert client.knows(pod_id)  # the infra container: actord kept it running
+    assert node.listed() == []  # the first list removes it
+    assert node.leftovers(pod_id, status.network.ip, host_veths(info, node.net.bridge)) == []
+    assert "a run cut short by a daemon stop, undone" in node.daemon.log()
+
+
 @pytest.mark.slow
 def test_ten_pods_at_once_run_stop_and_go_leaving_nothing(start_node: Callable[..., Node]) -> None:
     node = start_node()

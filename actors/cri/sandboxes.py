@@ -13,12 +13,18 @@ container, so `actorctl containers list` shows it).
     status  NOT_FOUND for an unknown id; READY only while the infra container runs
 
 Calls on one pod hold its lock (the store's); calls on different pods run at once.
+
+A daemon killed during a run leaves a pod half-made, with no record: at start-up `sweep`
+runs CNI DEL with what its ADD kept, removes its netns and its dir (and any netns no pod
+has); the infra container, which actord keeps running like any other, is removed by the
+first ListPodSandbox or RunPodSandbox (the daemon answers only once the CRI serves).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -35,7 +41,7 @@ from actors.cri.podconfig import PodConfig, host_security, read_pod_config
 from actors.cri.status import Refusal, status_of
 from actors.podnet.cni import PodNetwork, PodRef, PortMapping, attachment_of
 from actors.podnet.conf import ConfError
-from actors.podnet.netns import NetnsError, create_netns, is_netns, remove_netns
+from actors.podnet.netns import NetnsError, create_netns, is_netns, list_netns, remove_netns
 from actors.podnet.plugin import PluginError
 from actors.pods.infra import InfraSpec, infra_spec, make_bundle, write_pod_files
 from actors.pods.states import PodState
@@ -75,15 +81,52 @@ class PodSandboxes:
         self.store = store
         self.network = network
         self.netns_dir = netns_dir
+        self._orphans_swept = False
+        self._orphans_lock = threading.Lock()
 
     def cache_file(self, pod_id: str) -> Path:
         return self.store.pod_dir(pod_id) / CNI_RESULT
+
+    # --- what a killed daemon left ---
+
+    def sweep(self) -> None:
+        """Undo the runs a killed daemon left half-made (a pod dir without a record), and remove
+        the netns files no pod has; each failure is logged, the rest goes on."""
+        for pod_id in self.store.unrecorded():
+            try:
+                self.network.delete(PodRef(pod_id, "", ""), self.netns_dir / pod_id, [], self.cache_file(pod_id))
+                remove_netns(self.netns_dir, pod_id)
+                self.store.remove_dir(pod_id)
+                logger.warning("pod %s: a run cut short by a daemon stop, undone", pod_id)
+            except (ConfError, PluginError, NetnsError, OSError) as exc:
+                logger.error("pod %s: a run cut short by a daemon stop cannot be undone: %s", pod_id, exc)
+        for pod_id in list_netns(self.netns_dir):
+            if not self.store.known(pod_id) and not self.store.pod_dir(pod_id).exists():
+                try:
+                    remove_netns(self.netns_dir, pod_id)
+                except NetnsError as exc:
+                    logger.error("%s", exc)
+
+    def _sweep_orphan_infra(self) -> None:
+        """Once per daemon run: remove the infra containers of pods the store does not know."""
+        with self._orphans_lock:
+            if self._orphans_swept:
+                return
+            client = self.link.client()
+            for container in client.containers():
+                pod_id = container.labels.get(POD_LABEL)
+                if container.labels.get(TYPE_LABEL) == "sandbox" and pod_id and not self.store.known(pod_id):
+                    logger.warning("pod %s: its infra container %s outlived its run; removing it", pod_id,
+                                   container.id)
+                    self._kill_container(client, container.id)
+            self._orphans_swept = True
 
     # --- run ---
 
     def run(self, request: api_pb2.RunPodSandboxRequest, context: grpc.ServicerContext) -> str:
         """The new pod's id, once it is READY; a Refusal (nothing left) otherwise."""
         config = read_pod_config(request, host_security())
+        self._sweep_orphan_infra()
         try:
             pod_id = self.store.reserve(config.metadata)
         except NameTaken as exc:
@@ -259,6 +302,7 @@ class PodSandboxes:
         return api_pb2.PodSandboxStatusResponse(status=status, info=info)
 
     def list(self, request: api_pb2.ListPodSandboxRequest) -> list[api_pb2.PodSandbox]:
+        self._sweep_orphan_infra()
         wanted = request.filter if request.HasField("filter") else None
         records: Iterable[PodRecord] = self.store.all()
         if wanted is not None and wanted.id:

@@ -156,6 +156,7 @@ class CriServer:
             logger.info("%d pod sandbox(es) read back from %s", len(found), self.pods.pods_dir)
         network = PodNetwork(self.pods.cni_conf_dir, self.pods.cni_bin_dirs)
         sandboxes = PodSandboxes(link, store, network, self.pods.netns_dir)
+        sandboxes.sweep()
         return RuntimeServicer(sandboxes, self.pods.cni_conf_dir, self.pods.cni_bin_dirs)
 
     def stop(self) -> None:

@@ -186,6 +186,20 @@ class PodStore:
         with lock:
             yield self.get(pod_id)
 
+    def known(self, pod_id: str) -> bool:
+        """Whether the id is a pod's, or reserved by a run under way."""
+        with self._lock:
+            return pod_id in self._pod_locks
+
+    def unrecorded(self) -> list[str]:
+        """The ids of pod dirs without a record: what a daemon killed during a run left (a dir
+        whose record exists but cannot be read is not one: it is left for an operator)."""
+        with self._lock:
+            known = set(self._pod_locks)
+        entries = sorted(self.directory.iterdir()) if self.directory.is_dir() else []
+        return [entry.name for entry in entries
+                if POD_ID.match(entry.name) and entry.name not in known and not (entry / RECORD).exists()]
+
     def get(self, pod_id: str) -> PodRecord | None:
         with self._lock:
             return self._records.get(pod_id)
