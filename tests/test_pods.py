@@ -7,6 +7,7 @@ each pod's removal: nothing of it is left on the host."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
@@ -121,32 +122,24 @@ def host_veths(info: dict[str, Any], bridge: str) -> list[str]:
 
 @pytest.fixture
 def start_node(request: pytest.FixtureRequest) -> Iterator[Callable[..., Node]]:
-    """Start actord on a private network; `conf=False` leaves the conf dir empty."""
-    stack: list[tuple[Any, Any, Path, CriClient]] = []
+    """Start actord on a private network; `conf=False` leaves the conf dir empty. Whatever was
+    entered is left again, the last first, also when a start fails half-way."""
+    with contextlib.ExitStack() as stack:
 
-    def start(conf: bool = True) -> Node:
-        network_context = private_network()
-        net = network_context.__enter__()
-        if not conf:
-            for path in net.conf_dir.iterdir():
-                path.unlink()
-        state_dir = new_state_dir()
-        args = ["--cni-conf-dir", str(net.conf_dir), "--cni-bin-dir", ":".join(map(str, BIN_DIRS))]
-        daemon_context = checked_daemon(Daemon(state_dir, extra_args=args), request)
-        daemon = daemon_context.__enter__()
-        wait_until((state_dir / "cri.sock").exists, message="the CRI socket")
-        cri = CriClient(state_dir / "cri.sock")
-        stack.append((network_context, daemon_context, state_dir, cri))
-        return Node(daemon, net, cri)
+        def start(conf: bool = True) -> Node:
+            net = stack.enter_context(private_network())
+            if not conf:
+                for path in net.conf_dir.iterdir():
+                    path.unlink()
+            state_dir = new_state_dir()
+            stack.callback(remove_state_dir, state_dir)
+            args = ["--cni-conf-dir", str(net.conf_dir), "--cni-bin-dir", ":".join(map(str, BIN_DIRS))]
+            daemon = stack.enter_context(checked_daemon(Daemon(state_dir, extra_args=args), request))
+            wait_until((state_dir / "cri.sock").exists, message="the CRI socket")
+            cri = stack.enter_context(CriClient(state_dir / "cri.sock"))
+            return Node(daemon, net, cri)
 
-    yield start
-    for network_context, daemon_context, state_dir, cri in reversed(stack):
-        try:
-            cri.channel.close()
-            daemon_context.__exit__(None, None, None)
-        finally:
-            remove_state_dir(state_dir)
-            network_context.__exit__(None, None, None)
+        yield start
 
 
 def answer(host: str, port: int) -> bytes:
