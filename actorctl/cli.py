@@ -49,6 +49,7 @@ class LazyGroup(click.Group):
     "events": "actorctl.commands.events:events",
     "health": "actorctl.commands.health:health",
     "images": "actorctl.commands.images:images",
+    "pods": "actorctl.commands.pods:pods",
 })
 @click.option("--address", envvar="ACTORD_ADDRESS", default=DEFAULT_ADDRESS, show_default=True,
               show_envvar=True, help="The daemon's control socket.")

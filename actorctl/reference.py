@@ -113,7 +113,7 @@ def generate() -> dict[Path, str]:
     """Each generated file and its content."""
     from actorctl.cli import cli as actorctl_cli
     from actors import __version__
-    from actors.daemon import cli as actord_cli
+    from actors.command import cli as actord_cli
 
     return {
         DOCS / "cli.md": markdown([(actorctl_cli, "actorctl"), (actord_cli, "actord")]),

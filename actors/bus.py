@@ -37,7 +37,7 @@ from actors.daemonlog import log_fields
 from actors.peercap import PeerGuard
 from actors.wire import MAX_CLIENT_MESSAGE, ApiError, ErrorCode, WireError, pack, trace, unpack
 from actors.wire import messages as wire
-from actors.wire.api import IMAGE_METHODS, error_reply, parse_request
+from actors.wire.api import IMAGE_METHODS, POD_METHODS, error_reply, parse_request
 from actors.wire.events import HEARTBEAT_INTERVAL
 
 __all__ = ["BUS_ADDRESS", "DIRECT_INBOXES", "Bus", "BusSender", "direct_address", "internal_address"]
@@ -78,6 +78,13 @@ def peer_of(frame: zmq.Frame, internal: str | None = None) -> dict[str, Any]:
     except zmq.ZMQError:  # set only when an authenticator admitted the peer
         pass
     return peer
+
+
+def _handler_of(method: str) -> str:
+    """The actor that answers a request's method."""
+    if method in IMAGE_METHODS:
+        return "images"
+    return "pods" if method in POD_METHODS else "supervisor"
 
 
 DIRECT_INBOXES = frozenset({"supervisor", "monitor", "eventlog"})
@@ -309,7 +316,7 @@ class Bus(threading.Thread):
             except ApiError as exc:
                 self._refuse(route, request_id, exc, frames[1])
                 continue
-            self._tell("images" if method in IMAGE_METHODS else "supervisor",
+            self._tell(_handler_of(method),
                        wire.Request(route=route, request_id=request_id, method=method, params=params,
                                     peer=peer_of(frames[1], self.internal)))
 

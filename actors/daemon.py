@@ -1,4 +1,4 @@
-"""`actord`: the daemon's entry point and its assembly of actors and sockets.
+"""The daemon: its assembly of actors and sockets (its command line: actors/command.py).
 
 Start-up order matters: the state dir lock is taken before any socket is bound
 (a second bind on an ipc path would silently steal the first daemon's socket),
@@ -9,14 +9,12 @@ before it dispatches.
 from __future__ import annotations
 
 import fcntl
-import grp
 import logging
 import os
 import resource
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import uuid
 from pathlib import Path
@@ -27,16 +25,12 @@ import pykka
 import zmq
 import zmq.auth
 from pykka.debug import log_thread_tracebacks
-from setproctitle import setproctitle
 from zmq.auth.thread import ThreadAuthenticator
 
 from actors import __version__
 from actors.bus import Bus
-from actors.config import DEFAULT_CONFIG, ConfiguredCommand, config_commands, effective_settings
 from actors.cri.address import cri_socket_path
-from actors.curve import Curve, curve_server, ipc_path
-from actors.daemonlog import FORMATS, LEVELS
-from actors.daemonlog import configure as configure_logging
+from actors.curve import Curve, ipc_path
 from actors.eventlog import EventLog
 from actors.eventlog.publisher import EventPublisher
 from actors.eventlog.store import EventStore
@@ -44,10 +38,11 @@ from actors.fdbudget import fd_reserve
 from actors.images.pull import PullSettings
 from actors.images.service import ImageService, remount_image_bundles
 from actors.inspector import Inspector
-from actors.metrics import Metrics, MetricsServer, parse_address
+from actors.metrics import Metrics, MetricsServer
 from actors.monitor import Monitor
 from actors.pidfile import PidFile, PidFileError
-from actors.rootdir import DEFAULT_ROOT, RootDir
+from actors.pods.service import Pods
+from actors.rootdir import RootDir
 from actors.service.health import Health
 from actors.service.notify import Notifier
 from actors.service.shim_cgroup import DEFAULT_SHIM_CGROUP, ShimCgroupError, prepare, remove_if_empty, shim_cgroup_dirs
@@ -56,7 +51,6 @@ from actors.statedir import StateDir
 from actors.supervisor import Supervisor
 from actors.supervisor.restart import Backoff
 from actors.wire.api import PROTOCOL_VERSION
-from actors.wire.outputlog import DEFAULT_LIMIT
 from actors.worker import Worker
 from actors.worker.runtime import Runtime
 from actors.worker.spawner import Spawner
@@ -64,11 +58,13 @@ from actors.worker.spawner import Spawner
 if TYPE_CHECKING:
     from actors.cri.server import CriServer  # imported when the CRI is on (Daemon._serve_cri)
 
-__all__ = ["main"]
+__all__ = ["DEFAULT_STATE_DIR", "Daemon", "StartupError"]
 
 logger = logging.getLogger("actord")
 
 DEFAULT_STATE_DIR = "/run/actord"
+DEFAULT_CNI_CONF_DIR = Path("/etc/cni/net.d")
+DEFAULT_CNI_BIN_DIRS = (Path("/usr/lib/cni"),)
 
 
 class StartupError(click.ClickException):
@@ -91,14 +87,6 @@ def lock_dir(lock_file: Path, directory: Path) -> int:
     os.pwrite(fd, record, 0)
     os.ftruncate(fd, len(record))
     return fd
-
-
-def group_id(name: str) -> int:
-    """The gid of the --socket-group, or a start-up error naming it."""
-    try:
-        return grp.getgrnam(name).gr_gid
-    except KeyError:
-        raise StartupError(f"--socket-group: there is no group {name!r} (make it with groupadd first)") from None
 
 
 def raise_fd_limit() -> None:
@@ -133,7 +121,8 @@ class Daemon:
                  socket_group: int | None = None, curve: Curve | None = None,
                  settings: dict[str, Any] | None = None, metrics_address: str | None = None,
                  shim_cgroup: str = DEFAULT_SHIM_CGROUP, pulls: PullSettings | None = None,
-                 cri_address: str | None = None) -> None:
+                 cri_address: str | None = None, cni_conf_dir: Path = DEFAULT_CNI_CONF_DIR,
+                 cni_bin_dirs: tuple[Path, ...] = DEFAULT_CNI_BIN_DIRS) -> None:
         self.state = state
         self.root = root
         self.backoff = backoff
@@ -161,6 +150,9 @@ class Daemon:
         self.pulls = pulls or PullSettings()
         self.cri_socket = cri_socket_path(cri_address, state.root)  # after the state dir's own path check
         """Where the CRI is served (None: it is not; grpc is then never imported)."""
+        self.cni_conf_dir = cni_conf_dir
+        self.cni_bin_dirs = cni_bin_dirs
+        """The pods' CNI network: its config's dir and the dirs of its plugins."""
         self.stopping = threading.Event()
 
     def run(self) -> None:
@@ -250,9 +242,10 @@ class Daemon:
         """The CRI's gRPC server, serving (actors/cri/server.py); imported only here: grpc costs
         a daemon that serves no CRI nothing."""
         assert self.cri_socket is not None
-        from actors.cri.server import CriServer, CriStartError
+        from actors.cri.server import CriServer, CriStartError, PodSettings
 
-        server = CriServer(self.cri_socket, context, self.root.images, group=self.group,
+        pods = PodSettings(self.root.pods, self.state.netns, self.cni_conf_dir, self.cni_bin_dirs)
+        server = CriServer(self.cri_socket, context, self.root.images, pods, group=self.group,
                            shared=self.socket_group is not None)
         try:
             server.start()
@@ -332,6 +325,7 @@ class Daemon:
             except zmq.ZMQError as exc:
                 raise StartupError(f"cannot bind the daemon's sockets: {exc}") from None
             bus.register("inspector", Inspector.start(context))
+            bus.register("pods", Pods.start(context, self.root.pods))
             for name in worker_names:
                 bus.register(name, Worker.start(
                     context, name, state=self.state, root=self.root, runtime=runtime, spawner=spawner,
@@ -402,148 +396,3 @@ class Daemon:
         signal.signal(signal.SIGTERM, first)
         signal.signal(signal.SIGINT, first)
         signal.signal(signal.SIGUSR1, log_thread_tracebacks)
-
-
-def absolute_unresolved(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
-    """A path made absolute, its symlinks left unresolved: a link is refused where it is opened
-    (O_NOFOLLOW), not followed while the option is parsed (click's resolve_path would)."""
-    return None if value is None else value.absolute()
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="actord")
-def cli() -> None:
-    """actord: a container supervisor. Runs OCI bundles through runc, one shim per process."""
-
-
-@cli.command(cls=ConfiguredCommand)
-@click.option("--state-dir", default=DEFAULT_STATE_DIR, show_default=True, type=click.Path(file_okay=False),
-              help="Where running containers, sockets and the event log live, wiped by a reboot (keep it "
-                   "short: ipc paths are limited to 107 bytes).")
-@click.option("--root", default=DEFAULT_ROOT, show_default=True, type=click.Path(file_okay=False),
-              help="Persistent storage: definitions of containers under a restart policy (brought back after "
-                   "a reboot) and the event numbering.")
-@click.option("--listen", default=None, metavar="ADDRESS",
-              help="Control socket address; a network one (tcp://...) needs --curve-secret-key and "
-                   "--curve-authorized-keys.  [default: ipc://<state-dir>/actord.sock]")
-@click.option("--curve-secret-key", metavar="FILE",
-              type=click.Path(exists=True, dir_okay=False, path_type=Path, resolve_path=True),
-              help="This daemon's CURVE certificate with its secret key (the .key_secret file made by "
-                   "zmq.auth.create_certificates): the control socket admits only CURVE clients.")
-@click.option("--curve-authorized-keys", metavar="DIR",
-              type=click.Path(exists=True, file_okay=False, path_type=Path, resolve_path=True),
-              help="Directory of the public certificates (*.key) of the clients CURVE admits; any other key "
-                   "is refused.")
-@click.option("--workers", default=10, show_default=True, type=click.IntRange(1, 256),
-              help="Worker actors that run container starts and other runtime calls.")
-@click.option("--start-timeout", default=30.0, show_default=True, type=click.FloatRange(0.1, 3600),
-              help="Seconds a container start (shim, runc create, runc start) may take.")
-@click.option("--retain-count", default=500, show_default=True, type=click.IntRange(1, 10_000_000),
-              help="How many past events to keep for replay.")
-@click.option("--runtime", default="runc", show_default=True, help="The OCI runtime binary.")
-@click.option("--events-hwm", default=10000, show_default=True, type=click.IntRange(1, 10_000_000),
-              help="Events queued per slow subscriber before the PUB socket drops (subscribers then replay).")
-@click.option("--events-buffer", default=0, show_default=True, type=click.IntRange(0, 1 << 30), metavar="BYTES",
-              help="Kernel send buffer per event subscriber (0: the system's default).")
-@click.option("--log-limit", default=DEFAULT_LIMIT, show_default=True, type=click.IntRange(4096, 1 << 30),
-              help="Bytes of captured output per process file; two files are kept (rotated).")
-@click.option("--socket-group", metavar="GROUP",
-              help="Let this group's members use actord: the control, event and CRI sockets become root:GROUP "
-                   "0660 and the state dir root:GROUP 0710 (enter, not list); all else stays root's. Its "
-                   "members are root-equivalent: whoever can talk to the socket can run a container with "
-                   "host mounts, hooks and capabilities as root (as with Docker's docker group).  "
-                   "[default: root only]")
-@click.option("--restart-delay", default=0.1, show_default=True, type=click.FloatRange(0.01, 3600), metavar="SECONDS",
-              help="A restart policy's first back-off; it doubles with each quick restart, up to --restart-delay-max.")
-@click.option("--restart-delay-max", default=60.0, show_default=True, type=click.FloatRange(0.01, 86400),
-              metavar="SECONDS", help="The longest back-off between restarts.")
-@click.option("--restart-reset", default=10.0, show_default=True, type=click.FloatRange(0, 86400), metavar="SECONDS",
-              help="A container that ran this long before it stopped restarts after --restart-delay again.")
-@click.option("--metrics-address", metavar="HOST:PORT",
-              help="Serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9338).  [default: off]")
-@click.option("--pidfile", type=click.Path(dir_okay=False, path_type=Path), callback=absolute_unresolved,
-              help="Write the daemon's pid here (never through a symbolic link); removed at stop if it still "
-                   "holds that pid.")
-@click.option("--shim-cgroup", default=DEFAULT_SHIM_CGROUP, show_default=True,
-              metavar="NAME|/PATH|none",
-              help="The cgroup each shim (and so its container) moves into, in the hierarchies a service "
-                   "manager tracks processes by (cgroup v1 name=systemd, cgroup v2): NAME beside actord's own "
-                   "cgroup, /PATH from the hierarchy's root. Then stopping actord's cgroup (systemctl stop or "
-                   "restart without KillMode=process) leaves the containers running. none: shims stay in "
-                   "actord's cgroup. Made if missing; removed at stop if empty.")
-@click.option("--registries-conf", type=click.Path(exists=True, dir_okay=False, path_type=Path), metavar="FILE",
-              callback=absolute_unresolved,
-              help="The containers-registries.conf(5) pulls honour: mirrors, plain-HTTP (insecure) registries, "
-                   "unqualified-search-registries for names without a registry.  "
-                   "[default: /etc/containers/registries.conf if it exists]")
-@click.option("--auth-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), metavar="FILE",
-              callback=absolute_unresolved,
-              help="Registry credentials for pulls, a containers-auth.json(5) file (as `podman login` writes).")
-@click.option("--cri-address", metavar="unix:///PATH|none",
-              help="Serve the Kubernetes CRI v1 (gRPC: RuntimeService, ImageService) on this unix socket, "
-                   "which gets the control socket's access (root's; --socket-group's too); none: serve no CRI.  "
-                   "[default: unix://<state-dir>/cri.sock]")
-@click.option("--log-level", type=click.Choice(list(LEVELS)), default="info", show_default=True,
-              help="Log this level and above.")
-@click.option("--log-format", type=click.Choice(FORMATS), default="text", show_default=True,
-              help="text: one line per message, then key=value fields; json: one JSON object per line (time, "
-                   "level, logger, message, exception, container_id, process, request_id, peer_uid).")
-@click.option("--debug", is_flag=True, help="Log debug messages (--log-level debug).")
-def start(state_dir: str, root: str, listen: str | None, curve_secret_key: Path | None,
-          curve_authorized_keys: Path | None, workers: int, start_timeout: float, retain_count: int,
-          runtime: str, events_hwm: int, events_buffer: int, log_limit: int, socket_group: str | None,
-          restart_delay: float, restart_delay_max: float, restart_reset: float, metrics_address: str | None,
-          pidfile: Path | None, shim_cgroup: str, registries_conf: Path | None, auth_file: Path | None,
-          cri_address: str | None, log_level: str, log_format: str, debug: bool) -> None:
-    """Run the daemon in the foreground until SIGTERM or SIGINT (a second SIGINT: at once).
-
-    Containers keep running when the daemon stops: their shims outlive it, and
-    the next `actord start` on the same state dir takes them back, reporting
-    any exit that happened meanwhile. SIGUSR1 logs every thread's stack.
-
-    Under systemd (contrib/actord.service, Type=notify) it speaks sd_notify when
-    NOTIFY_SOCKET is set: READY=1 once the state dir's containers are restored and
-    requests are served, STATUS=serving N containers, WATCHDOG=1 every half of
-    WATCHDOG_USEC while the Supervisor answers, STOPPING=1 on SIGTERM/SIGINT.
-    """
-    configure_logging("debug" if debug else log_level, log_format, sys.stderr)
-    settings = effective_settings(click.get_current_context())
-    logger.info("config file: %s", settings["config"] or f"none ({DEFAULT_CONFIG} does not exist)")
-    state = StateDir(state_dir)  # absolute, as every path option: resolved before we leave the directory
-    listen_path = None if listen is None else ipc_path(listen)
-    if listen_path is not None:
-        listen = f"ipc://{listen_path.absolute()}"
-    try:
-        curve = curve_server(listen, curve_secret_key, curve_authorized_keys)
-    except ValueError as exc:
-        raise StartupError(str(exc)) from None
-    if metrics_address is not None:
-        try:
-            parse_address(metrics_address)
-        except ValueError as exc:
-            raise StartupError(f"--metrics-address: {exc}") from None
-    os.chdir("/")  # nothing is read, written or imported relative to wherever root started us
-    setproctitle(f"actord {state.root}")
-    try:
-        backoff = Backoff(first=restart_delay, cap=max(restart_delay, restart_delay_max), reset=restart_reset)
-        daemon = Daemon(state, RootDir(root), backoff, listen=listen, workers=workers, start_timeout=start_timeout,
-                        retain_count=retain_count, runtime=runtime, events_hwm=events_hwm,
-                        log_limit=log_limit, pidfile=pidfile, events_buffer=events_buffer,
-                        socket_group=None if socket_group is None else group_id(socket_group), curve=curve,
-                        settings=settings, metrics_address=metrics_address, shim_cgroup=shim_cgroup,
-                        pulls=PullSettings(registries_conf, auth_file),
-                        cri_address=cri_address)
-    except ValueError as exc:
-        raise StartupError(str(exc)) from None
-    daemon.run()
-
-
-cli.add_command(config_commands(start))
-
-
-def main() -> None:
-    cli(prog_name="actord")
-
-
-if __name__ == "__main__":
-    main()

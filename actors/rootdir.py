@@ -4,6 +4,8 @@
     <root>/events.seq                           the highest event sequence number ever issued
     <root>/containers/<id>/definition.json      a container under a restart policy
     <root>/containers/<id>/config.json          its bundle's config.json, the bytes its first start read
+    <root>/pods/<pod id>/                       a CRI pod sandbox: its record, files and infra bundle
+                                                (see actors.pods.store)
     <root>/images/                              the ImageService's: images, layers, and the bundles of
                                                 containers of images (see actors.images.service)
 
@@ -49,6 +51,11 @@ class RootDir:
     @property
     def images(self) -> Path:
         return self.root / "images"
+
+    @property
+    def pods(self) -> Path:
+        """The pod store (actors/pods/store.py)."""
+        return self.root / "pods"
 
     @property
     def image_bundles(self) -> Path:

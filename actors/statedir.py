@@ -10,6 +10,7 @@ and how JSON files there are written safely.
     <state>/runc/                 runc's own state (--root)
     <state>/shims/<token>.sock    a shim's control socket (<token>.tty: its console socket)
     <state>/output/<token>/       captured output of a process (kept a while after it exits)
+    <state>/netns/<pod id>        a CRI pod's network namespace, bind-mounted (actors/podnet/netns.py)
     <state>/criu/<name>/          CRIU work dirs of checkpoints and restores (removed after use)
     <state>/containers/<id>/container.json
     <state>/containers/<id>/config.json   the OCI config runc runs the container with (copied at start)
@@ -97,6 +98,11 @@ class StateDir:
 
     def shim_console(self, token: str) -> Path:
         return self.shims / f"{token}.tty"
+
+    @property
+    def netns(self) -> Path:
+        """The pods' network namespaces."""
+        return self.root / "netns"
 
     @property
     def criu_work(self) -> Path:

@@ -66,7 +66,8 @@ def test_every_command_is_listed_and_resolves() -> None:
     subcommands all answer --help."""
     ctx = click.Context(cli)
     names = cli.list_commands(ctx)
-    assert names == ["bundle", "checkpoints", "completion", "containers", "events", "health", "images", "version"]
+    assert names == ["bundle", "checkpoints", "completion", "containers", "events", "health", "images", "pods",
+                     "version"]
     shown = CliRunner().invoke(cli, ["--help"], terminal_width=200)
     assert shown.exit_code == 0, shown.output
     for name in names:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from actors.command import start as start_command
 from actors.config import config_keys
-from actors.daemon import start as start_command
 from tests.harness import ACTORD, Daemon, checked_daemon, free_port, new_state_dir, remove_state_dir
 
 

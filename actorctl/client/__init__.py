@@ -55,6 +55,7 @@ from actorctl.client.errors import (
 )
 from actorctl.client.images import Image, PullProgress
 from actorctl.client.logs import LogStream
+from actorctl.client.pods import Pod
 from actorctl.client.transport import DEFAULT_ADDRESS, CurveKeys
 from actorctl.client.types import (
     Checkpoint,
@@ -93,6 +94,7 @@ __all__ = [
     "LogRecord",
     "LogStream",
     "NotFound",
+    "Pod",
     "Process",
     "PullProgress",
     "RestartState",

@@ -9,6 +9,7 @@ from typing import Any
 from actorctl.client.errors import NotFound
 from actorctl.client.images import ImageMethods
 from actorctl.client.logs import POLL_INTERVAL, LogStream
+from actorctl.client.pods import PodMethods
 from actorctl.client.types import Checkpoint, Container, Event, ExitResult, Health, Process, Stats, Version
 from actorctl.client.wait import RECONNECT, wait_for_exit
 
@@ -20,7 +21,7 @@ NO_SEQ_YET = 2**62
 """An `after` past any sequence number: a replay that returns no events, only `last_seq`."""
 
 
-class Client(ImageMethods):
+class Client(ImageMethods, PodMethods):
     """A connection to one actord, with a typed method per request.
 
     `Client(address="ipc:///run/actord/actord.sock", timeout=10.0, *, curve_server_key=None,

@@ -25,6 +25,7 @@ import os
 import socket
 import stat
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -34,8 +35,11 @@ from cri_api.v1 import api_pb2_grpc
 from actors.cri.daemonlink import DaemonLink
 from actors.cri.images import ImageServicer
 from actors.cri.runtime import RuntimeServicer
+from actors.cri.sandboxes import PodSandboxes
+from actors.podnet.cni import PodNetwork
+from actors.pods.store import PodStore
 
-__all__ = ["THREADS", "CriServer", "CriStartError"]
+__all__ = ["THREADS", "CriServer", "CriStartError", "PodSettings"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +52,18 @@ MAX_SEND = 16 << 20
 IDLE_MS = 5 * 60 * 1000
 STOP_GRACE = 2.0
 """Seconds the RPCs under way get at stop before they are cancelled."""
+
+
+@dataclass(frozen=True)
+class PodSettings:
+    """Where pods are kept and how they are networked."""
+
+    pods_dir: Path
+    """The pod store (`<root>/pods`)."""
+    netns_dir: Path
+    """The pods' network namespaces (`<state-dir>/netns`)."""
+    cni_conf_dir: Path
+    cni_bin_dirs: tuple[Path, ...]
 
 
 class CriStartError(Exception):
@@ -79,11 +95,12 @@ def clear_stale_socket(path: Path) -> None:
 class CriServer:
     """The gRPC server of one daemon, its socket at `path`."""
 
-    def __init__(self, path: Path, context: zmq.Context[zmq.Socket[bytes]], images_dir: Path, *,
+    def __init__(self, path: Path, context: zmq.Context[zmq.Socket[bytes]], images_dir: Path, pods: PodSettings, *,
                  group: int, shared: bool) -> None:
         self.path = path
         self.context = context
         self.images_dir = images_dir
+        self.pods = pods
         self.group = group
         self.shared = shared
         """--socket-group given: root:GROUP 0660, else 0600."""
@@ -106,7 +123,7 @@ class CriServer:
             ("grpc.max_send_message_length", MAX_SEND),
             ("grpc.max_connection_idle_ms", IDLE_MS),
         ])
-        api_pb2_grpc.add_RuntimeServiceServicer_to_server(RuntimeServicer(), self.server)
+        api_pb2_grpc.add_RuntimeServiceServicer_to_server(self._runtime(self.link), self.server)
         api_pb2_grpc.add_ImageServiceServicer_to_server(
             ImageServicer(self.link, self.images_dir, MAX_PULLS), self.server)
         try:
@@ -126,6 +143,21 @@ class CriServer:
             self.stop()
             raise CriStartError(f"--cri-address: cannot set the access of {self.path}: {exc.strerror}") from None
         logger.info("CRI v1 (RuntimeService, ImageService) served on unix://%s", self.path)
+
+    def _runtime(self, link: DaemonLink) -> RuntimeServicer:
+        """The RuntimeService on the pod store as the root keeps it (a restart finds every pod again)."""
+        store = PodStore(self.pods.pods_dir)
+        try:
+            found = store.load()
+        except OSError as exc:
+            self.stop()
+            raise CriStartError(f"cannot read the pod store {self.pods.pods_dir}: {exc.strerror}") from None
+        if found:
+            logger.info("%d pod sandbox(es) read back from %s", len(found), self.pods.pods_dir)
+        network = PodNetwork(self.pods.cni_conf_dir, self.pods.cni_bin_dirs)
+        sandboxes = PodSandboxes(link, store, network, self.pods.netns_dir)
+        sandboxes.sweep()
+        return RuntimeServicer(sandboxes, self.pods.cni_conf_dir, self.pods.cni_bin_dirs)
 
     def stop(self) -> None:
         """Stop serving, end every thread, close every socket, remove the socket file."""

@@ -4,8 +4,11 @@ by a process, so that it outlives any process in it and a daemon restart finds i
 actord keeps its own dir (`<state-dir>/netns`) rather than `/var/run/netns`: `ip netns` and
 other tools own that one and would list, or delete, a pod's namespace.
 
-The namespace is made by a short-lived child: unshare(CLONE_NEWNET) changes the namespace of
-the thread that calls it, and the daemon's threads must stay in the host's.
+The namespace is made by a short-lived child, util-linux's `unshare --net=PATH true` (it
+unshares and bind-mounts its namespace at PATH): unshare(CLONE_NEWNET) changes the namespace
+of the thread that calls it, and the daemon's threads must stay in the host's. The child is
+exec'd, never a fork of the daemon itself: gRPC's fork handlers abort a forked child of a
+process whose other threads are in gRPC calls (the CRI server's).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import os
 import re
+import subprocess
 from pathlib import Path
 
 from hostos.libc import LIBC
@@ -20,8 +24,8 @@ from hostos.mounts import detach_mount
 
 __all__ = ["NetnsError", "create_netns", "is_netns", "list_netns", "netns_path", "remove_netns"]
 
-CLONE_NEWNET = 0x40000000
-MS_BIND = 0x1000
+UNSHARE = "/usr/bin/unshare"
+UNSHARE_TIMEOUT = 30.0
 NSFS_MAGIC = 0x6E736673
 """statfs's f_type of a namespace file (/proc/PID/ns/net, and a bind mount of one)."""
 
@@ -67,23 +71,18 @@ def create_netns(directory: Path, pod_id: str) -> Path:
         os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o444))
     except OSError as exc:
         raise NetnsError(f"cannot create netns file {path}: {exc.strerror}") from exc
-    target = os.fsencode(path)
-    source = b"/proc/self/ns/net"
-    pid = os.fork()
-    if pid == 0:  # the child: only syscalls through the already loaded libc, then out
-        code = 0
-        if LIBC.unshare(CLONE_NEWNET) != 0:
-            code = 100 + ctypes.get_errno()
-        elif LIBC.mount(source, target, None, MS_BIND, None) != 0:
-            code = 200 + ctypes.get_errno()
-        os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
+    try:
+        done = subprocess.run([UNSHARE, f"--net={path}", "true"], capture_output=True, timeout=UNSHARE_TIMEOUT,
+                              check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        detach_mount(path)
         os.unlink(path)
-        step, number = ("unshare", code - 100) if code < 200 else ("bind mount", code - 200)
-        reason = os.strerror(number) if number > 0 else f"exit status {code}"
-        raise NetnsError(f"cannot create netns {path}: {step} failed: {reason}")
+        raise NetnsError(f"cannot create netns {path}: {UNSHARE}: {exc}") from exc
+    if done.returncode != 0 or not is_netns(path):
+        detach_mount(path)
+        os.unlink(path)
+        reason = done.stderr.decode(errors="replace").strip() or f"exit status {done.returncode}"
+        raise NetnsError(f"cannot create netns {path}: {reason}")
     return path
 
 

@@ -11,6 +11,7 @@ __all__ = [
     "CONTAINER_ID",
     "IMAGE_METHODS",
     "METHODS",
+    "POD_METHODS",
     "PROTOCOL_VERSION",
     "STATE_CHANGING",
     "Params",
@@ -52,9 +53,14 @@ METHODS = (
     "images.inspect",
     "images.remove",
     "images.prune",
+    "pods.list",
+    "pods.inspect",
 )
 IMAGE_METHODS = frozenset(method for method in METHODS if method.startswith("images."))
-"""Requests the bus hands to the ImageService; every other one goes to the Supervisor."""
+"""Requests the bus hands to the ImageService."""
+POD_METHODS = frozenset(method for method in METHODS if method.startswith("pods."))
+"""Requests the bus hands to the Pods actor (actors/pods/service.py); every other one goes to
+the Supervisor."""
 
 STATE_CHANGING = frozenset({
     "containers.start",

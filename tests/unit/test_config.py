@@ -12,6 +12,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from actors.command import start
 from actors.config import (
     SUGGESTED,
     ConfigError,
@@ -22,7 +23,6 @@ from actors.config import (
     default_config,
     trust_problem,
 )
-from actors.daemon import start
 
 
 def toy_command(seen: dict[str, Any]) -> click.Command:
