@@ -206,6 +206,7 @@ def read_stats(pid: int) -> dict[str, Any]:
             "limit": _int(memory / "memory.limit_in_bytes"),
             "cache": detail.get("total_cache", detail.get("cache")),
             "rss": detail.get("total_rss", detail.get("rss")),
+            "inactive_file": detail.get("total_inactive_file", detail.get("inactive_file")),
         }
     elif unified is not None:
         detail = _flat(unified / "memory.stat")
@@ -215,6 +216,7 @@ def read_stats(pid: int) -> dict[str, Any]:
             "limit": _int(unified / "memory.max"),
             "cache": detail.get("file"),
             "rss": detail.get("anon"),
+            "inactive_file": detail.get("inactive_file"),
         }
     if "cpuacct" in dirs:
         cpuacct = dirs["cpuacct"]

@@ -25,7 +25,7 @@ from actors.rootdir import DEFAULT_ROOT, RootDir
 from actors.service.shim_cgroup import DEFAULT_SHIM_CGROUP
 from actors.statedir import StateDir
 from actors.supervisor.restart import Backoff
-from actors.wire.outputlog import DEFAULT_LIMIT
+from actors.wire.outputlog import DEFAULT_LIMIT, LIMIT_HIGH, LIMIT_LOW
 
 __all__ = ["cli", "main", "start"]
 
@@ -91,7 +91,7 @@ def cli() -> None:
               help="Events queued per slow subscriber before the PUB socket drops (subscribers then replay).")
 @click.option("--events-buffer", default=0, show_default=True, type=click.IntRange(0, 1 << 30), metavar="BYTES",
               help="Kernel send buffer per event subscriber (0: the system's default).")
-@click.option("--log-limit", default=DEFAULT_LIMIT, show_default=True, type=click.IntRange(4096, 1 << 30),
+@click.option("--log-limit", default=DEFAULT_LIMIT, show_default=True, type=click.IntRange(LIMIT_LOW, LIMIT_HIGH),
               help="Bytes of captured output per process file; two files are kept (rotated).")
 @click.option("--socket-group", metavar="GROUP",
               help="Let this group's members use actord: the control, event and CRI sockets become root:GROUP "

@@ -88,13 +88,14 @@ class Client(ImageMethods, PodMethods):
 
     def exec(self, container_id: str, args: Iterable[str], *, name: str | None = None,
              env: Iterable[str] = (), cwd: str | None = None, user: str | None = None, tty: bool = False,
-             stdin: bool = False) -> Process:
+             stdin: bool = False, log_limit: int | None = None) -> Process:
         """Run `args` as another process in a running container; returns once it runs. `name`
         (default `exec-N`) names it for `signal`, `wait` and `logs`; `env` holds `KEY=VALUE`
-        strings added to the bundle's; `user` is `UID` or `UID:GID`."""
+        strings added to the bundle's; `user` is `UID` or `UID:GID`; `log_limit`: bytes per file
+        of its kept output (two files; 4 KiB to 1 GiB) instead of the daemon's `--log-limit`."""
         params: dict[str, Any] = {"id": container_id, "args": list(args), "env": list(env), "tty": tty,
                                   "stdin": stdin}
-        for key, value in (("pid", name), ("cwd", cwd), ("user", user)):
+        for key, value in (("pid", name), ("cwd", cwd), ("user", user), ("log_limit", log_limit)):
             if value is not None:
                 params[key] = value
         return Process.from_wire(self.call("containers.exec", params))
@@ -192,10 +193,15 @@ class Client(ImageMethods, PodMethods):
         self.call("containers.resume", {"id": container_id})
 
     def update(self, container_id: str, *, memory_limit: int | None = None, cpu_shares: int | None = None,
-               cpu_quota: int | None = None, cpu_period: int | None = None, pids_limit: int | None = None) -> None:
-        """Change a running container's resource limits (runc update); give at least one."""
+               cpu_quota: int | None = None, cpu_period: int | None = None, pids_limit: int | None = None,
+               memory_swap: int | None = None, cpuset_cpus: str | None = None, cpuset_mems: str | None = None,
+               ) -> None:
+        """Change a running container's resource limits (runc update); give at least one.
+        `memory_swap`: memory plus swap, bytes (-1: unlimited); `cpuset_cpus`, `cpuset_mems`: the
+        CPUs and memory nodes it may use, as `0-2,4`."""
         limits = {"memory_limit": memory_limit, "cpu_shares": cpu_shares, "cpu_quota": cpu_quota,
-                  "cpu_period": cpu_period, "pids_limit": pids_limit}
+                  "cpu_period": cpu_period, "pids_limit": pids_limit, "memory_swap": memory_swap,
+                  "cpuset_cpus": cpuset_cpus, "cpuset_mems": cpuset_mems}
         self.call("containers.update", {"id": container_id, **{k: v for k, v in limits.items() if v is not None}})
 
     def remove(self, container_id: str, force: bool = False) -> None:

@@ -158,6 +158,8 @@ class Stats:
     """Bytes; a huge number (or None) when unlimited."""
     memory_rss: int | None
     memory_cache: int | None
+    memory_inactive_file: int | None
+    """Page cache not used lately (reclaimable first): usage less it is the working set."""
     cpu_total_ns: int | None
     cpu_throttled_periods: int | None
     """CPU periods in which the container was throttled (its cpu quota used up)."""
@@ -174,6 +176,7 @@ class Stats:
         return cls(timestamp=data["timestamp"], memory_usage=memory.get("usage"),
                    memory_max_usage=memory.get("max_usage"), memory_limit=memory.get("limit"),
                    memory_rss=memory.get("rss"), memory_cache=memory.get("cache"),
+                   memory_inactive_file=memory.get("inactive_file"),
                    cpu_total_ns=cpu.get("usage_total_ns"), cpu_throttled_periods=cpu.get("throttled_periods"),
                    pids_current=pids.get("current"),
                    pids_limit=pids.get("limit"), blkio_read_bytes=blkio.get("read_bytes"),

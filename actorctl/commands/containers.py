@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import time
+from typing import Any
 
 import click
 
@@ -357,7 +358,7 @@ def resume(ctx: click.Context, container_id: str) -> None:
 @click.option("--pids-limit", type=click.IntRange(0), metavar="N", help="Maximum number of processes.")
 @click.argument("container_id", metavar="ID", callback=container_id_arg, shell_complete=complete_container_id)
 @click.pass_context
-def update(ctx: click.Context, /, container_id: str, **limits: int | None) -> None:
+def update(ctx: click.Context, /, container_id: str, **limits: Any) -> None:
     """Change a running container's resource limits (runc update).
 
     \b

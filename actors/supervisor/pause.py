@@ -1,5 +1,7 @@
 """containers.pause, containers.resume, containers.update: runc calls on a worker.
 
+An update gives numbers, or for `cpuset_cpus` and `cpuset_mems` a list such as `0-2,4`.
+
 A container has at most one pause or resume under way (its phases `pausing` and
 `resuming`, in `lifecycle.py`); another is a conflict, as is pausing a paused
 container or resuming a running one.
@@ -7,6 +9,7 @@ container or resuming a running one.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from actors.supervisor.deferred import DEFERRED
@@ -14,6 +17,10 @@ from actors.wire import ApiError, ErrorCode
 from actors.wire.api import Params
 from actors.wire.messages import Request, RuntimeDone
 from actors.worker.jobs import UPDATE_FLAGS
+
+CPU_SETS = frozenset({"cpuset_cpus", "cpuset_mems"})
+"""The limits given as a list of CPUs or memory nodes (cpuset's format), not a number."""
+CPU_LIST = re.compile(r"[0-9]{1,4}(-[0-9]{1,4})?(,[0-9]{1,4}(-[0-9]{1,4})?)*\Z", re.ASCII)
 
 if TYPE_CHECKING:
     from actors.supervisor.actor import Supervisor
@@ -48,10 +55,16 @@ def done(sup: Supervisor, message: RuntimeDone) -> None:
 def update(sup: Supervisor, request: Request) -> object:
     params = Params(request.params)
     container_id = params.container_id()
-    limits = {}
+    limits: dict[str, int | str] = {}
     for key in UPDATE_FLAGS:
-        low = -1 if key == "cpu_quota" else 0
-        value = params.integer(key, low=low)
+        value: int | str | None
+        if key in CPU_SETS:
+            value = listed = params.string(key, required=False, max_len=256)
+            if listed is not None and not CPU_LIST.match(listed):
+                raise ApiError(ErrorCode.INVALID_PARAMS, f"{key} {listed[:80]!r} is no list of numbers and ranges "
+                                                         "(e.g. 0-2,4)")
+        else:
+            value = params.integer(key, low=-1 if key in ("cpu_quota", "memory_swap") else 0)
         if value is not None:
             limits[key] = value
     if not limits:

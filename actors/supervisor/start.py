@@ -16,6 +16,7 @@ from actors.wire import ApiError, ErrorCode
 from actors.wire.api import PROCESS_ID, Params
 from actors.wire.crilog import PATH_MAX, cri_log_problem
 from actors.wire.messages import ExecTask, ImageBundleDone, ImageBundleTask, Request, StartTask
+from actors.wire.outputlog import LIMIT_HIGH, LIMIT_LOW
 
 if TYPE_CHECKING:
     from actors.supervisor.actor import Supervisor
@@ -146,6 +147,8 @@ def exec_request(sup: Supervisor, request: Request) -> object:
     name = params.string("pid", required=False, max_len=64)
     if name is not None and (not PROCESS_ID.match(name) or name == "init"):
         raise ApiError(ErrorCode.INVALID_PARAMS, f"invalid process name {name[:80]!r}")
-    task = ExecTask(token="", container_id=container_id, process="", spec=spec, stdin=params.flag("stdin"))
+    log_limit = params.integer("log_limit", low=LIMIT_LOW, high=LIMIT_HIGH) or 0
+    task = ExecTask(token="", container_id=container_id, process="", spec=spec, stdin=params.flag("stdin"),
+                    log_limit=log_limit)
     sup.carry_out(sup.life.exec(container_id, name, (request.route, request.request_id), task))
     return DEFERRED

@@ -34,9 +34,10 @@ class KillAllParams(TypedDict):
 
 
 class UpdateParams(TypedDict):
-    """`runc update` with these limits (memory_limit, cpu_shares, cpu_quota, cpu_period, pids_limit)."""
+    """`runc update` with these limits (memory_limit, cpu_shares, cpu_quota, cpu_period, pids_limit,
+    memory_swap: numbers; cpuset_cpus, cpuset_mems: lists such as `0-2,4`)."""
 
-    limits: dict[str, int]
+    limits: dict[str, int | str]
 
 
 class CheckpointParams(TypedDict):

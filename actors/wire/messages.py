@@ -163,6 +163,8 @@ class ExecTask(Message):
     process: str
     spec: dict[str, Any]
     stdin: bool = False
+    log_limit: int = 0
+    """Bytes per file of its captured output (two are kept); 0: the daemon's --log-limit."""
 
 
 @_message

@@ -19,10 +19,13 @@ from typing import Any
 
 import msgpack
 
-__all__ = ["DEFAULT_LIMIT", "STDERR", "STDOUT", "generations", "is_record", "output_file", "pack_record"]
+__all__ = ["DEFAULT_LIMIT", "LIMIT_HIGH", "LIMIT_LOW", "STDERR", "STDOUT", "generations", "is_record", "output_file",
+           "pack_record"]
 
 DEFAULT_LIMIT = 1 << 20
 """Bytes of captured output per file (two are kept per process), unless `actord start --log-limit`."""
+LIMIT_LOW, LIMIT_HIGH = 4096, 1 << 30
+"""The bounds of `--log-limit` and of an exec's own `log_limit`."""
 STDOUT, STDERR = 1, 2
 _NAME = re.compile(r"output\.(\d+)\.log\Z")
 

@@ -177,7 +177,7 @@ class Worker(BusActor):
             console_path=str(self.state.shim_console(token)),
             mode=mode, tty=tty, stdin=task.stdin,
             checkpoint=checkpoint, restore_args=restore_args or [], work_path=work_path,
-            log_limit=self.log_limit,
+            log_limit=task.log_limit if isinstance(task, wire.ExecTask) and task.log_limit else self.log_limit,
             cri_log=task.cri_log if isinstance(task, wire.StartTask) else "",
         )
 

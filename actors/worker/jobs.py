@@ -17,7 +17,8 @@ __all__ = ["run"]
 logger = logging.getLogger(__name__)
 
 UPDATE_FLAGS = {"memory_limit": "--memory", "cpu_shares": "--cpu-share", "cpu_quota": "--cpu-quota",
-                "cpu_period": "--cpu-period", "pids_limit": "--pids-limit"}
+                "cpu_period": "--cpu-period", "pids_limit": "--pids-limit", "memory_swap": "--memory-swap",
+                "cpuset_cpus": "--cpuset-cpus", "cpuset_mems": "--cpuset-mems"}
 GONE_TIMEOUT = 10.0
 
 
