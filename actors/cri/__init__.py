@@ -10,7 +10,12 @@ actorctl sees and changes what actorctl would change.
     address.py    --cri-address: where the socket goes, or none
     server.py     the gRPC server: bounded threads, streams and message sizes; socket access
     daemonlink.py one actorctl Client per gRPC thread, interrupted when the daemon stops
-    runtime.py    RuntimeService: Version, Status; every other method UNIMPLEMENTED for now
+    runtime.py    RuntimeService: Version, Status, pods, ExecSync, resources, stats; the rest
+                  UNIMPLEMENTED for now
+    lookup.py     which actord containers are CRI containers (the contract's labels)
+    execsync.py   ExecSync: exec, output by stream, the exit code, killed at its timeout
+    resources.py  UpdateContainerResources through the daemon's containers.update
+    stats.py      ContainerStats, ListContainerStats from the daemon's containers.stats
     images.py     ImageService: pull, status, list, remove, image fs info
     imagemap.py   the daemon's images as CRI Images; image names checked as the CRI wants
     auth.py       a pull's AuthConfig as the daemon's per-pull credentials

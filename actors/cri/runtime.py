@@ -1,5 +1,7 @@
-"""The CRI's RuntimeService: Version, Status and the pod sandboxes (sandboxes.py); containers,
-streaming and stats are later steps of the CRI work, and every method of theirs answers
+"""The CRI's RuntimeService: Version, Status, the pod sandboxes (sandboxes.py), and ExecSync,
+UpdateContainerResources and container stats (execsync.py, resources.py, stats.py) on the CRI
+containers another step starts (lookup.py says which they are); the containers' lifecycle,
+streaming and pod stats are later steps of the CRI work, and every method of theirs answers
 UNIMPLEMENTED, saying so."""
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ import grpc
 from cri_api.v1 import api_pb2
 
 from actors import __version__
+from actors.cri import resources, stats
+from actors.cri.daemonlink import DaemonLink
+from actors.cri.execsync import ExecSyncs
 from actors.cri.images import served
 from actors.cri.sandboxes import PodSandboxes
 from actors.podnet.readiness import network_status
@@ -23,7 +28,7 @@ KUBELET_API_VERSION = "0.1.0"
 """What Version's `version` carries: the kubelet's runtime API version, as containerd answers."""
 RUNTIME_API_VERSION = "v1"
 SERVED = ("Version", "Status", "RunPodSandbox", "StopPodSandbox", "RemovePodSandbox", "PodSandboxStatus",
-          "ListPodSandbox")
+          "ListPodSandbox", "ExecSync", "UpdateContainerResources", "ContainerStats", "ListContainerStats")
 METHODS = tuple(method.name for method in api_pb2.DESCRIPTOR.services_by_name["RuntimeService"].methods)
 
 
@@ -42,10 +47,13 @@ class RuntimeServicer:
     """Version, Status and the pod sandboxes; any other RuntimeService method (looked up by the
     generated registration by name) is `unimplemented`."""
 
-    def __init__(self, pods: PodSandboxes, cni_conf_dir: Path, cni_bin_dirs: Sequence[Path]) -> None:
+    def __init__(self, pods: PodSandboxes, cni_conf_dir: Path, cni_bin_dirs: Sequence[Path], *,
+                 link: DaemonLink) -> None:
         self.pods = pods
         self.cni_conf_dir = cni_conf_dir
         self.cni_bin_dirs = tuple(cni_bin_dirs)
+        self.link = link
+        self.exec_syncs = ExecSyncs(link)
 
     def Version(self, request: api_pb2.VersionRequest, context: grpc.ServicerContext) -> api_pb2.VersionResponse:
         return api_pb2.VersionResponse(version=KUBELET_API_VERSION, runtime_name=RUNTIME_NAME,
@@ -87,6 +95,28 @@ class RuntimeServicer:
     def ListPodSandbox(self, request: api_pb2.ListPodSandboxRequest,
                        context: grpc.ServicerContext) -> api_pb2.ListPodSandboxResponse:
         return api_pb2.ListPodSandboxResponse(items=self.pods.list(request))
+
+    # -- a running CRI container's use: exec, resources, stats (execsync.py, resources.py, stats.py) --
+
+    @served
+    def ExecSync(self, request: api_pb2.ExecSyncRequest, context: grpc.ServicerContext) -> api_pb2.ExecSyncResponse:
+        return self.exec_syncs.run(request, context)
+
+    @served
+    def UpdateContainerResources(self, request: api_pb2.UpdateContainerResourcesRequest,
+                                 context: grpc.ServicerContext) -> api_pb2.UpdateContainerResourcesResponse:
+        resources.update_resources(self.link.client(), request)
+        return api_pb2.UpdateContainerResourcesResponse()
+
+    @served
+    def ContainerStats(self, request: api_pb2.ContainerStatsRequest,
+                       context: grpc.ServicerContext) -> api_pb2.ContainerStatsResponse:
+        return api_pb2.ContainerStatsResponse(stats=stats.container_stats(self.link.client(), request.container_id))
+
+    @served
+    def ListContainerStats(self, request: api_pb2.ListContainerStatsRequest,
+                           context: grpc.ServicerContext) -> api_pb2.ListContainerStatsResponse:
+        return api_pb2.ListContainerStatsResponse(stats=stats.list_container_stats(self.link.client(), request.filter))
 
     def __getattr__(self, name: str) -> Callable[[Any, grpc.ServicerContext], None]:
         if name in METHODS:

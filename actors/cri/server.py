@@ -157,7 +157,7 @@ class CriServer:
         network = PodNetwork(self.pods.cni_conf_dir, self.pods.cni_bin_dirs)
         sandboxes = PodSandboxes(link, store, network, self.pods.netns_dir)
         sandboxes.sweep()
-        return RuntimeServicer(sandboxes, self.pods.cni_conf_dir, self.pods.cni_bin_dirs)
+        return RuntimeServicer(sandboxes, self.pods.cni_conf_dir, self.pods.cni_bin_dirs, link=link)
 
     def stop(self) -> None:
         """Stop serving, end every thread, close every socket, remove the socket file."""
