@@ -16,6 +16,7 @@ actorctl sees and changes what actorctl would change.
     execsync.py   ExecSync: exec, output by stream, the exit code, killed at its timeout
     resources.py  UpdateContainerResources through the daemon's containers.update
     stats.py      ContainerStats, ListContainerStats from the daemon's containers.stats
+    podstats.py   PodSandboxStats, ListPodSandboxStats: the sum of a pod's members' cgroups
     images.py     ImageService: pull, status, list, remove, image fs info
     imagemap.py   the daemon's images as CRI Images; image names checked as the CRI wants
     auth.py       a pull's AuthConfig as the daemon's per-pull credentials

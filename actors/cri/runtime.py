@@ -1,7 +1,7 @@
 """The CRI's RuntimeService: Version, Status, the pod sandboxes (sandboxes.py), and ExecSync,
-UpdateContainerResources and container stats (execsync.py, resources.py, stats.py) on the CRI
-containers another step starts (lookup.py says which they are); the containers' lifecycle,
-streaming and pod stats are later steps of the CRI work, and every method of theirs answers
+UpdateContainerResources, container and pod stats (execsync.py, resources.py, stats.py,
+podstats.py) on the CRI containers another step starts (lookup.py says which they are); the
+containers' lifecycle and streaming are later steps of the CRI work, and every method of theirs answers
 UNIMPLEMENTED, saying so."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import grpc
 from cri_api.v1 import api_pb2
 
 from actors import __version__
-from actors.cri import resources, stats
+from actors.cri import podstats, resources, stats
 from actors.cri.daemonlink import DaemonLink
 from actors.cri.execsync import ExecSyncs
 from actors.cri.images import served
@@ -28,7 +28,8 @@ KUBELET_API_VERSION = "0.1.0"
 """What Version's `version` carries: the kubelet's runtime API version, as containerd answers."""
 RUNTIME_API_VERSION = "v1"
 SERVED = ("Version", "Status", "RunPodSandbox", "StopPodSandbox", "RemovePodSandbox", "PodSandboxStatus",
-          "ListPodSandbox", "ExecSync", "UpdateContainerResources", "ContainerStats", "ListContainerStats")
+          "ListPodSandbox", "ExecSync", "UpdateContainerResources", "ContainerStats", "ListContainerStats",
+          "PodSandboxStats", "ListPodSandboxStats")
 METHODS = tuple(method.name for method in api_pb2.DESCRIPTOR.services_by_name["RuntimeService"].methods)
 
 
@@ -38,7 +39,7 @@ def unimplemented(method: str) -> Callable[[Any, grpc.ServicerContext], None]:
     def refuse(_: Any, context: grpc.ServicerContext) -> None:
         context.abort(grpc.StatusCode.UNIMPLEMENTED,
                       f"actord does not serve RuntimeService/{method} yet: it serves {', '.join(SERVED)} and the "
-                      "ImageService; containers, streaming and stats come later (docs/cri.md)")
+                      "ImageService; the containers' lifecycle and streaming come later (docs/cri.md)")
 
     return refuse
 
@@ -96,7 +97,8 @@ class RuntimeServicer:
                        context: grpc.ServicerContext) -> api_pb2.ListPodSandboxResponse:
         return api_pb2.ListPodSandboxResponse(items=self.pods.list(request))
 
-    # -- a running CRI container's use: exec, resources, stats (execsync.py, resources.py, stats.py) --
+    # -- a CRI container's use: exec, resources, stats; pod stats (execsync.py, resources.py, stats.py,
+    # podstats.py) --
 
     @served
     def ExecSync(self, request: api_pb2.ExecSyncRequest, context: grpc.ServicerContext) -> api_pb2.ExecSyncResponse:
@@ -117,6 +119,18 @@ class RuntimeServicer:
     def ListContainerStats(self, request: api_pb2.ListContainerStatsRequest,
                            context: grpc.ServicerContext) -> api_pb2.ListContainerStatsResponse:
         return api_pb2.ListContainerStatsResponse(stats=stats.list_container_stats(self.link.client(), request.filter))
+
+    @served
+    def PodSandboxStats(self, request: api_pb2.PodSandboxStatsRequest,
+                        context: grpc.ServicerContext) -> api_pb2.PodSandboxStatsResponse:
+        return api_pb2.PodSandboxStatsResponse(
+            stats=podstats.pod_stats(self.link.client(), self.pods.store, request.pod_sandbox_id))
+
+    @served
+    def ListPodSandboxStats(self, request: api_pb2.ListPodSandboxStatsRequest,
+                            context: grpc.ServicerContext) -> api_pb2.ListPodSandboxStatsResponse:
+        return api_pb2.ListPodSandboxStatsResponse(
+            stats=podstats.list_pod_stats(self.link.client(), self.pods.store, request.filter))
 
     def __getattr__(self, name: str) -> Callable[[Any, grpc.ServicerContext], None]:
         if name in METHODS:

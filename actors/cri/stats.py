@@ -23,12 +23,13 @@ from cri_api.v1 import api_pb2
 
 from actorctl.client import Client
 from actorctl.client.errors import Conflict, NotFound
-from actorctl.client.types import Container
+from actorctl.client.types import Container, Stats
 from actors.cri.imagefs import store_usage
 from actors.cri.lookup import ATTEMPT_LABEL, NAME_LABEL, cri_container, cri_containers
 from actors.cri.sandboxes import POD_LABEL, TYPE_LABEL
 
-__all__ = ["container_stats", "list_container_stats", "selected"]
+__all__ = ["container_stats", "figures_of", "list_container_stats", "selected", "stats_of", "usage_of",
+           "working_set"]
 
 CONTRACT_LABELS = frozenset({TYPE_LABEL, POD_LABEL, NAME_LABEL, ATTEMPT_LABEL})
 """actord labels that say what a CRI container is, not labels the kubelet gave it."""
@@ -56,34 +57,53 @@ def writable_layer(container: Container, now: int) -> api_pb2.FilesystemUsage | 
                                    inodes_used=api_pb2.UInt64Value(value=usage.inodes_used))
 
 
-def stats_of(client: Client, container: Container) -> api_pb2.ContainerStats:
-    now = time.time_ns()
+def figures_of(client: Client, container: Container) -> Stats | None:
+    """The daemon's cgroup figures of a container that runs; None for one that does not."""
+    if container.status not in ("running", "paused"):
+        return None
+    try:
+        return client.stats(container.id)
+    except (Conflict, NotFound):
+        return None  # it exited meanwhile
+
+
+def usage_of(figures: Stats) -> tuple[api_pb2.CpuUsage | None, api_pb2.MemoryUsage | None]:
+    """The CRI's CPU and memory usage of a cgroup's figures."""
+    stamp = int(figures.timestamp * 1e9)
+    cpu = memory = None
+    if figures.cpu_total_ns is not None:
+        cpu = api_pb2.CpuUsage(timestamp=stamp, usage_core_nano_seconds=api_pb2.UInt64Value(value=figures.cpu_total_ns))
+    if figures.memory_usage is not None:
+        memory = api_pb2.MemoryUsage(
+            timestamp=stamp, usage_bytes=api_pb2.UInt64Value(value=figures.memory_usage),
+            working_set_bytes=api_pb2.UInt64Value(value=working_set(figures)),
+            rss_bytes=api_pb2.UInt64Value(value=figures.memory_rss or 0))
+    return cpu, memory
+
+
+def working_set(figures: Stats) -> int:
+    """Usage less the inactive page cache (0 when the cache is larger), as the kubelet's cadvisor."""
+    return max((figures.memory_usage or 0) - (figures.memory_inactive_file or 0), 0)
+
+
+def stats_of(container: Container, figures: Stats | None) -> api_pb2.ContainerStats:
     answer = api_pb2.ContainerStats(attributes=attributes(container))
-    layer = writable_layer(container, now)
+    layer = writable_layer(container, time.time_ns())
     if layer is not None:
         answer.writable_layer.CopyFrom(layer)
-    if container.status not in ("running", "paused"):
-        return answer
-    try:
-        figures = client.stats(container.id)
-    except (Conflict, NotFound):
-        return answer  # it exited meanwhile
-    stamp = int(figures.timestamp * 1e9)
-    if figures.cpu_total_ns is not None:
-        answer.cpu.CopyFrom(api_pb2.CpuUsage(
-            timestamp=stamp, usage_core_nano_seconds=api_pb2.UInt64Value(value=figures.cpu_total_ns)))
-    if figures.memory_usage is not None:
-        working_set = max(figures.memory_usage - (figures.memory_inactive_file or 0), 0)
-        answer.memory.CopyFrom(api_pb2.MemoryUsage(
-            timestamp=stamp, usage_bytes=api_pb2.UInt64Value(value=figures.memory_usage),
-            working_set_bytes=api_pb2.UInt64Value(value=working_set),
-            rss_bytes=api_pb2.UInt64Value(value=figures.memory_rss or 0)))
+    if figures is not None:
+        cpu, memory = usage_of(figures)
+        if cpu is not None:
+            answer.cpu.CopyFrom(cpu)
+        if memory is not None:
+            answer.memory.CopyFrom(memory)
     return answer
 
 
 def container_stats(client: Client, container_id: str) -> api_pb2.ContainerStats:
     """One CRI container's stats; NOT_FOUND (a Refusal) for an id that is no CRI container."""
-    return stats_of(client, cri_container(client, container_id))
+    container = cri_container(client, container_id)
+    return stats_of(container, figures_of(client, container))
 
 
 def selected(container: Container, wanted: api_pb2.ContainerStatsFilter) -> bool:
@@ -97,4 +117,5 @@ def selected(container: Container, wanted: api_pb2.ContainerStatsFilter) -> bool
 
 
 def list_container_stats(client: Client, wanted: api_pb2.ContainerStatsFilter) -> list[api_pb2.ContainerStats]:
-    return [stats_of(client, container) for container in cri_containers(client) if selected(container, wanted)]
+    return [stats_of(container, figures_of(client, container)) for container in cri_containers(client)
+            if selected(container, wanted)]

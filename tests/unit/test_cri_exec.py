@@ -1,15 +1,18 @@
 """The pure parts of ExecSync, UpdateContainerResources and container stats: output caps, the
-ExecSync process names, which fields an update refuses, the stats filter."""
+ExecSync process names, which fields an update refuses, the stats filter, a pod's summed stats."""
 
 from __future__ import annotations
 
 from cri_api.v1 import api_pb2
 
-from actorctl.client.types import Container
+from actorctl.client.types import Container, Stats
 from actors.cri.execsync import ANSWER_LIMIT, STREAM_CAP, OutputBuffer, ProcessNames
 from actors.cri.lookup import is_cri_container
+from actors.cri.podstats import summed
 from actors.cri.resources import refused_fields
 from actors.cri.stats import attributes, selected
+from actors.pods.states import PodState
+from actors.pods.store import PodMetadata, PodRecord
 from actors.supervisor.pause import CPU_LIST
 
 POD = "a" * 64
@@ -79,3 +82,25 @@ def test_stats_filter_and_attributes() -> None:
     shown = attributes(one)
     assert (shown.id, shown.metadata.name, shown.metadata.attempt, dict(shown.labels)) == (
         one.id, "app", 3, {"tier": "web"})
+
+
+def figures(cpu: int, usage: int, inactive: int, rss: int, pids: int) -> Stats:
+    return Stats(timestamp=1.0, memory_usage=usage, memory_max_usage=None, memory_limit=None, memory_rss=rss,
+                 memory_cache=None, memory_inactive_file=inactive, cpu_total_ns=cpu, cpu_throttled_periods=None,
+                 pids_current=pids, pids_limit=None, blkio_read_bytes=None, blkio_write_bytes=None)
+
+
+def test_pod_stats_are_the_sum_of_its_running_members() -> None:
+    record = PodRecord(id=POD, metadata=PodMetadata(name="web", uid="u", namespace="ns", attempt=2),
+                       state=PodState.READY, created_at=1, netns="", infra_id=POD, labels={"app": "web"})
+    infra = container(POD, **{"io.kubernetes.cri.type": "sandbox", "actord.pod": POD})
+    members = [(infra, figures(10, 100, 0, 50, 1)), (cri("c1"), figures(20, 1000, 300, 500, 2)), (cri("c2"), None)]
+    stats = summed(record, members)
+    assert (stats.attributes.id, stats.attributes.metadata.attempt, dict(stats.attributes.labels)) == (
+        POD, 2, {"app": "web"})
+    assert [item.attributes.id for item in stats.linux.containers] == ["c1", "c2"]
+    assert stats.linux.cpu.usage_core_nano_seconds.value == 30
+    memory = stats.linux.memory
+    assert (memory.usage_bytes.value, memory.working_set_bytes.value, memory.rss_bytes.value) == (1100, 800, 550)
+    assert stats.linux.process.process_count.value == 3
+    assert not summed(record, [(cri("c2"), None)]).linux.HasField("cpu")
