@@ -1,6 +1,6 @@
-"""The CRI's RuntimeService: Version, Status and the pod sandboxes (sandboxes.py); containers,
-streaming and stats are later steps of the CRI work, and every method of theirs answers
-UNIMPLEMENTED, saying so."""
+"""The CRI's RuntimeService: Version, Status, the pod sandboxes (sandboxes.py) and the
+containers (containers.py, containerviews.py); streaming and stats are later steps of the CRI
+work, and every method of theirs answers UNIMPLEMENTED, saying so."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ import grpc
 from cri_api.v1 import api_pb2
 
 from actors import __version__
-from actors.cri.images import served
+from actors.cri.containers import CriContainers
+from actors.cri.containerviews import ContainerViews
+from actors.cri.images import served, timeout_for
 from actors.cri.sandboxes import PodSandboxes
 from actors.podnet.readiness import network_status
 
@@ -23,7 +25,10 @@ KUBELET_API_VERSION = "0.1.0"
 """What Version's `version` carries: the kubelet's runtime API version, as containerd answers."""
 RUNTIME_API_VERSION = "v1"
 SERVED = ("Version", "Status", "RunPodSandbox", "StopPodSandbox", "RemovePodSandbox", "PodSandboxStatus",
-          "ListPodSandbox")
+          "ListPodSandbox", "CreateContainer", "StartContainer", "StopContainer", "RemoveContainer",
+          "ContainerStatus", "ListContainers", "ReopenContainerLog")
+START_TIMEOUT = 60.0
+"""Seconds a container's start may take at most (the daemon's --start-timeout bounds it too)."""
 METHODS = tuple(method.name for method in api_pb2.DESCRIPTOR.services_by_name["RuntimeService"].methods)
 
 
@@ -33,17 +38,20 @@ def unimplemented(method: str) -> Callable[[Any, grpc.ServicerContext], None]:
     def refuse(_: Any, context: grpc.ServicerContext) -> None:
         context.abort(grpc.StatusCode.UNIMPLEMENTED,
                       f"actord does not serve RuntimeService/{method} yet: it serves {', '.join(SERVED)} and the "
-                      "ImageService; containers, streaming and stats come later (docs/cri.md)")
+                      "ImageService; streaming and stats come later (docs/cri.md)")
 
     return refuse
 
 
 class RuntimeServicer:
-    """Version, Status and the pod sandboxes; any other RuntimeService method (looked up by the
+    """Version, Status, the pod sandboxes and the containers; any other RuntimeService method (looked up by the
     generated registration by name) is `unimplemented`."""
 
-    def __init__(self, pods: PodSandboxes, cni_conf_dir: Path, cni_bin_dirs: Sequence[Path]) -> None:
+    def __init__(self, pods: PodSandboxes, containers: CriContainers, cni_conf_dir: Path,
+                 cni_bin_dirs: Sequence[Path]) -> None:
         self.pods = pods
+        self.containers = containers
+        self.views = ContainerViews(containers)
         self.cni_conf_dir = cni_conf_dir
         self.cni_bin_dirs = tuple(cni_bin_dirs)
 
@@ -87,6 +95,45 @@ class RuntimeServicer:
     def ListPodSandbox(self, request: api_pb2.ListPodSandboxRequest,
                        context: grpc.ServicerContext) -> api_pb2.ListPodSandboxResponse:
         return api_pb2.ListPodSandboxResponse(items=self.pods.list(request))
+
+    @served
+    def CreateContainer(self, request: api_pb2.CreateContainerRequest,
+                        context: grpc.ServicerContext) -> api_pb2.CreateContainerResponse:
+        return api_pb2.CreateContainerResponse(container_id=self.containers.create(request))
+
+    @served
+    def StartContainer(self, request: api_pb2.StartContainerRequest,
+                       context: grpc.ServicerContext) -> api_pb2.StartContainerResponse:
+        self.containers.start(request.container_id, timeout_for(context, START_TIMEOUT))
+        return api_pb2.StartContainerResponse()
+
+    @served
+    def StopContainer(self, request: api_pb2.StopContainerRequest,
+                      context: grpc.ServicerContext) -> api_pb2.StopContainerResponse:
+        self.containers.stop(request.container_id, max(0, request.timeout))
+        return api_pb2.StopContainerResponse()
+
+    @served
+    def RemoveContainer(self, request: api_pb2.RemoveContainerRequest,
+                        context: grpc.ServicerContext) -> api_pb2.RemoveContainerResponse:
+        self.containers.remove(request.container_id)
+        return api_pb2.RemoveContainerResponse()
+
+    @served
+    def ContainerStatus(self, request: api_pb2.ContainerStatusRequest,
+                        context: grpc.ServicerContext) -> api_pb2.ContainerStatusResponse:
+        return self.views.status(request.container_id, request.verbose)
+
+    @served
+    def ListContainers(self, request: api_pb2.ListContainersRequest,
+                       context: grpc.ServicerContext) -> api_pb2.ListContainersResponse:
+        return api_pb2.ListContainersResponse(containers=self.views.list(request))
+
+    @served
+    def ReopenContainerLog(self, request: api_pb2.ReopenContainerLogRequest,
+                           context: grpc.ServicerContext) -> api_pb2.ReopenContainerLogResponse:
+        self.containers.reopen_log(request.container_id)
+        return api_pb2.ReopenContainerLogResponse()
 
     def __getattr__(self, name: str) -> Callable[[Any, grpc.ServicerContext], None]:
         if name in METHODS:
