@@ -13,6 +13,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -335,3 +336,23 @@ def test_the_pods_stop_leaves_its_containers_exited_and_its_removal_takes_them(s
     wait_until(lambda: not node.daemon.live_shims() and not node.bundles(), message="every shim and bundle to go")
     assert node.bundles() == [] and node.records() == [] and node.daemon.runc_containers() == []
     assert mounts_under(node.daemon.root_dir) == []
+
+
+def test_a_daemon_stop_ends_a_stop_container_that_waits_for_its_timeout(start_node: Callable[[], Node]) -> None:
+    node = start_node()
+    pod_id = node.run_pod("web")
+    stubborn = node.create(pod_id, "stubborn", "trap '' TERM; while :; do sleep 0.1; done")
+    node.start(stubborn)
+    with ThreadPoolExecutor(1) as pool:
+        stopping = pool.submit(node.stop, stubborn, 300)
+        wait_until(lambda: f"containers.signal '{stubborn}'" in node.daemon.log(), message="the stop's SIGTERM")
+        assert node.daemon.stop(signal.SIGTERM, timeout=30) == 0, "the daemon stops without waiting 300 s"
+        with pytest.raises(grpc.RpcError) as ended:
+            stopping.result(timeout=30)
+    assert ended.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
+    node.daemon.start()
+    wait_until((node.daemon.state_dir / "cri.sock").exists, message="the CRI socket")
+    assert node.state(stubborn) == RUNNING, "it outlived the daemon, as every actord container"
+    node.stop(stubborn, 0)
+    node.remove(stubborn)
+    assert node.leftovers(pod_id) == []

@@ -17,13 +17,15 @@ from actorctl.client import Client, NotFound, Timeout
 from actorctl.client.events import stored
 from actors.cri.containerstore import ContainerRecord
 
-__all__ = ["ACTIVE", "UNKNOWN_EXIT", "ExitSeen", "exit_of", "reason_for"]
+__all__ = ["ACTIVE", "UNKNOWN_EXIT", "ExitSeen", "exit_of", "reason_for", "wait_ended"]
 
 ACTIVE = frozenset({"starting", "running", "paused", "stopping"})
 """The statuses of an actord container whose init has not ended."""
 UNKNOWN_EXIT = 255
 """The exit code of a container whose exit is on no record (containerd's unknownExitCode)."""
 OOM = frozenset({"oom"})
+POLL_INTERVAL = 0.05
+"""Seconds between two looks at a container StopContainer waits for."""
 
 
 class ExitSeen:
@@ -59,3 +61,20 @@ def exit_of(client: Client, record: ContainerRecord) -> ExitSeen:
     finished = int(result.event.timestamp * 1e9) if result.event is not None else time.time_ns()
     # a process that ends at once may end before the start's answer set started_at
     return ExitSeen(result.status, max(finished, record.started_at), reason_for(result.status, oom))
+
+
+def wait_ended(client: Client, container_id: str, seconds: float) -> bool:
+    """Whether the actord container's init has ended (it is gone, or no longer active) within
+    `seconds`. It asks the daemon every POLL_INTERVAL through the CRI's own client rather than
+    following the event stream: the daemon's stop interrupts that client (Unreachable), so no
+    gRPC thread outlives the daemon waiting for a StopContainer's timeout."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if client.container(container_id).status not in ACTIVE:
+                return True
+        except NotFound:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(POLL_INTERVAL)

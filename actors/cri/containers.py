@@ -33,9 +33,9 @@ from typing import Any
 import grpc
 from cri_api.v1 import api_pb2
 
-from actorctl.client import Client, NotFound, Timeout
+from actorctl.client import Client, NotFound
 from actorctl.client.errors import ActordError, Conflict
-from actors.cri.containerexits import ACTIVE, exit_of
+from actors.cri.containerexits import ACTIVE, exit_of, wait_ended
 from actors.cri.containerstore import ContainerRecord, ContainerState, ContainerStore, NameTaken
 from actors.cri.daemonlink import DaemonLink
 from actors.cri.imagemap import check_image_name
@@ -268,9 +268,9 @@ class CriContainers:
             if timeout > 0:
                 try:
                     client.signal(record.id, parse_signal(record.stop_signal) or signal.SIGTERM)
-                    client.wait(record.id, after=record.start_seq, timeout=timeout)
-                except (NotFound, Conflict, Timeout):
+                except (NotFound, Conflict):  # it ended already
                     pass
+                wait_ended(client, record.id, timeout)
             try:
                 client.kill(record.id)
             except (NotFound, Conflict):  # it ended already
@@ -279,10 +279,7 @@ class CriContainers:
 
     def _ended(self, client: Client, record: ContainerRecord, *, wait: float) -> ContainerRecord:
         """The record EXITED with its exit, waited for up to `wait` seconds."""
-        try:
-            client.wait(record.id, after=record.start_seq, timeout=wait)
-        except (NotFound, Timeout):
-            pass
+        wait_ended(client, record.id, wait)
         seen = exit_of(client, record)
         return self.store.move(record, ContainerState.EXITED, **seen.changes())
 
