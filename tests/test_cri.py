@@ -81,8 +81,8 @@ def test_version_status_and_what_is_not_served_yet(daemon: Daemon) -> None:
         conditions = {c.type: c for c in cri.runtime.Status(api_pb2.StatusRequest(), timeout=10).status.conditions}
         assert conditions["RuntimeReady"].status is True
         assert "NetworkReady" in conditions  # what it says: tests/test_pods.py, on a network of its own
-        error = grpc_error(cri.runtime.CreateContainer, api_pb2.CreateContainerRequest())
-        assert error.code() == grpc.StatusCode.UNIMPLEMENTED and "CreateContainer" in str(error.details())
+        error = grpc_error(cri.runtime.Attach, api_pb2.AttachRequest())
+        assert error.code() == grpc.StatusCode.UNIMPLEMENTED and "Attach" in str(error.details())
     assert stat.S_IMODE(os.stat(cri_socket(daemon)).st_mode) == 0o600, "root's alone, as the control socket"
 
 

@@ -86,6 +86,14 @@ class Client(ImageMethods, PodMethods):
             params["cri_log"] = cri_log
         return Container.from_wire(self.call("containers.start", params))
 
+    def prepare(self, container_id: str, image: str) -> str:
+        """Make the bundle of a container `container_id` of `image` (a reference or an image id of
+        the daemon's store) without starting it, and return its dir: the caller may rewrite its
+        config.json, then `start(container_id, bundle=that dir)`. The bundle is kept (across
+        daemon restarts) until that start, or until `remove(container_id)` releases it.
+        AlreadyExists if the id is taken; NotFound for an image not in the store."""
+        return str(self.call("containers.prepare", {"id": container_id, "image": image})["bundle"])
+
     def exec(self, container_id: str, args: Iterable[str], *, name: str | None = None,
              env: Iterable[str] = (), cwd: str | None = None, user: str | None = None, tty: bool = False,
              stdin: bool = False, log_limit: int | None = None) -> Process:

@@ -1,7 +1,7 @@
-"""The CRI's RuntimeService: Version, Status, the pod sandboxes (sandboxes.py), and ExecSync,
-UpdateContainerResources, container and pod stats (execsync.py, resources.py, stats.py,
-podstats.py) on the CRI containers another step starts (lookup.py says which they are); the
-containers' lifecycle and streaming are later steps of the CRI work, and every method of theirs answers
+"""The CRI's RuntimeService: Version, Status, the pod sandboxes (sandboxes.py), the containers
+(containers.py, containerviews.py), and ExecSync, UpdateContainerResources, container and pod
+stats (execsync.py, resources.py, stats.py, podstats.py; lookup.py says which containers are the
+CRI's); streaming is a later step of the CRI work (issue #19), and every method of its answers
 UNIMPLEMENTED, saying so."""
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ from cri_api.v1 import api_pb2
 
 from actors import __version__
 from actors.cri import podstats, resources, stats
+from actors.cri.containers import CriContainers
+from actors.cri.containerviews import ContainerViews
 from actors.cri.daemonlink import DaemonLink
 from actors.cri.execsync import ExecSyncs
-from actors.cri.images import served
+from actors.cri.images import served, timeout_for
 from actors.cri.sandboxes import PodSandboxes
 from actors.podnet.readiness import network_status
 
@@ -28,8 +30,11 @@ KUBELET_API_VERSION = "0.1.0"
 """What Version's `version` carries: the kubelet's runtime API version, as containerd answers."""
 RUNTIME_API_VERSION = "v1"
 SERVED = ("Version", "Status", "RunPodSandbox", "StopPodSandbox", "RemovePodSandbox", "PodSandboxStatus",
-          "ListPodSandbox", "ExecSync", "UpdateContainerResources", "ContainerStats", "ListContainerStats",
-          "PodSandboxStats", "ListPodSandboxStats")
+          "ListPodSandbox", "CreateContainer", "StartContainer", "StopContainer", "RemoveContainer",
+          "ContainerStatus", "ListContainers", "ReopenContainerLog", "ExecSync", "UpdateContainerResources",
+          "ContainerStats", "ListContainerStats", "PodSandboxStats", "ListPodSandboxStats")
+START_TIMEOUT = 60.0
+"""Seconds a container's start may take at most (the daemon's --start-timeout bounds it too)."""
 METHODS = tuple(method.name for method in api_pb2.DESCRIPTOR.services_by_name["RuntimeService"].methods)
 
 
@@ -39,18 +44,20 @@ def unimplemented(method: str) -> Callable[[Any, grpc.ServicerContext], None]:
     def refuse(_: Any, context: grpc.ServicerContext) -> None:
         context.abort(grpc.StatusCode.UNIMPLEMENTED,
                       f"actord does not serve RuntimeService/{method} yet: it serves {', '.join(SERVED)} and the "
-                      "ImageService; the containers' lifecycle and streaming come later (docs/cri.md)")
+                      "ImageService; streaming (Exec, Attach, PortForward) comes later (docs/cri.md)")
 
     return refuse
 
 
 class RuntimeServicer:
-    """Version, Status and the pod sandboxes; any other RuntimeService method (looked up by the
+    """Version, Status, the pod sandboxes and the containers; any other RuntimeService method (looked up by the
     generated registration by name) is `unimplemented`."""
 
-    def __init__(self, pods: PodSandboxes, cni_conf_dir: Path, cni_bin_dirs: Sequence[Path], *,
-                 link: DaemonLink) -> None:
+    def __init__(self, pods: PodSandboxes, containers: CriContainers, cni_conf_dir: Path,
+                 cni_bin_dirs: Sequence[Path], *, link: DaemonLink) -> None:
         self.pods = pods
+        self.containers = containers
+        self.views = ContainerViews(containers)
         self.cni_conf_dir = cni_conf_dir
         self.cni_bin_dirs = tuple(cni_bin_dirs)
         self.link = link
@@ -96,6 +103,45 @@ class RuntimeServicer:
     def ListPodSandbox(self, request: api_pb2.ListPodSandboxRequest,
                        context: grpc.ServicerContext) -> api_pb2.ListPodSandboxResponse:
         return api_pb2.ListPodSandboxResponse(items=self.pods.list(request))
+
+    @served
+    def CreateContainer(self, request: api_pb2.CreateContainerRequest,
+                        context: grpc.ServicerContext) -> api_pb2.CreateContainerResponse:
+        return api_pb2.CreateContainerResponse(container_id=self.containers.create(request))
+
+    @served
+    def StartContainer(self, request: api_pb2.StartContainerRequest,
+                       context: grpc.ServicerContext) -> api_pb2.StartContainerResponse:
+        self.containers.start(request.container_id, timeout_for(context, START_TIMEOUT))
+        return api_pb2.StartContainerResponse()
+
+    @served
+    def StopContainer(self, request: api_pb2.StopContainerRequest,
+                      context: grpc.ServicerContext) -> api_pb2.StopContainerResponse:
+        self.containers.stop(request.container_id, max(0, request.timeout))
+        return api_pb2.StopContainerResponse()
+
+    @served
+    def RemoveContainer(self, request: api_pb2.RemoveContainerRequest,
+                        context: grpc.ServicerContext) -> api_pb2.RemoveContainerResponse:
+        self.containers.remove(request.container_id)
+        return api_pb2.RemoveContainerResponse()
+
+    @served
+    def ContainerStatus(self, request: api_pb2.ContainerStatusRequest,
+                        context: grpc.ServicerContext) -> api_pb2.ContainerStatusResponse:
+        return self.views.status(request.container_id, request.verbose)
+
+    @served
+    def ListContainers(self, request: api_pb2.ListContainersRequest,
+                       context: grpc.ServicerContext) -> api_pb2.ListContainersResponse:
+        return api_pb2.ListContainersResponse(containers=self.views.list(request))
+
+    @served
+    def ReopenContainerLog(self, request: api_pb2.ReopenContainerLogRequest,
+                           context: grpc.ServicerContext) -> api_pb2.ReopenContainerLogResponse:
+        self.containers.reopen_log(request.container_id)
+        return api_pb2.ReopenContainerLogResponse()
 
     # -- a CRI container's use: exec, resources, stats; pod stats (execsync.py, resources.py, stats.py,
     # podstats.py) --

@@ -6,10 +6,11 @@ container, so `actorctl containers list` shows it).
     run     check the config (podconfig.py), reserve the name, write the pod's files, make its
             netns, CNI ADD, write the infra bundle, start the infra container, write the record
             READY; a failure at any step undoes the steps before, in reverse, and leaves nothing
-    stop    kill every container labelled with the pod (the infra and, later, the CRI's
-            containers), CNI DEL, remove the netns (as containerd does at stop), NOTREADY;
-            idempotent
-    remove  stop if READY, then the pod's dir and record; an unknown id is success (the CRI's rule)
+    stop    kill every container labelled with the pod (the infra and the CRI's containers:
+            those stay listed, EXITED with their exit, until removed), CNI DEL, remove the netns
+            (as containerd does at stop), NOTREADY; idempotent
+    remove  stop if READY, remove the pod's CRI containers, then the pod's dir and record; an
+            unknown id is success (the CRI's rule)
     status  NOT_FOUND for an unknown id; READY only while the infra container runs
 
 Calls on one pod hold its lock (the store's); calls on different pods run at once.
@@ -35,6 +36,7 @@ from cri_api.v1 import api_pb2
 
 from actorctl.client import Client, NotFound
 from actorctl.client.errors import ActordError
+from actors.cri.containers import CriContainers
 from actors.cri.daemonlink import DaemonLink
 from actors.cri.images import said, timeout_for
 from actors.cri.podconfig import PodConfig, host_security, read_pod_config
@@ -76,8 +78,10 @@ def _not_found(pod_id: str) -> Refusal:
 class PodSandboxes:
     """The pod methods of the RuntimeService, on one store and one pod network."""
 
-    def __init__(self, link: DaemonLink, store: PodStore, network: PodNetwork, netns_dir: Path) -> None:
+    def __init__(self, link: DaemonLink, store: PodStore, network: PodNetwork, netns_dir: Path,
+                 containers: CriContainers) -> None:
         self.link = link
+        self.containers = containers
         self.store = store
         self.network = network
         self.netns_dir = netns_dir
@@ -222,6 +226,7 @@ class PodSandboxes:
                    if container.labels.get(POD_LABEL) == record.id or container.id == record.infra_id]
         for container_id in members:
             self._kill_container(client, container_id)
+        self.containers.pod_stopped(record.id)
         if record.netns:
             netns = Path(record.netns)
             if self.cache_file(record.id).exists() or is_netns(netns):
@@ -250,6 +255,7 @@ class PodSandboxes:
             if record is None:
                 return
             stopped = self._stop(record)
+            self.containers.pod_removed(record.id)
             try:
                 self.store.remove(stopped)
             except OSError as exc:

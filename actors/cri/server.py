@@ -32,6 +32,8 @@ import grpc
 import zmq
 from cri_api.v1 import api_pb2_grpc
 
+from actors.cri.containers import CriContainers
+from actors.cri.containerstore import ContainerStore
 from actors.cri.daemonlink import DaemonLink
 from actors.cri.images import ImageServicer
 from actors.cri.runtime import RuntimeServicer
@@ -145,7 +147,8 @@ class CriServer:
         logger.info("CRI v1 (RuntimeService, ImageService) served on unix://%s", self.path)
 
     def _runtime(self, link: DaemonLink) -> RuntimeServicer:
-        """The RuntimeService on the pod store as the root keeps it (a restart finds every pod again)."""
+        """The RuntimeService on the pod and container stores as the root keeps them (a restart
+        finds every pod and container again)."""
         store = PodStore(self.pods.pods_dir)
         try:
             found = store.load()
@@ -154,10 +157,18 @@ class CriServer:
             raise CriStartError(f"cannot read the pod store {self.pods.pods_dir}: {exc.strerror}") from None
         if found:
             logger.info("%d pod sandbox(es) read back from %s", len(found), self.pods.pods_dir)
+        containers = CriContainers(link, store, ContainerStore(self.pods.pods_dir), self.images_dir / "containers")
+        try:
+            kept = containers.store.load()
+        except OSError as exc:
+            self.stop()
+            raise CriStartError(f"cannot read the CRI containers in {self.pods.pods_dir}: {exc.strerror}") from None
+        if kept:
+            logger.info("%d CRI container(s) read back from %s", len(kept), self.pods.pods_dir)
         network = PodNetwork(self.pods.cni_conf_dir, self.pods.cni_bin_dirs)
-        sandboxes = PodSandboxes(link, store, network, self.pods.netns_dir)
+        sandboxes = PodSandboxes(link, store, network, self.pods.netns_dir, containers)
         sandboxes.sweep()
-        return RuntimeServicer(sandboxes, self.pods.cni_conf_dir, self.pods.cni_bin_dirs, link=link)
+        return RuntimeServicer(sandboxes, containers, self.pods.cni_conf_dir, self.pods.cni_bin_dirs, link=link)
 
     def stop(self) -> None:
         """Stop serving, end every thread, close every socket, remove the socket file."""

@@ -30,13 +30,16 @@ from actors.images.users import resolve_user
 from actors.treeremoval import remove_tree
 from actors.wire.api import CONTAINER_ID
 
-__all__ = ["CHAIN_FILE", "ImageBundles"]
+__all__ = ["CHAIN_FILE", "PREPARED_MARK", "ImageBundles"]
 
 logger = logging.getLogger(__name__)
 
 CHAIN_FILE = "layers.json"
 SCRATCH_MARK = ".new-"
 """A bundle being made is `.<id>.new-<pid>-*` until it is renamed to `<id>`."""
+PREPARED_MARK = "prepared"
+"""A file the Supervisor puts in a bundle `containers.prepare` made and no start has used yet: a
+restarted daemon keeps such a bundle (the CRI releases those it has no record of)."""
 OPEN_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 

@@ -64,13 +64,18 @@ def _lstat(path: str) -> os.stat_result | None:
 
 
 def _check_parents(dest: str, parents: list[str], member: tarfile.TarInfo) -> None:
-    """Every existing directory on the way to a target is a real directory of the layer."""
+    """Every existing directory on the way to a target is a real directory of the layer; a
+    missing one (a layer need not list the parents of its members) is made 0755, as containerd
+    makes it: tarfile would make it with the daemon's umask (0700), and as the top layer's
+    directory it would hide the lower layers' and lock every other user out of it."""
     path = dest
     for part in parents:
         path = os.path.join(path, part)
         info = _lstat(path)
         if info is None:
-            return  # tarfile makes the rest: fresh directories
+            os.mkdir(path)
+            os.chmod(path, 0o755)
+            continue
         if stat.S_ISLNK(info.st_mode):
             raise ImageError(f"layer member {member.name!r} goes through the symlink {path.removeprefix(dest)!r}")
         if not stat.S_ISDIR(info.st_mode):

@@ -26,6 +26,7 @@ import zmq
 
 from actors.base import Handlers, SocketActor
 from actors.daemonlog import log_context, log_fields
+from actors.images.bundles import PREPARED_MARK
 from actors.memory import HeapReturn
 from actors.metrics import Metrics
 from actors.rootdir import RootDir
@@ -73,6 +74,7 @@ REQUEST_HANDLERS: dict[str, Handler] = {
     "containers.list": query.list_containers,
     "containers.state": query.state,
     "containers.start": start.request,
+    "containers.prepare": start.prepare_request,
     "containers.exec": start.exec_request,
     "containers.signal": signal_task.request,
     "containers.remove": remove.request,
@@ -91,8 +93,8 @@ REQUEST_HANDLERS: dict[str, Handler] = {
     "events.replay": query.replay,
 }
 
-NEEDS_STORAGE = frozenset({"containers.start", "containers.exec", "containers.pause", "containers.resume",
-                           "checkpoints.create"})
+NEEDS_STORAGE = frozenset({"containers.start", "containers.prepare", "containers.exec", "containers.pause",
+                           "containers.resume", "checkpoints.create"})
 """Requests refused at once while the state dir's storage is full: they would write state or
 events that cannot be stored. Signals still go through, so containers can be stopped."""
 
@@ -122,6 +124,9 @@ class Supervisor(SocketActor):
         """Ids of image starts whose bundle the ImageService is making."""
         self.image_containers: set[str] = set()
         """Ids of containers of images: their bundle goes when they are gone for good."""
+        self.prepared: set[str] = set()
+        """Ids of image bundles made by `containers.prepare` and not started yet: kept (across
+        restarts: the bundle's PREPARED_MARK says so) until started or `containers.remove`d."""
         self.probe = None if metrics is None else SupervisorProbe(metrics, self.life, self.pool)
         """Shows each message's change to the metrics; None without --metrics-address, so that
         nothing optional runs around a message (an exit's, say) when no one scrapes."""
@@ -146,6 +151,7 @@ class Supervisor(SocketActor):
         bundles = self.root.image_bundles
         self.image_containers = {name for name in (os.listdir(bundles) if bundles.is_dir() else [])
                                  if CONTAINER_ID.match(name)}
+        self.prepared = {name for name in self.image_containers if (bundles / name / PREPARED_MARK).exists()}
         counts = restore.restore(self, self._reported)
         self._reported.clear()
         for container_id in sorted(self.image_containers):  # a bundle no container owns (a crash mid-start)
@@ -213,7 +219,7 @@ class Supervisor(SocketActor):
         """Have the ImageService remove the bundle of a container of an image that is gone for
         good: no record of it left (a restart policy's next life keeps it), its state dir removed."""
         if container_id in self.image_containers and container_id not in self.life.containers \
-                and container_id not in self.life.removed:
+                and container_id not in self.life.removed and container_id not in self.prepared:
             self.image_containers.discard(container_id)
             self.send("images", wire.ReleaseImageBundle(container_id=container_id))
 

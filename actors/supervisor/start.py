@@ -1,5 +1,8 @@
-"""containers.start and containers.exec: the requests' parameters, checked here. A start from
-an image has its bundle made by the ImageService first (`ImageBundleTask`, `bundle_made`).
+"""containers.start, containers.prepare and containers.exec: the requests' parameters, checked
+here. A start from an image has its bundle made by the ImageService first (`ImageBundleTask`,
+`bundle_made`); `containers.prepare` only makes it (the CRI's CreateContainer writes its own
+config.json into it, then starts it from that bundle), and the bundle is kept, across daemon
+restarts, until the container is started from it or `containers.remove` releases it.
 
 What a start does to the container and its process (park it, reserve an exec's name,
 submit the start task, finish on `start_done`) is the lifecycle's (`lifecycle.py`).
@@ -8,8 +11,10 @@ submit the start task, finish on `start_done`) is the lifecycle's (`lifecycle.py
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from actors.images.bundles import PREPARED_MARK
 from actors.supervisor.deferred import DEFERRED
 from actors.supervisor.restart import RestartPolicy
 from actors.wire import ApiError, ErrorCode
@@ -52,15 +57,44 @@ def request(sup: Supervisor, request: Request) -> object:
     return DEFERRED
 
 
+def prepare_request(sup: Supervisor, request: Request) -> object:
+    """`containers.prepare {id, image}`: make the bundle of a container of `image` without
+    starting it; answered `{"bundle": its dir}` (`bundle_made`)."""
+    params = Params(request.params)
+    container_id = params.container_id()
+    image = params.string("image", max_len=1024) or ""
+    sup.life.check_free(container_id)
+    if container_id in sup.preparing or container_id in sup.life.removed or container_id in sup.prepared:
+        raise ApiError(ErrorCode.ALREADY_EXISTS, f"container {container_id} already exists (it is being "
+                                                 "started or removed, or its bundle is prepared)")
+    sup.preparing.add(container_id)
+    sup.send("images", ImageBundleTask(container_id=container_id, image=image, route=request.route,
+                                       request_id=request.request_id, params={"prepare": True}))
+    return DEFERRED
+
+
 def bundle_made(sup: Supervisor, done: ImageBundleDone) -> None:
     """The ImageService made (or could not make) the bundle of an image start: start it as any
-    bundle, or answer why not; a start refused now takes its bundle away again."""
+    bundle (or, for `containers.prepare`, mark it kept and answer its path), or answer why not;
+    a start refused now takes its bundle away again."""
     sup.preparing.discard(done.container_id)
     client = (done.route, done.request_id)
     if done.error is not None or done.bundle is None:
         sup.reply(client, error=ApiError.from_wire(done.error or {}, "the image's bundle cannot be made"))
         return
     sup.image_containers.add(done.container_id)
+    if done.params.get("prepare"):
+        sup.prepared.add(done.container_id)
+        try:
+            (Path(done.bundle) / PREPARED_MARK).touch()
+        except OSError as exc:
+            sup.prepared.discard(done.container_id)
+            sup.release_if_gone(done.container_id)
+            sup.reply(client, error=ApiError(ErrorCode.INTERNAL, f"cannot mark the bundle of {done.container_id} "
+                                                                 f"kept: {exc.strerror}"))
+            return
+        sup.reply(client, {"bundle": done.bundle})
+        return
     request = Request(route=done.route, request_id=done.request_id, method="containers.start",
                       params=done.params)
     try:
@@ -103,11 +137,18 @@ def _start(sup: Supervisor, request: Request, bundle: str) -> object:
     if not os.path.isabs(bundle):
         raise ApiError(ErrorCode.INVALID_PARAMS, f"bundle path {bundle!r} must be absolute")
     sup.life.check_free(container_id)
+    prepared = container_id in sup.prepared
+    if prepared and os.path.realpath(bundle) != os.path.realpath(sup.root.image_bundles / container_id):
+        raise ApiError(ErrorCode.ALREADY_EXISTS, f"container {container_id} has a prepared bundle: start it from "
+                                                 "that bundle, or remove it first")
     # the bundle is the requester's: only the worker reads it, once (actors/worker/spec.py)
     task = StartTask(token="", container_id=container_id, bundle=bundle, labels=labels, stdin=stdin,
                      checkpoint=checkpoint, init=init, cri_log=cri_log)
-    sup.carry_out(sup.life.start(container_id, bundle, labels, init, (request.route, request.request_id), task,
-                                 restart))
+    effects = sup.life.start(container_id, bundle, labels, init, (request.route, request.request_id), task, restart)
+    if prepared:  # its prepared bundle is now the container's: it goes with it
+        sup.prepared.discard(container_id)
+        (Path(bundle) / PREPARED_MARK).unlink(missing_ok=True)
+    sup.carry_out(effects)
     sup.heap.grew(len(sup.life.containers))
     return DEFERRED
 

@@ -26,6 +26,7 @@ METHODS = (
     "version",
     "health",
     "containers.start",
+    "containers.prepare",
     "containers.exec",
     "containers.list",
     "containers.state",
@@ -64,6 +65,7 @@ the Supervisor."""
 
 STATE_CHANGING = frozenset({
     "containers.start",
+    "containers.prepare",
     "containers.exec",
     "containers.signal",
     "containers.remove",

@@ -146,7 +146,7 @@ def test_store_usage_counts_each_inode_once(tmp_path: Path) -> None:
 
 
 def test_every_other_runtime_method_is_unimplemented() -> None:
-    servicer = RuntimeServicer(cast(Any, None), Path("/nonexistent"), (), link=cast(Any, None))
+    servicer = RuntimeServicer(cast(Any, None), cast(Any, None), Path("/nonexistent"), (), link=cast(Any, None))
     assert {"CreateContainer", "ExecSync", "GetContainerEvents", "PodSandboxStats"} <= set(METHODS)
 
     class Context:

@@ -1,11 +1,14 @@
-"""The layer filter's rules on in-memory tars, against a scratch destination (no root, nothing
-extracted): what tarfile's tar_filter checks, what it would strip and images keep, what it lets
-through and layers refuse, and OCI whiteouts as overlayfs's."""
+"""The layer filter's rules on in-memory tars, against a scratch destination (no root; nothing
+extracted but the parents a layer does not list): what tarfile's tar_filter checks, what it
+would strip and images keep, what it lets through and layers refuse, and OCI whiteouts as
+overlayfs's."""
 
 from __future__ import annotations
 
 import gzip
 import io
+import os
+import stat
 import tarfile
 from pathlib import Path
 
@@ -48,6 +51,17 @@ def test_what_tar_filter_strips_an_image_keeps(tmp_path: Path) -> None:
     assert [(m.type, m.devmajor, m.devminor) for m in kept[3:5] if m] == [(tarfile.CHRTYPE, 1, 3),
                                                                           (tarfile.BLKTYPE, 8, 0)]
     assert kept[6] is not None and kept[6].linkname == "/bin/busybox", "resolved inside the container"
+
+
+def test_the_parents_a_layer_does_not_list_are_made_0755_whatever_the_umask(tmp_path: Path) -> None:
+    previous = os.umask(0o077)  # the daemon's
+    try:
+        _, kept = filtered(tmp_path, tar_member("usr/local/bin/nnp", data=b"x", mode=0o755))
+    finally:
+        os.umask(previous)
+    assert [m.name for m in kept if m] == ["usr/local/bin/nnp"]
+    assert [stat.S_IMODE(os.stat(tmp_path / name).st_mode) for name in ("usr", "usr/local", "usr/local/bin")] == \
+        [0o755] * 3, "a user other than root reaches the member, as in containerd's unpack"
 
 
 def test_an_absolute_name_is_kept_inside(tmp_path: Path) -> None:

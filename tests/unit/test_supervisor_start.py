@@ -10,15 +10,17 @@ from __future__ import annotations
 import builtins
 import os
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
+from actors.images.bundles import PREPARED_MARK
 from actors.memory import HeapReturn
 from actors.supervisor.deferred import DEFERRED
 from actors.supervisor.effects import Effect, SaveDefinition, Submit
 from actors.supervisor.lifecycle import Lifecycle
-from actors.supervisor.start import bundle_made
+from actors.supervisor.start import bundle_made, prepare_request
 from actors.supervisor.start import request as start_request
 from actors.wire import ApiError
 from actors.wire.messages import ImageBundleDone, ImageBundleTask, Message, Request, StartTask
@@ -36,6 +38,8 @@ class StubSupervisor:
         self.effects: list[Effect] = []
         self.preparing: set[str] = set()
         self.image_containers: set[str] = set()
+        self.prepared: set[str] = set()
+        self.root = SimpleNamespace(image_bundles=Path("/root/images/containers"))
         self.sent: list[tuple[str, Message]] = []
         self.replies: list[tuple[Any, Any, ApiError | None]] = []
         self.released: list[str] = []
@@ -151,3 +155,23 @@ def test_a_cri_log_goes_to_the_worker_and_into_every_life_without_being_touched(
         with pytest.raises(ApiError, match=f"cri_log .* {why}"):
             start(sup, {"id": "c3", "image": "busybox", "cri_log": bad})
     assert sup.sent == [], "an image start refused before its bundle is made"
+
+
+def test_a_prepared_bundle_is_marked_kept_answered_and_becomes_the_containers_at_its_start(tmp_path: Path) -> None:
+    sup = StubSupervisor()
+    sup.root = SimpleNamespace(image_bundles=tmp_path)
+    bundle = tmp_path / "c1"
+    bundle.mkdir()
+    assert prepare_request(cast("Supervisor", sup), Request(route=b"r", request_id="1", method="containers.prepare",
+                                                            params={"id": "c1", "image": "busybox"})) is DEFERRED
+    [(_, task)] = sup.sent
+    assert isinstance(task, ImageBundleTask) and task.params == {"prepare": True}
+    bundle_made(cast("Supervisor", sup), ImageBundleDone(container_id="c1", bundle=str(bundle), route=b"r",
+                                                         request_id="1", params=task.params))
+    assert sup.replies == [((b"r", "1"), {"bundle": str(bundle)}, None)] and sup.effects == [], "nothing starts"
+    assert sup.prepared == {"c1"} and sup.image_containers == {"c1"} and (bundle / PREPARED_MARK).exists()
+    with pytest.raises(ApiError, match="prepared bundle"):
+        start(sup, {"id": "c1", "bundle": "/srv/elsewhere"})
+    assert start(sup, {"id": "c1", "bundle": str(bundle)}) is DEFERRED
+    assert [effect for effect in sup.effects if isinstance(effect, Submit)], "it starts from its bundle"
+    assert sup.prepared == set() and not (bundle / PREPARED_MARK).exists(), "the bundle now goes with the container"
