@@ -35,7 +35,6 @@ reaping), `runtime.py` (the runtime's calls), `stdio.py` (the process's stdio an
 output), all imported by the spawner before it forks.
 """
 
-
 from __future__ import annotations
 
 import os
@@ -75,6 +74,9 @@ _SEND_MORE, _SEND_LAST = int(zmq.SNDMORE | zmq.NOBLOCK), int(zmq.NOBLOCK)
 
 
 class Shim:
+    """One shim's state across its life: the starter's ready pipe, the reaper, whether the
+    process has been started, the OOM count's file."""
+
     def __init__(self, config: ShimConfig, ready_fd: int) -> None:
         self.config = config
         self.ready_fd = ready_fd
