@@ -19,10 +19,10 @@ Python writes wherever it runs (reference counts, allocator pools, bytecode
 caches). So:
   * the spawner only accepts a connection and forks: the request is read,
     answered with the shim's pid and parsed by a short-lived helper of the new
-    shim (see shimproc.shim). Every page the spawner writes after a fork is one
+    shim (see shimproc.helper). Every page the spawner writes after a fork is one
     that each shim forked before stops sharing; this loop writes some 25 per
     start (it was 140);
-  * it forks without the interpreter's at-fork hooks (shimproc.shim.fork), which
+  * it forks without the interpreter's at-fork hooks (shimproc.helper.fork), which
     would copy ~600 KiB of shared pages into every shim; that takes a spawner
     with no Python thread but its main one, which a test checks;
   * the signal dispositions shims need are set here, once, and inherited (so
@@ -60,7 +60,9 @@ from actors.wire.outputlog import STDERR, pack_record
 from actors.wire.shim import ShimConfig, ready_line, spawn_reply
 from hostos.cgroupprocs import move_into
 from hostos.fdwait import reader_gone
-from shimproc.shim import Reaper, become_subreaper, fork, in_helper, run_shim, set_signals
+from shimproc.helper import fork, in_helper
+from shimproc.reaper import Reaper, become_subreaper, set_signals
+from shimproc.shim import run_shim
 
 __all__ = ["serve"]
 
