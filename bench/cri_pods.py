@@ -166,7 +166,7 @@ def main() -> int:
             for driver in (ours, theirs):
                 driver.pull(BUSYBOX)
             theirs.pull(PAUSE_IMAGE)
-            print(f"{about[0]} and {about[1]} (containerd {bench.containerd.version()}), {os.cpu_count()} cpus, "
+            print(f"{about[0]} and {about[1]}, {os.cpu_count()} cpus, "
                   f"load {os.getloadavg()[0]:.2f} at start")
             idle = {driver.name: runtime_pss_kib(bench.roots(driver), WORKLOAD) for driver in (ours, theirs)}
 

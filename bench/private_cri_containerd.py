@@ -103,9 +103,6 @@ class CriContainerd:
         assert self.process is not None, "started"
         return self.process.pid
 
-    def version(self) -> str:
-        return subprocess.run(["containerd", "--version"], capture_output=True, text=True).stdout.split()[2]
-
     def start(self, timeout: float = 30) -> None:
         """Start containerd and wait for its socket; CriContainerdError if it exits or never makes it."""
         self.work.mkdir(parents=True, exist_ok=True)
