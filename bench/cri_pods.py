@@ -35,6 +35,8 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
+import grpc
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.harness import Daemon, mounts_under, remove_state_dir
@@ -113,8 +115,8 @@ class Bench:
         for driver in self.drivers:
             try:
                 problems += driver.remove_pods()
-            except Exception as exc:
-                problems.append(f"{driver.name}: ListPodSandbox: {exc}")
+            except grpc.RpcError as exc:
+                problems.append(f"{driver.name}: ListPodSandbox: {exc.details()}")
             driver.close()
         if self.actord.process is not None:
             shims = self.actord.live_shims()
@@ -158,6 +160,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="cpb-", dir="/tmp"))
     bench = Bench(work)
     problems: list[str] = []
+    failure: str | None = None
     try:
         with ExitStack() as undo:
             undo.callback(lambda: problems.extend(bench.stop()))
@@ -196,11 +199,11 @@ def main() -> int:
 
             print(section(f"{args.pods} pods one at a time"))
             for label, part in (("RunPodSandbox", lambda times: times.sandbox),
-                                ("RunPodSandbox+Create+StartContainer", lambda times: times.total)):
+                                ("pod (+Create+StartContainer)", lambda times: times.total)):
                 for name, share in (("p50", 0.5), ("p99", 0.99)):
                     a, c = figure("actord", part, share), figure("containerd", part, share)
                     print(row(f"{label} {name}", ms(a) if a is not None else "unavailable", ms(c), ratio(a, c)))
-            what = "pods (sandbox+container)" if full else "sandboxes only"
+            what = "pods" if full else "sandboxes"
             print(section(f"2 x {args.burst} {what}, {args.parallel} at a time"))
             rates = {name: 2 * args.burst / seconds for name, seconds in burst_seconds.items()}
             print(row("per second", f"{rates['actord']:.1f} /s", f"{rates['containerd']:.1f} /s",
@@ -216,15 +219,18 @@ def main() -> int:
             if not full:
                 print("\nactord does not serve CreateContainer yet (UNIMPLEMENTED): its pods are sandboxes only")
             print(f"\nload {os.getloadavg()[0]:.2f} at the end")
+    except (grpc.RpcError, OSError, RuntimeError) as exc:
+        failure = exc.details() if isinstance(exc, grpc.RpcError) else str(exc)
+        print(f"cri_pods: the bench failed: {failure}", file=sys.stderr)
     finally:
         remove_idle_shared_chains(existing_chains)
         if IP_FORWARD.read_text().strip() != ip_forward:
             set_ip_forward(ip_forward)
-    problems += leftovers(work, bench.networks)
-    for problem in problems:
-        print(f"clean-up: {problem}", file=sys.stderr)
-    print("clean-up: nothing left" if not problems else f"clean-up: {len(problems)} problems")
-    return 1 if problems else 0
+        problems += leftovers(work, bench.networks)
+        for problem in problems:
+            print(f"clean-up: {problem}", file=sys.stderr)
+        print("clean-up: nothing left" if not problems else f"clean-up: {len(problems)} problems")
+    return 1 if problems or failure else 0
 
 
 if __name__ == "__main__":
