@@ -143,9 +143,12 @@ class Bench:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pods", type=int, default=30, help="pods started one at a time, per runtime (default %(default)s)")
-    parser.add_argument("--burst", type=int, default=30, help="pods started at once, per runtime and round (default %(default)s)")
-    parser.add_argument("--parallel", type=int, default=10, help="of those, how many at a time (default %(default)s)")
+    parser.add_argument("--pods", type=int, default=30,
+                        help="pods started one at a time, per runtime (default %(default)s)")
+    parser.add_argument("--burst", type=int, default=30,
+                        help="pods started at once, per runtime and round (default %(default)s)")
+    parser.add_argument("--parallel", type=int, default=10,
+                        help="of those, how many at a time (default %(default)s)")
     args = parser.parse_args()
     if min(args.pods, args.burst, args.parallel) < 1:
         parser.error("--pods, --burst and --parallel must be at least 1")
