@@ -31,9 +31,9 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
 
 import grpc
 
@@ -51,16 +51,15 @@ from private_cri_containerd import PAUSE_IMAGE, CriContainerd
 
 REGISTRY_SCRIPT = Path("/work/shared/cri/registry.sh")
 REGISTRY = "127.0.0.1:5000"
-T = TypeVar("T")
 
 
-def timed_burst(count: int, parallel: int, start: Callable[[int], T]) -> tuple[float, list[T]]:
-    """Run `start(n)` for n in range(count), `parallel` at a time: the seconds it took, and the
-    answers (the first failure is raised)."""
+def timed_burst(count: int, parallel: int, start: Callable[[int], object]) -> float:
+    """Run `start(n)` for n in range(count), `parallel` at a time: the seconds it took (the
+    first failure is raised)."""
     with ThreadPoolExecutor(parallel) as pool:
         began = time.perf_counter()
-        answers = list(pool.map(start, range(count)))
-        return time.perf_counter() - began, answers
+        list(pool.map(start, range(count)))
+        return time.perf_counter() - began
 
 
 def start_named(driver: CriDriver, prefix: str, number: int) -> PodTimes:
@@ -141,6 +140,79 @@ class Bench:
         return problems
 
 
+@dataclass
+class Figures:
+    """What the rounds measured, per runtime name."""
+
+    sequential: dict[str, list[PodTimes]]
+    burst_seconds: dict[str, float]
+    idle: dict[str, tuple[int, int]]
+    """PSS (KiB) and processes counted with no pod."""
+    loaded: dict[str, tuple[int, int]]
+    """The same with the first burst round's pods running."""
+    whole_pods: bool
+    """False when a runtime does not serve containers: then every pod was a sandbox only."""
+
+
+def measure(bench: Bench, ours: CriDriver, theirs: CriDriver, pods: int, burst: int, parallel: int) -> Figures:
+    """The rounds: `pods` one at a time, actord's and containerd's in turn; then two rounds of
+    `burst` per runtime, `parallel` at a time, actord first, then containerd first; memory with
+    none, and with the first round's pods running."""
+    drivers = (ours, theirs)
+    idle = {driver.name: runtime_pss_kib(bench.roots(driver), WORKLOAD) for driver in drivers}
+    sequential: dict[str, list[PodTimes]] = {driver.name: [] for driver in drivers}
+    for n in range(pods):
+        for driver in drivers if n % 2 == 0 else drivers[::-1]:
+            sequential[driver.name].append(driver.start_pod(f"seq-{n}"))
+    bench.remove_pods()
+    whole_pods = all(driver.serves_containers for driver in drivers)
+    for driver in drivers:
+        driver.serves_containers = whole_pods
+    burst_seconds = {driver.name: 0.0 for driver in drivers}
+    loaded: dict[str, tuple[int, int]] = {}
+    for round_number, order in enumerate((drivers, drivers[::-1])):
+        for driver in order:
+            burst_seconds[driver.name] += timed_burst(burst, parallel,
+                                                      partial(start_named, driver, f"burst{round_number}-"))
+        if round_number == 0:
+            loaded = {driver.name: runtime_pss_kib(bench.roots(driver), WORKLOAD) for driver in drivers}
+        bench.remove_pods()
+    return Figures(sequential, burst_seconds, idle, loaded, whole_pods)
+
+
+def report(figures: Figures, pods: int, burst: int, parallel: int, partial_runtimes: list[str]) -> None:
+    """Print the table: each figure of actord and containerd, and their ratio."""
+
+    def quantile(name: str, part: Callable[[PodTimes], float | None], share: float) -> float | None:
+        values = [part(times) for times in figures.sequential[name]]
+        return None if None in values else percentile([value for value in values if value is not None], share)
+
+    print(section(f"{pods} pods one at a time"))
+    for label, part in (("RunPodSandbox", lambda times: times.sandbox),
+                        ("pod (+Create+StartContainer)", lambda times: times.total)):
+        for name, share in (("p50", 0.5), ("p99", 0.99)):
+            a, c = quantile("actord", part, share), quantile("containerd", part, share)
+            print(row(f"{label} {name}", ms(a) if a is not None else "unavailable",
+                      ms(c) if c is not None else "unavailable", ratio(a, c)))
+    what = "pods" if figures.whole_pods else "sandboxes"
+    print(section(f"2 x {burst} {what}, {parallel} at a time"))
+    rates = {name: 2 * burst / seconds for name, seconds in figures.burst_seconds.items()}
+    print(row("per second", f"{rates['actord']:.1f} /s", f"{rates['containerd']:.1f} /s",
+              ratio(rates["actord"], rates["containerd"])))
+    print(section(f"memory (PSS), {burst} {what} running"))
+    idle, loaded = figures.idle, figures.loaded
+    memory = {name: (float(idle[name][0]), float(loaded[name][0]), per_pod_kib(loaded[name][0], idle[name][0], burst))
+              for name in idle}
+    for index, label in enumerate(("0 pods: all", f"{burst} pods: all", "per pod")):
+        a, c = memory["actord"][index], memory["containerd"][index]
+        print(row(label, mib(a), mib(c), ratio(a, c)))
+    print(row("processes counted (0 / loaded)", f"{idle['actord'][1]} / {loaded['actord'][1]}",
+              f"{idle['containerd'][1]} / {loaded['containerd'][1]}", None))
+    for name in partial_runtimes:
+        print(f"\n{name} does not serve CreateContainer (UNIMPLEMENTED): its pods are sandboxes only, "
+              "and the burst ran sandboxes only on both")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pods", type=int, default=30,
@@ -161,7 +233,11 @@ def main() -> int:
 
     existing_chains, ip_forward = shared_chains(), IP_FORWARD.read_text().strip()
     work = Path(tempfile.mkdtemp(prefix="cpb-", dir="/tmp"))
-    bench = Bench(work)
+    try:
+        bench = Bench(work)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     problems: list[str] = []
     failure: str | None = None
     try:
@@ -172,55 +248,11 @@ def main() -> int:
             for driver in (ours, theirs):
                 driver.pull(BUSYBOX)
             theirs.pull(PAUSE_IMAGE)
-            print(f"{about[0]} and {about[1]}, {os.cpu_count()} cpus, "
-                  f"load {os.getloadavg()[0]:.2f} at start")
-            idle = {driver.name: runtime_pss_kib(bench.roots(driver), WORKLOAD) for driver in (ours, theirs)}
-
-            sequential: dict[str, list[PodTimes]] = {"actord": [], "containerd": []}
-            for n in range(args.pods):
-                for driver in (ours, theirs) if n % 2 == 0 else (theirs, ours):
-                    sequential[driver.name].append(driver.start_pod(f"seq-{n}"))
-            bench.remove_pods()
-            full = ours.serves_containers and theirs.serves_containers
-            for driver in (ours, theirs):
-                driver.serves_containers = full
-
-            burst_seconds = {"actord": 0.0, "containerd": 0.0}
-            loaded: dict[str, tuple[int, int]] = {}
-            for round_number, order in enumerate(((ours, theirs), (theirs, ours))):
-                for driver in order:
-                    seconds, _ = timed_burst(args.burst, args.parallel,
-                                             partial(start_named, driver, f"burst{round_number}-"))
-                    burst_seconds[driver.name] += seconds
-                if round_number == 0:
-                    loaded = {driver.name: runtime_pss_kib(bench.roots(driver), WORKLOAD) for driver in (ours, theirs)}
-                bench.remove_pods()
-
-            def figure(name: str, part: Callable[[PodTimes], float | None], share: float) -> float | None:
-                values = [part(times) for times in sequential[name]]
-                return None if None in values else percentile([value for value in values if value is not None], share)
-
-            print(section(f"{args.pods} pods one at a time"))
-            for label, part in (("RunPodSandbox", lambda times: times.sandbox),
-                                ("pod (+Create+StartContainer)", lambda times: times.total)):
-                for name, share in (("p50", 0.5), ("p99", 0.99)):
-                    a, c = figure("actord", part, share), figure("containerd", part, share)
-                    print(row(f"{label} {name}", ms(a) if a is not None else "unavailable", ms(c), ratio(a, c)))
-            what = "pods" if full else "sandboxes"
-            print(section(f"2 x {args.burst} {what}, {args.parallel} at a time"))
-            rates = {name: 2 * args.burst / seconds for name, seconds in burst_seconds.items()}
-            print(row("per second", f"{rates['actord']:.1f} /s", f"{rates['containerd']:.1f} /s",
-                      ratio(rates["actord"], rates["containerd"])))
-            print(section(f"memory (PSS), {args.burst} {what} running"))
-            memory = {name: (float(idle[name][0]), float(loaded[name][0]),
-                             per_pod_kib(loaded[name][0], idle[name][0], args.burst)) for name in idle}
-            for index, label in enumerate(("0 pods: all", f"{args.burst} pods: all", "per pod")):
-                a, c = memory["actord"][index], memory["containerd"][index]
-                print(row(label, mib(a), mib(c), ratio(a, c)))
-            print(row("processes counted (0 / loaded)", f"{idle['actord'][1]} / {loaded['actord'][1]}",
-                      f"{idle['containerd'][1]} / {loaded['containerd'][1]}", None))
-            if not full:
-                print("\nactord does not serve CreateContainer yet (UNIMPLEMENTED): its pods are sandboxes only")
+            print(f"{about[0]} and {about[1]}, {os.cpu_count()} cpus, load {os.getloadavg()[0]:.2f} at start")
+            figures = measure(bench, ours, theirs, args.pods, args.burst, args.parallel)
+            partial_runtimes = [] if figures.whole_pods else \
+                [name for name, times in figures.sequential.items() if times[0].total is None]
+            report(figures, args.pods, args.burst, args.parallel, partial_runtimes)
             print(f"\nload {os.getloadavg()[0]:.2f} at the end")
     except (grpc.RpcError, OSError, RuntimeError) as exc:
         failure = exc.details() if isinstance(exc, grpc.RpcError) else str(exc)
