@@ -244,7 +244,7 @@ class Daemon:
         assert self.cri_socket is not None
         from actors.cri.server import CriServer, CriStartError, PodSettings
 
-        pods = PodSettings(self.root.pods, self.state.netns, self.cni_conf_dir, self.cni_bin_dirs)
+        pods = PodSettings(self.root.pods, self.state.netns, self.state.pods, self.cni_conf_dir, self.cni_bin_dirs)
         server = CriServer(self.cri_socket, context, self.root.images, pods, group=self.group,
                            shared=self.socket_group is not None)
         try:

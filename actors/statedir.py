@@ -11,6 +11,7 @@ and how JSON files there are written safely.
     <state>/shims/<token>.sock    a shim's control socket (<token>.tty: its console socket)
     <state>/output/<token>/       captured output of a process (kept a while after it exits)
     <state>/netns/<pod id>        a CRI pod's network namespace, bind-mounted (actors/podnet/netns.py)
+    <state>/pods/<pod id>/shm     a CRI pod's /dev/shm, a tmpfs (actors/pods/shm.py)
     <state>/criu/<name>/          CRIU work dirs of checkpoints and restores (removed after use)
     <state>/containers/<id>/container.json
     <state>/containers/<id>/config.json   the OCI config runc runs the container with (copied at start)
@@ -103,6 +104,11 @@ class StateDir:
     def netns(self) -> Path:
         """The pods' network namespaces."""
         return self.root / "netns"
+
+    @property
+    def pods(self) -> Path:
+        """The pods' /dev/shm tmpfs mounts (actors/pods/shm.py)."""
+        return self.root / "pods"
 
     @property
     def criu_work(self) -> Path:

@@ -1,9 +1,10 @@
 """CRI containers through the CRI socket of a real actord (as the kubelet drives them): images
 from the session's registry (tests/conftest.py), each daemon's pods on a private CNI network
 (tests/podnet_host.py). Create, start, what the process sees of its pod, exits by itself
-(Completed, Error), stop with a timeout, the CRI log and its reopening, the list's filters, the
-refusals (and that they leave nothing), a daemon killed and started again, and what the pod's
-stop and removal do to its containers. After each removal: nothing of it is left."""
+(Completed, Error), the pod's /dev/shm they share, stop with a timeout, the CRI log and its
+reopening, the list's filters, the refusals (and that they leave nothing), a daemon killed and
+started again, and what the pod's stop and removal do to its containers. After each removal:
+nothing of it is left."""
 
 from __future__ import annotations
 
@@ -100,6 +101,11 @@ class Node:
         request = api_pb2.ListContainersRequest(filter=api_pb2.ContainerFilter(**filters)) if filters else \
             api_pb2.ListContainersRequest()
         return sorted(item.id for item in self.runtime.ListContainers(request, timeout=CALL_TIMEOUT).containers)
+
+    def exec_sync(self, container_id: str, script: str) -> api_pb2.ExecSyncResponse:
+        answer: api_pb2.ExecSyncResponse = self.runtime.ExecSync(
+            api_pb2.ExecSyncRequest(container_id=container_id, cmd=["/bin/sh", "-c", script]), timeout=CALL_TIMEOUT)
+        return answer
 
     def pid_of(self, container_id: str) -> int:
         with self.daemon.client() as client:
@@ -217,6 +223,26 @@ def test_a_container_runs_in_its_pod_exits_by_itself_and_is_removed_leaving_noth
     assert node.leftovers(pod_id) == []
 
 
+def test_the_containers_of_a_pod_share_its_shm_and_another_pods_do_not(start_node: Callable[[], Node]) -> None:
+    node = start_node()
+    web, db = node.run_pod("web"), node.run_pod("db")
+    writer = node.create(web, "writer", "echo from-the-writer > /dev/shm/note; exec sleep 1000")
+    reader = node.create(web, "reader", "exec sleep 1000")
+    stranger = node.create(db, "stranger", "exec sleep 1000", pod="db")
+    for container_id in (writer, reader, stranger):
+        node.start(container_id)
+    wait_until(lambda: node.exec_sync(reader, "cat /dev/shm/note").exit_code == 0,
+               message="the writer's note in the reader's /dev/shm")
+    assert node.exec_sync(reader, "cat /dev/shm/note").stdout == b"from-the-writer\n"
+    assert node.exec_sync(reader, "echo from-the-reader > /dev/shm/answer").exit_code == 0
+    assert node.exec_sync(writer, "cat /dev/shm/answer").stdout == b"from-the-reader\n"
+    assert node.exec_sync(stranger, "ls -A /dev/shm").stdout == b"", "another pod's container sees the pod's shm"
+    node.runtime.RemovePodSandbox(api_pb2.RemovePodSandboxRequest(pod_sandbox_id=db), timeout=CALL_TIMEOUT)
+    for container_id in (writer, reader):
+        node.remove(container_id)
+    assert node.leftovers(web) == []
+
+
 def test_stop_kills_at_the_timeout_and_the_log_is_reopened(start_node: Callable[[], Node]) -> None:
     node = start_node()
     pod_id = node.run_pod("web")
@@ -327,15 +353,18 @@ def test_the_pods_stop_leaves_its_containers_exited_and_its_removal_takes_them(s
     running = node.create(pod_id, "running", "exec sleep 1000")
     created = node.create(pod_id, "created", "exec sleep 1000")
     node.start(running)
+    shm = node.daemon.state_dir / "pods" / pod_id / "shm"
+    assert mounts_under(node.daemon.state_dir / "pods") == [str(shm)]
     node.runtime.StopPodSandbox(api_pb2.StopPodSandboxRequest(pod_sandbox_id=pod_id), timeout=CALL_TIMEOUT)
     status, _ = node.status(running)
     assert (status.state, status.exit_code) == (EXITED, 137)
+    assert mounts_under(node.daemon.state_dir / "pods") == [] and not shm.parent.exists()
     assert node.listed() == sorted([running, created])
     node.runtime.RemovePodSandbox(api_pb2.RemovePodSandboxRequest(pod_sandbox_id=pod_id), timeout=CALL_TIMEOUT)
     assert node.listed() == []
     wait_until(lambda: not node.daemon.live_shims() and not node.bundles(), message="every shim and bundle to go")
     assert node.bundles() == [] and node.records() == [] and node.daemon.runc_containers() == []
-    assert mounts_under(node.daemon.root_dir) == []
+    assert mounts_under(node.daemon.root_dir) == [] and mounts_under(node.daemon.state_dir / "pods") == []
 
 
 def test_a_daemon_stop_ends_a_stop_container_that_waits_for_its_timeout(start_node: Callable[[], Node]) -> None:

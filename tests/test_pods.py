@@ -1,8 +1,8 @@
 """Pod sandboxes through the CRI socket of a real actord (as the kubelet drives them), each
 daemon on a private CNI network (tests/podnet_host.py: its own conf dir, bridge, subnet and
 host-local data dir, never /etc/cni/net.d): run, status, list and its filters, stop, remove,
-what the infra container sees (hostname, resolv.conf, host network), a hostPort, the error
-codes, a CNI failure, NetworkReady, a daemon killed and started again, pods at once. After
+what the infra container sees (hostname, resolv.conf, host network, the pod's /dev/shm), a
+hostPort, the error codes, a CNI failure, NetworkReady, a daemon killed and started again, pods at once. After
 each pod's removal: nothing of it is left on the host."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import socket
+import stat
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -86,6 +87,10 @@ class Node:
         assert process is not None and process.system_pid is not None
         return process.system_pid
 
+    def shm(self, pod_id: str) -> Path:
+        """Where the pod's /dev/shm tmpfs is mounted (actors/pods/shm.py)."""
+        return self.daemon.state_dir / "pods" / pod_id / "shm"
+
     def network_ready(self) -> api_pb2.RuntimeCondition:
         conditions = self.runtime.Status(api_pb2.StatusRequest(), timeout=CALL_TIMEOUT).status.conditions
         condition: api_pb2.RuntimeCondition = next(item for item in conditions if item.type == "NetworkReady")
@@ -93,10 +98,10 @@ class Node:
 
     def leftovers(self, pod_id: str, ip: str | None, host_veths: list[str]) -> list[str]:
         """What the pod left: the private network's check (veth, bridge port, host-local file,
-        iptables rules and chains) and the daemon's (netns, pod dir, mounts, container, shim).
-        The infra container's shim ends, and actord then unmounts its rootfs, just after the
-        removal that killed it has answered: those two are waited for (a few ms)."""
-        wait_until(lambda: not self.daemon.live_shims() and not mounts_under(self.daemon.state_dir),
+        iptables rules and chains) and the daemon's (netns, pod dir, shm, mounts, container,
+        shim). The infra container's shim ends, and actord then unmounts its rootfs, just after
+        the removal that killed it has answered: those two are waited for (a few ms)."""
+        wait_until(lambda: not self.daemon.live_shims() and not mounts_under(self.daemon.state_dir / "containers"),
                    message="the infra container's shim and rootfs mount to go")
         self.net.host_veths[pod_id] = host_veths
         found = self.net.leftovers(pod_id, ip)
@@ -104,6 +109,8 @@ class Node:
         found += [f"netns {netns}"] if netns.exists() else []
         pod_dir = self.daemon.root_dir / "pods" / pod_id
         found += [f"pod dir {pod_dir}"] if pod_dir.exists() else []
+        shm_dir = self.shm(pod_id).parent
+        found += [f"shm dir {shm_dir}"] if shm_dir.exists() else []
         mounts = mounts_under(self.daemon.state_dir) + mounts_under(self.daemon.root_dir)
         found += [f"mount {point}" for point in mounts]
         found += [f"runc container {entry['id']}" for entry in self.daemon.runc_containers()]
@@ -111,6 +118,18 @@ class Node:
         with self.daemon.client() as client:
             found += [f"container {container.id}" for container in client.containers()]
         return found
+
+
+def mount_at(point: Path) -> tuple[str, set[str], set[str]] | None:
+    """The file system type, mount options and super options of the last mount at `point`, from
+    /proc/self/mountinfo; None: nothing is mounted there."""
+    found = None
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        if fields[4] == str(point):
+            after = fields[fields.index("-") + 1:]
+            found = after[0], set(fields[5].split(",")), set(after[2].split(","))
+    return found
 
 
 def host_veths(info: dict[str, Any], bridge: str) -> list[str]:
@@ -224,6 +243,44 @@ def test_a_host_network_pod_has_no_netns_of_its_own(start_node: Callable[..., No
     assert node.leftovers(pod_id, None, []) == []
 
 
+def test_a_pods_shm_is_a_tmpfs_its_infra_mounts_and_its_stop_unmounts(start_node: Callable[..., Node]) -> None:
+    node = start_node()
+    pod_id = node.run_pod("shm")
+    status, info = node.status(pod_id)
+    shm = node.shm(pod_id)
+    mount = mount_at(shm)
+    assert mount is not None, f"no tmpfs at {shm}"
+    kind, options, super_options = mount
+    assert kind == "tmpfs" and {"nosuid", "nodev", "noexec"} <= options
+    assert "size=65536k" in super_options and stat.S_IMODE(shm.stat().st_mode) == 0o1777
+    (shm / "note").write_text("from the host")
+    infra_shm = Path(f"/proc/{node.infra_pid(pod_id)}/root/dev/shm")
+    assert (infra_shm / "note").read_text() == "from the host"
+    node.stop(pod_id)
+    assert mount_at(shm) is None and not shm.parent.exists()
+    node.stop(pod_id)  # idempotent
+    node.remove(pod_id)
+    assert node.leftovers(pod_id, status.network.ip, host_veths(info, node.net.bridge)) == []
+
+
+def test_a_host_ipc_pod_has_the_hosts_shm_and_none_of_its_own(start_node: Callable[..., Node]) -> None:
+    node = start_node()
+    options = api_pb2.NamespaceOption(ipc=api_pb2.NODE)
+    linux = api_pb2.LinuxPodSandboxConfig(security_context=api_pb2.LinuxSandboxSecurityContext(
+        namespace_options=options))
+    pod_id = node.run_pod("hostipc", linux=linux)
+    status, info = node.status(pod_id)
+    assert not node.shm(pod_id).parent.exists()
+    note = Path("/dev/shm") / f"actord-test-{pod_id}"
+    note.write_text("from the host")
+    try:
+        assert Path(f"/proc/{node.infra_pid(pod_id)}/root{note}").read_text() == "from the host"
+    finally:
+        note.unlink()
+    node.remove(pod_id)
+    assert node.leftovers(pod_id, status.network.ip, host_veths(info, node.net.bridge)) == []
+
+
 def test_the_error_codes_of_bad_requests_and_unknown_pods(start_node: Callable[..., Node]) -> None:
     node = start_node()
     pod_id = node.run_pod("once")
@@ -260,6 +317,7 @@ def test_a_cni_failure_is_an_error_that_leaves_nothing(start_node: Callable[...,
     assert node.leftovers("none", None, []) == []
     assert list((node.daemon.root_dir / "pods").iterdir()) == []
     assert list((node.daemon.state_dir / "netns").iterdir()) == []
+    assert list((node.daemon.state_dir / "pods").glob("*")) == [], "the shm mounted before the CNI ADD stays"
     node.net.write_conf(node.net.conflist())
     pod_id = node.run_pod("broken")  # the daemon serves on, and the name was released
     node.remove(pod_id)
@@ -275,6 +333,7 @@ def test_an_infra_container_that_cannot_start_undoes_the_network_and_leaves_noth
     assert node.listed() == []
     assert node.leftovers("none", None, []) == []  # no bridge port, allocation, netns, mount, container
     assert list((node.daemon.root_dir / "pods").iterdir()) == []
+    assert list((node.daemon.state_dir / "pods").glob("*")) == [], "the shm mounted for the infra stays"
     pod_id = node.run_pod("unstartable")  # the name was released
     node.remove(pod_id)
 
@@ -292,12 +351,14 @@ def test_a_killed_daemon_started_again_keeps_the_pod_and_its_ip(start_node: Call
     pod_id = node.run_pod("survivor")
     status, info = node.status(pod_id)
     pid = node.infra_pid(pod_id)
+    (node.shm(pod_id) / "note").write_text("kept")
     node.daemon.stop(signal.SIGKILL)
     node.daemon.start()
     wait_until((node.daemon.state_dir / "cri.sock").exists, message="the CRI socket")
     again, _ = node.status(pod_id)
     assert (again.state, again.network.ip, again.created_at) == (READY, status.network.ip, status.created_at)
     assert node.infra_pid(pod_id) == pid
+    assert mount_at(node.shm(pod_id)) is not None and (node.shm(pod_id) / "note").read_text() == "kept"
     assert node.listed() == [pod_id]
     node.stop(pod_id)
     node.remove(pod_id)
@@ -312,10 +373,12 @@ def test_a_run_cut_short_by_a_killed_daemon_is_undone_when_it_starts_again(start
     (node.daemon.root_dir / "pods" / pod_id / "pod.json").unlink()  # as if killed before its last step
     stray = node.daemon.state_dir / "netns" / ("e" * 64)
     stray.touch()  # a netns file no pod has (its namespace never mounted)
+    assert mount_at(node.shm(pod_id)) is not None
     node.daemon.start()
     wait_until((node.daemon.state_dir / "cri.sock").exists, message="the CRI socket")
     assert not (node.daemon.root_dir / "pods" / pod_id).exists() and not stray.exists()
     assert not (node.daemon.state_dir / "netns" / pod_id).exists()
+    assert mount_at(node.shm(pod_id)) is None and not node.shm(pod_id).parent.exists()
     with node.daemon.client() as client:
         assert client.knows(pod_id)  # the infra container: actord kept it running
     assert node.listed() == []  # the first list removes it

@@ -45,6 +45,7 @@ from actors.crispec.errors import CrispecError
 from actors.crispec.pod import PodFacts
 from actors.crispec.spec import container_spec
 from actors.images.bundles import PREPARED_MARK
+from actors.pods.shm import shm_path
 from actors.pods.states import PodState
 from actors.pods.store import POD_ID, AmbiguousId, PodRecord, PodStore
 from hostos.atomicfile import write_file_atomic
@@ -95,12 +96,15 @@ def parse_signal(text: str) -> int | None:
 class CriContainers:
     """The container methods of the RuntimeService, on one container store and one pod store."""
 
-    def __init__(self, link: DaemonLink, pods: PodStore, store: ContainerStore, image_bundles: Path) -> None:
+    def __init__(self, link: DaemonLink, pods: PodStore, store: ContainerStore, image_bundles: Path,
+                 shm_dir: Path) -> None:
         self.link = link
         self.pods = pods
         self.store = store
         self.image_bundles = image_bundles
         """The daemon's image bundles (`<images>/containers`): a prepared one is marked PREPARED_MARK."""
+        self.shm_dir = shm_dir
+        """The pods' /dev/shm mounts (`<state-dir>/pods`, actors/pods/shm.py)."""
         self._swept = False
         self._sweep_lock = threading.Lock()
 
@@ -201,7 +205,8 @@ class CriContainers:
         pod_dir = self.pods.pod_dir(pod.id)
         return PodFacts(sandbox_id=pod.id, infra_pid=infra.system_pid, netns=Path(pod.netns) if pod.netns else None,
                         resolv_conf=pod_dir / "resolv.conf", hostname_file=pod_dir / "hostname",
-                        hosts_file=pod_dir / "hosts", cgroup_parent=pod_config.linux.cgroup_parent)
+                        hosts_file=pod_dir / "hosts", cgroup_parent=pod_config.linux.cgroup_parent,
+                        shm=None if pod.host_ipc else shm_path(self.shm_dir, pod.id))
 
     def _target_pid(self, client: Client, config: api_pb2.ContainerConfig) -> int | None:
         """The init pid of the container a TARGET PID namespace names (None: not TARGET)."""

@@ -3,12 +3,13 @@ and ListPodSandbox, on the pod store (actors/pods), the pod network (actors/podn
 daemon's containers (through actorctl's client library: the infra container is an actord
 container, so `actorctl containers list` shows it).
 
-    run     check the config (podconfig.py), reserve the name, write the pod's files, make its
-            netns, CNI ADD, write the infra bundle, start the infra container, write the record
-            READY; a failure at any step undoes the steps before, in reverse, and leaves nothing
+    run     check the config (podconfig.py), reserve the name, write the pod's files, mount its
+            /dev/shm tmpfs (not with host IPC), make its netns, CNI ADD, write the infra bundle,
+            start the infra container, write the record READY; a failure at any step undoes the
+            steps before, in reverse, and leaves nothing
     stop    kill every container labelled with the pod (the infra and the CRI's containers:
-            those stay listed, EXITED with their exit, until removed), CNI DEL, remove the netns
-            (as containerd does at stop), NOTREADY; idempotent
+            those stay listed, EXITED with their exit, until removed), unmount its shm, CNI DEL,
+            remove the netns (as containerd does at stop), NOTREADY; idempotent
     remove  stop if READY, remove the pod's CRI containers, then the pod's dir and record; an
             unknown id is success (the CRI's rule)
     status  NOT_FOUND for an unknown id; READY only while the infra container runs
@@ -16,8 +17,8 @@ container, so `actorctl containers list` shows it).
 Calls on one pod hold its lock (the store's); calls on different pods run at once.
 
 A daemon killed during a run leaves a pod half-made, with no record: at start-up `sweep`
-runs CNI DEL with what its ADD kept, removes its netns and its dir (and any netns no pod
-has); the infra container, which actord keeps running like any other, is removed by the
+runs CNI DEL with what its ADD kept, removes its netns and its dir (and any netns or shm no
+pod has); the infra container, which actord keeps running like any other, is removed by the
 first ListPodSandbox or RunPodSandbox (the daemon answers only once the CRI serves).
 """
 
@@ -46,6 +47,7 @@ from actors.podnet.conf import ConfError
 from actors.podnet.netns import NetnsError, create_netns, is_netns, list_netns, remove_netns
 from actors.podnet.plugin import PluginError
 from actors.pods.infra import InfraSpec, infra_spec, make_bundle, write_pod_files
+from actors.pods.shm import HOST_SHM, ShmError, list_shm, mount_shm, remove_shm
 from actors.pods.states import PodState
 from actors.pods.store import CNI_RESULT, AmbiguousId, NameTaken, PodRecord, PodStore
 
@@ -78,13 +80,14 @@ def _not_found(pod_id: str) -> Refusal:
 class PodSandboxes:
     """The pod methods of the RuntimeService, on one store and one pod network."""
 
-    def __init__(self, link: DaemonLink, store: PodStore, network: PodNetwork, netns_dir: Path,
+    def __init__(self, link: DaemonLink, store: PodStore, network: PodNetwork, netns_dir: Path, shm_dir: Path,
                  containers: CriContainers) -> None:
         self.link = link
         self.containers = containers
         self.store = store
         self.network = network
         self.netns_dir = netns_dir
+        self.shm_dir = shm_dir
         self._orphans_swept = False
         self._orphans_lock = threading.Lock()
 
@@ -95,7 +98,7 @@ class PodSandboxes:
 
     def sweep(self) -> None:
         """Undo the runs a killed daemon left half-made (a pod dir without a record), and remove
-        the netns files no pod has; each failure is logged, the rest goes on."""
+        the netns files and shm mounts no pod has; each failure is logged, the rest goes on."""
         for pod_id in self.store.unrecorded():
             try:
                 self.network.delete(PodRef(pod_id, "", ""), self.netns_dir / pod_id, [], self.cache_file(pod_id))
@@ -109,6 +112,12 @@ class PodSandboxes:
                 try:
                     remove_netns(self.netns_dir, pod_id)
                 except NetnsError as exc:
+                    logger.error("%s", exc)
+        for pod_id in list_shm(self.shm_dir):
+            if not self.store.known(pod_id):
+                try:
+                    remove_shm(self.shm_dir, pod_id)
+                except ShmError as exc:
                     logger.error("%s", exc)
 
     def _sweep_orphan_infra(self) -> None:
@@ -145,7 +154,7 @@ class PodSandboxes:
             if isinstance(exc, (ConfError, PluginError)):
                 raise _unknown(f"pod sandbox {config.metadata.reserved_name}: cannot set up its network: {exc}") \
                     from None
-            if isinstance(exc, (NetnsError, OSError)):
+            if isinstance(exc, (NetnsError, ShmError, OSError)):
                 raise _unknown(f"pod sandbox {config.metadata.reserved_name}: {exc}") from None
             if isinstance(exc, ActordError):
                 raise Refusal(status_of(exc), f"pod sandbox {config.metadata.reserved_name}: its infra container "
@@ -159,6 +168,10 @@ class PodSandboxes:
         pod_dir = self.store.pod_dir(pod_id)
         undo.append(("its dir", lambda: self.store.remove_dir(pod_id)))
         write_pod_files(pod_dir, config.dns, "" if config.host_network else config.hostname)
+        shm = HOST_SHM
+        if not config.host_ipc:
+            undo.append(("its shm", lambda: remove_shm(self.shm_dir, pod_id)))
+            shm = mount_shm(self.shm_dir, pod_id)
         netns = ""
         if not config.host_network:
             netns_path = create_netns(self.netns_dir, pod_id)
@@ -171,7 +184,7 @@ class PodSandboxes:
         cgroups_path = f"{config.cgroup_parent}/{pod_id}" if config.cgroup_parent else ""
         bundle = make_bundle(pod_dir, infra_spec(pod_dir, InfraSpec(
             netns=netns, host_pid=config.host_pid, host_ipc=config.host_ipc, hostname=config.hostname,
-            sysctls=config.sysctls, cgroups_path=cgroups_path)))
+            sysctls=config.sysctls, cgroups_path=cgroups_path, shm=str(shm))))
         client = self.link.client()
         undo.append(("its infra container", lambda: self._kill_container(self.link.client(), pod_id)))
         saved, client.timeout = client.timeout, timeout_for(context, START_TIMEOUT)
@@ -227,6 +240,10 @@ class PodSandboxes:
         for container_id in members:
             self._kill_container(client, container_id)
         self.containers.pod_stopped(record.id)
+        try:
+            remove_shm(self.shm_dir, record.id)
+        except ShmError as exc:
+            raise _unknown(f"pod sandbox {record.id}: {exc}") from None
         if record.netns:
             netns = Path(record.netns)
             if self.cache_file(record.id).exists() or is_netns(netns):

@@ -64,6 +64,8 @@ class PodSettings:
     """The pod store (`<root>/pods`)."""
     netns_dir: Path
     """The pods' network namespaces (`<state-dir>/netns`)."""
+    shm_dir: Path
+    """The pods' /dev/shm mounts (`<state-dir>/pods`)."""
     cni_conf_dir: Path
     cni_bin_dirs: tuple[Path, ...]
 
@@ -157,7 +159,8 @@ class CriServer:
             raise CriStartError(f"cannot read the pod store {self.pods.pods_dir}: {exc.strerror}") from None
         if found:
             logger.info("%d pod sandbox(es) read back from %s", len(found), self.pods.pods_dir)
-        containers = CriContainers(link, store, ContainerStore(self.pods.pods_dir), self.images_dir / "containers")
+        containers = CriContainers(link, store, ContainerStore(self.pods.pods_dir), self.images_dir / "containers",
+                                   self.pods.shm_dir)
         try:
             kept = containers.store.load()
         except OSError as exc:
@@ -166,7 +169,7 @@ class CriServer:
         if kept:
             logger.info("%d CRI container(s) read back from %s", len(kept), self.pods.pods_dir)
         network = PodNetwork(self.pods.cni_conf_dir, self.pods.cni_bin_dirs)
-        sandboxes = PodSandboxes(link, store, network, self.pods.netns_dir, containers)
+        sandboxes = PodSandboxes(link, store, network, self.pods.netns_dir, self.pods.shm_dir, containers)
         sandboxes.sweep()
         return RuntimeServicer(sandboxes, containers, self.pods.cni_conf_dir, self.pods.cni_bin_dirs, link=link)
 

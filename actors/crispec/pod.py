@@ -22,5 +22,6 @@ class PodFacts:
     hostname_file: Path | None = None
     hosts_file: Path | None = None
     shm: Path | None = None
-    """The pod's /dev/shm; None: the container has a private tmpfs (or the host's, with host IPC)."""
+    """The pod's /dev/shm tmpfs, shared by its containers (actors/pods/shm.py); None: the
+    container has a private tmpfs (or the host's, with host IPC)."""
     cgroup_parent: str = ""

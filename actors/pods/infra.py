@@ -64,6 +64,8 @@ class InfraSpec:
     sysctls: Mapping[str, str] = field(default_factory=dict)
     cgroups_path: str = ""
     """Where runc puts the container's cgroup ("" its default: /<container id>)."""
+    shm: str = "/dev/shm"
+    """The pod's /dev/shm, bind-mounted read-only (its tmpfs; the host's with host IPC)."""
 
 
 def resolv_conf(dns: DnsConfig) -> str:
@@ -98,7 +100,7 @@ def _bind(source: Path | str, destination: str) -> dict[str, Any]:
 
 def infra_spec(pod_dir: Path, infra: InfraSpec) -> dict[str, Any]:
     """The infra container's OCI config: catatonit -P as root without capabilities, its root
-    read-only, the pod's namespaces and files."""
+    read-only, the pod's namespaces, files and /dev/shm."""
     namespaces: list[dict[str, str]] = [{"type": "mount"}]
     if infra.netns:
         namespaces += [{"type": "network", "path": infra.netns}, {"type": "uts"}]
@@ -112,8 +114,7 @@ def infra_spec(pod_dir: Path, infra: InfraSpec) -> dict[str, Any]:
          "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
         {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
          "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
-        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+        {**_bind(infra.shm, "/dev/shm"), "options": ["rbind", "ro", "nosuid", "nodev", "noexec"]},
         {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
         _bind(CATATONIT, INFRA_PATH),
         *(_bind(pod_dir / name, f"/etc/{name}") for name in POD_FILES),

@@ -194,5 +194,14 @@ def test_the_infra_spec_joins_the_pods_namespaces(tmp_path: Path) -> None:
     assert "ro" in mounts["/catatonit"]["options"]
     host = infra_spec(tmp_path, InfraSpec(netns="", host_pid=True, host_ipc=True, hostname="ignored"))
     assert [entry["type"] for entry in host["linux"]["namespaces"]] == ["mount"]
+    host_shm = next(mount for mount in host["mounts"] if mount["destination"] == "/dev/shm")
+    assert (host_shm["type"], host_shm["source"]) == ("bind", "/dev/shm")
     assert "hostname" not in host and "/dev/mqueue" not in {mount["destination"] for mount in host["mounts"]}
     assert DnsConfig().empty and not DnsConfig(options=("ndots:1",)).empty
+
+
+def test_the_infra_bind_mounts_the_pods_shm_read_only(tmp_path: Path) -> None:
+    spec = infra_spec(tmp_path, InfraSpec(netns="/run/a/netns/p", shm="/run/a/pods/p/shm"))
+    shm = next(mount for mount in spec["mounts"] if mount["destination"] == "/dev/shm")
+    assert shm == {"destination": "/dev/shm", "type": "bind", "source": "/run/a/pods/p/shm",
+                   "options": ["rbind", "ro", "nosuid", "nodev", "noexec"]}
